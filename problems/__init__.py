@@ -1,0 +1,1 @@
+"""Concrete control problems built on :mod:`pdecontrol` by subclassing."""
