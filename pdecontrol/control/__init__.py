@@ -1,0 +1,22 @@
+"""Control problems by subclassing, time-steppers with exact discrete derivatives, reduced functionals.
+
+Define a problem by subclassing :class:`ControlProblem`, describe its parameters with a
+:class:`ParameterLayout`, and build a :class:`ControlFunctional`: objective, gradient and
+Gauss-Newton products follow. Check a new problem with :func:`pdecontrol.verify.verify_problem`.
+"""
+from .combinators import SumFunctional, TransformedFunctional
+from .functional import ControlFunctional, ForwardResult
+from .losses import LeastSquaresLoss, Loss, SoftmaxCrossEntropyLoss
+from .parameters import ParameterLayout, Parameters, refine_in_time, time_interpolation_matrix
+from .problem import ControlProblem
+from .regularizers import QuadraticPenalty, Regularizer, Tikhonov, TimeSmoothness
+from .timestepping import (EXPLICIT_MIDPOINT, FORWARD_EULER, RK4, RungeKutta, Trajectory, get_stepper,
+                           integrate)
+
+__all__ = [
+    "ControlProblem", "ParameterLayout", "Parameters", "refine_in_time", "time_interpolation_matrix",
+    "RungeKutta", "FORWARD_EULER", "EXPLICIT_MIDPOINT", "RK4", "Trajectory", "integrate", "get_stepper",
+    "Loss", "LeastSquaresLoss", "SoftmaxCrossEntropyLoss",
+    "Regularizer", "Tikhonov", "TimeSmoothness", "QuadraticPenalty",
+    "ControlFunctional", "ForwardResult", "SumFunctional", "TransformedFunctional",
+]

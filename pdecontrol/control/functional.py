@@ -1,0 +1,252 @@
+"""The reduced functional of a control problem: objective, gradient and Gauss-Newton products.
+
+For the flat parameter vector ``x`` (see :class:`~pdecontrol.control.parameters.ParameterLayout`)
+and a subset ``S`` of the examples,
+
+    J(x) = 1/|S| sum_{l in S} loss(output(y_l(T)), c_l) + sum_r R_r(x),
+
+with ``y_l`` the discrete solution of the problem's state equation. The gradient costs one forward
+and one adjoint sweep; a Gauss-Newton product one tangent and one adjoint sweep, reusing the
+forward states stored by :meth:`ControlFunctional.gauss_newton_operator`.
+"""
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.sparse.linalg import LinearOperator
+
+from .._validation import as_float_array, check_finite, check_positive
+from ..functional import ReducedFunctional
+from .parameters import ParameterLayout, Parameters
+from .problem import ControlProblem
+from .regularizers import Regularizer
+from .timestepping import Trajectory, _accumulate, get_stepper, integrate
+
+__all__ = ["ControlFunctional", "ForwardResult"]
+
+
+@dataclass(frozen=True)
+class ForwardResult:
+    """Per-example results of a forward solve (prediction).
+
+    Attributes
+    ----------
+    final_states : ndarray, shape (n, *state_shape)
+        ``y(T)`` in the compute dtype.
+    outputs : ndarray, shape (n, n_outputs)
+        ``z = output(y(T))`` in the compute dtype.
+    losses : ndarray, shape (n,)
+        Per-example loss (float64, not averaged).
+    examples : ndarray, shape (n,)
+        The example indices, in order.
+    """
+
+    final_states: np.ndarray
+    outputs: np.ndarray
+    losses: np.ndarray
+    examples: np.ndarray
+
+
+@dataclass
+class _Chunk:
+    """Forward solve of one chunk of examples (the linearisation point of its derivatives)."""
+
+    data: np.ndarray
+    targets: np.ndarray
+    trajectory: Trajectory
+    outputs: np.ndarray
+
+
+def _read_only(x: np.ndarray) -> np.ndarray:
+    view = x.view()
+    view.flags.writeable = False
+    return view
+
+
+class ControlFunctional(ReducedFunctional):
+    """Reduced functional of a :class:`ControlProblem` over a set of examples.
+
+    Parameters
+    ----------
+    problem : ControlProblem
+        The state equation, initial state, output and loss.
+    layout : ParameterLayout
+        Parameter blocks; ``layout.n_steps`` is the number of time steps.
+    data : ndarray, shape (n_examples, ...)
+        Per-example input of ``problem.initial_state``.
+    targets : ndarray, shape (n_examples, n_outputs)
+        Per-example targets of ``problem.loss``.
+    final_time : float
+        ``T > 0``; ``dt = T / layout.n_steps``.
+    stepper : RungeKutta or str
+        Time stepper (default forward Euler).
+    regularizers : sequence of Regularizer
+        Added in full whatever the example subset.
+    checkpoint_every : int, optional
+        Keep every k-th state only, recompute segments in the adjoint sweep (bounded memory).
+    chunk_size : int, optional
+        Process at most this many examples at a time.
+    dtype : {numpy.float64, numpy.float32}
+        Compute dtype of states and of the parameters handed to the problem. Flat vectors,
+        gradients and objective values are always float64.
+    """
+
+    def __init__(self, problem: ControlProblem, layout: ParameterLayout, data, targets, *,
+                 final_time: float, stepper="euler", regularizers=(), checkpoint_every=None,
+                 chunk_size=None, dtype=np.float64):
+        if not isinstance(problem, ControlProblem):
+            raise TypeError(f"problem must be a ControlProblem, got {type(problem).__name__}")
+        if not isinstance(layout, ParameterLayout):
+            raise TypeError(f"layout must be a ParameterLayout, got {type(layout).__name__}")
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise ValueError(f"dtype must be float32 or float64, got {self.dtype}")
+        self.problem, self.layout = problem, layout
+        self.data = check_finite(as_float_array(data, "data", dtype=self.dtype), "data")
+        if self.data.ndim < 1 or self.data.shape[0] < 1:
+            raise ValueError(f"data must have a leading example axis of length >= 1, got {self.data.shape}")
+        self.targets = problem.loss.check_targets(targets, "targets")
+        if self.targets.shape[0] != self.data.shape[0]:
+            raise ValueError(f"targets must have one row per example: data has {self.data.shape[0]} "
+                             f"examples, targets {self.targets.shape[0]}")
+        self.final_time = check_positive(final_time, "final_time")
+        self.stepper = get_stepper(stepper)
+        self.regularizers = tuple(regularizers)
+        for reg in self.regularizers:
+            if not isinstance(reg, Regularizer):
+                raise TypeError(f"regularizers must be Regularizer objects, got {type(reg).__name__}")
+            reg.check_layout(layout)
+        for name, value in (("checkpoint_every", checkpoint_every), ("chunk_size", chunk_size)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral)
+                                      or value < 1):
+                raise ValueError(f"{name} must be None or an integer >= 1, got {value!r}")
+        self.checkpoint_every, self.chunk_size = checkpoint_every, chunk_size
+
+    # ------------------------------------------------------------------ interface
+    @property
+    def size(self) -> int:
+        return self.layout.size
+
+    @property
+    def n_examples(self) -> int:
+        return self.data.shape[0]
+
+    @property
+    def weights(self) -> np.ndarray:
+        return self.layout.weights
+
+    def value(self, x, examples=None) -> float:
+        params, controls, static = self._parameters(x)
+        chunks, n = self._index_chunks(examples)
+        misfit = sum(self.problem.loss.value(self._solve(controls, static, idx).outputs,
+                                             self.targets[idx]) for idx in chunks)
+        return misfit / n + self._regularization_value(params)
+
+    def value_and_gradient(self, x, examples=None):
+        params, controls, static = self._parameters(x)
+        chunks, n = self._index_chunks(examples)
+        gradient = self.layout.zeros()
+        misfit = 0.0
+        for idx in chunks:
+            chunk = self._solve(controls, static, idx)
+            misfit += self.problem.loss.value(chunk.outputs, chunk.targets)
+            outputs_bar = self.problem.loss.gradient(chunk.outputs, chunk.targets)
+            self._backpropagate(chunk, controls, static, outputs_bar, gradient)
+        gradient.flat /= n
+        for reg in self.regularizers:
+            self._add_blocks(gradient, reg.gradient(params))
+        return misfit / n + self._regularization_value(params), gradient.flat
+
+    def gauss_newton_operator(self, x, examples=None) -> LinearOperator:
+        params, controls, static = self._parameters(x)
+        chunks, n = self._index_chunks(examples)
+        solved = [self._solve(controls, static, idx) for idx in chunks]
+
+        def matvec(v):
+            v = np.asarray(v, dtype=np.float64).reshape(-1)
+            direction = self.layout.unflatten(_read_only(check_finite(v, "v")), "v")
+            dcontrols, dstatic = self._cast(direction.controls), self._cast(direction.static)
+            product = self.layout.zeros()
+            for chunk in solved:
+                doutputs = self._tangent(chunk, controls, static, dcontrols, dstatic)
+                outputs_bar = self.problem.loss.hessian_product(chunk.outputs, chunk.targets, doutputs)
+                self._backpropagate(chunk, controls, static, outputs_bar, product)
+            product.flat /= n
+            for reg in self.regularizers:
+                self._add_blocks(product, reg.hessian_product(params, direction))
+            return product.flat
+
+        return LinearOperator((self.size, self.size), matvec=matvec, rmatvec=matvec, dtype=np.float64)
+
+    def forward(self, x, examples=None) -> ForwardResult:
+        """Final states, outputs and per-example losses (prediction), in example order."""
+        _, controls, static = self._parameters(x)
+        chunks, _ = self._index_chunks(examples)
+        solved = [self._solve(controls, static, idx) for idx in chunks]
+        return ForwardResult(
+            final_states=np.concatenate([c.trajectory.final_state for c in solved]),
+            outputs=np.concatenate([c.outputs for c in solved]),
+            losses=np.concatenate([self.problem.loss.per_example(c.outputs, c.targets) for c in solved]),
+            examples=np.concatenate(chunks))
+
+    def parameters(self, x) -> Parameters:
+        """Validated structured (read-only) view of a flat vector."""
+        return self._parameters(x)[0]
+
+    # ------------------------------------------------------------------ internals
+    def _cast(self, blocks: dict) -> dict:
+        return {k: np.asarray(v, dtype=self.dtype) for k, v in blocks.items()}
+
+    def _parameters(self, x):
+        params = self.layout.unflatten(_read_only(self.check_parameters(x)))
+        return params, self._cast(params.controls), self._cast(params.static)
+
+    def _index_chunks(self, examples):
+        idx = self.check_examples(examples)
+        if idx is None:
+            idx = np.arange(self.n_examples)
+        size = self.chunk_size or idx.size
+        return [idx[i:i + size] for i in range(0, idx.size, size)], idx.size
+
+    def _solve(self, controls, static, idx) -> _Chunk:
+        data = self.data[idx]
+        y0 = np.asarray(self.problem.initial_state(data, static), dtype=self.dtype)
+        if y0.ndim < 1 or y0.shape[0] != idx.size:
+            raise ValueError(f"{type(self.problem).__name__}.initial_state must return one state per "
+                             f"example (leading axis {idx.size}), got shape {y0.shape}")
+        trajectory = integrate(self.problem, self.stepper, y0, controls, static,
+                               final_time=self.final_time, n_steps=self.layout.n_steps,
+                               checkpoint_every=self.checkpoint_every)
+        outputs = self.problem.output(trajectory.final_state, static)
+        targets = self.targets[idx]
+        if outputs.shape != targets.shape:
+            raise ValueError(f"{type(self.problem).__name__}.output returned shape {outputs.shape}, "
+                             f"but the targets of these examples have shape {targets.shape}")
+        return _Chunk(data, targets, trajectory, outputs)
+
+    def _tangent(self, chunk: _Chunk, controls, static, dcontrols, dstatic) -> np.ndarray:
+        dy0 = self.problem.initial_state_tangent(chunk.data, static, dstatic)
+        dyT = chunk.trajectory.tangent(np.asarray(dy0, dtype=self.dtype), dcontrols, dstatic)
+        return self.problem.output_tangent(chunk.trajectory.final_state, static, dyT, dstatic)
+
+    def _backpropagate(self, chunk: _Chunk, controls, static, outputs_bar, total: Parameters):
+        """Add the chain rule of (initial state, sweep, output) for ``outputs_bar`` into ``total``."""
+        outputs_bar = np.asarray(outputs_bar, dtype=self.dtype)
+        yT_bar, static_bar = self.problem.output_adjoint(chunk.trajectory.final_state, static,
+                                                         outputs_bar)
+        y0_bar, controls_bar, sweep_static_bar = chunk.trajectory.adjoint(
+            np.asarray(yT_bar, dtype=self.dtype))
+        _accumulate(sweep_static_bar, static_bar)
+        _accumulate(sweep_static_bar, self.problem.initial_state_adjoint(chunk.data, static, y0_bar))
+        self._add_blocks(total, sweep_static_bar)
+        self._add_blocks(total, controls_bar)
+
+    @staticmethod
+    def _add_blocks(total: Parameters, blocks: dict):
+        for name, value in blocks.items():
+            total[name][...] += value
+
+    def _regularization_value(self, params) -> float:
+        return float(sum(reg.value(params) for reg in self.regularizers))

@@ -1,0 +1,114 @@
+"""Misfit functions between outputs ``z`` and targets ``c``, summed over a batch.
+
+Every loss acts on outputs of shape ``(batch, n_outputs)`` and returns **sums** over the batch
+(so chunks of examples add up); :class:`~pdecontrol.control.functional.ControlFunctional`
+divides by the number of examples ``s``. Computations are in float64 whatever the dtype of
+``z`` (outputs are small); gradients and Hessian actions are float64 arrays shaped like ``z``.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from .._validation import as_float_array, check_finite
+
+__all__ = ["Loss", "LeastSquaresLoss", "SoftmaxCrossEntropyLoss"]
+
+
+class Loss(ABC):
+    """Per-example misfit ``l(z, c)`` with gradient and generalised Gauss-Newton Hessian action."""
+
+    @abstractmethod
+    def per_example(self, z: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """``l(z_i, c_i)`` for every example, shape ``(batch,)``, float64."""
+
+    @abstractmethod
+    def gradient(self, z: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """``d/dz sum_i l(z_i, c_i)``, shape of ``z``."""
+
+    @abstractmethod
+    def hessian_product(self, z: np.ndarray, targets: np.ndarray, dz: np.ndarray) -> np.ndarray:
+        """``(d^2/dz^2 sum_i l) dz``: symmetric positive semi-definite in ``dz``, shape of ``z``."""
+
+    def value(self, z: np.ndarray, targets: np.ndarray) -> float:
+        """``sum_i l(z_i, c_i)`` (not averaged)."""
+        return float(np.sum(self.per_example(z, targets)))
+
+    def check_targets(self, targets, name: str = "targets") -> np.ndarray:
+        """Validate targets (numeric, finite, at least 1-D); returns a float64 array."""
+        targets = check_finite(as_float_array(targets, name, dtype=np.float64), name)
+        if targets.ndim < 1:
+            raise ValueError(f"{name} must have a leading example axis, got a scalar")
+        return targets
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+def _as_batch(z, targets):
+    z = np.asarray(z, dtype=np.float64)
+    targets = np.asarray(targets, dtype=np.float64)
+    if z.shape != targets.shape:
+        raise ValueError(f"outputs z of shape {z.shape} and targets of shape {targets.shape} "
+                         "must match; check the problem's output and the target array")
+    return z, targets
+
+
+class LeastSquaresLoss(Loss):
+    """``l(z, c) = 1/2 ||z - c||^2`` (so the averaged misfit is ``1/(2s) sum ||z_l - c_l||^2``)."""
+
+    def per_example(self, z, targets):
+        z, targets = _as_batch(z, targets)
+        r = (z - targets).reshape(z.shape[0], -1)
+        return 0.5 * np.einsum("ij,ij->i", r, r)
+
+    def gradient(self, z, targets):
+        z, targets = _as_batch(z, targets)
+        return z - targets
+
+    def hessian_product(self, z, targets, dz):
+        return np.array(dz, dtype=np.float64)
+
+
+class SoftmaxCrossEntropyLoss(Loss):
+    """``l(z, c) = -sum_k c_k log softmax(z)_k = (sum_k c_k) logsumexp(z) - c . z``.
+
+    ``z`` and ``c`` have shape ``(batch, n_classes)``; ``c`` are non-negative class weights
+    (one-hot labels or probabilities). Evaluated stably (max-shifted log-sum-exp). The Hessian
+    ``(sum c)(diag(p) - p p^T)`` with ``p = softmax(z)`` is exact and PSD.
+    """
+
+    @staticmethod
+    def _softmax(z):
+        shifted = z - z.max(axis=1, keepdims=True)
+        e = np.exp(shifted)
+        total = e.sum(axis=1, keepdims=True)
+        return e / total, shifted, total
+
+    def check_targets(self, targets, name: str = "targets") -> np.ndarray:
+        targets = super().check_targets(targets, name)
+        if targets.ndim != 2:
+            raise ValueError(f"{name} must have shape (n_examples, n_classes) for the softmax "
+                             f"cross-entropy, got {targets.shape}; one-hot encode integer labels")
+        if np.any(targets < 0):
+            raise ValueError(f"{name} must be non-negative class weights (one-hot or probabilities)")
+        return targets
+
+    def per_example(self, z, targets):
+        z, targets = _as_batch(z, targets)
+        _, shifted, total = self._softmax(z)
+        log_softmax = shifted - np.log(total)
+        return -np.einsum("ij,ij->i", targets, log_softmax)
+
+    def gradient(self, z, targets):
+        z, targets = _as_batch(z, targets)
+        p = self._softmax(z)[0]
+        return targets.sum(axis=1, keepdims=True) * p - targets
+
+    def hessian_product(self, z, targets, dz):
+        z, targets = _as_batch(z, targets)
+        p = self._softmax(z)[0]
+        dz = np.asarray(dz, dtype=np.float64)
+        pdz = p * dz
+        return targets.sum(axis=1, keepdims=True) * (pdz - p * pdz.sum(axis=1, keepdims=True))

@@ -1,0 +1,309 @@
+"""Explicit Runge-Kutta time stepping with exact discrete tangent and adjoint sweeps.
+
+One generic stepper, :class:`RungeKutta`, parameterised by a Butcher tableau ``(a, b, c)``
+(``a`` strictly lower triangular). With ``dt = T / n_steps``, ``t_j = j dt`` and the controls
+``theta_j`` constant over step ``j``::
+
+    Y_i = y_j + dt * sum_{k<i} a_ik F_k,     F_i = f(Y_i, theta_j, static, t_j + c_i dt),
+    y_{j+1} = y_j + dt * sum_i b_i F_i.
+
+:data:`FORWARD_EULER` (the ResNet), :data:`EXPLICIT_MIDPOINT` (RK2) and :data:`RK4` are
+instances. The tangent sweep is the chain rule of this recursion (forward mode) and the adjoint
+sweep its exact transpose (reverse mode), so gradients are the gradients of the *discrete*
+objective. :func:`integrate` returns a :class:`Trajectory` that stores every state, or only
+every ``checkpoint_every``-th state and recomputes each segment during the adjoint sweep
+(bounded memory; the two modes give identical derivatives).
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .._validation import as_float_array, check_positive
+from .problem import ControlProblem
+
+__all__ = ["RungeKutta", "FORWARD_EULER", "EXPLICIT_MIDPOINT", "RK4", "Trajectory", "integrate",
+           "get_stepper"]
+
+
+def _combine(y, scale, coefficients, vectors):
+    """``y + scale * sum_k coefficients[k] * vectors[k]``, skipping zero coefficients (new array)."""
+    out = y.copy()
+    for coefficient, vector in zip(coefficients, vectors):
+        if coefficient != 0.0:
+            out += (scale * coefficient) * vector
+    return out
+
+
+def _accumulate(total: dict, part):
+    """Add a cotangent dict (missing blocks / ``None`` = zero) into ``total`` in float64."""
+    if part is None:
+        return
+    for name, value in part.items():
+        if value is None:
+            continue
+        if name not in total:
+            raise ValueError(f"a problem adjoint returned a cotangent for block {name!r}, which is "
+                             f"not one of the expected blocks {list(total)}")
+        value = np.asarray(value, dtype=np.float64)
+        if value.shape != total[name].shape:
+            raise ValueError(f"a problem adjoint returned a cotangent of shape {value.shape} for block "
+                             f"{name!r}, expected {total[name].shape} (summed over the batch)")
+        total[name] += value
+
+
+class RungeKutta:
+    """Explicit Runge-Kutta method given by its Butcher tableau.
+
+    Parameters
+    ----------
+    a : array_like, shape (s, s)
+        Stage coefficients, strictly lower triangular (explicit method).
+    b : array_like, shape (s,)
+        Weights of the stage slopes in the update.
+    c : array_like, shape (s,), optional
+        Stage times as fractions of ``dt``; default the row sums of ``a``.
+    name : str
+        Readable name.
+    """
+
+    def __init__(self, a, b, c=None, name: str = "Runge-Kutta"):
+        a = np.atleast_2d(as_float_array(a, "a", dtype=np.float64))
+        b = np.atleast_1d(as_float_array(b, "b", dtype=np.float64))
+        n_stages = b.shape[0]
+        if b.ndim != 1 or a.shape != (n_stages, n_stages):
+            raise ValueError(f"Butcher tableau: a must be ({n_stages}, {n_stages}) for b of length "
+                             f"{n_stages}, got a {a.shape}, b {b.shape}")
+        if np.any(np.triu(a) != 0):
+            raise ValueError("Butcher tableau: a must be strictly lower triangular (explicit method)")
+        c = a.sum(axis=1) if c is None else as_float_array(c, "c", dtype=np.float64)
+        if c.shape != (n_stages,):
+            raise ValueError(f"Butcher tableau: c must have shape ({n_stages},), got {c.shape}")
+        self.a, self.b, self.c, self.name = a, b, c, name
+        self.n_stages = n_stages
+
+    def __repr__(self) -> str:
+        return f"RungeKutta({self.name!r}, stages={self.n_stages})"
+
+    # ------------------------------------------------------------------ forward
+    def step(self, problem: ControlProblem, y, control, static, t: float, dt: float):
+        """One step ``y_j -> y_{j+1}`` (calls ``problem.rhs`` once per stage)."""
+        if not dt > 0:
+            raise ValueError(f"time step dt must be > 0, got {dt}; use final_time > 0 and n_steps >= 1")
+        slopes = []
+        for i in range(self.n_stages):
+            stage = _combine(y, dt, self.a[i, :i], slopes) if i else y
+            slopes.append(problem.rhs(stage, control, static, t + self.c[i] * dt))
+        return _combine(y, dt, self.b, slopes)
+
+    def linearize(self, problem: ControlProblem, y, control, static, t: float, dt: float):
+        """Stage states, slopes and caches of one step: ``(stages, slopes, caches)`` lists."""
+        stages, slopes, caches = [], [], []
+        for i in range(self.n_stages):
+            stage = _combine(y, dt, self.a[i, :i], slopes) if i else y
+            slope, cache = problem.linearize(stage, control, static, t + self.c[i] * dt)
+            stages.append(stage)
+            slopes.append(slope)
+            caches.append(cache)
+        return stages, slopes, caches
+
+    # ------------------------------------------------------------------ derivatives
+    def step_tangent(self, problem, linearization, control, static, t, dt, dy, dcontrol, dstatic):
+        """Tangent of one step: ``dy_{j+1}`` from ``dy_j`` and the parameter directions."""
+        stages, _, caches = linearization
+        dslopes = []
+        for i in range(self.n_stages):
+            dstage = _combine(dy, dt, self.a[i, :i], dslopes) if i else dy
+            dslopes.append(problem.rhs_tangent(stages[i], control, static, t + self.c[i] * dt,
+                                               dstage, dcontrol, dstatic, cache=caches[i]))
+        return _combine(dy, dt, self.b, dslopes)
+
+    def step_adjoint(self, problem, linearization, control, static, t, dt, y_bar,
+                     control_bar: dict, static_bar: dict):
+        """Transpose of :meth:`step_tangent`; returns ``y_bar_j``, adds into the two dicts."""
+        stages, _, caches = linearization
+        stage_bars = [None] * self.n_stages
+        y_prev_bar = y_bar.copy()
+        for i in reversed(range(self.n_stages)):
+            terms = [(self.b[i], y_bar)] + [(self.a[m, i], stage_bars[m])
+                                            for m in range(i + 1, self.n_stages)]
+            terms = [(coefficient, vector) for coefficient, vector in terms
+                     if coefficient != 0.0 and vector is not None]
+            if not terms:
+                continue
+            coefficients, vectors = zip(*terms)
+            slope_bar = _combine(np.zeros_like(y_bar), dt, coefficients, vectors)
+            stage_bar, c_bar, s_bar = problem.rhs_adjoint(
+                stages[i], control, static, t + self.c[i] * dt, slope_bar, cache=caches[i])
+            stage_bars[i] = stage_bar
+            y_prev_bar += stage_bar
+            _accumulate(control_bar, c_bar)
+            _accumulate(static_bar, s_bar)
+        return y_prev_bar
+
+
+FORWARD_EULER = RungeKutta([[0.0]], [1.0], name="forward Euler")
+EXPLICIT_MIDPOINT = RungeKutta([[0.0, 0.0], [0.5, 0.0]], [0.0, 1.0], name="explicit midpoint")
+RK4 = RungeKutta([[0.0, 0.0, 0.0, 0.0], [0.5, 0.0, 0.0, 0.0], [0.0, 0.5, 0.0, 0.0],
+                  [0.0, 0.0, 1.0, 0.0]], [1 / 6, 1 / 3, 1 / 3, 1 / 6], name="classic RK4")
+
+_STEPPERS = {"euler": FORWARD_EULER, "forward_euler": FORWARD_EULER, "midpoint": EXPLICIT_MIDPOINT,
+             "rk2": EXPLICIT_MIDPOINT, "rk4": RK4}
+
+
+def get_stepper(stepper) -> RungeKutta:
+    """A :class:`RungeKutta` instance, or one of the names ``'euler'``, ``'midpoint'`` (``'rk2'``), ``'rk4'``."""
+    if isinstance(stepper, RungeKutta):
+        return stepper
+    if isinstance(stepper, str) and stepper.lower() in _STEPPERS:
+        return _STEPPERS[stepper.lower()]
+    raise ValueError(f"stepper must be a RungeKutta or one of {sorted(_STEPPERS)}, got {stepper!r}")
+
+
+class Trajectory:
+    """A forward solve of the state equation, kept for tangent and adjoint sweeps.
+
+    Built by :func:`integrate`. Holds every state ``y_0 .. y_n`` (``checkpoint_every=None``)
+    or only ``y_0, y_k, y_2k, ...`` and ``y_n``; in the latter case the adjoint sweep recomputes
+    one segment of ``k`` states at a time from its checkpoint.
+
+    Attributes
+    ----------
+    final_state : ndarray
+        ``y_n``, shape ``(batch, *state_shape)``.
+    stored_states : int
+        States held between sweeps.
+    peak_states : int
+        Largest number of states held at once so far (stored + one recomputed segment).
+    recomputed_steps : int
+        Forward steps recomputed from checkpoints so far.
+    """
+
+    def __init__(self, problem, stepper, y0, controls, static, final_time, n_steps, checkpoint_every):
+        self.problem, self.stepper = problem, stepper
+        self.controls, self.static = controls, static
+        self.n_steps = n_steps
+        self.dt = final_time / n_steps
+        self.checkpoint_every = checkpoint_every
+        interval = checkpoint_every or 1
+        self._states = {0: y0}
+        y = y0
+        for j in range(n_steps):
+            y = stepper.step(problem, y, self.control_at(j), static, self.time(j), self.dt)
+            if (j + 1) % interval == 0 or j + 1 == n_steps:
+                self._states[j + 1] = y
+        self.final_state = y
+        self.stored_states = len(self._states)
+        self.peak_states = self.stored_states
+        self.recomputed_steps = 0
+
+    def time(self, step: int) -> float:
+        """Start time ``t_j = j dt`` of step ``j``."""
+        return step * self.dt
+
+    def control_at(self, step: int) -> dict:
+        """Controls of step ``j`` (views)."""
+        return {name: value[step] for name, value in self.controls.items()}
+
+    def _linearize(self, step, y):
+        return self.stepper.linearize(self.problem, y, self.control_at(step), self.static,
+                                      self.time(step), self.dt)
+
+    def _linearizations_forward(self):
+        """Yield ``(j, linearization)`` for j = 0..n-1 (next state from the slopes, no recompute)."""
+        y = self._states[0]
+        for j in range(self.n_steps):
+            linearization = self._linearize(j, y)
+            yield j, linearization
+            y = self._states.get(j + 1)
+            if y is None:
+                y = _combine(linearization[0][0], self.dt, self.stepper.b, linearization[1])
+
+    def _linearizations_reverse(self):
+        """Yield ``(j, linearization)`` for j = n-1..0, recomputing segments from checkpoints."""
+        interval = self.checkpoint_every or 1
+        for start in reversed(range(0, self.n_steps, interval)):
+            stop = min(start + interval, self.n_steps)
+            segment = {start: self._states[start]}
+            for j in range(start, stop - 1):
+                segment[j + 1] = self._states.get(j + 1)
+                if segment[j + 1] is None:
+                    segment[j + 1] = self.stepper.step(self.problem, segment[j], self.control_at(j),
+                                                       self.static, self.time(j), self.dt)
+                    self.recomputed_steps += 1
+            self.peak_states = max(self.peak_states, self.stored_states + len(segment) - 1)
+            for j in reversed(range(start, stop)):
+                yield j, self._linearize(j, segment.pop(j))
+
+    def tangent(self, dy0, dcontrols: dict, dstatic: dict):
+        """Tangent sweep: ``dy_n`` for the initial-state direction and parameter directions."""
+        dy = dy0
+        for j, linearization in self._linearizations_forward():
+            dy = self.stepper.step_tangent(self.problem, linearization, self.control_at(j),
+                                           self.static, self.time(j), self.dt, dy,
+                                           {k: v[j] for k, v in dcontrols.items()}, dstatic)
+        return dy
+
+    def adjoint(self, final_state_bar):
+        """Adjoint sweep for the cotangent of ``y_n``.
+
+        Returns
+        -------
+        y0_bar : ndarray
+            Cotangent of ``y_0`` (compute dtype).
+        controls_bar : dict
+            name -> float64 array ``(n_steps, *step_shape)``.
+        static_bar : dict
+            name -> float64 array.
+        """
+        controls_bar = {k: np.zeros(v.shape) for k, v in self.controls.items()}
+        static_bar = {k: np.zeros(np.shape(v)) for k, v in self.static.items()}
+        y_bar = final_state_bar
+        for j, linearization in self._linearizations_reverse():
+            step_bar = {k: np.zeros(v.shape[1:]) for k, v in self.controls.items()}
+            y_bar = self.stepper.step_adjoint(self.problem, linearization, self.control_at(j),
+                                              self.static, self.time(j), self.dt, y_bar,
+                                              step_bar, static_bar)
+            for name, value in step_bar.items():
+                controls_bar[name][j] = value
+        return y_bar, controls_bar, static_bar
+
+
+def integrate(problem: ControlProblem, stepper, y0, controls: dict, static: dict, *,
+              final_time: float, n_steps: int, checkpoint_every: int | None = None) -> Trajectory:
+    """Solve ``dy/dt = f`` on ``[0, final_time]`` with ``n_steps`` steps of ``stepper``.
+
+    Parameters
+    ----------
+    problem : ControlProblem
+    stepper : RungeKutta or str
+    y0 : ndarray, shape (batch, *state_shape)
+    controls : dict
+        name -> array of shape ``(n_steps, *step_shape)``.
+    static : dict
+        name -> array.
+    final_time : float
+        ``T > 0``; the step is ``dt = T / n_steps``.
+    n_steps : int
+        ``>= 1``.
+    checkpoint_every : int, optional
+        Store every k-th state only (``None``: store all).
+    """
+    if not isinstance(problem, ControlProblem):
+        raise TypeError(f"problem must be a ControlProblem, got {type(problem).__name__}")
+    stepper = get_stepper(stepper)
+    final_time = check_positive(final_time, "final_time")
+    if isinstance(n_steps, bool) or not isinstance(n_steps, numbers.Integral) or n_steps < 1:
+        raise ValueError(f"n_steps must be an integer >= 1, got {n_steps!r}")
+    if checkpoint_every is not None and (
+            isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, numbers.Integral)
+            or checkpoint_every < 1):
+        raise ValueError(f"checkpoint_every must be None (store all states) or an integer >= 1, "
+                         f"got {checkpoint_every!r}")
+    for name, value in controls.items():
+        if np.shape(value)[:1] != (n_steps,):
+            raise ValueError(f"control block {name!r} must have a leading axis of length "
+                             f"n_steps={n_steps}, got shape {np.shape(value)}")
+    return Trajectory(problem, stepper, y0, controls, static, final_time, int(n_steps),
+                      None if checkpoint_every is None else int(checkpoint_every))
