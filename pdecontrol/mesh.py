@@ -1,0 +1,274 @@
+"""Regular node-centred meshes in 1D/2D/3D and multilevel hierarchies of them.
+
+Convention: on an axis with ``n`` nodes, spacing ``h = extent / n``, node ``i`` sits at
+``x_i = origin + i * h``; each node owns one cell of width ``h``, the domain is
+``[origin, origin + extent)`` and grid functions are zero outside it. Coarsening halves ``n`` and
+doubles ``h`` with the same origin and extent, so coarse node ``j`` sits on fine node ``2j``.
+"""
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from .transfer import prolong as _prolong_once
+from .transfer import prolongation_matrix, restrict as _restrict_once, restriction_matrix
+from .transfer._shapes import as_grid_shape, check_coarsenable, spatial_shape
+
+__all__ = ["Mesh", "Level", "MeshHierarchy"]
+
+
+def _per_axis(value, dim: int, name: str, positive: bool) -> tuple[float, ...]:
+    """A scalar or a length-``dim`` sequence of finite reals as a tuple of floats."""
+    entries = (value,) * dim if isinstance(value, numbers.Real) else tuple(np.ravel(value))
+    if len(entries) != dim:
+        raise ValueError(f"{name} must be a scalar or have {dim} entries (one per axis), got {value!r}")
+    for axis, entry in enumerate(entries):
+        if isinstance(entry, (bool, np.bool_)) or not isinstance(entry, numbers.Real):
+            raise TypeError(f"{name}[{axis}] must be a real number, got {entry!r}")
+        if not np.isfinite(entry) or (positive and entry <= 0):
+            requirement = "a finite number > 0" if positive else "finite"
+            raise ValueError(f"{name}[{axis}] must be {requirement}, got {entry!r}")
+    return tuple(float(entry) for entry in entries)
+
+
+class Mesh:
+    """A regular node-centred mesh.
+
+    Parameters
+    ----------
+    shape : int or tuple of int
+        Nodes per axis, 1 to 3 axes (an int means 1D).
+    extent : float or tuple of float, default 1.0
+        Domain length per axis (> 0).
+    origin : float or tuple of float, default 0.0
+        Coordinate of node 0 per axis.
+
+    Examples
+    --------
+    >>> mesh = Mesh((28, 28))
+    >>> mesh.h
+    (0.03571428571428571, 0.03571428571428571)
+    >>> mesh.coarsen().coarsen()
+    Mesh(shape=(7, 7), extent=(1.0, 1.0), origin=(0.0, 0.0))
+    >>> mesh.coarsen().coarsen().can_coarsen
+    False
+    """
+
+    def __init__(self, shape, extent=1.0, origin=0.0):
+        self._shape = as_grid_shape(shape, "shape")
+        self._extent = _per_axis(extent, self.dim, "extent", positive=True)
+        self._origin = _per_axis(origin, self.dim, "origin", positive=False)
+
+    # ------------------------------------------------------------------ geometry
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Nodes per axis."""
+        return self._shape
+
+    @property
+    def dim(self) -> int:
+        """Spatial dimension (1, 2 or 3)."""
+        return len(self._shape)
+
+    @property
+    def extent(self) -> tuple[float, ...]:
+        """Domain length per axis."""
+        return self._extent
+
+    @property
+    def origin(self) -> tuple[float, ...]:
+        """Coordinate of node 0 per axis."""
+        return self._origin
+
+    @property
+    def h(self) -> tuple[float, ...]:
+        """Mesh spacing per axis, ``extent / n``."""
+        return tuple(e / n for e, n in zip(self._extent, self._shape))
+
+    @property
+    def cell_volume(self) -> float:
+        """``prod(h)``: the weight of one node in the discrete L2 inner product ``h**d sum(u v)``."""
+        return float(np.prod(self.h))
+
+    @property
+    def size(self) -> int:
+        """Total number of nodes."""
+        return int(np.prod(self._shape))
+
+    def node_coordinates(self) -> tuple[np.ndarray, ...]:
+        """Per axis, the 1-D array ``origin + h * arange(n)`` of node coordinates."""
+        return tuple(o + h * np.arange(n) for o, h, n in zip(self._origin, self.h, self._shape))
+
+    def meshgrid(self) -> tuple[np.ndarray, ...]:
+        """Node coordinates as ``dim`` arrays of shape :attr:`shape` ('ij' indexing)."""
+        return tuple(np.meshgrid(*self.node_coordinates(), indexing="ij"))
+
+    # ------------------------------------------------------------------ coarsening
+    @property
+    def can_coarsen(self) -> bool:
+        """Whether every axis has an even number of nodes >= 2."""
+        return all(n >= 2 and n % 2 == 0 for n in self._shape)
+
+    @property
+    def max_levels(self) -> int:
+        """Number of levels of the deepest hierarchy that starts at this mesh (1 if it cannot coarsen)."""
+        levels, mesh = 1, self
+        while mesh.can_coarsen:
+            levels, mesh = levels + 1, mesh.coarsen()
+        return levels
+
+    def coarsen(self) -> "Mesh":
+        """The mesh with half the nodes per axis (``h`` doubled, same origin and extent)."""
+        check_coarsenable(self._shape, f"Mesh with shape {self._shape}")
+        return Mesh(tuple(n // 2 for n in self._shape), self._extent, self._origin)
+
+    def refine(self) -> "Mesh":
+        """The mesh with twice the nodes per axis (``h`` halved, same origin and extent)."""
+        return Mesh(tuple(2 * n for n in self._shape), self._extent, self._origin)
+
+    # ------------------------------------------------------------------ protocol
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, Mesh):
+            return NotImplemented
+        return (self._shape, self._extent, self._origin) == (other._shape, other._extent, other._origin)
+
+    def __hash__(self) -> int:
+        return hash((self._shape, self._extent, self._origin))
+
+    def __repr__(self) -> str:
+        return f"Mesh(shape={self._shape}, extent={self._extent}, origin={self._origin})"
+
+
+@dataclass(frozen=True, eq=False)
+class Level:
+    """One level of a :class:`MeshHierarchy`.
+
+    Attributes
+    ----------
+    mesh : Mesh
+    P : scipy.sparse.csr_matrix or None
+        Interpolation from the next coarser level, shape ``(mesh.size, coarse.size)``;
+        ``None`` on the coarsest level.
+    R : scipy.sparse.csr_matrix or None
+        Full weighting to the next coarser level, ``R = 2**-d P.T``; ``None`` on the coarsest level.
+    """
+
+    mesh: Mesh
+    P: sp.csr_matrix | None = None
+    R: sp.csr_matrix | None = None
+
+
+class MeshHierarchy:
+    """A list of meshes, finest first, each twice as fine as the next, with their transfers.
+
+    In the spirit of pyamg's ``MultilevelSolver``: ``levels[0]`` is the finest mesh; every level
+    but the coarsest holds ``P`` (from the next coarser level) and ``R`` (to it).
+
+    Parameters
+    ----------
+    mesh : Mesh
+        The finest mesh.
+    n_levels : int
+        Number of levels (>= 1); at most ``mesh.max_levels``.
+
+    Examples
+    --------
+    >>> hierarchy = MeshHierarchy(Mesh((28, 28)), 3)
+    >>> [level.mesh.shape for level in hierarchy]
+    [(28, 28), (14, 14), (7, 7)]
+    >>> hierarchy.restrict(np.ones((5, 8, 28, 28)), to_level=2).shape
+    (5, 8, 7, 7)
+    """
+
+    def __init__(self, mesh: Mesh, n_levels: int):
+        if not isinstance(mesh, Mesh):
+            raise TypeError(f"mesh must be a pdecontrol.mesh.Mesh, got {type(mesh).__name__}")
+        if isinstance(n_levels, bool) or not isinstance(n_levels, numbers.Integral) or n_levels < 1:
+            raise ValueError(f"n_levels must be an int >= 1, got {n_levels!r}")
+        if n_levels > mesh.max_levels:
+            raise ValueError(
+                f"n_levels={n_levels} is too many for {mesh!r}: it coarsens to at most "
+                f"{mesh.max_levels} level(s) (coarsening needs an even number of nodes >= 2 on "
+                "every axis); use fewer levels, or pad or crop the mesh to a size divisible by "
+                f"2**{n_levels - 1}"
+            )
+        meshes = [mesh]
+        for _ in range(n_levels - 1):
+            meshes.append(meshes[-1].coarsen())
+        self.levels = [
+            Level(fine, prolongation_matrix(coarse.shape), restriction_matrix(fine.shape))
+            for fine, coarse in zip(meshes[:-1], meshes[1:])
+        ] + [Level(meshes[-1])]
+
+    def __len__(self) -> int:
+        return len(self.levels)
+
+    def __getitem__(self, index):
+        return self.levels[index]
+
+    def __iter__(self):
+        return iter(self.levels)
+
+    def __repr__(self) -> str:
+        lines = [f"MeshHierarchy with {len(self)} level(s):"]
+        for number, level in enumerate(self.levels):
+            lines.append(f"  level {number}: shape={level.mesh.shape}, h={level.mesh.h}")
+        return "\n".join(lines)
+
+    @property
+    def dim(self) -> int:
+        """Spatial dimension of every mesh in the hierarchy."""
+        return self.levels[0].mesh.dim
+
+    def _check_level(self, level, name: str) -> int:
+        if isinstance(level, bool) or not isinstance(level, numbers.Integral):
+            raise TypeError(f"{name} must be an int level number, got {level!r}")
+        if not 0 <= level < len(self):
+            raise ValueError(f"{name} must be in [0, {len(self)}) for this hierarchy, got {level}")
+        return int(level)
+
+    def _check_input(self, x, level: int) -> np.ndarray:
+        x = np.asarray(x)
+        expected = self.levels[level].mesh.shape
+        if spatial_shape(x, self.dim, "x") != expected:
+            raise ValueError(
+                f"x must end in the spatial shape {expected} of level {level}, got shape {x.shape}"
+            )
+        return x
+
+    def restrict(self, x, to_level: int, from_level: int = 0) -> np.ndarray:
+        """Apply full weighting ``to_level - from_level`` times to a batch ``(..., *spatial)``.
+
+        Same as chaining the levels' ``R`` matrices, computed matrix-free (dtype preserved).
+        """
+        from_level = self._check_level(from_level, "from_level")
+        to_level = self._check_level(to_level, "to_level")
+        if to_level < from_level:
+            raise ValueError(
+                f"restrict goes to coarser levels: need to_level >= from_level, got "
+                f"to_level={to_level}, from_level={from_level}; use prolong to go finer"
+            )
+        x = self._check_input(x, from_level)
+        for _ in range(to_level - from_level):
+            x = _restrict_once(x, self.dim)
+        return x
+
+    def prolong(self, x, to_level: int, from_level: int) -> np.ndarray:
+        """Apply d-linear interpolation ``from_level - to_level`` times to a batch ``(..., *spatial)``.
+
+        Same as chaining the levels' ``P`` matrices, computed matrix-free (dtype preserved).
+        """
+        from_level = self._check_level(from_level, "from_level")
+        to_level = self._check_level(to_level, "to_level")
+        if to_level > from_level:
+            raise ValueError(
+                f"prolong goes to finer levels: need to_level <= from_level, got "
+                f"to_level={to_level}, from_level={from_level}; use restrict to go coarser"
+            )
+        x = self._check_input(x, from_level)
+        for _ in range(from_level - to_level):
+            x = _prolong_once(x, self.dim)
+        return x

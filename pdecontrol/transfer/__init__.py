@@ -1,0 +1,28 @@
+"""Grid transfers on nodal meshes: sparse ``P``/``R``, matrix-free batched transfers, and the
+Galerkin restriction / prolongation of convolution stencils.
+
+* :mod:`~pdecontrol.transfer.matrices` - ``prolongation_matrix``, ``restriction_matrix`` (CSR).
+* :mod:`~pdecontrol.transfer.grids` - ``restrict``, ``prolong``, ``restrict_image`` (batched).
+* :mod:`~pdecontrol.transfer.galerkin` - ``restrict_stencil``, ``prolong_stencil`` and the map.
+"""
+from .galerkin import (
+    galerkin_restriction_matrix,
+    prolong_stencil,
+    restrict_stencil,
+    restrict_stencil_transpose,
+)
+from .grids import prolong, restrict, restrict_image
+from .matrices import INTERPOLATION_WEIGHTS, prolongation_matrix, restriction_matrix
+
+__all__ = [
+    "INTERPOLATION_WEIGHTS",
+    "prolongation_matrix",
+    "restriction_matrix",
+    "restrict",
+    "prolong",
+    "restrict_image",
+    "galerkin_restriction_matrix",
+    "restrict_stencil",
+    "restrict_stencil_transpose",
+    "prolong_stencil",
+]
