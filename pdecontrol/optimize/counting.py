@@ -1,0 +1,88 @@
+"""A transparent wrapper that counts evaluations of a reduced functional."""
+from __future__ import annotations
+
+from scipy.sparse.linalg import LinearOperator
+
+from ..functional import ReducedFunctional
+
+__all__ = ["CountingFunctional"]
+
+
+class CountingFunctional(ReducedFunctional):
+    """Delegates every call to ``functional`` and counts them.
+
+    Attributes
+    ----------
+    n_value, n_gradient : int
+        Calls of :meth:`value` and of :meth:`value_and_gradient` / :meth:`gradient`.
+    n_gauss_newton_operators, n_gauss_newton_products : int
+        Gauss-Newton operators built and products ``G v`` applied through them.
+    """
+
+    def __init__(self, functional: ReducedFunctional):
+        if not isinstance(functional, ReducedFunctional):
+            raise TypeError(
+                f"functional must be a pdecontrol.functional.ReducedFunctional, got {type(functional).__name__}"
+            )
+        self.functional = functional
+        self.n_value = 0
+        self.n_gradient = 0
+        self.n_gauss_newton_operators = 0
+        self.n_gauss_newton_products = 0
+
+    def counts(self) -> dict:
+        """Current counts, keyed by the history column names."""
+        return {
+            "n_value_evaluations": self.n_value,
+            "n_gradient_evaluations": self.n_gradient,
+            "n_gauss_newton_products": self.n_gauss_newton_products,
+        }
+
+    @property
+    def size(self) -> int:
+        return self.functional.size
+
+    @property
+    def n_examples(self):
+        return self.functional.n_examples
+
+    @property
+    def weights(self):
+        return self.functional.weights
+
+    def value(self, x, examples=None):
+        self.n_value += 1
+        return self.functional.value(x, examples)
+
+    def value_and_gradient(self, x, examples=None):
+        self.n_gradient += 1
+        return self.functional.value_and_gradient(x, examples)
+
+    def gradient(self, x, examples=None):
+        self.n_gradient += 1
+        return self.functional.gradient(x, examples)
+
+    def gauss_newton_operator(self, x, examples=None) -> LinearOperator:
+        self.n_gauss_newton_operators += 1
+        operator = self.functional.gauss_newton_operator(x, examples)
+
+        def matvec(v):
+            self.n_gauss_newton_products += 1
+            return operator.matvec(v)
+
+        return LinearOperator(operator.shape, matvec=matvec, rmatvec=matvec, dtype=operator.dtype)
+
+    def inner(self, u, v):
+        return self.functional.inner(u, v)
+
+    def norm(self, u):
+        return self.functional.norm(u)
+
+    def riesz(self, g):
+        return self.functional.riesz(g)
+
+    def dual_norm(self, g):
+        return self.functional.dual_norm(g)
+
+    def check_examples(self, examples):
+        return self.functional.check_examples(examples)

@@ -1,0 +1,108 @@
+"""First-order baselines on the same interface: steepest descent and Adam."""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .._validation import check_positive
+from ..functional import ReducedFunctional
+from .iteration import Step, prepare, run_iterations
+from .linesearch import Armijo, line_search_step
+from .sampling import EpochBatches, check_batch_size, draw_batch
+from .stopping import Stopping
+
+__all__ = ["steepest_descent", "adam"]
+
+
+def steepest_descent(functional: ReducedFunctional, x0, *, stopping: Stopping = Stopping(),
+                     line_search: Armijo = Armijo(), gradient_batch_size: int | None = None,
+                     seed=None, callback=None, progress: bool = False):
+    """Steepest descent along the Riesz direction ``-g / m`` with Armijo backtracking.
+
+    The first trial step of each line search is the previous accepted step divided by
+    ``line_search.shrink`` (1 at the first iteration), so the step length adapts to the scale of
+    the problem. Parameters and the returned result are as in :func:`gauss_newton_cg` (without
+    the CG columns).
+    """
+    counting, x0 = prepare(functional, x0, stopping)
+    if not isinstance(line_search, Armijo):
+        raise TypeError(f"line_search must be a pdecontrol.optimize.Armijo, got {type(line_search).__name__}")
+    n_examples = functional.n_examples
+    gradient_batch_size = check_batch_size(gradient_batch_size, n_examples, "gradient_batch_size")
+    rng = np.random.default_rng(seed)
+
+    def direction(state):
+        return -counting.riesz(state.jac), {}
+
+    return run_iterations(
+        counting, x0, line_search_step(counting, direction, line_search, stopping, adaptive_initial_step=True),
+        method="steepest-descent", stopping=stopping,
+        draw_examples=lambda k: draw_batch(rng, n_examples, gradient_batch_size),
+        callback=callback, progress=progress,
+        attrs={"c1": line_search.c1, "shrink": line_search.shrink},
+    )
+
+
+def adam(functional: ReducedFunctional, x0, *, learning_rate: float = 1e-3, beta1: float = 0.9,
+         beta2: float = 0.999, epsilon: float = 1e-8, batch_size: int | None = None,
+         stopping: Stopping = Stopping(maxiter=1000, grtol=0.0), seed=None, callback=None,
+         progress: bool = False):
+    """Adam (Kingma & Ba) on mini-batches of examples: the stochastic first-order baseline.
+
+    Moments are taken of the Riesz gradient ``g / m``; the update is
+    ``x <- x - learning_rate * m_hat / (sqrt(v_hat) + epsilon)``. One iteration is one
+    mini-batch; batches sweep every example once per epoch (see
+    :class:`~pdecontrol.optimize.sampling.EpochBatches`).
+
+    Parameters
+    ----------
+    learning_rate, epsilon : float
+        Step size and denominator guard, ``> 0``.
+    beta1, beta2 : float
+        Moment decay rates in ``[0, 1)``.
+    batch_size : int, optional
+        Examples per step (``None`` = full batch). Requires ``functional.n_examples``.
+    stopping : Stopping
+        ``maxiter`` counts steps; ``gtol``/``grtol`` use the (noisy) batch gradient; ``ftol`` is
+        not used (no line search).
+
+    Returns
+    -------
+    scipy.optimize.OptimizeResult
+        As :func:`gauss_newton_cg`; history columns ``objective`` and ``gradient_norm`` are on
+        the batch of each step, plus ``step_length`` (the learning rate), ``update_norm`` and
+        ``epoch``.
+    """
+    counting, x0 = prepare(functional, x0, stopping)
+    learning_rate = check_positive(learning_rate, "learning_rate")
+    epsilon = check_positive(epsilon, "epsilon")
+    for name, beta in (("beta1", beta1), ("beta2", beta2)):
+        if isinstance(beta, bool) or not isinstance(beta, numbers.Real) or not 0 <= beta < 1:
+            raise ValueError(f"{name} must be a number in [0, 1), got {beta!r}")
+    batch_size = check_batch_size(batch_size, functional.n_examples, "batch_size")
+    batches = None if batch_size is None else EpochBatches(
+        functional.n_examples, batch_size, np.random.default_rng(seed))
+    first_moment = np.zeros(counting.size)
+    second_moment = np.zeros(counting.size)
+
+    def step(state):
+        nonlocal first_moment, second_moment
+        t = state.nit + 1
+        direction = counting.riesz(state.jac)
+        first_moment = beta1 * first_moment + (1 - beta1) * direction
+        second_moment = beta2 * second_moment + (1 - beta2) * direction**2
+        update = learning_rate * (first_moment / (1 - beta1**t)) / (
+            np.sqrt(second_moment / (1 - beta2**t)) + epsilon)
+        record = {"step_length": learning_rate, "update_norm": counting.norm(update)}
+        if batches is not None:
+            record["epoch"] = batches.epoch
+        return Step(state.x - update, record)
+
+    return run_iterations(
+        counting, x0, step, method="adam", stopping=stopping,
+        draw_examples=lambda k: None if batches is None else batches.next(),
+        callback=callback, progress=progress,
+        attrs={"learning_rate": learning_rate, "beta1": float(beta1), "beta2": float(beta2),
+               "batch_size": -1 if batch_size is None else batch_size},
+    )
