@@ -207,10 +207,12 @@ def adjoint_test(apply, apply_transpose, shape_in, shape_out, *, rng=None, n_tri
     for _ in range(n_trials):
         u = rng.standard_normal(shape_in)
         w = rng.standard_normal(shape_out)
-        au, atw = np.asarray(apply(u)), np.asarray(apply_transpose(w))
-        if au.shape != w.shape or atw.shape != u.shape:
-            raise ValueError(f"{name}: apply returned shape {au.shape} (expected {w.shape}) and "
-                             f"apply_transpose {atw.shape} (expected {u.shape})")
+        au = np.asarray(apply(u))
+        if au.shape != w.shape:
+            raise ValueError(f"{name}: apply returned shape {au.shape}, expected shape_out {w.shape}")
+        atw = np.asarray(apply_transpose(w))
+        if atw.shape != u.shape:
+            raise ValueError(f"{name}: apply_transpose returned shape {atw.shape}, expected shape_in {u.shape}")
         lhs = float(np.vdot(au.ravel(), w.ravel()))
         rhs = float(np.vdot(u.ravel(), atw.ravel()))
         scale = max(abs(lhs), abs(rhs), np.finfo(np.float64).tiny)

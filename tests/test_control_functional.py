@@ -1,0 +1,253 @@
+"""ControlFunctional on a nonlinear problem shaped like the CNN (dense layers instead of convolutions).
+
+TanhNetwork: y0 = data L^T (static opening L), f = tanh(y K_j^T + b_j) - a * y (per-step K, b;
+static damping a), z = y_T W^T (static classifier W). It uses every hook of ControlProblem,
+including the linearisation cache.
+"""
+import numpy as np
+import pytest
+
+from pdecontrol.control import (EXPLICIT_MIDPOINT, FORWARD_EULER, RK4, ControlFunctional, ControlProblem,
+                                LeastSquaresLoss, ParameterLayout, QuadraticPenalty,
+                                SoftmaxCrossEntropyLoss, Tikhonov, TimeSmoothness, integrate)
+from pdecontrol.verify import adjoint_test, gauss_newton_test, taylor_test, taylor_test_map
+
+N_IN, C, N_OUT, N_STEPS, T = 3, 4, 3, 5, 1.2
+STEPPERS = [FORWARD_EULER, EXPLICIT_MIDPOINT, RK4]
+
+
+class TanhNetwork(ControlProblem):
+    def linearize(self, y, control, static, t):
+        activation = np.tanh(y @ control["K"].T + control["b"])
+        return activation - static["a"] * y, 1.0 - activation ** 2
+
+    def rhs(self, y, control, static, t):
+        return self.linearize(y, control, static, t)[0]
+
+    def rhs_tangent(self, y, control, static, t, dy, dcontrol, dstatic, cache=None):
+        slope = self.linearize(y, control, static, t)[1] if cache is None else cache
+        pre = dy @ control["K"].T + y @ dcontrol["K"].T + dcontrol["b"]
+        return slope * pre - dstatic["a"] * y - static["a"] * dy
+
+    def rhs_adjoint(self, y, control, static, t, f_bar, cache=None):
+        slope = self.linearize(y, control, static, t)[1] if cache is None else cache
+        g = slope * f_bar
+        y_bar = g @ control["K"] - static["a"] * f_bar
+        return y_bar, {"K": g.T @ y, "b": g.sum(axis=0)}, {"a": -np.sum(f_bar * y, axis=0)}
+
+    def initial_state(self, data, static):
+        return data @ static["L"].T
+
+    def initial_state_tangent(self, data, static, dstatic):
+        return data @ dstatic["L"].T
+
+    def initial_state_adjoint(self, data, static, y0_bar):
+        return {"L": y0_bar.T @ data}
+
+    def output(self, y_final, static):
+        return y_final @ static["W"].T
+
+    def output_tangent(self, y_final, static, dy_final, dstatic):
+        return dy_final @ static["W"].T + y_final @ dstatic["W"].T
+
+    def output_adjoint(self, y_final, static, z_bar):
+        return z_bar @ static["W"], {"W": z_bar.T @ y_final}
+
+
+LAYOUT = ParameterLayout(N_STEPS, controls={"K": (C, C), "b": (C,)},
+                         static={"L": (C, N_IN), "a": (C,), "W": (N_OUT, C)}, block_weights={"W": 0.5})
+
+
+def make_functional(rng, loss=None, n_examples=9, **options):
+    data = rng.standard_normal((n_examples, N_IN))
+    targets = np.eye(N_OUT)[rng.integers(0, N_OUT, n_examples)]
+    options.setdefault("final_time", T)
+    return ControlFunctional(TanhNetwork(loss), LAYOUT, data, targets, **options)
+
+
+def make_point(rng):
+    return LAYOUT.random(rng, scale=0.6).flat.copy()
+
+
+@pytest.mark.parametrize("stepper", STEPPERS, ids=lambda s: s.name)
+@pytest.mark.parametrize("loss", [LeastSquaresLoss(), SoftmaxCrossEntropyLoss()], ids=repr)
+def test_taylor_and_gauss_newton(stepper, loss, rng):
+    regularizers = [Tikhonov("W", 0.1), TimeSmoothness("K", 0.2, final_time=T),
+                    QuadraticPenalty("K", 0.3, rng.standard_normal((2, C)))]
+    functional = make_functional(rng, loss, stepper=stepper, regularizers=regularizers)
+    x = make_point(rng)
+    result = taylor_test(functional, x, rng=rng)
+    assert result.passed, result
+    np.testing.assert_allclose(result.orders, 2.0, atol=0.1)
+    gn = gauss_newton_test(functional, x, rng=rng)
+    assert gn.passed, gn
+
+
+@pytest.mark.parametrize("stepper", STEPPERS, ids=lambda s: s.name)
+def test_step_tangent_and_adjoint(stepper, rng):
+    """One step's tangent is the derivative of the step (Taylor) and the adjoint its transpose."""
+    problem = TanhNetwork()
+    p = LAYOUT.random(rng, scale=0.6)
+    y = rng.standard_normal((2, C))
+    control, static = p.control_at(1), p.static
+    sizes = [y.size] + [v.size for v in control.values()] + [v.size for v in static.values()]
+    names = [None] + list(control) + list(static)
+    shapes = [y.shape] + [v.shape for v in control.values()] + [v.shape for v in static.values()]
+
+    def split(v):
+        parts = np.split(v, np.cumsum(sizes)[:-1])
+        out = [part.reshape(shape) for part, shape in zip(parts, shapes)]
+        return out[0], dict(zip(names[1:3], out[1:3])), dict(zip(names[3:], out[3:]))
+
+    def step(v):
+        yy, cc, ss = split(v)
+        return stepper.step(problem, yy, cc, ss, 0.3, 0.25)
+
+    lin = stepper.linearize(problem, y, control, static, 0.3, 0.25)
+
+    def tangent(dv):
+        dy, dc, ds = split(dv)
+        return stepper.step_tangent(problem, lin, control, static, 0.3, 0.25, dy, dc, ds)
+
+    def adjoint(y_bar):
+        c_bar = {k: np.zeros(v.shape) for k, v in control.items()}
+        s_bar = {k: np.zeros(v.shape) for k, v in static.items()}
+        prev = stepper.step_adjoint(problem, lin, control, static, 0.3, 0.25, y_bar, c_bar, s_bar)
+        return np.concatenate([prev.ravel()] + [v.ravel() for v in c_bar.values()]
+                              + [v.ravel() for v in s_bar.values()])
+
+    point = np.concatenate([y.ravel()] + [v.ravel() for v in control.values()]
+                           + [v.ravel() for v in static.values()])
+    assert taylor_test_map(step, tangent, point, rng=rng).passed
+    assert adjoint_test(tangent, adjoint, point.shape, y.shape, rng=rng).relative_error < 1e-10
+
+
+@pytest.mark.parametrize("interval", [1, 2, 4])
+def test_checkpointed_gradient_equals_stored(interval, rng):
+    x = make_point(rng)
+    stored = make_functional(np.random.default_rng(1), stepper=RK4)
+    checkpointed = make_functional(np.random.default_rng(1), stepper=RK4, checkpoint_every=interval)
+    v1, g1 = stored.value_and_gradient(x)
+    v2, g2 = checkpointed.value_and_gradient(x)
+    assert v1 == v2
+    np.testing.assert_allclose(g2, g1, rtol=1e-14, atol=1e-16)
+    d = rng.standard_normal(x.size)
+    np.testing.assert_allclose(checkpointed.gauss_newton_product(x, d), stored.gauss_newton_product(x, d),
+                               rtol=1e-13, atol=1e-15)
+
+
+def test_chunked_equals_unchunked(rng):
+    x = make_point(rng)
+    whole = make_functional(np.random.default_rng(2))
+    chunked = make_functional(np.random.default_rng(2), chunk_size=4)
+    examples = np.array([7, 1, 3, 4, 0])
+    for ex in (None, examples):
+        v1, g1 = whole.value_and_gradient(x, ex)
+        v2, g2 = chunked.value_and_gradient(x, ex)
+        assert v2 == pytest.approx(v1, rel=1e-14)
+        np.testing.assert_allclose(g2, g1, rtol=1e-12, atol=1e-15)
+        d = rng.standard_normal(x.size)
+        np.testing.assert_allclose(chunked.gauss_newton_product(x, d, ex), whole.gauss_newton_product(x, d, ex),
+                                   rtol=1e-12, atol=1e-15)
+
+
+def test_subset_equals_functional_on_the_subset(rng):
+    full = make_functional(rng, SoftmaxCrossEntropyLoss(), regularizers=[Tikhonov("W", 0.3)])
+    examples = np.array([5, 2, 8])
+    sub = ControlFunctional(full.problem, LAYOUT, full.data[examples], full.targets[examples],
+                            final_time=T, regularizers=[Tikhonov("W", 0.3)])
+    x = make_point(rng)
+    v1, g1 = full.value_and_gradient(x, examples)
+    v2, g2 = sub.value_and_gradient(x)
+    assert v1 == pytest.approx(v2, rel=1e-14)
+    np.testing.assert_allclose(g1, g2, rtol=1e-13, atol=1e-15)
+    d = rng.standard_normal(x.size)
+    np.testing.assert_allclose(full.gauss_newton_product(x, d, examples), sub.gauss_newton_product(x, d),
+                               rtol=1e-13, atol=1e-15)
+    assert full.value(x, examples) == pytest.approx(v1, rel=1e-14)
+
+
+def test_forward_result_and_unused_controls(rng):
+    functional = make_functional(rng)
+    x = make_point(rng)
+    result = functional.forward(x, np.array([4, 2]))
+    assert result.final_states.shape == (2, C) and result.outputs.shape == (2, N_OUT)
+    np.testing.assert_array_equal(result.examples, [4, 2])
+    assert result.losses.sum() / 2 == pytest.approx(functional.value(x, np.array([4, 2])))
+    # a layout block the problem never reads gets a zero gradient
+    layout = ParameterLayout(N_STEPS, controls={"K": (C, C), "b": (C,), "unused": (2,)},
+                             static={"L": (C, N_IN), "a": (C,), "W": (N_OUT, C)})
+    extra = ControlFunctional(functional.problem, layout, functional.data, functional.targets, final_time=T)
+    gradient = layout.unflatten(extra.gradient(layout.random(rng, 0.5).flat))
+    assert not np.any(gradient["unused"]) and np.any(gradient["K"])
+
+
+def test_float32_states_close_to_float64(rng):
+    x = make_point(rng)
+    f64 = make_functional(np.random.default_rng(3))
+    f32 = make_functional(np.random.default_rng(3), dtype=np.float32)
+    v64, g64 = f64.value_and_gradient(x)
+    v32, g32 = f32.value_and_gradient(x)
+    assert isinstance(v32, float) and g32.dtype == np.float64
+    assert f32.forward(x).final_states.dtype == np.float32
+    assert v32 == pytest.approx(v64, rel=1e-5)
+    np.testing.assert_allclose(g32, g64, rtol=1e-4, atol=1e-5)
+
+
+def test_input_errors(rng):
+    functional = make_functional(rng)
+    x = make_point(rng)
+    bad = x.copy()
+    bad[3] = np.nan
+    with pytest.raises(ValueError, match="x contains 1 non-finite"):
+        functional.value(bad)
+    with pytest.raises(ValueError, match="length"):
+        functional.value(x[:-1])
+    data, targets = functional.data.copy(), functional.targets.copy()
+    data[0, 0] = np.nan
+    with pytest.raises(ValueError, match="data contains"):
+        ControlFunctional(TanhNetwork(), LAYOUT, data, targets, final_time=T)
+    targets[1, 1] = np.inf
+    with pytest.raises(ValueError, match="targets contains"):
+        ControlFunctional(TanhNetwork(), LAYOUT, functional.data, targets, final_time=T)
+    with pytest.raises(ValueError, match="one row per example"):
+        ControlFunctional(TanhNetwork(), LAYOUT, functional.data, functional.targets[:-1], final_time=T)
+    with pytest.raises(ValueError, match="final_time"):
+        ControlFunctional(TanhNetwork(), LAYOUT, functional.data, functional.targets, final_time=0.0)
+    with pytest.raises(ValueError, match="chunk_size"):
+        make_functional(rng, chunk_size=0)
+    with pytest.raises(ValueError, match="does not have"):
+        make_functional(rng, regularizers=[Tikhonov("Q", 1.0)])
+    wrong_targets = ControlFunctional(TanhNetwork(), LAYOUT, functional.data,
+                                      np.zeros((functional.n_examples, N_OUT + 1)), final_time=T)
+    with pytest.raises(ValueError, match="output returned shape"):
+        wrong_targets.value(x)
+    with pytest.raises(ValueError, match="examples must lie"):
+        functional.value(x, np.array([0, 99]))
+
+
+def test_problem_cannot_modify_parameters(rng):
+    class Mutating(TanhNetwork):
+        def rhs(self, y, control, static, t):
+            control["b"][0] = 0.0
+            return super().rhs(y, control, static, t)
+
+    functional = ControlFunctional(Mutating(), LAYOUT, rng.standard_normal((2, N_IN)), np.zeros((2, N_OUT)),
+                                   final_time=T)
+    with pytest.raises(ValueError, match="read-only"):
+        functional.value(make_point(rng))
+
+
+def test_trajectory_tangent_matches_finite_difference_of_integrate(rng):
+    problem, p = TanhNetwork(), LAYOUT.random(rng, scale=0.6)
+    y0 = rng.standard_normal((3, C))
+    dp = LAYOUT.random(rng)
+    run = lambda q, y: integrate(problem, "rk4", y, q.controls, q.static, final_time=T, n_steps=N_STEPS)
+    trajectory = run(p, y0)
+    dy0 = rng.standard_normal(y0.shape)
+    tangent = trajectory.tangent(dy0, dp.controls, dp.static)
+    eps = 1e-6
+    plus = LAYOUT.unflatten(p.flat + eps * dp.flat)
+    minus = LAYOUT.unflatten(p.flat - eps * dp.flat)
+    central = (run(plus, y0 + eps * dy0).final_state - run(minus, y0 - eps * dy0).final_state) / (2 * eps)
+    np.testing.assert_allclose(tangent, central, rtol=1e-7, atol=1e-9)

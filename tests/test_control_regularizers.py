@@ -1,0 +1,81 @@
+"""Regularisers: values against direct formulas, Taylor tests, exact symmetric PSD Hessians."""
+import numpy as np
+import pytest
+
+from pdecontrol.control import ParameterLayout, QuadraticPenalty, Tikhonov, TimeSmoothness
+from pdecontrol.verify import adjoint_test, taylor_test_map
+
+T = 2.0
+
+
+@pytest.fixture
+def layout():
+    return ParameterLayout(5, controls={"K": (2, 3, 3)}, static={"W": (4, 3)}, block_weights={"W": 0.5})
+
+
+def _regularizers(rng):
+    return [
+        Tikhonov("W", 0.7, reference=rng.standard_normal((4, 3))),
+        Tikhonov("K", 0.3),
+        TimeSmoothness("K", 1.3, final_time=T),
+        QuadraticPenalty("K", 0.9, rng.standard_normal((4, 9))),
+    ]
+
+
+def test_values_match_direct_formulas(layout, rng):
+    p = layout.random(rng)
+    tik_w, tik_k, smooth, quad = _regularizers(rng)
+    assert tik_w.value(p) == pytest.approx(0.7 / 2 * 0.5 * np.sum((p["W"] - tik_w.reference) ** 2))
+    assert tik_k.value(p) == pytest.approx(0.3 / 2 * np.sum(p["K"] ** 2))
+    dt = T / 5
+    assert smooth.value(p) == pytest.approx(1.3 / 2 * sum(dt * np.sum(((p["K"][j + 1] - p["K"][j]) / dt) ** 2)
+                                                          for j in range(4)))
+    expected = sum(np.sum((quad.matrix @ p["K"][j, i].reshape(9)) ** 2) for j in range(5) for i in range(2))
+    assert quad.value(p) == pytest.approx(0.9 / 2 * expected)
+
+
+@pytest.mark.parametrize("index", range(4))
+def test_gradient_taylor_and_exact_hessian(layout, rng, index):
+    reg = _regularizers(rng)[index]
+    p = layout.random(rng)
+    x = p.flat.copy()
+    block = layout.slices[reg.block]
+    grad = lambda v: reg.gradient(layout.unflatten(v))[reg.block].reshape(-1)
+    result = taylor_test_map(lambda v: reg.value(layout.unflatten(v)),
+                             lambda dv: np.dot(grad(x), dv[block]), x, rng=rng)
+    assert result.passed, result
+    assert np.nanmin(result.orders) > 1.9
+    # quadratic: the gradient is affine, so grad(x + v) - grad(x) equals H v exactly
+    v = rng.standard_normal(layout.size)
+    hv = reg.hessian_product(p, layout.unflatten(v))[reg.block].reshape(-1)
+    np.testing.assert_allclose(grad(x + v) - grad(x), hv, rtol=1e-10, atol=1e-12)
+    shape = layout.shapes[reg.block]
+    apply = lambda u: reg.hessian_block(u, layout)
+    assert adjoint_test(apply, apply, shape, shape, rng=rng).passed
+    assert np.vdot(v[block], hv) >= 0
+
+
+@pytest.mark.parametrize("n_steps", [5, 10])
+def test_time_smoothness_takes_dt_from_the_layout(n_steps):
+    """A ramp from 0 to 1 over n values: alpha/2 * sum_j dt (1/((n-1) dt))^2 = alpha/2 / ((n-1) dt)."""
+    smooth = TimeSmoothness("K", 1.0, final_time=T)
+    layout = ParameterLayout(n_steps, controls={"K": (2, 3, 3)})
+    p = layout.zeros()
+    p["K"][...] = np.linspace(0, 1, n_steps)[:, None, None, None]
+    dt = T / n_steps
+    assert smooth.value(p) == pytest.approx(0.5 * 18 / ((n_steps - 1) * dt))
+
+
+def test_errors(layout):
+    with pytest.raises(ValueError, match="alpha"):
+        Tikhonov("W", -1.0)
+    with pytest.raises(ValueError, match="does not have"):
+        Tikhonov("Q", 1.0).check_layout(layout)
+    with pytest.raises(ValueError, match="static"):
+        TimeSmoothness("W", 1.0, final_time=1.0).check_layout(layout)
+    with pytest.raises(ValueError, match="final_time"):
+        TimeSmoothness("K", 1.0, final_time=0.0)
+    with pytest.raises(ValueError, match="trailing axes"):
+        QuadraticPenalty("K", 1.0, np.ones((2, 7))).check_layout(layout)
+    with pytest.raises(ValueError, match="shape"):
+        Tikhonov("W", 1.0, reference=np.zeros(3)).check_layout(layout)
