@@ -5,6 +5,7 @@ Convention: on an axis with ``n`` nodes, spacing ``h = extent / n``, node ``i`` 
 ``[origin, origin + extent)`` and grid functions are zero outside it. Coarsening halves ``n`` and
 doubles ``h`` with the same origin and extent, so coarse node ``j`` sits on fine node ``2j``.
 """
+
 from __future__ import annotations
 
 import numbers
@@ -24,7 +25,9 @@ def _per_axis(value, dim: int, name: str, positive: bool) -> tuple[float, ...]:
     """A scalar or a length-``dim`` sequence of finite reals as a tuple of floats."""
     entries = (value,) * dim if isinstance(value, numbers.Real) else tuple(np.ravel(value))
     if len(entries) != dim:
-        raise ValueError(f"{name} must be a scalar or have {dim} entries (one per axis), got {value!r}")
+        raise ValueError(
+            f"{name} must be a scalar or have {dim} entries (one per axis), got {value!r}"
+        )
     for axis, entry in enumerate(entries):
         if isinstance(entry, (bool, np.bool_)) or not isinstance(entry, numbers.Real):
             raise TypeError(f"{name}[{axis}] must be a real number, got {entry!r}")
@@ -90,7 +93,7 @@ class Mesh:
 
     @property
     def cell_volume(self) -> float:
-        """``prod(h)``: the weight of one node in the discrete L2 inner product ``h**d sum(u v)``."""
+        """``prod(h)``: the node weight of the discrete L2 inner product ``h**d sum(u v)``."""
         return float(np.prod(self.h))
 
     @property
@@ -114,7 +117,7 @@ class Mesh:
 
     @property
     def max_levels(self) -> int:
-        """Number of levels of the deepest hierarchy that starts at this mesh (1 if it cannot coarsen)."""
+        """Levels of the deepest hierarchy starting at this mesh (1 if it cannot coarsen)."""
         levels, mesh = 1, self
         while mesh.can_coarsen:
             levels, mesh = levels + 1, mesh.coarsen()
@@ -133,7 +136,11 @@ class Mesh:
     def __eq__(self, other) -> bool:
         if not isinstance(other, Mesh):
             return NotImplemented
-        return (self._shape, self._extent, self._origin) == (other._shape, other._extent, other._origin)
+        return (self._shape, self._extent, self._origin) == (
+            other._shape,
+            other._extent,
+            other._origin,
+        )
 
     def __hash__(self) -> int:
         return hash((self._shape, self._extent, self._origin))
@@ -257,7 +264,7 @@ class MeshHierarchy:
         return x
 
     def prolong(self, x, to_level: int, from_level: int) -> np.ndarray:
-        """Apply d-linear interpolation ``from_level - to_level`` times to a batch ``(..., *spatial)``.
+        """Apply d-linear interpolation ``from_level - to_level`` times to ``(..., *spatial)``.
 
         Same as chaining the levels' ``P`` matrices, computed matrix-free (dtype preserved).
         """

@@ -1,4 +1,4 @@
-"""The derivative basis of 3-point-per-axis stencils: stencils <-> differential-operator coefficients.
+"""The derivative basis of 3-point-per-axis stencils: stencils <-> differential coefficients.
 
 Per axis, three stencils (correlation convention, ``(s * y)[i] = sum_a s[a] y[i + a - 1]``):
 
@@ -14,9 +14,10 @@ d/dy in 2D); applied to a smooth function it approximates ``d^|m| y / dx^m`` wit
 Coefficient vectors ``alpha`` have shape ``(..., 3**d)``, ordered by multi-index in C order
 (``alpha.reshape(..., 3, ..., 3)[m]`` is the coefficient of multi-index ``m``), so
 ``s = sum_m alpha[m] basis[m]``. Because ``alpha`` does not depend on ``h``, a kernel learned at
-spacing ``h`` is rediscretized at ``H`` by ``s_H = B(H) B(h)^-1 s_h``. Spacings ``h`` are a scalar or
-one value per axis.
+spacing ``h`` is rediscretized at ``H`` by ``s_H = B(H) B(h)^-1 s_h``. Spacings ``h`` are a
+scalar or one value per axis.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -91,7 +92,9 @@ def _spacing(h, dim: int, name: str) -> tuple[float, ...]:
         return (check_positive(h, name),) * dim
     entries = tuple(np.ravel(h).tolist()) if isinstance(h, np.ndarray) else tuple(h)
     if len(entries) != dim:
-        raise ValueError(f"{name} must be a scalar or have dim={dim} entries (one per axis), got {h!r}")
+        raise ValueError(
+            f"{name} must be a scalar or have dim={dim} entries (one per axis), got {h!r}"
+        )
     return tuple(check_positive(entry, f"{name}[{axis}]") for axis, entry in enumerate(entries))
 
 
@@ -101,7 +104,7 @@ def _scales(h: tuple[float, ...]) -> np.ndarray:
 
 
 def basis_matrix(dim: int = 2, h=1.0) -> np.ndarray:
-    """``B(h)``, shape ``(3**dim, 3**dim)``: column ``m`` is basis stencil ``m`` flattened in C order.
+    """``B(h)``, shape ``(3**dim, 3**dim)``: column ``m`` is basis stencil ``m``, C-order flattened.
 
     ``s.reshape(-1) = B(h) @ alpha``.
 
@@ -153,13 +156,15 @@ def transfer_condition_number(dim: int = 2, h=1.0) -> float:
 
 def _check_trailing(array, dim: int, name: str, trailing: tuple) -> np.ndarray:
     array = check_finite(as_float_array(array, name), name)
-    if array.ndim < len(trailing) or array.shape[array.ndim - len(trailing):] != trailing:
+    if array.ndim < len(trailing) or array.shape[array.ndim - len(trailing) :] != trailing:
         expected = "(..., " + ", ".join(map(str, trailing)) + ")"
         raise ValueError(f"{name} must have shape {expected} for dim={dim}, got {array.shape}")
     return array
 
 
-def _apply_matrix(matrix: np.ndarray, array: np.ndarray, n_trailing: int, out_trailing: tuple) -> np.ndarray:
+def _apply_matrix(
+    matrix: np.ndarray, array: np.ndarray, n_trailing: int, out_trailing: tuple
+) -> np.ndarray:
     """Apply ``matrix`` to the last ``n_trailing`` axes of ``array`` flattened in C order."""
     lead = array.shape[: array.ndim - n_trailing]
     out = array.reshape(lead + (-1,)) @ matrix.T.astype(array.dtype, copy=False)
@@ -245,11 +250,14 @@ def split_by_order(alpha, dim: int = 2) -> dict[int, np.ndarray]:
     dim = check_dim(dim)
     alpha = _check_trailing(alpha, dim, "alpha", (3**dim,))
     orders = _orders(dim)
-    return {order: np.where(orders == order, alpha, 0).astype(alpha.dtype) for order in range(2 * dim + 1)}
+    return {
+        order: np.where(orders == order, alpha, 0).astype(alpha.dtype)
+        for order in range(2 * dim + 1)
+    }
 
 
 def high_order_projector(min_order: int, dim: int = 2) -> np.ndarray:
-    """Matrix ``Q`` (``3**dim`` square) mapping a flattened stencil to its part of order >= ``min_order``.
+    """Matrix ``Q`` (``3**dim`` square): flattened stencil -> its part of order >= ``min_order``.
 
     ``Q = B diag(|m| >= min_order) B^-1`` is a projector (``Q @ Q = Q``) and does not depend on
     the spacing ``h``. A penalty ``0.5 * ||Q s||**2`` on kernels (gradient ``Q.T @ Q @ s``) limits
@@ -263,10 +271,14 @@ def high_order_projector(min_order: int, dim: int = 2) -> np.ndarray:
     array([0., 0., 0.])
     """
     dim = check_dim(dim)
-    if isinstance(min_order, bool) or not isinstance(min_order, (int, np.integer)) or not (
-        0 <= min_order <= 2 * dim
+    if (
+        isinstance(min_order, bool)
+        or not isinstance(min_order, (int, np.integer))
+        or not (0 <= min_order <= 2 * dim)
     ):
-        raise ValueError(f"min_order must be an int in [0, {2 * dim}] for dim={dim}, got {min_order!r}")
+        raise ValueError(
+            f"min_order must be an int in [0, {2 * dim}] for dim={dim}, got {min_order!r}"
+        )
     unit = (1.0,) * dim
     mask = (_orders(dim) >= min_order).astype(float)
     return basis_matrix(dim, unit) @ (mask[:, None] * _inverse_basis_matrix(dim, unit))

@@ -1,4 +1,5 @@
 """Galerkin restriction / prolongation of stencils, checked against explicit sparse products."""
+
 import doctest
 import itertools
 
@@ -23,38 +24,44 @@ COARSE_SHAPES = {1: (8,), 2: (6, 5), 3: (4, 4, 5)}
 
 
 def test_pyamg_stencil_grid_is_correlation_with_zero_padding(rng):
-    """The test oracle: stencil_grid(s) y == sum_ab s[a, b] y[i + a - 1, j + b - 1], zero outside."""
+    """Test oracle: stencil_grid(s) y == sum_ab s[a, b] y[i + a - 1, j + b - 1], zero outside."""
     s = rng.standard_normal((3, 3))
     y = rng.standard_normal((5, 4))
     padded = np.pad(y, 1)
-    expected = sum(s[a, b] * padded[a:a + 5, b:b + 4] for a in range(3) for b in range(3))
-    np.testing.assert_allclose((stencil_grid(s, y.shape) @ y.reshape(-1)).reshape(y.shape), expected)
+    expected = sum(s[a, b] * padded[a : a + 5, b : b + 4] for a in range(3) for b in range(3))
+    np.testing.assert_allclose(
+        (stencil_grid(s, y.shape) @ y.reshape(-1)).reshape(y.shape), expected
+    )
 
 
 @pytest.mark.parametrize("dim", [1, 2, 3])
-def test_restrict_stencil_equals_the_interior_rows_of_R_K_P(rng, dim):
+def test_restrict_stencil_equals_the_rows_of_R_K_P_away_from_the_origin_faces(rng, dim):
+    """Every row of R K_h P whose coarse node has all indices >= 1 is exactly the coarse stencil
+    (the far boundary included); rows on a face index 0 differ, because fine node -1 lies outside
+    the domain while its interpolation weight from coarse node 0 is lost."""
     coarse = COARSE_SHAPES[dim]
     fine = tuple(2 * n for n in coarse)
     stencils = rng.standard_normal((3,) + (3,) * dim)
     restricted = restrict_stencil(stencils, dim)
     P, R = prolongation_matrix(coarse), restriction_matrix(fine)
-    interior = [np.ravel_multi_index(i, coarse)
-                for i in itertools.product(*[range(1, n - 1) for n in coarse])]
+    nodes = list(itertools.product(*[range(n) for n in coarse]))
+    away = [np.ravel_multi_index(i, coarse) for i in nodes if min(i) >= 1]
+    face = [np.ravel_multi_index(i, coarse) for i in nodes if min(i) == 0]
     for s, t in zip(stencils, restricted):
         galerkin = (R @ stencil_grid(s, fine) @ P).toarray()
         expected = stencil_grid(t, coarse).toarray()
-        # every interior row of R K_h P is the coarse stencil, and nothing else
-        np.testing.assert_allclose(galerkin[interior], expected[interior], rtol=1e-13, atol=1e-14)
+        np.testing.assert_allclose(galerkin[away], expected[away], rtol=1e-13, atol=1e-14)
+        assert np.all(np.abs(galerkin[face] - expected[face]).max(axis=1) > 1e-6)
 
 
 def test_galerkin_identity_on_grid_functions(rng):
-    """K_H y == R K_h P y at the interior coarse nodes, all matrix-free (as in METHOD.md section 7)."""
+    """K_H y == R K_h P y at coarse nodes with all indices >= 1, matrix-free (METHOD.md s. 7)."""
     s = rng.standard_normal((3, 3))
     y = rng.standard_normal((6, 7))
     fine = (12, 14)
     via_fine = restrict((stencil_grid(s, fine) @ prolong(y, 2).reshape(-1)).reshape(fine), 2)
     coarse = (stencil_grid(restrict_stencil(s), y.shape) @ y.reshape(-1)).reshape(y.shape)
-    np.testing.assert_allclose(coarse[1:-1, 1:-1], via_fine[1:-1, 1:-1], rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(coarse[1:, 1:], via_fine[1:, 1:], rtol=1e-12, atol=1e-13)
 
 
 def test_galerkin_coarsening_of_the_five_point_laplacian():
@@ -69,14 +76,17 @@ def test_galerkin_coarsening_of_the_five_point_laplacian():
 @pytest.mark.parametrize("dim", [1, 2, 3])
 def test_restriction_keeps_pure_derivative_stencils_and_rediscretizes_them(dim):
     """A basis stencil differentiating along every axis (all m_k >= 1) restricts exactly to the
-    same derivative at H = 2h; the identity factor [1 2 1]/4 does not (it picks up R P smoothing)."""
+    same derivative at H = 2h; the identity factor [1 2 1]/4 does not (it picks up R P smoothing).
+    """
     h = 0.05
     basis = derivative_basis(dim, h)
     for s, m in zip(basis.stencils, basis.multi_indices):
         if min(m) >= 1:
             np.testing.assert_allclose(
-                restrict_stencil(s, dim), rediscretize(s, h, 2 * h, dim),
-                rtol=0, atol=1e-13 * np.abs(s).max(),
+                restrict_stencil(s, dim),
+                rediscretize(s, h, 2 * h, dim),
+                rtol=0,
+                atol=1e-13 * np.abs(s).max(),
             )
     identity = basis.stencils[0]
     assert not np.allclose(restrict_stencil(identity, dim), rediscretize(identity, h, 2 * h, dim))
@@ -85,8 +95,12 @@ def test_restriction_keeps_pure_derivative_stencils_and_rediscretizes_them(dim):
 @pytest.mark.parametrize("dim", [1, 2, 3])
 def test_restrict_and_prolong_stencils_are_inverse_maps(rng, dim):
     s = rng.standard_normal((3, 4, 2) + (3,) * dim)
-    np.testing.assert_allclose(restrict_stencil(prolong_stencil(s, dim), dim), s, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(prolong_stencil(restrict_stencil(s, dim), dim), s, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        restrict_stencil(prolong_stencil(s, dim), dim), s, rtol=0, atol=1e-12
+    )
+    np.testing.assert_allclose(
+        prolong_stencil(restrict_stencil(s, dim), dim), s, rtol=0, atol=1e-12
+    )
 
 
 @pytest.mark.parametrize("dim", [1, 2, 3])
@@ -104,7 +118,9 @@ def test_prolongation_amplifies_order_k_components_by_2_to_the_k(dim):
 def test_galerkin_matrix_is_the_kronecker_power_of_the_1d_map():
     one_d = galerkin_restriction_matrix(1)
     np.testing.assert_array_equal(one_d, [[0.5, 0.125, 0], [0.5, 0.75, 0.5], [0, 0.125, 0.5]])
-    np.testing.assert_array_equal(galerkin_restriction_matrix(3), np.kron(np.kron(one_d, one_d), one_d))
+    np.testing.assert_array_equal(
+        galerkin_restriction_matrix(3), np.kron(np.kron(one_d, one_d), one_d)
+    )
     np.testing.assert_array_equal(one_d.sum(axis=0), np.ones(3))  # row sums of K are preserved
     with pytest.raises(ValueError, match="read-only"):
         galerkin_restriction_matrix(2)[0, 0] = 1.0
@@ -125,18 +141,29 @@ def test_batched_float32_stencils_keep_shape_and_dtype(rng):
         out = function(kernels)
         assert out.shape == kernels.shape and out.dtype == np.float32
     np.testing.assert_allclose(
-        restrict_stencil(kernels), restrict_stencil(kernels.astype(np.float64)), rtol=1e-5, atol=1e-6
+        restrict_stencil(kernels),
+        restrict_stencil(kernels.astype(np.float64)),
+        rtol=1e-5,
+        atol=1e-6,
     )
 
 
 @pytest.mark.parametrize(
     "call, error, match",
     [
-        (lambda: restrict_stencil(np.zeros((3, 4))), ValueError, r"s must have shape \(\.\.\., 3, 3\)"),
+        (
+            lambda: restrict_stencil(np.zeros((3, 4))),
+            ValueError,
+            r"s must have shape \(\.\.\., 3, 3\)",
+        ),
         (lambda: restrict_stencil(np.zeros(3)), ValueError, "for dim=2"),
         (lambda: prolong_stencil(np.zeros((5, 5)), dim=2), ValueError, "s must have shape"),
         (lambda: restrict_stencil(np.full((3, 3), np.nan)), ValueError, "s contains 9 non-finite"),
-        (lambda: restrict_stencil_transpose(np.zeros((3, 3)), dim=3), ValueError, "t must have shape"),
+        (
+            lambda: restrict_stencil_transpose(np.zeros((3, 3)), dim=3),
+            ValueError,
+            "t must have shape",
+        ),
         (lambda: restrict_stencil(np.zeros((3, 3)), dim=4), ValueError, "dim must be 1, 2 or 3"),
         (lambda: galerkin_restriction_matrix(0), ValueError, "dim must be 1, 2 or 3"),
         (lambda: prolong_stencil("abc"), TypeError, "s must be a numeric array"),

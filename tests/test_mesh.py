@@ -1,4 +1,5 @@
 """Meshes and mesh hierarchies."""
+
 import doctest
 
 import numpy as np
@@ -61,7 +62,11 @@ def test_equality_hash_and_repr_round_trip():
         (dict(shape=(4.0, 4)), TypeError, r"shape\[0\] must be an int"),
         (dict(shape=None), TypeError, "shape must be an int or a tuple"),
         (dict(shape=(4, 4), extent=-1.0), ValueError, r"extent\[0\] must be a finite number > 0"),
-        (dict(shape=(4, 4), extent=(1.0, 2.0, 3.0)), ValueError, "extent must be a scalar or have 2"),
+        (
+            dict(shape=(4, 4), extent=(1.0, 2.0, 3.0)),
+            ValueError,
+            "extent must be a scalar or have 2",
+        ),
         (dict(shape=(4, 4), origin=(0.0, np.nan)), ValueError, r"origin\[1\] must be finite"),
         (dict(shape=4, origin="0"), TypeError, r"origin\[0\] must be a real number"),
     ],
@@ -103,14 +108,34 @@ def test_single_level_hierarchy_of_an_odd_mesh():
 @pytest.mark.parametrize(
     "call, error, match",
     [
-        (lambda h: MeshHierarchy(Mesh((28, 28)), 4), ValueError, "n_levels=4 is too many.*at most 3"),
+        (
+            lambda h: MeshHierarchy(Mesh((28, 28)), 4),
+            ValueError,
+            "n_levels=4 is too many.*at most 3",
+        ),
         (lambda h: MeshHierarchy(Mesh(8), 0), ValueError, "n_levels must be an int >= 1"),
         (lambda h: MeshHierarchy((8, 8), 2), TypeError, "mesh must be a pdecontrol.mesh.Mesh"),
-        (lambda h: h.restrict(np.zeros((3, 8, 6)), 1), ValueError, r"spatial shape \(8, 8\) of level 0"),
-        (lambda h: h.restrict(np.zeros((4, 4)), 0, from_level=1), ValueError, "to_level >= from_level"),
-        (lambda h: h.prolong(np.zeros((4, 4)), 2, from_level=1), ValueError, "to_level <= from_level"),
+        (
+            lambda h: h.restrict(np.zeros((3, 8, 6)), 1),
+            ValueError,
+            r"spatial shape \(8, 8\) of level 0",
+        ),
+        (
+            lambda h: h.restrict(np.zeros((4, 4)), 0, from_level=1),
+            ValueError,
+            "to_level >= from_level",
+        ),
+        (
+            lambda h: h.prolong(np.zeros((4, 4)), 2, from_level=1),
+            ValueError,
+            "to_level <= from_level",
+        ),
         (lambda h: h.restrict(np.zeros((8, 8)), 3), ValueError, r"to_level must be in \[0, 3\)"),
-        (lambda h: h.prolong(np.zeros((8, 8)), 0, from_level=1.0), TypeError, "from_level must be an int"),
+        (
+            lambda h: h.prolong(np.zeros((8, 8)), 0, from_level=1.0),
+            TypeError,
+            "from_level must be an int",
+        ),
     ],
 )
 def test_bad_hierarchy_arguments_raise_clear_errors(call, error, match):

@@ -1,4 +1,5 @@
 """The derivative basis of 3-per-axis stencils and the stencil <-> coefficient maps."""
+
 import doctest
 import itertools
 
@@ -86,11 +87,15 @@ def test_coefficients_give_the_differential_operator_at_second_order(rng):
         exponential = np.prod(RATES[:2] ** np.array(m)) * np.exp(RATES[:2] @ x)
         return exponential + np.prod(wave ** np.array(m)) * np.sin(wave @ x + sum(m) * np.pi / 2)
 
-    exact = sum(a * derivative(m, point) for a, m in zip(alpha, itertools.product(range(3), repeat=2)))
+    exact = sum(
+        a * derivative(m, point) for a, m in zip(alpha, itertools.product(range(3), repeat=2))
+    )
     errors = []
     for h in (0.1, 0.05, 0.025):
         stencil = coefficients_to_stencil(alpha, h)
-        errors.append(abs(correlate_at_point(stencil, lambda x: derivative((0, 0), x), point, h) - exact))
+        errors.append(
+            abs(correlate_at_point(stencil, lambda x: derivative((0, 0), x), point, h) - exact)
+        )
     assert np.all(np.abs(observed_orders(errors) - 2.0) < 0.1), observed_orders(errors)
 
 
@@ -101,7 +106,9 @@ def test_stencil_coefficient_round_trip_batched(rng, dim, h):
     assert alpha.shape == (2, 4, 3**dim)
     np.testing.assert_allclose(coefficients_to_stencil(alpha, h, dim), s, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(
-        alpha.reshape(8, -1).T, np.linalg.solve(basis_matrix(dim, h), s.reshape(8, -1).T), rtol=1e-10
+        alpha.reshape(8, -1).T,
+        np.linalg.solve(basis_matrix(dim, h), s.reshape(8, -1).T),
+        rtol=1e-10,
     )
 
 
@@ -128,7 +135,9 @@ def test_split_by_order_partitions_the_coefficients(rng):
     np.testing.assert_array_equal(sum(parts.values()), alpha)
     orders = derivative_basis(2).orders
     for order, part in parts.items():
-        assert np.all(part[:, orders != order] == 0) and np.all(part[:, orders == order] == alpha[:, orders == order])
+        assert np.all(part[:, orders != order] == 0) and np.all(
+            part[:, orders == order] == alpha[:, orders == order]
+        )
 
 
 @pytest.mark.parametrize("dim", [1, 2, 3])
@@ -141,7 +150,9 @@ def test_high_order_projector_keeps_exactly_the_high_order_part(rng, dim):
         parts = split_by_order(stencil_to_coefficients(s.reshape((3,) * dim), h, dim), dim)
         high = sum(part for order, part in parts.items() if order >= min_order)
         # the projector is independent of h: compare with the h-dependent route
-        np.testing.assert_allclose(Q @ s, coefficients_to_stencil(high, h, dim).reshape(-1), atol=1e-10)
+        np.testing.assert_allclose(
+            Q @ s, coefficients_to_stencil(high, h, dim).reshape(-1), atol=1e-10
+        )
     np.testing.assert_allclose(high_order_projector(0, dim), np.eye(3**dim), atol=1e-14)
 
 
@@ -157,18 +168,54 @@ def test_condition_numbers_are_kronecker_products():
 @pytest.mark.parametrize(
     "call, error, match",
     [
-        (lambda: stencil_to_coefficients(np.zeros((3, 4)), 0.1), ValueError, r"s must have shape \(\.\.\., 3, 3\)"),
+        (
+            lambda: stencil_to_coefficients(np.zeros((3, 4)), 0.1),
+            ValueError,
+            r"s must have shape \(\.\.\., 3, 3\)",
+        ),
         (lambda: stencil_to_coefficients(np.zeros(3), 0.1, dim=2), ValueError, "for dim=2"),
-        (lambda: stencil_to_coefficients(np.zeros((3, 3)), 0.0), ValueError, "h must be a finite number > 0"),
-        (lambda: stencil_to_coefficients(np.zeros((3, 3)), (0.1, -1)), ValueError, r"h\[1\] must be"),
-        (lambda: stencil_to_coefficients(np.zeros((3, 3)), (0.1, 0.1, 0.1)), ValueError, "dim=2 entries"),
-        (lambda: stencil_to_coefficients(np.zeros((3, 3)), "0.1"), TypeError, "h must be a real number"),
-        (lambda: stencil_to_coefficients(np.full((3, 3), np.nan), 0.1), ValueError, "s contains 9 non-finite"),
-        (lambda: coefficients_to_stencil(np.zeros(8), 0.1), ValueError, r"alpha must have shape \(\.\.\., 9\)"),
+        (
+            lambda: stencil_to_coefficients(np.zeros((3, 3)), 0.0),
+            ValueError,
+            "h must be a finite number > 0",
+        ),
+        (
+            lambda: stencil_to_coefficients(np.zeros((3, 3)), (0.1, -1)),
+            ValueError,
+            r"h\[1\] must be",
+        ),
+        (
+            lambda: stencil_to_coefficients(np.zeros((3, 3)), (0.1, 0.1, 0.1)),
+            ValueError,
+            "dim=2 entries",
+        ),
+        (
+            lambda: stencil_to_coefficients(np.zeros((3, 3)), "0.1"),
+            TypeError,
+            "h must be a real number",
+        ),
+        (
+            lambda: stencil_to_coefficients(np.full((3, 3), np.nan), 0.1),
+            ValueError,
+            "s contains 9 non-finite",
+        ),
+        (
+            lambda: coefficients_to_stencil(np.zeros(8), 0.1),
+            ValueError,
+            r"alpha must have shape \(\.\.\., 9\)",
+        ),
         (lambda: rediscretize(np.zeros((3, 3)), 0.1, np.inf), ValueError, "h_to must be"),
         (lambda: derivative_basis(4), ValueError, "dim must be 1, 2 or 3"),
-        (lambda: split_by_order(np.zeros(9), dim=3), ValueError, r"alpha must have shape \(\.\.\., 27\)"),
-        (lambda: high_order_projector(5, dim=2), ValueError, r"min_order must be an int in \[0, 4\]"),
+        (
+            lambda: split_by_order(np.zeros(9), dim=3),
+            ValueError,
+            r"alpha must have shape \(\.\.\., 27\)",
+        ),
+        (
+            lambda: high_order_projector(5, dim=2),
+            ValueError,
+            r"min_order must be an int in \[0, 4\]",
+        ),
     ],
 )
 def test_bad_input_raises_clear_errors(call, error, match):

@@ -1,4 +1,5 @@
-"""Grid transfers: sparse P/R, matrix-free restrict/prolong, image restriction, multigrid identities."""
+"""Grid transfers: sparse P/R, matrix-free restrict/prolong, images, multigrid identities."""
+
 import doctest
 
 import numpy as np
@@ -27,7 +28,7 @@ def fine(shape):
 def apply_matrix(matrix, x, dim):
     """Apply a sparse matrix to every grid function of a batch ``(..., *spatial)`` (C order)."""
     lead = x.shape[: x.ndim - dim]
-    flat = x.reshape(-1, int(np.prod(x.shape[x.ndim - dim:]))).astype(np.float64)
+    flat = x.reshape(-1, int(np.prod(x.shape[x.ndim - dim :]))).astype(np.float64)
     return (matrix @ flat.T).T.reshape(lead + (-1,))
 
 
@@ -73,12 +74,16 @@ def test_matrix_free_transfers_equal_the_sparse_matrices(rng, dim, dtype, rtol):
     assert restricted.dtype == dtype and prolonged.dtype == dtype
     assert restricted.shape == (2, 3) + coarse and prolonged.shape == (2, 3) + fine(coarse)
     np.testing.assert_allclose(
-        restricted.reshape(2, 3, -1), apply_matrix(restriction_matrix(fine(coarse)), v, dim),
-        rtol=rtol, atol=rtol,
+        restricted.reshape(2, 3, -1),
+        apply_matrix(restriction_matrix(fine(coarse)), v, dim),
+        rtol=rtol,
+        atol=rtol,
     )
     np.testing.assert_allclose(
-        prolonged.reshape(2, 3, -1), apply_matrix(prolongation_matrix(coarse), u, dim),
-        rtol=rtol, atol=rtol,
+        prolonged.reshape(2, 3, -1),
+        apply_matrix(prolongation_matrix(coarse), u, dim),
+        rtol=rtol,
+        atol=rtol,
     )
 
 
@@ -107,7 +112,7 @@ def test_injection_after_prolongation_is_the_identity(rng, dim):
 
 
 def restrict_prolong_1d(n):
-    """Expected 1D R P: tridiag(1/8, 3/4, 1/8), except (R P)[0, 0] = 5/8 (fine node -1 is outside)."""
+    """1D R P: tridiag(1/8, 3/4, 1/8) except (R P)[0, 0] = 5/8 (fine node -1 is outside)."""
     matrix = stencil_grid(np.array([1.0, 6.0, 1.0]) / 8, (n,)).toarray()
     matrix[0, 0] = 5.0 / 8
     return matrix
@@ -133,7 +138,9 @@ def test_restrict_after_prolong_is_spd_with_eigenvalues_between_one_half_and_one
     np.testing.assert_array_equal(RP, RP.T)
     eigenvalues = np.linalg.eigvalsh(RP)
     assert 0.5 < eigenvalues.min() and eigenvalues.max() < 1.0
-    assert eigenvalues.max() > 0.98  # smooth modes pass almost unchanged, oscillatory ones are halved
+    assert (
+        eigenvalues.max() > 0.98
+    )  # smooth modes pass almost unchanged, oscillatory ones are halved
 
 
 def test_transfers_reproduce_linear_functions_away_from_the_far_boundary():
@@ -161,6 +168,7 @@ def test_classifier_weights_move_with_restriction(rng, dim):
 
 def test_restriction_of_a_smooth_function_converges_at_second_order():
     """max |R f_h - f_H| = O(h^2) for f vanishing (to 4th order) at the boundary; order measured."""
+
     def sample(n):
         x = np.arange(n) / n
         return np.multiply.outer(np.sin(np.pi * x) ** 4, np.sin(2 * np.pi * x) ** 2 * np.exp(x))
@@ -184,7 +192,9 @@ def test_restrict_image_smooths_each_image_with_a_zero_boundary_gaussian(rng):
     smoothed = ndimage.gaussian_filter(image, 1.0, mode="constant", cval=0.0)
     np.testing.assert_allclose(out[1, 2], restrict(smoothed, 2), rtol=1e-12, atol=1e-14)
     # batch and channel axes are not mixed
-    np.testing.assert_allclose(out[1, 2], restrict_image(image, dim=2, smoothing_sigma=1.0), atol=1e-14)
+    np.testing.assert_allclose(
+        out[1, 2], restrict_image(image, dim=2, smoothing_sigma=1.0), atol=1e-14
+    )
 
 
 @pytest.mark.parametrize(
@@ -201,9 +211,21 @@ def test_restrict_image_smooths_each_image_with_a_zero_boundary_gaussian(rng):
         (lambda: restriction_matrix((4, 5)), ValueError, "fine_shape cannot be coarsened"),
         (lambda: prolongation_matrix((2, 2, 2, 2)), ValueError, "coarse_shape must have 1, 2 or 3"),
         (lambda: prolongation_matrix(2.0), TypeError, "coarse_shape must be an int"),
-        (lambda: restrict_image(np.zeros((12, 12)), 2, levels=3), ValueError, "divisible by 2\\*\\*levels"),
-        (lambda: restrict_image(np.zeros((8, 8)), 2, levels=0), ValueError, "levels must be an int >= 1"),
-        (lambda: restrict_image(np.zeros((8, 8)), 2, smoothing_sigma=-1), ValueError, "smoothing_sigma"),
+        (
+            lambda: restrict_image(np.zeros((12, 12)), 2, levels=3),
+            ValueError,
+            "divisible by 2\\*\\*levels",
+        ),
+        (
+            lambda: restrict_image(np.zeros((8, 8)), 2, levels=0),
+            ValueError,
+            "levels must be an int >= 1",
+        ),
+        (
+            lambda: restrict_image(np.zeros((8, 8)), 2, smoothing_sigma=-1),
+            ValueError,
+            "smoothing_sigma",
+        ),
     ],
 )
 def test_bad_input_raises_clear_errors(call, error, match):

@@ -5,6 +5,7 @@ Galerkin restriction / prolongation of convolution stencils.
 * :mod:`~pdecontrol.transfer.grids` - ``restrict``, ``prolong``, ``restrict_image`` (batched).
 * :mod:`~pdecontrol.transfer.galerkin` - ``restrict_stencil``, ``prolong_stencil`` and the map.
 """
+
 from .galerkin import (
     galerkin_restriction_matrix,
     prolong_stencil,

@@ -1,4 +1,5 @@
 """Shape checks shared by the grid-transfer modules and :mod:`pdecontrol.mesh`."""
+
 from __future__ import annotations
 
 import numbers
@@ -19,7 +20,9 @@ def as_grid_shape(shape, name: str = "shape") -> tuple[int, ...]:
             f"{name} must be an int or a tuple of 1 to 3 ints, got {type(shape).__name__}"
         ) from None
     if not 1 <= len(entries) <= 3:
-        raise ValueError(f"{name} must have 1, 2 or 3 entries (the spatial dimension), got {entries}")
+        raise ValueError(
+            f"{name} must have 1, 2 or 3 entries (the spatial dimension), got {entries}"
+        )
     for axis, n in enumerate(entries):
         if isinstance(n, bool) or not isinstance(n, numbers.Integral):
             raise TypeError(f"{name}[{axis}] must be an int, got {n!r}")
@@ -49,4 +52,4 @@ def spatial_shape(array: np.ndarray, dim: int, name: str) -> tuple[int, ...]:
             f"{name} must have at least dim={dim} axes (the last {dim} are spatial), "
             f"got shape {array.shape}"
         )
-    return tuple(array.shape[array.ndim - dim:])
+    return tuple(array.shape[array.ndim - dim :])

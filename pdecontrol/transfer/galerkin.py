@@ -4,11 +4,14 @@ Convention: stencils act by **correlation**; in 2D
 ``(K y)[i, j] = sum_ab s[a, b] y[i + a - 1, j + b - 1]`` (zero outside the domain), and likewise
 in 1D (``s`` of shape ``(3,)``) and 3D (``(3, 3, 3)``). With ``P`` d-linear interpolation and ``R``
 full weighting (:mod:`pdecontrol.transfer.matrices`), the coarse operator ``R K_h(s) P`` is again
-a 3-per-axis stencil in the interior of the coarse mesh; its weights are a fixed linear map
-``G`` (``3**d x 3**d``, the Kronecker power of a 3x3 map) of the fine weights, so kernels are moved
+a 3-per-axis stencil at every coarse node whose indices are all >= 1 (rows on a face with
+index 0 differ: fine node -1 lies outside the domain, so its share is lost); its weights are a
+fixed linear map ``G`` (``3**d x 3**d``, the Kronecker power of a 3x3 map) of the fine weights,
+so kernels are moved
 between meshes without forming any operator. Leading axes of ``s`` (layers, output channels,
 input channels, ...) are batched.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache, reduce
@@ -31,7 +34,8 @@ def _galerkin_restriction_matrix_1d() -> np.ndarray:
 
     Coarse weight at offset ``B`` is row ``J`` of ``R K P`` at column ``J + B``:
     ``sum_m r[m] s[A] p(m + A - 2B)``, with ``r`` the full-weighting weights at fine offsets
-    ``m`` around ``2J`` and ``p(q)`` the interpolation weight at fine offset ``q`` from a coarse node.
+    ``m`` around ``2J`` and ``p(q)`` the interpolation weight at fine offset ``q`` from a coarse
+    node.
     """
     p = dict(zip((-1, 0, 1), INTERPOLATION_WEIGHTS))
     r = {m: w / 2 for m, w in p.items()}
@@ -74,7 +78,7 @@ def galerkin_restriction_matrix(dim: int = 2) -> np.ndarray:
 
 def _stencil_array(s, dim: int, name: str) -> np.ndarray:
     s = check_finite(as_float_array(s, name), name)
-    if s.ndim < dim or s.shape[s.ndim - dim:] != (3,) * dim:
+    if s.ndim < dim or s.shape[s.ndim - dim :] != (3,) * dim:
         raise ValueError(
             f"{name} must have shape (..., {', '.join(['3'] * dim)}) for dim={dim} "
             f"(a 3-point-per-axis stencil, leading axes batched), got {s.shape}"
@@ -101,13 +105,13 @@ def restrict_stencil(s, dim: int = 2) -> np.ndarray:
     Returns
     -------
     ndarray, same shape and float dtype as ``s``
-        Coarse-mesh stencils: ``K_H(t) = R K_h(s) P`` on the interior of the coarse mesh.
+        Coarse-mesh stencils: ``K_H(t) = R K_h(s) P`` at coarse nodes with all indices >= 1.
 
     Notes
     -----
     Stencils scaled as derivatives keep their meaning: ``[-1, 0, 1] / (2h)`` restricts to
-    ``[-1, 0, 1] / (2H)`` and ``[1, -2, 1] / h**2`` to ``[1, -2, 1] / H**2`` (``H = 2h``); the identity
-    picks up a smoothing term, ``[0, 1, 0] -> [1/8, 3/4, 1/8]`` (the stencil of ``R P``).
+    ``[-1, 0, 1] / (2H)`` and ``[1, -2, 1] / h**2`` to ``[1, -2, 1] / H**2`` (``H = 2h``); the
+    identity picks up a smoothing term, ``[0, 1, 0] -> [1/8, 3/4, 1/8]`` (the stencil of ``R P``).
 
     Examples
     --------
@@ -133,7 +137,7 @@ def restrict_stencil_transpose(t, dim: int = 2) -> np.ndarray:
 
 
 def prolong_stencil(s, dim: int = 2) -> np.ndarray:
-    """The unique fine stencil whose Galerkin restriction is ``s`` (inverse of :func:`restrict_stencil`).
+    """The unique fine stencil whose Galerkin restriction is ``s`` (inverts ``restrict_stencil``).
 
     Parameters
     ----------

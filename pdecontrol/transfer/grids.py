@@ -6,6 +6,7 @@ input is converted to float64. The operators are the tensor-product ``P`` (d-lin
 interpolation) and ``R`` (full weighting) of :mod:`pdecontrol.transfer.matrices`, applied one
 axis at a time with array slicing; they agree with those sparse matrices up to rounding.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -44,7 +45,7 @@ def _restrict_axis(v: np.ndarray, axis: int) -> np.ndarray:
 
 
 def _prolong_axis(u: np.ndarray, axis: int) -> np.ndarray:
-    """1D linear interpolation along ``axis``: even nodes copy ``u``, odd nodes average, ``u[n] = 0``."""
+    """1D linear interpolation along ``axis``: even nodes copy, odd nodes average, ``u[n] = 0``."""
     shape = list(u.shape)
     shape[axis] *= 2
     out = np.empty(shape, dtype=u.dtype)
@@ -157,7 +158,8 @@ def restrict_image(x, dim: int, levels: int = 1, smoothing_sigma=None) -> np.nda
     if any(n % factor for n in shape):
         raise ValueError(
             f"x has spatial shape {shape}, which cannot be coarsened levels={levels} times: every "
-            f"spatial size must be divisible by 2**levels = {factor}; pad or crop, or use fewer levels"
+            f"spatial size must be divisible by 2**levels = {factor}; pad or crop, or use fewer "
+            "levels"
         )
     sigmas = (0.0,) * (x.ndim - dim) + (sigma or 0.0,) * dim
     for _ in range(int(levels)):

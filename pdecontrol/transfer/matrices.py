@@ -11,6 +11,7 @@ Conventions (shared by the whole package)
 * In 2D and 3D both are tensor (Kronecker) products of the 1D matrices, acting on grid functions
   flattened in C order of the spatial shape (the last axis varies fastest).
 """
+
 from __future__ import annotations
 
 from functools import reduce
@@ -28,7 +29,7 @@ INTERPOLATION_WEIGHTS = (0.5, 1.0, 0.5)
 
 
 def _prolongation_matrix_1d(n_coarse: int) -> sp.csr_matrix:
-    """1D interpolation, shape ``(2 n_coarse, n_coarse)``; fine nodes outside the axis are dropped."""
+    """1D interpolation, shape ``(2 n_coarse, n_coarse)``; fine nodes outside the axis dropped."""
     rows, cols, values = [], [], []
     coarse = np.arange(n_coarse)
     for offset, weight in zip((-1, 0, 1), INTERPOLATION_WEIGHTS):
