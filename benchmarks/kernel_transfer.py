@@ -72,7 +72,7 @@ def main(repeats: int) -> None:
             images.shape[0],
         ),
     ]
-    print(f"{'operation':<26} {'input':<20} {'median':>12} {'images/s':>12}")
+    print(f"{'operation':<26} {'input':<20} {'median':>12} {'examples/s':>12}")
     for name, shape, function, n_images in cases:
         seconds = median_seconds(function, repeats)
         rate = f"{n_images / seconds:12.3g}" if n_images else f"{'':>12}"

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from ._validation import as_float_array
 from .transfer import prolong as _prolong_once
 from .transfer import prolongation_matrix, restrict as _restrict_once, restriction_matrix
 from .transfer._shapes import as_grid_shape, check_coarsenable, spatial_shape
@@ -238,7 +239,7 @@ class MeshHierarchy:
         return int(level)
 
     def _check_input(self, x, level: int) -> np.ndarray:
-        x = np.asarray(x)
+        x = as_float_array(x, "x")
         expected = self.levels[level].mesh.shape
         if spatial_shape(x, self.dim, "x") != expected:
             raise ValueError(
