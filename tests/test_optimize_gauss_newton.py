@@ -11,9 +11,9 @@ from optimize_problems import (
     LinearLeastSquares,
     RecordingFunctional,
     exponential_problem,
-    taylor_orders,
 )
 from pdecontrol.optimize import Armijo, Stopping, StopReason, gauss_newton_cg
+from pdecontrol.verify import gauss_newton_test, taylor_test
 
 
 @pytest.fixture
@@ -25,8 +25,9 @@ def least_squares(rng):
 def test_test_problems_have_correct_gradients(rng, least_squares):
     exponential, truth = exponential_problem()
     for functional, x in ((least_squares, rng.standard_normal(8)), (exponential, truth + 0.3)):
-        orders, remainders = taylor_orders(functional, x, rng.standard_normal(functional.size))
-        assert np.all(orders > 1.9), orders
+        result = taylor_test(functional, x, rng=rng)
+        assert result.passed, result
+        assert gauss_newton_test(functional, x, rng=rng).passed
 
 
 def test_linear_least_squares_converges_in_one_exact_step(least_squares):
@@ -200,9 +201,10 @@ def test_line_search_failure_is_reported(least_squares):
 
 def test_logs_instead_of_printing(least_squares, caplog, capsys):
     with caplog.at_level(logging.INFO, logger="pdecontrol.optimize"):
-        gauss_newton_cg(least_squares, np.zeros(8), stopping=Stopping(maxiter=2, grtol=0.0))
+        gauss_newton_cg(least_squares, np.zeros(8), stopping=Stopping(maxiter=2, grtol=0.0), progress=True)
     assert any("gauss-newton-cg stopped" in message for message in caplog.messages)
-    assert capsys.readouterr().out == ""
+    captured = capsys.readouterr()
+    assert captured.out == "" and "gauss-newton-cg" in captured.err  # the tqdm bar
 
 
 @pytest.mark.parametrize(

@@ -38,7 +38,8 @@ def regularized_least_squares(A, b, alpha: float = 0.0, *, method: str = "cg", x
     x0 : array_like, shape (n,) or (n, k), optional
         Warm start (e.g. the previous classifier).
     rtol : float
-        Relative tolerance, ``0 < rtol < 1``.
+        Relative tolerance, ``0 < rtol < 1``; for CG the normal-equations residual relative to
+        ``|A^T b|`` (also with a warm start, so starting at the solution costs no iterations).
     maxiter : int, optional
         Iteration cap per column (default ``n`` for CG, LSQR's default otherwise).
 
@@ -74,20 +75,35 @@ def regularized_least_squares(A, b, alpha: float = 0.0, *, method: str = "cg", x
         start = start.reshape(n, -1)
     alpha = float(alpha)
     normal = LinearOperator((n, n), matvec=lambda v: A.rmatvec(A.matvec(v)) + alpha * v, dtype=np.float64)
+    # LSQR with damp would damp only the correction from x0, so warm starts use the stacked
+    # operator [A; sqrt(alpha) I] with right-hand side [b; 0] instead.
+    stacked = LinearOperator((m + n, n), dtype=np.float64,
+                             matvec=lambda v: np.r_[A.matvec(v), np.sqrt(alpha) * np.ravel(v)],
+                             rmatvec=lambda u: A.rmatvec(np.ravel(u)[:m]) + np.sqrt(alpha) * np.ravel(u)[m:])
 
     solution = np.empty_like(start)
     iterations, reasons = 0, []
     for column in range(rhs.shape[1]):
         if method == "cg":
+            # the tolerance is relative to the cold-start right-hand side A^T b, also when warm
+            cold = np.linalg.norm(A.rmatvec(rhs[:, column]))
             residual = A.rmatvec(rhs[:, column]) - normal.matvec(start[:, column])
-            cg = conjugate_gradient(normal, residual, rtol=rtol, maxiter=maxiter)
-            solution[:, column] = start[:, column] + cg.x
+            solution[:, column] = start[:, column]
+            if np.linalg.norm(residual) <= rtol * cold:
+                reasons.append("converged")
+                continue
+            relative = rtol * cold / np.linalg.norm(residual) if cold > 0 else rtol
+            cg = conjugate_gradient(normal, residual, rtol=relative, maxiter=maxiter)
+            solution[:, column] += cg.x
             iterations += cg.iterations
             reasons.append(cg.reason.value)
         else:
             kwargs = {} if maxiter is None else {"iter_lim": maxiter}
-            out = lsqr(A, rhs[:, column], damp=np.sqrt(alpha), atol=rtol, btol=rtol,
-                       x0=start[:, column], **kwargs)
+            if x0 is None:
+                out = lsqr(A, rhs[:, column], damp=np.sqrt(alpha), atol=rtol, btol=rtol, **kwargs)
+            else:
+                out = lsqr(stacked, np.r_[rhs[:, column], np.zeros(n)], atol=rtol, btol=rtol,
+                           x0=start[:, column], **kwargs)
             solution[:, column] = out[0]
             iterations += int(out[2])
             reasons.append(_LSQR_REASONS[int(out[1])])
