@@ -1,0 +1,1 @@
+"""The CNN learning problem (Haber, Ruthotto & Holtham) as a pdecontrol control problem."""

@@ -1,0 +1,63 @@
+"""Image sets of the CNN problem: MNIST (IDX files) and resolution-free synthetic patterns.
+
+Every image set is an :class:`xarray.Dataset` with ``images`` ``(example, y, x)`` on the nodes
+``i / n`` of the unit square, int64 ``labels`` and the mesh spacing in its attrs; see
+:mod:`problems.cnn.data.images` for the layout and ``docs/data.md`` for the conventions.
+"""
+from .idx import (
+    IMAGES_MAGIC,
+    LABELS_MAGIC,
+    IDXError,
+    parse_idx,
+    read_idx,
+    read_idx_bytes,
+    write_idx,
+)
+from .images import (
+    images_dataset,
+    node_coordinates,
+    plot_examples,
+    to_numpy,
+    train_validation_split,
+)
+from .mnist import (
+    MNIST_BASE_URL,
+    MNIST_SHA256,
+    ChecksumError,
+    load_idx_pair,
+    load_mnist,
+    mnist_data_dir,
+)
+from .synthetic import (
+    EDGE_WIDTH,
+    SYNTHETIC_CLASSES,
+    SyntheticExamples,
+    draw_synthetic,
+    make_synthetic,
+)
+
+__all__ = [
+    "IMAGES_MAGIC",
+    "LABELS_MAGIC",
+    "IDXError",
+    "parse_idx",
+    "read_idx",
+    "read_idx_bytes",
+    "write_idx",
+    "images_dataset",
+    "node_coordinates",
+    "plot_examples",
+    "to_numpy",
+    "train_validation_split",
+    "MNIST_BASE_URL",
+    "MNIST_SHA256",
+    "ChecksumError",
+    "load_idx_pair",
+    "load_mnist",
+    "mnist_data_dir",
+    "EDGE_WIDTH",
+    "SYNTHETIC_CLASSES",
+    "SyntheticExamples",
+    "draw_synthetic",
+    "make_synthetic",
+]
