@@ -226,14 +226,16 @@ def test_input_errors(rng):
         functional.value(x, np.array([0, 99]))
 
 
-def test_problem_cannot_modify_parameters(rng):
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("target", ["control", "static", "state"])
+def test_problem_cannot_modify_parameters_or_states(rng, dtype, target):
     class Mutating(TanhNetwork):
         def rhs(self, y, control, static, t):
-            control["b"][0] = 0.0
+            {"control": control["b"], "static": static["a"], "state": y}[target][0] = 0.0
             return super().rhs(y, control, static, t)
 
     functional = ControlFunctional(Mutating(), LAYOUT, rng.standard_normal((2, N_IN)), np.zeros((2, N_OUT)),
-                                   final_time=T)
+                                   final_time=T, dtype=dtype)
     with pytest.raises(ValueError, match="read-only"):
         functional.value(make_point(rng))
 

@@ -22,7 +22,7 @@ from ..functional import ReducedFunctional
 from .parameters import ParameterLayout, Parameters
 from .problem import ControlProblem
 from .regularizers import Regularizer
-from .timestepping import Trajectory, _accumulate, get_stepper, integrate
+from .timestepping import Trajectory, _accumulate, _read_only, get_stepper, integrate
 
 __all__ = ["ControlFunctional", "ForwardResult"]
 
@@ -57,12 +57,6 @@ class _Chunk:
     targets: np.ndarray
     trajectory: Trajectory
     outputs: np.ndarray
-
-
-def _read_only(x: np.ndarray) -> np.ndarray:
-    view = x.view()
-    view.flags.writeable = False
-    return view
 
 
 class ControlFunctional(ReducedFunctional):
@@ -197,7 +191,8 @@ class ControlFunctional(ReducedFunctional):
 
     # ------------------------------------------------------------------ internals
     def _cast(self, blocks: dict) -> dict:
-        return {k: np.asarray(v, dtype=self.dtype) for k, v in blocks.items()}
+        """Blocks in the compute dtype, read-only (views for float64, copies for float32)."""
+        return {k: _read_only(np.asarray(v, dtype=self.dtype)) for k, v in blocks.items()}
 
     def _parameters(self, x):
         params = self.layout.unflatten(_read_only(self.check_parameters(x)))

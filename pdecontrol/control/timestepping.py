@@ -28,12 +28,23 @@ __all__ = ["RungeKutta", "FORWARD_EULER", "EXPLICIT_MIDPOINT", "RK4", "Trajector
 
 
 def _combine(y, scale, coefficients, vectors):
-    """``y + scale * sum_k coefficients[k] * vectors[k]``, skipping zero coefficients (new array)."""
+    """``y + scale * sum_k coefficients[k] * vectors[k]``, skipping zero coefficients.
+
+    A new array, made read-only: states and stages are stored and handed to the problem, which
+    must not modify them.
+    """
     out = y.copy()
     for coefficient, vector in zip(coefficients, vectors):
         if coefficient != 0.0:
             out += (scale * coefficient) * vector
+    out.flags.writeable = False
     return out
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    view = np.asarray(array).view()
+    view.flags.writeable = False
+    return view
 
 
 def _accumulate(total: dict, part):
@@ -187,8 +198,8 @@ class Trajectory:
         self.dt = final_time / n_steps
         self.checkpoint_every = checkpoint_every
         interval = checkpoint_every or 1
-        self._states = {0: y0}
-        y = y0
+        y = _read_only(y0)
+        self._states = {0: y}
         for j in range(n_steps):
             y = stepper.step(problem, y, self.control_at(j), static, self.time(j), self.dt)
             if (j + 1) % interval == 0 or j + 1 == n_steps:
