@@ -1,0 +1,17 @@
+"""Numba-jitted batched convolutions, activations and fused residual steps (CPU, float32/64).
+
+Convention everywhere: correlation with zero "same" padding, 3-wide stencils, images of shape
+``(N, C, *spatial)`` with 1, 2 or 3 spatial axes, kernels ``(C_out, C_in, 3, ..., 3)``.
+See ``docs/operators.md`` for the API, conventions and measured performance.
+"""
+from .activations import ACTIVATION_NAMES, SMOOTH_RELU_ETA, Activation, get_activation
+from .conv import add_bias, bias_gradient, conv, conv_kernel_gradient, conv_transpose
+from .residual import (ResidualLinearization, residual_adjoint, residual_linearize,
+                       residual_step, residual_tangent)
+
+__all__ = [
+    "ACTIVATION_NAMES", "SMOOTH_RELU_ETA", "Activation", "get_activation",
+    "conv", "conv_transpose", "conv_kernel_gradient", "add_bias", "bias_gradient",
+    "ResidualLinearization", "residual_step", "residual_linearize", "residual_tangent",
+    "residual_adjoint",
+]

@@ -1,0 +1,198 @@
+"""Jitted building blocks shared by :mod:`.conv` and :mod:`.residual` (private).
+
+Shapes: images are flat per channel, ``x[n, c, p]`` with ``p`` the C-order index of the spatial
+point; kernels are ``K[o, c, g, t]`` (see :mod:`._geometry`), with the output-channel axis padded
+with zeros to a multiple of :data:`BLOCK`. All routines are correlations (no kernel flip).
+
+Performance design (measured on the 2-core AVX-512 machine, see docs/operators.md):
+
+* each input channel of an image is copied once into masked, zero-margined rows
+  (:func:`fill_buffers`), so every tap is one contiguous, unit-stride read and the innermost
+  loop runs over all ``P`` points of the image (784 for 28x28), which LLVM vectorises;
+* the innermost loop updates :data:`BLOCK` = 4 output channels at once from the three loads of a
+  tap triple (12 FMAs per 3 loads + 4 load/store pairs of L1-resident accumulators); one output
+  channel per pass was 4x slower, 8 channels per pass gave no further gain;
+* accumulators live in a per-thread ``(BLOCK, P)`` scratch array; the epilogue (bias, activation,
+  residual update, derivative store) runs on it while it is hot in L1 (fusion);
+* ``parallel=True`` over contiguous chunks of the batch, one chunk per thread, scratch allocated
+  once per chunk; kernel-gradient partial sums per chunk in float64 (deterministic for a fixed
+  thread count);
+* ``fastmath={"contract"}`` (FMA) everywhere, plus ``"reassoc"`` only in the dot products of the
+  kernel gradient (needed to vectorise a floating-point reduction). No ``nnan``/``ninf``.
+"""
+from __future__ import annotations
+
+import enum
+
+import numpy as np
+from numba import njit, prange
+
+from .activations import activate, constant_like
+
+__all__ = ["BLOCK", "Epilogue", "fill_buffers", "accumulate_block", "conv_driver",
+           "kernel_gradient_driver"]
+
+BLOCK = 4
+_STREAM = {"contract"}
+_REDUCE = {"contract", "reassoc"}
+
+
+class Epilogue(enum.IntEnum):
+    """What :func:`conv_driver` writes from the accumulated ``a = sum K x + bias``."""
+
+    AFFINE = 0  #: out = [base +] dt * a
+    ACTIVATE = 1  #: out = [base +] dt * sigma(a); optionally derivative <- sigma'(a)
+    SCALE_BY_DERIVATIVE = 2  #: out = [base +] dt * derivative * a
+
+
+@njit(cache=True, fastmath=_STREAM)
+def fill_buffers(xn, masks, pad, buf):
+    """``buf[c, m, pad + p] = xn[c, p] * masks[m, p]``, zero margins of ``pad`` points.
+
+    ``xn`` (C, P), ``masks`` (M, P), ``buf`` (C, M, P + 2 pad).
+    """
+    n_points = xn.shape[1]
+    for c in range(xn.shape[0]):
+        channel = xn[c]
+        for m in range(masks.shape[0]):
+            row = buf[c, m]
+            mask = masks[m]
+            for p in range(pad):
+                row[p] = 0
+                row[pad + n_points + p] = 0
+            inner = row[pad:pad + n_points]
+            for p in range(n_points):
+                inner[p] = channel[p] * mask[p]
+
+
+@njit(cache=True, fastmath=_STREAM)
+def accumulate_block(buf, kernel, o, shift, tap_mask, acc):
+    """``acc[r, p] += sum_{c,g,t} kernel[o + r, c, g, t] * buf[c, tap_mask[g, t], shift[g] + t - 1 + p]``.
+
+    ``r = 0..BLOCK-1``; ``buf`` (C, M, P + 2 pad) from :func:`fill_buffers`, ``kernel``
+    (O_padded, C, G, 3), ``acc`` (BLOCK, P).
+    """
+    n_points = acc.shape[1]
+    acc0 = acc[0]
+    acc1 = acc[1]
+    acc2 = acc[2]
+    acc3 = acc[3]
+    for c in range(buf.shape[0]):
+        for g in range(shift.shape[0]):
+            s = shift[g]
+            left = buf[c, tap_mask[g, 0], s - 1:s - 1 + n_points]
+            centre = buf[c, tap_mask[g, 1], s:s + n_points]
+            right = buf[c, tap_mask[g, 2], s + 1:s + 1 + n_points]
+            k0 = kernel[o, c, g]
+            k1 = kernel[o + 1, c, g]
+            k2 = kernel[o + 2, c, g]
+            k3 = kernel[o + 3, c, g]
+            w00, w01, w02 = k0[0], k0[1], k0[2]
+            w10, w11, w12 = k1[0], k1[1], k1[2]
+            w20, w21, w22 = k2[0], k2[1], k2[2]
+            w30, w31, w32 = k3[0], k3[1], k3[2]
+            for p in range(n_points):
+                xl = left[p]
+                xc = centre[p]
+                xr = right[p]
+                acc0[p] = acc0[p] + w00 * xl + w01 * xc + w02 * xr
+                acc1[p] = acc1[p] + w10 * xl + w11 * xc + w12 * xr
+                acc2[p] = acc2[p] + w20 * xl + w21 * xc + w22 * xr
+                acc3[p] = acc3[p] + w30 * xl + w31 * xc + w32 * xr
+
+
+@njit(cache=True, fastmath=_STREAM)
+def _write_row(mode, kind, acc, dt, has_base, base, derivative, store_derivative, out):
+    """Epilogue for one output row of P points (see :class:`Epilogue`)."""
+    n_points = acc.shape[0]
+    if mode == Epilogue.ACTIVATE:
+        for p in range(n_points):
+            value, slope = activate(kind, acc[p])
+            acc[p] = dt * value
+            if store_derivative:
+                derivative[p] = slope
+    elif mode == Epilogue.SCALE_BY_DERIVATIVE:
+        for p in range(n_points):
+            acc[p] = dt * derivative[p] * acc[p]
+    else:
+        for p in range(n_points):
+            acc[p] = dt * acc[p]
+    if has_base:
+        for p in range(n_points):
+            out[p] = base[p] + acc[p]
+    else:
+        for p in range(n_points):
+            out[p] = acc[p]
+
+
+@njit(cache=True, parallel=True, fastmath=_STREAM)
+def conv_driver(x1, kernel1, x2, kernel2, bias, masks, pad, shift, tap_mask, n_chunks,
+                mode, kind, dt, has_base, base, derivative, store_derivative, out):
+    """``out = epilogue(conv(x1, kernel1) + conv(x2, kernel2) + bias)`` over the batch.
+
+    ``x1`` (N, C1, P), ``x2`` (N, C2, P) (``C2`` may be 0), kernels (O_padded, C, G, 3),
+    ``bias`` (O_padded,), ``out``/``base``/``derivative`` (N, O, P); ``base`` and
+    ``derivative`` may be any array of that shape when unused. ``mode`` an :class:`Epilogue`,
+    ``kind`` an activation kind, ``dt`` a scalar of the array dtype.
+    """
+    n_images, n_out, n_points = out.shape
+    width = n_points + 2 * pad
+    for chunk in prange(n_chunks):
+        start = chunk * n_images // n_chunks
+        stop = (chunk + 1) * n_images // n_chunks
+        buf1 = np.empty((x1.shape[1], masks.shape[0], width), out.dtype)
+        buf2 = np.empty((x2.shape[1], masks.shape[0], width), out.dtype)
+        acc = np.empty((BLOCK, n_points), out.dtype)
+        for n in range(start, stop):
+            fill_buffers(x1[n], masks, pad, buf1)
+            fill_buffers(x2[n], masks, pad, buf2)
+            for o in range(0, n_out, BLOCK):
+                for r in range(BLOCK):
+                    acc[r, :] = bias[o + r]
+                accumulate_block(buf1, kernel1, o, shift, tap_mask, acc)
+                accumulate_block(buf2, kernel2, o, shift, tap_mask, acc)
+                for r in range(min(BLOCK, n_out - o)):
+                    _write_row(mode, kind, acc[r], dt, has_base, base[n, o + r],
+                               derivative[n, o + r], store_derivative, out[n, o + r])
+
+
+@njit(cache=True, parallel=True, fastmath=_REDUCE)
+def kernel_gradient_driver(x, z, masks, pad, shift, tap_mask, n_chunks, kernel_partial,
+                           bias_partial):
+    """Per-chunk partial sums of ``dK[o, c, g, t] = sum_{n,p} z[n, o, p] x_tap[n, c, p]`` and ``db[o]``.
+
+    ``x`` (N, C, P), ``z`` (N, O, P); ``kernel_partial`` (n_chunks, O, C, G, 3) and
+    ``bias_partial`` (n_chunks, O), float64, zero on entry (summed by the caller).
+    """
+    n_images, n_in, n_points = x.shape
+    n_out = z.shape[1]
+    width = n_points + 2 * pad
+    for chunk in prange(n_chunks):
+        start = chunk * n_images // n_chunks
+        stop = (chunk + 1) * n_images // n_chunks
+        buf = np.empty((n_in, masks.shape[0], width), x.dtype)
+        for n in range(start, stop):
+            fill_buffers(x[n], masks, pad, buf)
+            for o in range(n_out):
+                row = z[n, o]
+                total = constant_like(0.0, row[0])
+                for p in range(n_points):
+                    total += row[p]
+                bias_partial[chunk, o] += total
+                for c in range(n_in):
+                    for g in range(shift.shape[0]):
+                        s = shift[g]
+                        left = buf[c, tap_mask[g, 0], s - 1:s - 1 + n_points]
+                        centre = buf[c, tap_mask[g, 1], s:s + n_points]
+                        right = buf[c, tap_mask[g, 2], s + 1:s + 1 + n_points]
+                        sum0 = constant_like(0.0, row[0])
+                        sum1 = sum0
+                        sum2 = sum0
+                        for p in range(n_points):
+                            zp = row[p]
+                            sum0 += zp * left[p]
+                            sum1 += zp * centre[p]
+                            sum2 += zp * right[p]
+                        kernel_partial[chunk, o, c, g, 0] += sum0
+                        kernel_partial[chunk, o, c, g, 1] += sum1
+                        kernel_partial[chunk, o, c, g, 2] += sum2

@@ -1,0 +1,143 @@
+"""Convolutions of pdecontrol.ops: scipy reference, adjoint dot-product tests, input errors."""
+import numpy as np
+import pytest
+from scipy.signal import correlate
+
+from pdecontrol.ops import add_bias, bias_gradient, conv, conv_kernel_gradient, conv_transpose
+
+# (spatial shape, C_in, C_out): odd and even sizes, channel counts below, at and above the
+# 4-channel register block, 1D/2D/3D.
+CASES = [
+    ((7,), 1, 3),
+    ((8,), 3, 4),
+    ((5, 6), 2, 5),
+    ((6, 6), 4, 8),
+    ((28, 28), 1, 4),
+    ((4, 5, 3), 3, 2),
+    ((4, 4, 4), 2, 6),
+]
+ADJOINT_TOL = 1e-10
+
+
+def reference_conv(x, K, b=None):
+    """Explicit correlation with zero 'same' padding via scipy.signal.correlate (float64)."""
+    n_images, n_out = x.shape[0], K.shape[0]
+    y = np.zeros((n_images, n_out) + x.shape[2:])
+    for n in range(n_images):
+        for o in range(n_out):
+            for c in range(x.shape[1]):
+                y[n, o] += correlate(x[n, c].astype(np.float64), K[o, c].astype(np.float64), mode="same")
+            if b is not None:
+                y[n, o] += b[o]
+    return y
+
+
+def random_case(rng, spatial, c_in, c_out, n_images=3, dtype=np.float64):
+    x = rng.standard_normal((n_images, c_in) + spatial).astype(dtype)
+    K = rng.standard_normal((c_out, c_in) + (3,) * len(spatial)).astype(dtype)
+    b = rng.standard_normal(c_out).astype(dtype)
+    return x, K, b
+
+
+@pytest.mark.parametrize("spatial, c_in, c_out", CASES)
+def test_conv_matches_scipy_correlate_float64(rng, spatial, c_in, c_out):
+    x, K, b = random_case(rng, spatial, c_in, c_out)
+    y = conv(x, K, b)
+    assert y.dtype == np.float64 and y.shape == (3, c_out) + spatial
+    np.testing.assert_allclose(y, reference_conv(x, K, b), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("spatial, c_in, c_out", [CASES[1], CASES[2], CASES[5]])
+def test_conv_float32_keeps_dtype_and_matches(rng, spatial, c_in, c_out):
+    x, K, b = random_case(rng, spatial, c_in, c_out, dtype=np.float32)
+    y = conv(x, K, b)
+    assert y.dtype == np.float32
+    scale = np.abs(reference_conv(np.abs(x), np.abs(K))).max()
+    np.testing.assert_allclose(y, reference_conv(x, K, b), rtol=0, atol=1e-6 * scale)
+
+
+def test_conv_is_independent_of_batch_partitioning(rng):
+    # Chunks per thread must not leak: a batch equals its images convolved one by one.
+    x, K, b = random_case(rng, (6, 5), 3, 4, n_images=7)
+    batch = conv(x, K, b)
+    single = np.concatenate([conv(x[n:n + 1], K, b) for n in range(7)])
+    np.testing.assert_array_equal(batch, single)
+
+
+def relative_gap(lhs, rhs):
+    return abs(lhs - rhs) / max(abs(lhs), abs(rhs))
+
+
+@pytest.mark.parametrize("spatial, c_in, c_out", CASES)
+def test_conv_transpose_is_adjoint(rng, spatial, c_in, c_out):
+    x, K, _ = random_case(rng, spatial, c_in, c_out)
+    y_bar = rng.standard_normal((3, c_out) + spatial)
+    x_bar = conv_transpose(y_bar, K)
+    assert x_bar.shape == x.shape
+    assert relative_gap(np.vdot(conv(x, K), y_bar), np.vdot(x, x_bar)) < ADJOINT_TOL
+
+
+@pytest.mark.parametrize("spatial, c_in, c_out", CASES)
+def test_kernel_gradient_is_adjoint_of_conv_in_K(rng, spatial, c_in, c_out):
+    x, K, _ = random_case(rng, spatial, c_in, c_out)
+    y_bar = rng.standard_normal((3, c_out) + spatial)
+    K_bar = conv_kernel_gradient(x, y_bar)
+    assert K_bar.shape == K.shape
+    assert relative_gap(np.vdot(conv(x, K), y_bar), np.vdot(K, K_bar)) < ADJOINT_TOL
+
+
+def test_kernel_gradient_float32_matches_float64(rng):
+    x, _, _ = random_case(rng, (9, 10), 3, 5, dtype=np.float32)
+    y_bar = rng.standard_normal((3, 5, 9, 10)).astype(np.float32)
+    K_bar = conv_kernel_gradient(x, y_bar)
+    assert K_bar.dtype == np.float32
+    exact = conv_kernel_gradient(x.astype(np.float64), y_bar.astype(np.float64))
+    np.testing.assert_allclose(K_bar, exact, rtol=0, atol=1e-5 * np.abs(exact).max())
+
+
+@pytest.mark.parametrize("spatial", [(5,), (4, 7), (3, 4, 5)])
+def test_bias_and_bias_gradient_are_adjoint(rng, spatial):
+    x = rng.standard_normal((4, 3) + spatial)
+    b = rng.standard_normal(3)
+    y_bar = rng.standard_normal(x.shape)
+    shifted = add_bias(x, b)
+    for c in range(3):
+        np.testing.assert_array_equal(shifted[:, c], x[:, c] + b[c])
+    lhs = np.vdot(add_bias(np.zeros_like(x), b), y_bar)
+    assert relative_gap(lhs, np.vdot(b, bias_gradient(y_bar))) < ADJOINT_TOL
+    # conv's fused bias is the same affine term
+    K = rng.standard_normal((3, 3) + (3,) * len(spatial))
+    np.testing.assert_allclose(conv(x, K, b), add_bias(conv(x, K), b), rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: conv(np.zeros((2, 3)), np.zeros((1, 3, 3))), r"x must have shape \(N, C, \*spatial\)"),
+        (lambda: conv(np.zeros((2, 3, 5, 5)), np.zeros((1, 2, 3, 3))), "input channels"),
+        (lambda: conv(np.zeros((2, 3, 5, 5)), np.zeros((1, 3, 5, 5))), "3-wide"),
+        (lambda: conv(np.zeros((2, 3, 5, 5)), np.zeros((1, 3, 3))), r"\(C_out, C_in, 3, 3\)"),
+        (lambda: conv(np.zeros((2, 3, 5)), np.zeros((2, 3, 3)), np.zeros(3)), r"b must have shape \(2,\)"),
+        (lambda: conv(np.zeros((0, 3, 5)), np.zeros((2, 3, 3))), "empty axis"),
+        (lambda: conv_transpose(np.zeros((2, 4, 5)), np.zeros((2, 3, 3))), "output channels"),
+        (lambda: conv_kernel_gradient(np.zeros((2, 3, 5)), np.zeros((2, 4, 6))), "spatial shape"),
+        (lambda: add_bias(np.zeros((2, 3, 5)), np.zeros(2)), "one bias per channel"),
+    ],
+)
+def test_bad_shapes_raise_value_error_naming_the_argument(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: conv(np.zeros((2, 3, 5), np.float32), np.zeros((2, 3, 3))), "K has dtype float64"),
+        (lambda: conv(np.zeros((2, 3, 5)), np.zeros((2, 3, 3)), np.zeros(2, np.float32)), "b has dtype"),
+        (lambda: conv_kernel_gradient(np.zeros((2, 3, 5)), np.zeros((2, 4, 5), np.float32)), "y_bar has dtype"),
+        (lambda: conv(np.array([["a"]]), np.zeros((2, 3, 3))), "x must be a numeric array"),
+    ],
+)
+def test_dtype_mismatch_raises_type_error(call, match):
+    with pytest.raises(TypeError, match=match):
+        call()

@@ -1,0 +1,101 @@
+"""Fused residual step of pdecontrol.ops: reference, tangent/adjoint, Taylor tests, errors."""
+import numpy as np
+import pytest
+
+from pdecontrol.ops import (ResidualLinearization, conv, get_activation, residual_adjoint,
+                            residual_linearize, residual_step, residual_tangent)
+
+SHAPES = [(2, 3, 9), (2, 5, 6, 7), (2, 2, 4, 3, 5)]  # (N, C, *spatial) in 1D, 2D, 3D
+
+
+def random_layer(rng, shape, dtype=np.float64):
+    dim = len(shape) - 2
+    y = rng.standard_normal(shape).astype(dtype)
+    K = (0.3 * rng.standard_normal((shape[1], shape[1]) + (3,) * dim)).astype(dtype)
+    b = (0.1 * rng.standard_normal(shape[1])).astype(dtype)
+    return y, K, b
+
+
+def random_direction(rng, y, K):
+    return rng.standard_normal(y.shape), rng.standard_normal(K.shape), rng.standard_normal(K.shape[0])
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("name", ["tanh", "relu", "smooth_relu"])
+@pytest.mark.parametrize("skip", [True, False])
+def test_step_matches_composition(rng, shape, name, skip):
+    y, K, b = random_layer(rng, shape)
+    expected = 0.7 * get_activation(name)(conv(y, K, b)) + (y if skip else 0)
+    out, lin = residual_linearize(y, K, b, dt=0.7, activation=name, skip=skip)
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-14)
+    np.testing.assert_array_equal(residual_step(y, K, b, 0.7, name, skip), out)
+    np.testing.assert_allclose(lin.derivative, get_activation(name).derivative(conv(y, K, b)), atol=1e-15)
+
+
+def test_float32_step_and_sweeps_keep_dtype(rng):
+    y, K, b = random_layer(rng, (3, 4, 28, 28), np.float32)
+    out, lin = residual_linearize(y, K, b)
+    expected = y.astype(np.float64) + np.tanh(conv(y.astype(np.float64), K.astype(np.float64), b.astype(np.float64)))
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, expected, rtol=0, atol=2e-6)
+    dy, dK, db = (d.astype(np.float32) for d in random_direction(rng, y, K))
+    assert residual_tangent(lin, dy, dK, db).dtype == np.float32
+    assert all(r.dtype == np.float32 for r in residual_adjoint(lin, dy))
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("skip", [True, False])
+def test_adjoint_is_transpose_of_tangent(rng, shape, skip):
+    y, K, b = random_layer(rng, shape)
+    _, lin = residual_linearize(y, K, b, dt=0.5, activation="tanh", skip=skip)
+    dy, dK, db = random_direction(rng, y, K)
+    out_bar = rng.standard_normal(y.shape)
+    lhs = np.vdot(residual_tangent(lin, dy, dK, db), out_bar)
+    y_bar, K_bar, b_bar = residual_adjoint(lin, out_bar)
+    rhs = np.vdot(dy, y_bar) + np.vdot(dK, K_bar) + np.vdot(db, b_bar)
+    assert abs(lhs - rhs) / abs(lhs) < 1e-10
+
+
+def test_tangent_with_omitted_directions_is_zero_filled(rng):
+    y, K, b = random_layer(rng, SHAPES[1])
+    _, lin = residual_linearize(y, K, b)
+    dy, dK, db = random_direction(rng, y, K)
+    np.testing.assert_allclose(residual_tangent(lin, dy=dy), residual_tangent(lin, dy, 0 * dK, 0 * db), atol=1e-14)
+    np.testing.assert_allclose(residual_tangent(lin, dK=dK), residual_tangent(lin, 0 * dy, dK, 0 * db), atol=1e-14)
+    np.testing.assert_allclose(residual_tangent(lin, db=db), residual_tangent(lin, 0 * dy, 0 * dK, db), atol=1e-14)
+    np.testing.assert_array_equal(residual_tangent(lin), np.zeros_like(y))
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("name", ["tanh", "smooth_relu"])
+def test_step_taylor_order_two(rng, shape, name):
+    y, K, b = random_layer(rng, shape)
+    out, lin = residual_linearize(y, K, b, dt=0.5, activation=name)
+    dy, dK, db = random_direction(rng, y, K)
+    tangent = residual_tangent(lin, dy, dK, db)
+    # small steps: smooth_relu is only C^1, so few points may cross a joint between two steps
+    steps = 2.0 ** -np.arange(10, 16)
+    remainders = [
+        np.linalg.norm(residual_step(y + e * dy, K + e * dK, b + e * db, 0.5, name) - out - e * tangent)
+        for e in steps
+    ]
+    order = np.polyfit(np.log(steps), np.log(remainders), 1)[0]
+    assert order > 1.9, order
+
+
+def test_bad_inputs_raise_clear_errors(rng):
+    y, K, b = random_layer(rng, SHAPES[1])
+    with pytest.raises(ValueError, match="output channels"):
+        residual_step(y, K[:2], b)
+    with pytest.raises(ValueError, match="dt must be a finite number > 0"):
+        residual_step(y, K, b, dt=0.0)
+    with pytest.raises(ValueError, match="activation must be one of"):
+        residual_step(y, K, b, activation="sigmoid")
+    _, lin = residual_linearize(y, K, b)
+    assert isinstance(lin, ResidualLinearization)
+    with pytest.raises(TypeError, match="linearization must be the ResidualLinearization"):
+        residual_tangent((y, K), dy=y)
+    with pytest.raises(ValueError, match="dy must have the shape of y"):
+        residual_tangent(lin, dy=y[:1])
+    with pytest.raises(TypeError, match="out_bar has dtype float32"):
+        residual_adjoint(lin, y.astype(np.float32))
