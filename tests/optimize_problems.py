@@ -1,4 +1,5 @@
 """Small reduced functionals with known solutions for the optimiser tests."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -36,7 +37,9 @@ class LinearLeastSquares(ReducedFunctional):
     def value_and_gradient(self, x, examples=None):
         rows = _subset(self.check_examples(examples), self.n_examples)
         residual = self.A[rows] @ x - self.b[rows]
-        value = 0.5 * residual @ residual / rows.size + 0.5 * self.alpha * np.sum(self._weights * x**2)
+        value = 0.5 * residual @ residual / rows.size + 0.5 * self.alpha * np.sum(
+            self._weights * x**2
+        )
         return value, self.A[rows].T @ residual / rows.size + self.alpha * self._weights * x
 
     def gauss_newton_operator(self, x, examples=None):
@@ -52,7 +55,9 @@ class LinearLeastSquares(ReducedFunctional):
     def minimiser(self):
         """The exact minimiser over all examples (dense solve)."""
         s = self.n_examples
-        return np.linalg.solve(self.A.T @ self.A / s + self.alpha * np.diag(self._weights), self.A.T @ self.b / s)
+        return np.linalg.solve(
+            self.A.T @ self.A / s + self.alpha * np.diag(self._weights), self.A.T @ self.b / s
+        )
 
 
 class ExponentialSum(ReducedFunctional):
@@ -65,7 +70,12 @@ class ExponentialSum(ReducedFunctional):
     """
 
     def __init__(self, t, y, n_terms, alpha=0.0):
-        self.t, self.y, self.n_terms, self.alpha = np.asarray(t, float), np.asarray(y, float), n_terms, alpha
+        self.t, self.y, self.n_terms, self.alpha = (
+            np.asarray(t, float),
+            np.asarray(y, float),
+            n_terms,
+            alpha,
+        )
 
     @staticmethod
     def model(t, x):
@@ -85,17 +95,17 @@ class ExponentialSum(ReducedFunctional):
         return np.arange(self.n_terms)
 
     def _jacobian(self, x, rows):
-        w, theta = x[:self.n_terms], x[self.n_terms:]
+        w, theta = x[: self.n_terms], x[self.n_terms :]
         basis = np.exp(-np.outer(self.t[rows], theta))
         return basis, np.hstack([basis, -basis * self.t[rows, None] * w])
 
     def value_and_gradient(self, x, examples=None):
         rows = _subset(self.check_examples(examples), self.n_examples)
         basis, jacobian = self._jacobian(x, rows)
-        residual = basis @ x[:self.n_terms] - self.y[rows]
-        w = x[:self.n_terms]
+        residual = basis @ x[: self.n_terms] - self.y[rows]
+        w = x[: self.n_terms]
         gradient = jacobian.T @ residual / rows.size
-        gradient[:self.n_terms] += self.alpha * w
+        gradient[: self.n_terms] += self.alpha * w
         return 0.5 * residual @ residual / rows.size + 0.5 * self.alpha * w @ w, gradient
 
     def gauss_newton_operator(self, x, examples=None):
@@ -110,17 +120,19 @@ class ExponentialSum(ReducedFunctional):
         return LinearOperator((self.size, self.size), matvec=matvec, rmatvec=matvec, dtype=float)
 
     def solve_linear_block(self, x):
-        """``x`` with ``w`` replaced by the exact minimiser over all samples for the given ``theta``."""
-        basis = np.exp(-np.outer(self.t, x[self.n_terms:]))
+        """``x`` with ``w`` replaced by the exact minimiser over all samples for its ``theta``."""
+        basis = np.exp(-np.outer(self.t, x[self.n_terms :]))
         s = self.n_examples
-        w = np.linalg.solve(basis.T @ basis / s + self.alpha * np.eye(self.n_terms), basis.T @ self.y / s)
-        return np.r_[w, x[self.n_terms:]]
+        w = np.linalg.solve(
+            basis.T @ basis / s + self.alpha * np.eye(self.n_terms), basis.T @ self.y / s
+        )
+        return np.r_[w, x[self.n_terms :]]
 
 
 class IndefiniteQuadratic(ReducedFunctional):
-    """``J(x) = 1/2 x^T H x + c^T x`` with ``H`` symmetric indefinite, returned as the 'GN' operator.
+    """``J(x) = 1/2 x^T H x + c^T x``, ``H`` symmetric indefinite and returned as the 'GN' operator.
 
-    It breaks the positive semi-definiteness a Gauss-Newton operator promises, to test CG truncation.
+    It breaks the positive semi-definiteness a Gauss-Newton operator promises (tests truncation).
     """
 
     def __init__(self, H, c):

@@ -1,4 +1,5 @@
 """Conjugate gradients: convergence, preconditioning, Steihaug truncation, errors."""
+
 import numpy as np
 import pytest
 from scipy.sparse import diags
@@ -14,7 +15,9 @@ def spd_matrix(rng, n, condition=100.0):
 
 def indefinite_matrix(rng, n, n_negative):
     q, _ = np.linalg.qr(rng.standard_normal((n, n)))
-    eigenvalues = np.r_[-np.geomspace(0.5, 2.0, n_negative), np.geomspace(1.0, 10.0, n - n_negative)]
+    eigenvalues = np.r_[
+        -np.geomspace(0.5, 2.0, n_negative), np.geomspace(1.0, 10.0, n - n_negative)
+    ]
     return q @ np.diag(eigenvalues) @ q.T
 
 
@@ -35,10 +38,13 @@ def test_accepts_linear_operator_sparse_matrix_and_callable(rng):
     expected = np.linalg.solve(A, b)
     operator = LinearOperator(A.shape, matvec=lambda v: A @ v)
     for candidate in (operator, A, lambda v: A @ v):
-        np.testing.assert_allclose(conjugate_gradient(candidate, b, rtol=1e-12, maxiter=100).x, expected,
-                                   rtol=1e-8)
+        np.testing.assert_allclose(
+            conjugate_gradient(candidate, b, rtol=1e-12, maxiter=100).x, expected, rtol=1e-8
+        )
     diagonal = np.arange(1.0, 13.0)
-    np.testing.assert_allclose(conjugate_gradient(diags(diagonal), b, rtol=1e-12).x, b / diagonal, rtol=1e-10)
+    np.testing.assert_allclose(
+        conjugate_gradient(diags(diagonal), b, rtol=1e-12).x, b / diagonal, rtol=1e-10
+    )
 
 
 def test_inverse_weight_preconditioner_measures_the_dual_norm(rng):

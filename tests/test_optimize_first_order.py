@@ -1,4 +1,5 @@
 """First-order baselines: steepest descent and Adam on the ReducedFunctional interface."""
+
 import numpy as np
 import pytest
 
@@ -8,19 +9,29 @@ from pdecontrol.optimize import Armijo, Stopping, adam, steepest_descent
 
 @pytest.fixture
 def least_squares(rng):
-    return LinearLeastSquares(rng.standard_normal((48, 6)), rng.standard_normal(48), alpha=1e-2,
-                              weights=rng.uniform(0.5, 2.0, 6))
+    return LinearLeastSquares(
+        rng.standard_normal((48, 6)),
+        rng.standard_normal(48),
+        alpha=1e-2,
+        weights=rng.uniform(0.5, 2.0, 6),
+    )
 
 
 def test_steepest_descent_decreases_objective_with_armijo_steps(least_squares):
     armijo = Armijo(c1=1e-3)
-    result = steepest_descent(least_squares, np.full(6, 3.0), line_search=armijo,
-                              stopping=Stopping(maxiter=200, grtol=1e-6))
+    result = steepest_descent(
+        least_squares,
+        np.full(6, 3.0),
+        line_search=armijo,
+        stopping=Stopping(maxiter=200, grtol=1e-6),
+    )
     h = result.history
     steps = h.isel(iteration=slice(0, result.nit))
     assert np.all(np.diff(h.objective) < 0)
-    assert np.all(steps.objective_after_step
-                  <= steps.objective + armijo.c1 * steps.step_length * steps.directional_derivative)
+    assert np.all(
+        steps.objective_after_step
+        <= steps.objective + armijo.c1 * steps.step_length * steps.directional_derivative
+    )
     # the Riesz direction: <g, p> = -|g|_*^2
     np.testing.assert_allclose(steps.directional_derivative, -steps.gradient_norm**2, rtol=1e-12)
     assert result.success  # measured: converges within the 200 iterations
@@ -33,15 +44,23 @@ def test_steepest_descent_step_adapts_to_problem_scale(least_squares):
     result = steepest_descent(scaled, np.zeros(6), stopping=Stopping(maxiter=30, grtol=0.0))
     assert result.status == "max_iterations"
     assert np.nanmax(result.history.step_length) < 1e-3  # far below the initial trial step of 1
-    assert np.all(np.diff(result.history.objective) <= 0)  # strictly until it reaches rounding level
+    assert np.all(
+        np.diff(result.history.objective) <= 0
+    )  # strictly until it reaches rounding level
     assert result.fun < 0.96 * result.history.objective.values[0]
 
 
 def test_adam_decreases_objective_with_minibatch_epochs(least_squares):
     recorder = RecordingFunctional(least_squares)
     x0 = np.full(6, 3.0)
-    result = adam(recorder, x0, learning_rate=0.05, batch_size=16, seed=2,
-                  stopping=Stopping(maxiter=150, grtol=0.0))
+    result = adam(
+        recorder,
+        x0,
+        learning_rate=0.05,
+        batch_size=16,
+        seed=2,
+        stopping=Stopping(maxiter=150, grtol=0.0),
+    )
     assert result.nit == 150 and result.status == "max_iterations"
     assert least_squares.value(result.x) < 0.1 * least_squares.value(x0)
     # batches sweep every example once per epoch: 48 / 16 = 3 batches per epoch
@@ -56,7 +75,10 @@ def test_adam_decreases_objective_with_minibatch_epochs(least_squares):
 def test_adam_full_batch_is_reproducible_and_converges_on_nonlinear_problem():
     functional, truth = exponential_problem()
     x0 = truth + np.array([0.3, -0.2, 0.2, -0.4])
-    runs = [adam(functional, x0, learning_rate=0.01, stopping=Stopping(maxiter=300, grtol=0.0)) for _ in range(2)]
+    runs = [
+        adam(functional, x0, learning_rate=0.01, stopping=Stopping(maxiter=300, grtol=0.0))
+        for _ in range(2)
+    ]
     assert runs[0].history.drop_vars("wall_time").identical(runs[1].history.drop_vars("wall_time"))
     assert runs[0].fun < 0.1 * functional.value(x0)
 

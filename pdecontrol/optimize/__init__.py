@@ -11,6 +11,7 @@ Every solver returns a :class:`scipy.optimize.OptimizeResult` whose ``status`` i
 :class:`StopReason` value and whose ``history`` is an :class:`xarray.Dataset` over ``iteration``.
 See ``docs/optimizers.md``.
 """
+
 from .block_coordinate import block_coordinate_descent
 from .cg import CGResult, CGStopReason, conjugate_gradient
 from .first_order import adam, steepest_descent

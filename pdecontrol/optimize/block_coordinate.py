@@ -1,4 +1,5 @@
 """Block-coordinate descent: exact solve for one block, a few Gauss-Newton steps for the rest."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -6,6 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from ..functional import ReducedFunctional
+from ._checks import check_instance
 from .gauss_newton import gauss_newton_cg
 from .iteration import Step, prepare, run_iterations
 from .restricted import RestrictedFunctional, apply_block_solve, as_index_set
@@ -16,11 +18,20 @@ __all__ = ["block_coordinate_descent"]
 _RESERVED_INNER_OPTIONS = ("stopping", "seed", "callback", "progress")
 
 
-def block_coordinate_descent(functional: ReducedFunctional, x0, solve_block, free_indices, *,
-                             stopping: Stopping = Stopping(maxiter=10),
-                             inner_stopping: Stopping = Stopping(maxiter=2, grtol=0.0),
-                             inner_solver=gauss_newton_cg, inner_options: Mapping | None = None,
-                             seed=None, callback=None, progress: bool = False):
+def block_coordinate_descent(
+    functional: ReducedFunctional,
+    x0,
+    solve_block,
+    free_indices,
+    *,
+    stopping: Stopping = Stopping(maxiter=10),
+    inner_stopping: Stopping = Stopping(maxiter=2, grtol=0.0),
+    inner_solver=gauss_newton_cg,
+    inner_options: Mapping | None = None,
+    seed=None,
+    callback=None,
+    progress: bool = False,
+):
     """Alternate an exact block solve with a few iterations of ``inner_solver`` on the free block.
 
     One outer iteration (the paper's schedule, METHOD.md section 4):
@@ -68,13 +79,16 @@ def block_coordinate_descent(functional: ReducedFunctional, x0, solve_block, fre
     """
     counting, x0 = prepare(functional, x0, stopping)
     if not callable(solve_block):
-        raise TypeError(f"solve_block must be callable x -> x_new, got {type(solve_block).__name__}")
+        raise TypeError(
+            f"solve_block must be callable x -> x_new, got {type(solve_block).__name__}"
+        )
     free = as_index_set(free_indices, functional.size)
     fixed = np.setdiff1d(np.arange(functional.size), free)
     if fixed.size == 0:
-        raise ValueError("free_indices selects every parameter; leave the block for solve_block outside it")
-    if not isinstance(inner_stopping, Stopping):
-        raise TypeError(f"inner_stopping must be a pdecontrol.optimize.Stopping, got {type(inner_stopping).__name__}")
+        raise ValueError(
+            "free_indices selects every parameter; leave the block for solve_block outside it"
+        )
+    check_instance(inner_stopping, Stopping, "inner_stopping")
     inner_options = dict(inner_options or {})
     reserved = [key for key in _RESERVED_INNER_OPTIONS if key in inner_options]
     if reserved:
@@ -88,16 +102,31 @@ def block_coordinate_descent(functional: ReducedFunctional, x0, solve_block, fre
         x = apply_block_solve(solve_block, state.x, fixed, counting)
         restricted = RestrictedFunctional(counting, free, x)
         value_after_block = counting.value(x)
-        inner = inner_solver(restricted, x[free], stopping=inner_stopping, seed=rng, **inner_options)
+        inner = inner_solver(
+            restricted, x[free], stopping=inner_stopping, seed=rng, **inner_options
+        )
         x[free] = inner.x
-        record = {"objective_after_block_solve": value_after_block, "inner_iterations": int(inner.nit),
-                  "inner_status": str(inner.status)}
+        record = {
+            "objective_after_block_solve": value_after_block,
+            "inner_iterations": int(inner.nit),
+            "inner_status": str(inner.status),
+        }
         if "cg_iterations" in inner.history:
             record["cg_iterations"] = int(np.nansum(inner.history["cg_iterations"].values))
         done = stopping.ftol > 0 and stopping.decrease_met(state.fun, counting.value(x))
         return Step(x, record, stop_after=StopReason.FUNCTION_DECREASE if done else None)
 
-    return run_iterations(counting, x0, step, method="block-coordinate-descent", stopping=stopping,
-                          draw_examples=lambda k: None, callback=callback, progress=progress,
-                          attrs={"inner_solver": getattr(inner_solver, "__name__", str(inner_solver)),
-                                 "inner_maxiter": inner_stopping.maxiter})
+    return run_iterations(
+        counting,
+        x0,
+        step,
+        method="block-coordinate-descent",
+        stopping=stopping,
+        draw_examples=lambda k: None,
+        callback=callback,
+        progress=progress,
+        attrs={
+            "inner_solver": getattr(inner_solver, "__name__", str(inner_solver)),
+            "inner_maxiter": inner_stopping.maxiter,
+        },
+    )

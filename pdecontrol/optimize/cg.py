@@ -1,7 +1,7 @@
 """Preconditioned conjugate gradients with a Steihaug-style negative-curvature guard."""
+
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 from enum import Enum
 
@@ -9,6 +9,7 @@ import numpy as np
 from scipy.sparse.linalg import LinearOperator, aslinearoperator
 
 from .._validation import as_float_array, check_finite
+from ._checks import check_integer, check_real
 
 __all__ = ["CGStopReason", "CGResult", "conjugate_gradient", "as_operator"]
 
@@ -24,7 +25,7 @@ class CGStopReason(str, Enum):
     """``p^T A p <= 0`` for a search direction ``p``: the last iterate (or, at the first
     iteration, the preconditioned steepest-descent direction) is returned."""
     NON_FINITE = "non_finite"
-    """A product ``A p`` or the preconditioner produced NaN/inf; the last finite iterate is returned."""
+    """A product ``A p`` or the preconditioner gave NaN/inf; the last finite iterate is returned."""
 
 
 @dataclass(frozen=True)
@@ -68,13 +69,16 @@ def as_operator(operator, n: int | None = None, name: str = "A") -> LinearOperat
     """
     if callable(operator) and not hasattr(operator, "shape"):
         if n is None:
-            raise TypeError(f"{name} is a callable; pass its size so it can be wrapped as a LinearOperator")
+            raise TypeError(
+                f"{name} is a callable; pass its size so it can be wrapped as a LinearOperator"
+            )
         return LinearOperator((n, n), matvec=operator, dtype=np.float64)
     try:
         op = aslinearoperator(operator)
     except TypeError as exc:
         raise TypeError(
-            f"{name} must be a LinearOperator, a matrix or a callable v -> A v, got {type(operator).__name__}"
+            f"{name} must be a LinearOperator, a matrix or a callable v -> A v, "
+            f"got {type(operator).__name__}"
         ) from exc
     if op.shape[0] != op.shape[1]:
         raise ValueError(f"{name} must be square, got shape {op.shape}")
@@ -87,8 +91,9 @@ def _apply(operator, v: np.ndarray) -> np.ndarray:
     return np.asarray(operator.matvec(v), dtype=np.float64).reshape(-1)
 
 
-def conjugate_gradient(A, b, *, rtol: float = 1e-6, maxiter: int | None = None,
-                       preconditioner=None) -> CGResult:
+def conjugate_gradient(
+    A, b, *, rtol: float = 1e-6, maxiter: int | None = None, preconditioner=None
+) -> CGResult:
     """Solve ``A x = b`` approximately by preconditioned CG started at ``x = 0``.
 
     ``A`` should be symmetric; where it is not positive definite on the Krylov space (a search
@@ -123,12 +128,8 @@ def conjugate_gradient(A, b, *, rtol: float = 1e-6, maxiter: int | None = None,
     n = b.shape[0]
     A = as_operator(A, n, "A")
     M = None if preconditioner is None else as_operator(preconditioner, n, "preconditioner")
-    if isinstance(rtol, bool) or not isinstance(rtol, numbers.Real) or not 0 < rtol < 1:
-        raise ValueError(f"rtol must be a number in (0, 1), got {rtol!r}")
-    if maxiter is None:
-        maxiter = n
-    if isinstance(maxiter, bool) or not isinstance(maxiter, numbers.Integral) or maxiter < 1:
-        raise ValueError(f"maxiter must be an integer >= 1, got {maxiter!r}")
+    rtol = check_real(rtol, "rtol", 0.0, 1.0, low_open=True)
+    maxiter = n if maxiter is None else check_integer(maxiter, "maxiter", 1)
 
     x = np.zeros(n)
     r = b.copy()
@@ -137,7 +138,9 @@ def conjugate_gradient(A, b, *, rtol: float = 1e-6, maxiter: int | None = None,
     if not np.isfinite(rz):
         return CGResult(x, CGStopReason.NON_FINITE, 0, np.array([1.0]))
     if rz < 0:
-        raise ValueError("preconditioner is not positive definite (r^T M r < 0); pass an SPD preconditioner")
+        raise ValueError(
+            "preconditioner is not positive definite (r^T M r < 0); pass an SPD preconditioner"
+        )
     if rz == 0.0:
         return CGResult(x, CGStopReason.CONVERGED, 0, np.array([0.0]))
     norm0 = np.sqrt(rz)

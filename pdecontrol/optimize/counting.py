@@ -1,9 +1,11 @@
 """A transparent wrapper that counts evaluations of a reduced functional."""
+
 from __future__ import annotations
 
 from scipy.sparse.linalg import LinearOperator
 
 from ..functional import ReducedFunctional
+from ._checks import check_functional
 
 __all__ = ["CountingFunctional"]
 
@@ -20,10 +22,7 @@ class CountingFunctional(ReducedFunctional):
     """
 
     def __init__(self, functional: ReducedFunctional):
-        if not isinstance(functional, ReducedFunctional):
-            raise TypeError(
-                f"functional must be a pdecontrol.functional.ReducedFunctional, got {type(functional).__name__}"
-            )
+        check_functional(functional)
         self.functional = functional
         self.n_value = 0
         self.n_gradient = 0

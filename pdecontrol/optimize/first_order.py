@@ -1,12 +1,12 @@
 """First-order baselines on the same interface: steepest descent and Adam."""
-from __future__ import annotations
 
-import numbers
+from __future__ import annotations
 
 import numpy as np
 
 from .._validation import check_positive
 from ..functional import ReducedFunctional
+from ._checks import check_instance, check_real
 from .iteration import Step, prepare, run_iterations
 from .linesearch import Armijo, line_search_step
 from .sampling import EpochBatches, check_batch_size, draw_batch
@@ -15,9 +15,17 @@ from .stopping import Stopping
 __all__ = ["steepest_descent", "adam"]
 
 
-def steepest_descent(functional: ReducedFunctional, x0, *, stopping: Stopping = Stopping(),
-                     line_search: Armijo = Armijo(), gradient_batch_size: int | None = None,
-                     seed=None, callback=None, progress: bool = False):
+def steepest_descent(
+    functional: ReducedFunctional,
+    x0,
+    *,
+    stopping: Stopping = Stopping(),
+    line_search: Armijo = Armijo(),
+    gradient_batch_size: int | None = None,
+    seed=None,
+    callback=None,
+    progress: bool = False,
+):
     """Steepest descent along the Riesz direction ``-g / m`` with Armijo backtracking.
 
     The first trial step of each line search is the previous accepted step divided by
@@ -26,8 +34,7 @@ def steepest_descent(functional: ReducedFunctional, x0, *, stopping: Stopping = 
     the CG columns).
     """
     counting, x0 = prepare(functional, x0, stopping)
-    if not isinstance(line_search, Armijo):
-        raise TypeError(f"line_search must be a pdecontrol.optimize.Armijo, got {type(line_search).__name__}")
+    check_instance(line_search, Armijo, "line_search")
     n_examples = functional.n_examples
     gradient_batch_size = check_batch_size(gradient_batch_size, n_examples, "gradient_batch_size")
     rng = np.random.default_rng(seed)
@@ -36,18 +43,32 @@ def steepest_descent(functional: ReducedFunctional, x0, *, stopping: Stopping = 
         return -counting.riesz(state.jac), {}
 
     return run_iterations(
-        counting, x0, line_search_step(counting, direction, line_search, stopping, adaptive_initial_step=True),
-        method="steepest-descent", stopping=stopping,
+        counting,
+        x0,
+        line_search_step(counting, direction, line_search, stopping, adaptive_initial_step=True),
+        method="steepest-descent",
+        stopping=stopping,
         draw_examples=lambda k: draw_batch(rng, n_examples, gradient_batch_size),
-        callback=callback, progress=progress,
+        callback=callback,
+        progress=progress,
         attrs={"c1": line_search.c1, "shrink": line_search.shrink},
     )
 
 
-def adam(functional: ReducedFunctional, x0, *, learning_rate: float = 1e-3, beta1: float = 0.9,
-         beta2: float = 0.999, epsilon: float = 1e-8, batch_size: int | None = None,
-         stopping: Stopping = Stopping(maxiter=1000, grtol=0.0), seed=None, callback=None,
-         progress: bool = False):
+def adam(
+    functional: ReducedFunctional,
+    x0,
+    *,
+    learning_rate: float = 1e-3,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    epsilon: float = 1e-8,
+    batch_size: int | None = None,
+    stopping: Stopping = Stopping(maxiter=1000, grtol=0.0),
+    seed=None,
+    callback=None,
+    progress: bool = False,
+):
     """Adam (Kingma & Ba) on mini-batches of examples: the stochastic first-order baseline.
 
     Moments are taken of the Riesz gradient ``g / m``; the update is
@@ -77,12 +98,14 @@ def adam(functional: ReducedFunctional, x0, *, learning_rate: float = 1e-3, beta
     counting, x0 = prepare(functional, x0, stopping)
     learning_rate = check_positive(learning_rate, "learning_rate")
     epsilon = check_positive(epsilon, "epsilon")
-    for name, beta in (("beta1", beta1), ("beta2", beta2)):
-        if isinstance(beta, bool) or not isinstance(beta, numbers.Real) or not 0 <= beta < 1:
-            raise ValueError(f"{name} must be a number in [0, 1), got {beta!r}")
+    beta1 = check_real(beta1, "beta1", 0.0, 1.0)
+    beta2 = check_real(beta2, "beta2", 0.0, 1.0)
     batch_size = check_batch_size(batch_size, functional.n_examples, "batch_size")
-    batches = None if batch_size is None else EpochBatches(
-        functional.n_examples, batch_size, np.random.default_rng(seed))
+    batches = (
+        None
+        if batch_size is None
+        else EpochBatches(functional.n_examples, batch_size, np.random.default_rng(seed))
+    )
     first_moment = np.zeros(counting.size)
     second_moment = np.zeros(counting.size)
 
@@ -92,17 +115,29 @@ def adam(functional: ReducedFunctional, x0, *, learning_rate: float = 1e-3, beta
         direction = counting.riesz(state.jac)
         first_moment = beta1 * first_moment + (1 - beta1) * direction
         second_moment = beta2 * second_moment + (1 - beta2) * direction**2
-        update = learning_rate * (first_moment / (1 - beta1**t)) / (
-            np.sqrt(second_moment / (1 - beta2**t)) + epsilon)
+        update = (
+            learning_rate
+            * (first_moment / (1 - beta1**t))
+            / (np.sqrt(second_moment / (1 - beta2**t)) + epsilon)
+        )
         record = {"step_length": learning_rate, "update_norm": counting.norm(update)}
         if batches is not None:
             record["epoch"] = batches.epoch
         return Step(state.x - update, record)
 
     return run_iterations(
-        counting, x0, step, method="adam", stopping=stopping,
+        counting,
+        x0,
+        step,
+        method="adam",
+        stopping=stopping,
         draw_examples=lambda k: None if batches is None else batches.next(),
-        callback=callback, progress=progress,
-        attrs={"learning_rate": learning_rate, "beta1": float(beta1), "beta2": float(beta2),
-               "batch_size": -1 if batch_size is None else batch_size},
+        callback=callback,
+        progress=progress,
+        attrs={
+            "learning_rate": learning_rate,
+            "beta1": float(beta1),
+            "beta2": float(beta2),
+            "batch_size": -1 if batch_size is None else batch_size,
+        },
     )

@@ -1,11 +1,11 @@
 """Inexact (optionally sub-sampled) Gauss-Newton-CG with an Armijo line search."""
-from __future__ import annotations
 
-import numbers
+from __future__ import annotations
 
 import numpy as np
 
 from ..functional import ReducedFunctional
+from ._checks import check_instance, check_integer, check_real
 from .cg import as_operator, conjugate_gradient
 from .iteration import prepare, run_iterations
 from .linesearch import Armijo, line_search_step
@@ -21,17 +21,27 @@ EISENSTAT_WALKER = "eisenstat-walker"
 def _check_cg_rtol(cg_rtol):
     if isinstance(cg_rtol, str):
         if cg_rtol != EISENSTAT_WALKER:
-            raise ValueError(f"cg_rtol must be a number in (0, 1) or {EISENSTAT_WALKER!r}, got {cg_rtol!r}")
+            raise ValueError(
+                f"cg_rtol must be a number in (0, 1) or {EISENSTAT_WALKER!r}, got {cg_rtol!r}"
+            )
         return cg_rtol
-    if isinstance(cg_rtol, bool) or not isinstance(cg_rtol, numbers.Real) or not 0 < cg_rtol < 1:
-        raise ValueError(f"cg_rtol must be a number in (0, 1) or {EISENSTAT_WALKER!r}, got {cg_rtol!r}")
-    return float(cg_rtol)
+    return check_real(cg_rtol, "cg_rtol", 0.0, 1.0, low_open=True)
 
 
-def gauss_newton_cg(functional: ReducedFunctional, x0, *, stopping: Stopping = Stopping(),
-                    line_search: Armijo = Armijo(), cg_rtol=EISENSTAT_WALKER, cg_maxiter: int = 10,
-                    gradient_batch_size: int | None = None, gauss_newton_batch_size: int | None = None,
-                    seed=None, callback=None, progress: bool = False):
+def gauss_newton_cg(
+    functional: ReducedFunctional,
+    x0,
+    *,
+    stopping: Stopping = Stopping(),
+    line_search: Armijo = Armijo(),
+    cg_rtol=EISENSTAT_WALKER,
+    cg_maxiter: int = 10,
+    gradient_batch_size: int | None = None,
+    gauss_newton_batch_size: int | None = None,
+    seed=None,
+    callback=None,
+    progress: bool = False,
+):
     """Minimise a reduced functional by inexact Gauss-Newton-CG with Armijo backtracking.
 
     Each iteration computes the gradient ``g``, solves ``G p = -g`` approximately by CG
@@ -62,7 +72,8 @@ def gauss_newton_cg(functional: ReducedFunctional, x0, *, stopping: Stopping = S
         Source of the batches; the same seed gives bitwise the same run. A Generator is used
         (and advanced) in place.
     callback : callable, optional
-        ``callback(state)`` at every iterate; see :func:`pdecontrol.optimize.iteration.call_callback`.
+        ``callback(state)`` at every iterate; see
+        :func:`pdecontrol.optimize.iteration.call_callback`.
     progress : bool
         Show a tqdm progress bar.
 
@@ -77,15 +88,18 @@ def gauss_newton_cg(functional: ReducedFunctional, x0, *, stopping: Stopping = S
         when sub-sampling, ``batch_size`` and ``gauss_newton_batch_size``).
     """
     counting, x0 = prepare(functional, x0, stopping)
-    if not isinstance(line_search, Armijo):
-        raise TypeError(f"line_search must be a pdecontrol.optimize.Armijo, got {type(line_search).__name__}")
+    check_instance(line_search, Armijo, "line_search")
     cg_rtol = _check_cg_rtol(cg_rtol)
-    if isinstance(cg_maxiter, bool) or not isinstance(cg_maxiter, numbers.Integral) or cg_maxiter < 1:
-        raise ValueError(f"cg_maxiter must be an integer >= 1, got {cg_maxiter!r}")
+    cg_maxiter = check_integer(cg_maxiter, "cg_maxiter", 1)
     n_examples = functional.n_examples
     gradient_batch_size = check_batch_size(gradient_batch_size, n_examples, "gradient_batch_size")
-    gauss_newton_batch_size = check_batch_size(gauss_newton_batch_size, n_examples, "gauss_newton_batch_size")
-    if None not in (gradient_batch_size, gauss_newton_batch_size) and gauss_newton_batch_size > gradient_batch_size:
+    gauss_newton_batch_size = check_batch_size(
+        gauss_newton_batch_size, n_examples, "gauss_newton_batch_size"
+    )
+    if (
+        None not in (gradient_batch_size, gauss_newton_batch_size)
+        and gauss_newton_batch_size > gradient_batch_size
+    ):
         raise ValueError(
             f"gauss_newton_batch_size={gauss_newton_batch_size} exceeds gradient_batch_size="
             f"{gradient_batch_size}; the Gauss-Newton batch is drawn from the gradient batch"
@@ -101,19 +115,32 @@ def gauss_newton_cg(functional: ReducedFunctional, x0, *, stopping: Stopping = S
         population = n_examples if state.examples is None else state.examples
         examples = draw_batch(rng, population, gauss_newton_batch_size)
         operator = counting.gauss_newton_operator(state.x, examples)
-        cg = conjugate_gradient(operator, -state.jac, rtol=forcing, maxiter=cg_maxiter,
-                                preconditioner=preconditioner)
-        record = {"cg_iterations": cg.iterations, "cg_relative_residual": cg.relative_residual,
-                  "cg_forcing": forcing, "cg_stop_reason": cg.reason.value}
+        cg = conjugate_gradient(
+            operator, -state.jac, rtol=forcing, maxiter=cg_maxiter, preconditioner=preconditioner
+        )
+        record = {
+            "cg_iterations": cg.iterations,
+            "cg_relative_residual": cg.relative_residual,
+            "cg_forcing": forcing,
+            "cg_stop_reason": cg.reason.value,
+        }
         if examples is not None:
             record["gauss_newton_batch_size"] = int(len(examples))
         return cg.x, record
 
     return run_iterations(
-        counting, x0, line_search_step(counting, direction, line_search, stopping),
-        method="gauss-newton-cg", stopping=stopping,
+        counting,
+        x0,
+        line_search_step(counting, direction, line_search, stopping),
+        method="gauss-newton-cg",
+        stopping=stopping,
         draw_examples=lambda k: draw_batch(rng, n_examples, gradient_batch_size),
-        callback=callback, progress=progress,
-        attrs={"cg_rtol": str(cg_rtol), "cg_maxiter": int(cg_maxiter),
-               "c1": line_search.c1, "shrink": line_search.shrink},
+        callback=callback,
+        progress=progress,
+        attrs={
+            "cg_rtol": str(cg_rtol),
+            "cg_maxiter": int(cg_maxiter),
+            "c1": line_search.c1,
+            "shrink": line_search.shrink,
+        },
     )

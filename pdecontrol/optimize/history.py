@@ -1,4 +1,5 @@
 """Per-iteration records of an optimiser, returned as an :class:`xarray.Dataset`."""
+
 from __future__ import annotations
 
 import numbers
@@ -27,11 +28,12 @@ class History:
         return len(self._rows)
 
     def append(self, row: dict) -> None:
-        """Add the row of iteration ``len(self)``; values must be scalars (numbers, bools or str)."""
+        """Add the row of iteration ``len(self)``; values are scalars (numbers, bools or str)."""
         for key, value in row.items():
             if not isinstance(value, (numbers.Number, str, np.bool_)):
                 raise TypeError(
-                    f"history entry {key!r} must be a scalar number or string, got {type(value).__name__}"
+                    f"history entry {key!r} must be a scalar number or string, "
+                    f"got {type(value).__name__}"
                 )
         self._rows.append(dict(row))
 
@@ -51,6 +53,10 @@ class History:
             ):
                 column = np.array(values, dtype=np.int64)
             else:
-                column = np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+                column = np.array(
+                    [np.nan if v is None else float(v) for v in values], dtype=np.float64
+                )
             data[key] = ("iteration", column)
-        return xr.Dataset(data, coords={"iteration": np.arange(len(self._rows))}, attrs=dict(attrs or {}))
+        return xr.Dataset(
+            data, coords={"iteration": np.arange(len(self._rows))}, attrs=dict(attrs or {})
+        )

@@ -6,10 +6,10 @@ iteration ``k``; step columns (``step_length``, ``backtracks``, CG columns ...) 
 ``x_k -> x_{k+1}`` and are NaN in the last row, where no step was taken. Evaluation counts and
 ``wall_time`` are cumulative up to the end of row ``k``.
 """
+
 from __future__ import annotations
 
 import logging
-import numbers
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,6 +19,7 @@ import numpy as np
 from scipy.optimize import OptimizeResult
 from tqdm.auto import tqdm
 
+from ._checks import check_instance
 from .counting import CountingFunctional
 from .history import WALL_TIME, History
 from .stopping import Stopping, StopReason
@@ -65,21 +66,25 @@ def call_callback(callback, state: OptimizeResult) -> tuple[dict, bool]:
         return {}, bool(answer)
     if isinstance(answer, Mapping):
         scalars = dict(answer)
-        stop = bool(scalars.pop("stop", False))
-        for key, value in scalars.items():
-            if not isinstance(value, (numbers.Number, str, np.bool_)):
-                raise TypeError(
-                    f"callback returned {key!r} = {type(value).__name__}; history entries must be scalars"
-                )
+        stop = bool(scalars.pop("stop", False))  # History.append checks that the rest are scalars
         return scalars, stop
     raise TypeError(
         f"callback must return None, a bool or a mapping of scalars, got {type(answer).__name__}"
     )
 
 
-def run_iterations(functional: CountingFunctional, x0: np.ndarray, step: Callable[[OptimizeResult], Step], *,
-                   method: str, stopping: Stopping, draw_examples: Callable[[int], np.ndarray | None],
-                   callback=None, progress: bool = False, attrs: dict | None = None) -> OptimizeResult:
+def run_iterations(
+    functional: CountingFunctional,
+    x0: np.ndarray,
+    step: Callable[[OptimizeResult], Step],
+    *,
+    method: str,
+    stopping: Stopping,
+    draw_examples: Callable[[int], np.ndarray | None],
+    callback=None,
+    progress: bool = False,
+    attrs: dict | None = None,
+) -> OptimizeResult:
     """Run ``step`` until a stopping test holds; return the result with its history.
 
     ``draw_examples(k)`` gives the examples of iteration ``k`` (``None`` = all); ``step(state)``
@@ -100,8 +105,15 @@ def run_iterations(functional: CountingFunctional, x0: np.ndarray, step: Callabl
             gradient_norm = functional.dual_norm(jac) if finite else float("nan")
             if initial_gradient_norm is None:
                 initial_gradient_norm = gradient_norm
-            state = OptimizeResult(x=x.copy(), fun=fun, jac=jac, nit=k, gradient_norm=gradient_norm,
-                                   initial_gradient_norm=initial_gradient_norm, examples=examples)
+            state = OptimizeResult(
+                x=x.copy(),
+                fun=fun,
+                jac=jac,
+                nit=k,
+                gradient_norm=gradient_norm,
+                initial_gradient_norm=initial_gradient_norm,
+                examples=examples,
+            )
             row = {"objective": fun, "gradient_norm": gradient_norm}
             if examples is not None:
                 row["batch_size"] = int(len(examples))
@@ -110,9 +122,12 @@ def run_iterations(functional: CountingFunctional, x0: np.ndarray, step: Callabl
             else:
                 scalars, callback_stop = call_callback(callback, state)
                 row.update(scalars)
-                reason = (stopping.gradient_reason(gradient_norm, initial_gradient_norm) or pending
-                          or (StopReason.CALLBACK if callback_stop else None)
-                          or (StopReason.MAX_ITERATIONS if k == stopping.maxiter else None))
+                reason = (
+                    stopping.gradient_reason(gradient_norm, initial_gradient_norm)
+                    or pending
+                    or (StopReason.CALLBACK if callback_stop else None)
+                    or (StopReason.MAX_ITERATIONS if k == stopping.maxiter else None)
+                )
             if reason is None:
                 outcome = step(state)
                 row.update(outcome.record)
@@ -120,7 +135,9 @@ def run_iterations(functional: CountingFunctional, x0: np.ndarray, step: Callabl
             row.update(functional.counts())
             row[WALL_TIME] = time.perf_counter() - start
             history.append(row)
-            logger.debug("%s iteration %d: objective %.6e, gradient norm %.3e", method, k, fun, gradient_norm)
+            logger.debug(
+                "%s iteration %d: objective %.6e, gradient norm %.3e", method, k, fun, gradient_norm
+            )
             bar.set_postfix(objective=f"{fun:.4e}", gradient=f"{gradient_norm:.2e}", refresh=False)
             if reason is not None:
                 break
@@ -130,9 +147,16 @@ def run_iterations(functional: CountingFunctional, x0: np.ndarray, step: Callabl
     logger.info("%s stopped after %d iterations: %s (objective %.6e)", method, k, reason.value, fun)
     attrs = {"method": method, "status": reason.value, **(attrs or {})}
     return OptimizeResult(
-        x=x, fun=fun, jac=jac, nit=k, success=reason.success, status=reason.value,
-        message=reason.describe(), history=history.to_dataset(attrs),
-        nfev=functional.n_value + functional.n_gradient, njev=functional.n_gradient,
+        x=x,
+        fun=fun,
+        jac=jac,
+        nit=k,
+        success=reason.success,
+        status=reason.value,
+        message=reason.describe(),
+        history=history.to_dataset(attrs),
+        nfev=functional.n_value + functional.n_gradient,
+        njev=functional.n_gradient,
         nhev=functional.n_gauss_newton_products,
     )
 
@@ -140,6 +164,5 @@ def run_iterations(functional: CountingFunctional, x0: np.ndarray, step: Callabl
 def prepare(functional, x0, stopping) -> tuple[CountingFunctional, np.ndarray]:
     """Validate the common solver inputs; return the counting wrapper and ``x0`` as float64."""
     counting = CountingFunctional(functional)
-    if not isinstance(stopping, Stopping):
-        raise TypeError(f"stopping must be a pdecontrol.optimize.Stopping, got {type(stopping).__name__}")
+    check_instance(stopping, Stopping, "stopping")
     return counting, functional.check_parameters(x0, "x0")

@@ -1,26 +1,40 @@
 """Regularised linear least squares, matrix-free (the classifier block of a CNN)."""
-from __future__ import annotations
 
-import numbers
+from __future__ import annotations
 
 import numpy as np
 from scipy.optimize import OptimizeResult
 from scipy.sparse.linalg import LinearOperator, aslinearoperator, lsqr
 
 from .._validation import as_float_array, check_finite
+from ._checks import check_real
 from .cg import conjugate_gradient
 
 __all__ = ["regularized_least_squares"]
 
 # scipy.sparse.linalg.lsqr's integer istop, as reasons.
 _LSQR_REASONS = {
-    0: "converged", 1: "converged", 2: "converged", 3: "condition_limit",
-    4: "converged", 5: "converged", 6: "condition_limit", 7: "max_iterations",
+    0: "converged",
+    1: "converged",
+    2: "converged",
+    3: "condition_limit",
+    4: "converged",
+    5: "converged",
+    6: "condition_limit",
+    7: "max_iterations",
 }
 
 
-def regularized_least_squares(A, b, alpha: float = 0.0, *, method: str = "cg", x0=None,
-                              rtol: float = 1e-10, maxiter: int | None = None) -> OptimizeResult:
+def regularized_least_squares(
+    A,
+    b,
+    alpha: float = 0.0,
+    *,
+    method: str = "cg",
+    x0=None,
+    rtol: float = 1e-10,
+    maxiter: int | None = None,
+) -> OptimizeResult:
     """Solve ``min_w 1/2 ||A w - b||^2 + alpha/2 ||w||^2`` (Euclidean norms) matrix-free.
 
     Parameters
@@ -58,13 +72,13 @@ def regularized_least_squares(A, b, alpha: float = 0.0, *, method: str = "cg", x
     m, n = A.shape
     b = check_finite(as_float_array(b, "b", dtype=np.float64), "b")
     if b.ndim not in (1, 2) or b.shape[0] != m:
-        raise ValueError(f"b must have shape ({m},) or ({m}, k) to match A of shape {A.shape}, got {b.shape}")
-    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not (np.isfinite(alpha) and alpha >= 0):
-        raise ValueError(f"alpha must be a finite number >= 0, got {alpha!r}")
+        raise ValueError(
+            f"b must have shape ({m},) or ({m}, k) to match A of shape {A.shape}, got {b.shape}"
+        )
+    alpha = check_real(alpha, "alpha", 0.0)
     if method not in ("cg", "lsqr"):
         raise ValueError(f"method must be 'cg' or 'lsqr', got {method!r}")
-    if isinstance(rtol, bool) or not isinstance(rtol, numbers.Real) or not 0 < rtol < 1:
-        raise ValueError(f"rtol must be a number in (0, 1), got {rtol!r}")
+    rtol = check_real(rtol, "rtol", 0.0, 1.0, low_open=True)
     rhs = b.reshape(m, -1)
     if x0 is None:
         start = np.zeros((n, rhs.shape[1]))
@@ -74,12 +88,17 @@ def regularized_least_squares(A, b, alpha: float = 0.0, *, method: str = "cg", x
             raise ValueError(f"x0 must have shape {(n,) + b.shape[1:]}, got {start.shape}")
         start = start.reshape(n, -1)
     alpha = float(alpha)
-    normal = LinearOperator((n, n), matvec=lambda v: A.rmatvec(A.matvec(v)) + alpha * v, dtype=np.float64)
+    normal = LinearOperator(
+        (n, n), matvec=lambda v: A.rmatvec(A.matvec(v)) + alpha * v, dtype=np.float64
+    )
     # LSQR with damp would damp only the correction from x0, so warm starts use the stacked
     # operator [A; sqrt(alpha) I] with right-hand side [b; 0] instead.
-    stacked = LinearOperator((m + n, n), dtype=np.float64,
-                             matvec=lambda v: np.r_[A.matvec(v), np.sqrt(alpha) * np.ravel(v)],
-                             rmatvec=lambda u: A.rmatvec(np.ravel(u)[:m]) + np.sqrt(alpha) * np.ravel(u)[m:])
+    stacked = LinearOperator(
+        (m + n, n),
+        dtype=np.float64,
+        matvec=lambda v: np.r_[A.matvec(v), np.sqrt(alpha) * np.ravel(v)],
+        rmatvec=lambda u: A.rmatvec(np.ravel(u)[:m]) + np.sqrt(alpha) * np.ravel(u)[m:],
+    )
 
     solution = np.empty_like(start)
     iterations, reasons = 0, []
@@ -102,8 +121,14 @@ def regularized_least_squares(A, b, alpha: float = 0.0, *, method: str = "cg", x
             if x0 is None:
                 out = lsqr(A, rhs[:, column], damp=np.sqrt(alpha), atol=rtol, btol=rtol, **kwargs)
             else:
-                out = lsqr(stacked, np.r_[rhs[:, column], np.zeros(n)], atol=rtol, btol=rtol,
-                           x0=start[:, column], **kwargs)
+                out = lsqr(
+                    stacked,
+                    np.r_[rhs[:, column], np.zeros(n)],
+                    atol=rtol,
+                    btol=rtol,
+                    x0=start[:, column],
+                    **kwargs,
+                )
             solution[:, column] = out[0]
             iterations += int(out[2])
             reasons.append(_LSQR_REASONS[int(out[1])])
@@ -111,7 +136,10 @@ def regularized_least_squares(A, b, alpha: float = 0.0, *, method: str = "cg", x
     fun = 0.5 * float(np.sum(misfit**2)) + 0.5 * alpha * float(np.sum(solution**2))
     status = next((r for r in reasons if r != "converged"), "converged")
     return OptimizeResult(
-        x=solution.reshape((n,) + b.shape[1:]), fun=fun, nit=iterations, status=status,
+        x=solution.reshape((n,) + b.shape[1:]),
+        fun=fun,
+        nit=iterations,
+        status=status,
         success=status == "converged",
         message=f"{method}: {status} ({rhs.shape[1]} right-hand side(s), {iterations} iterations)",
     )

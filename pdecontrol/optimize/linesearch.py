@@ -1,12 +1,13 @@
 """Armijo backtracking line search."""
+
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
+from ._checks import check_integer, check_real
 from .iteration import Step
 from .stopping import StopReason
 
@@ -34,14 +35,10 @@ class Armijo:
 
     def __post_init__(self):
         for name in ("c1", "shrink"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < 1:
-                raise ValueError(f"{name} must be a number in (0, 1), got {value!r}")
-            object.__setattr__(self, name, float(value))
-        if (isinstance(self.max_backtracks, bool) or not isinstance(self.max_backtracks, numbers.Integral)
-                or self.max_backtracks < 0):
-            raise ValueError(f"max_backtracks must be an integer >= 0, got {self.max_backtracks!r}")
-        object.__setattr__(self, "max_backtracks", int(self.max_backtracks))
+            value = check_real(getattr(self, name), name, 0.0, 1.0, low_open=True)
+            object.__setattr__(self, name, value)
+        backtracks = check_integer(self.max_backtracks, "max_backtracks", 0)
+        object.__setattr__(self, "max_backtracks", backtracks)
 
 
 @dataclass(frozen=True)
@@ -58,8 +55,13 @@ class LineSearchResult:
     success: bool
 
 
-def armijo_backtracking(phi: Callable[[float], float], value: float, slope: float,
-                        options: Armijo = Armijo(), initial_step: float = 1.0) -> LineSearchResult:
+def armijo_backtracking(
+    phi: Callable[[float], float],
+    value: float,
+    slope: float,
+    options: Armijo = Armijo(),
+    initial_step: float = 1.0,
+) -> LineSearchResult:
     """Find ``t = initial_step * shrink**j`` (smallest ``j``) with ``phi(t) <= value + c1 t slope``.
 
     Parameters
@@ -89,7 +91,9 @@ def armijo_backtracking(phi: Callable[[float], float], value: float, slope: floa
     return LineSearchResult(step, trial, options.max_backtracks, False)
 
 
-def line_search_step(functional, direction, options: Armijo, stopping, adaptive_initial_step: bool = False):
+def line_search_step(
+    functional, direction, options: Armijo, stopping, adaptive_initial_step: bool = False
+):
     """Build the step function of a line-search descent method for :func:`run_iterations`.
 
     ``direction(state) -> (p, record)`` gives a primal search direction and history scalars.
@@ -109,14 +113,24 @@ def line_search_step(functional, direction, options: Armijo, stopping, adaptive_
         if not (np.all(np.isfinite(p)) and slope < 0):
             return Step(state.x, record, failure=StopReason.NO_DESCENT_DIRECTION)
         initial = last_step / options.shrink if adaptive_initial_step else 1.0
-        search = armijo_backtracking(lambda t: functional.value(state.x + t * p, state.examples),
-                                     state.fun, slope, options, initial)
-        record.update(step_length=search.step, backtracks=search.backtracks, objective_after_step=search.value)
+        search = armijo_backtracking(
+            lambda t: functional.value(state.x + t * p, state.examples),
+            state.fun,
+            slope,
+            options,
+            initial,
+        )
+        record.update(
+            step_length=search.step, backtracks=search.backtracks, objective_after_step=search.value
+        )
         if not search.success:
             return Step(state.x, record, failure=StopReason.LINE_SEARCH_FAILED)
         last_step = search.step
         done = stopping.ftol > 0 and stopping.decrease_met(state.fun, search.value)
-        return Step(state.x + search.step * p, record,
-                    stop_after=StopReason.FUNCTION_DECREASE if done else None)
+        return Step(
+            state.x + search.step * p,
+            record,
+            stop_after=StopReason.FUNCTION_DECREASE if done else None,
+        )
 
     return step

@@ -1,10 +1,12 @@
 """A reduced functional of a subset of the parameters, the others held fixed."""
+
 from __future__ import annotations
 
 import numpy as np
 from scipy.sparse.linalg import LinearOperator
 
 from ..functional import ReducedFunctional
+from ._checks import check_functional
 
 __all__ = ["RestrictedFunctional", "as_index_set", "apply_block_solve"]
 
@@ -14,20 +16,28 @@ def as_index_set(indices, size: int, name: str = "free_indices") -> np.ndarray:
     array = np.asarray(indices)
     if array.dtype == bool:
         if array.shape != (size,):
-            raise ValueError(f"{name} as a boolean mask must have shape ({size},), got {array.shape}")
+            raise ValueError(
+                f"{name} as a boolean mask must have shape ({size},), got {array.shape}"
+            )
         array = np.flatnonzero(array)
     elif array.ndim != 1 or not (np.issubdtype(array.dtype, np.integer) or array.size == 0):
-        raise TypeError(f"{name} must be a 1-D integer index array or a boolean mask, got dtype {array.dtype}")
+        raise TypeError(
+            f"{name} must be a 1-D integer index array or a boolean mask, got dtype {array.dtype}"
+        )
     if array.size == 0:
         raise ValueError(f"{name} selects no parameters; select at least one")
     if array.min() < 0 or array.max() >= size:
-        raise ValueError(f"{name} must lie in [0, {size}), got range [{array.min()}, {array.max()}]")
+        raise ValueError(
+            f"{name} must lie in [0, {size}), got range [{array.min()}, {array.max()}]"
+        )
     if np.unique(array).size != array.size:
         raise ValueError(f"{name} contains repeated indices; pass each parameter once")
     return np.sort(array.astype(np.int64))
 
 
-def apply_block_solve(solve_block, x: np.ndarray, block: np.ndarray, functional: ReducedFunctional) -> np.ndarray:
+def apply_block_solve(
+    solve_block, x: np.ndarray, block: np.ndarray, functional: ReducedFunctional
+) -> np.ndarray:
     """Call ``solve_block(x)`` and return ``x`` with only its ``block`` entries replaced."""
     solved = functional.check_parameters(solve_block(x.copy()), "solve_block(x)")
     updated = x.copy()
@@ -55,10 +65,7 @@ class RestrictedFunctional(ReducedFunctional):
     """
 
     def __init__(self, functional: ReducedFunctional, free_indices, x_fixed):
-        if not isinstance(functional, ReducedFunctional):
-            raise TypeError(
-                f"functional must be a pdecontrol.functional.ReducedFunctional, got {type(functional).__name__}"
-            )
+        check_functional(functional)
         self.functional = functional
         self.free_indices = as_index_set(free_indices, functional.size)
         self.x_fixed = functional.check_parameters(x_fixed, "x_fixed").copy()
@@ -79,7 +86,7 @@ class RestrictedFunctional(ReducedFunctional):
         return self.functional.check_examples(examples)
 
     def embed(self, y) -> np.ndarray:
-        """Full vector with ``x[free] = y`` and the fixed entries elsewhere, shape ``(functional.size,)``."""
+        """Full vector, shape ``(functional.size,)``: ``x[free] = y``, fixed entries elsewhere."""
         x = self.x_fixed.copy()
         x[self.free_indices] = y
         return x
@@ -105,4 +112,6 @@ class RestrictedFunctional(ReducedFunctional):
             direction[free] = np.ravel(v)
             return np.asarray(full.matvec(direction)).reshape(-1)[free]
 
-        return LinearOperator((free.size, free.size), matvec=matvec, rmatvec=matvec, dtype=np.float64)
+        return LinearOperator(
+            (free.size, free.size), matvec=matvec, rmatvec=matvec, dtype=np.float64
+        )

@@ -3,6 +3,7 @@
 Batches are sorted, unique integer indices into ``range(n_examples)``; every draw comes from one
 :class:`numpy.random.Generator`, so the same seed gives the same batches.
 """
+
 from __future__ import annotations
 
 import numbers
@@ -66,6 +67,6 @@ class EpochBatches:
             self._order = self.rng.permutation(self.n_examples)
             self._start = 0
             self.epoch += 1
-        batch = self._order[self._start:self._start + self.batch_size]
+        batch = self._order[self._start : self._start + self.batch_size]
         self._start += self.batch_size
         return np.sort(batch)

@@ -1,11 +1,11 @@
 """Why an optimiser stopped, and the stopping criteria shared by all solvers."""
+
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 from enum import Enum
 
-import numpy as np
+from ._checks import check_integer, check_real
 
 __all__ = ["StopReason", "Stopping"]
 
@@ -55,7 +55,9 @@ _SUCCESS = frozenset(
 
 _MESSAGES = {
     StopReason.GRADIENT_TOLERANCE: "Gradient norm is below gtol.",
-    StopReason.RELATIVE_GRADIENT_TOLERANCE: "Gradient norm relative to the initial one is below grtol.",
+    StopReason.RELATIVE_GRADIENT_TOLERANCE: (
+        "Gradient norm relative to the initial one is below grtol."
+    ),
     StopReason.FUNCTION_DECREASE: "Relative decrease of the objective is below ftol.",
     StopReason.CALLBACK: "The callback requested a stop.",
     StopReason.MAX_ITERATIONS: "Maximum number of iterations reached.",
@@ -66,15 +68,6 @@ _MESSAGES = {
     StopReason.NO_DESCENT_DIRECTION: "The search direction is not a descent direction.",
     StopReason.NON_FINITE: "The objective or gradient is NaN or infinite.",
 }
-
-
-def _check_tolerance(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number >= 0, got {type(value).__name__}")
-    value = float(value)
-    if not np.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0 (0 disables the test), got {value}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -100,15 +93,13 @@ class Stopping:
     ftol: float = 0.0
 
     def __post_init__(self):
-        if isinstance(self.maxiter, bool) or not isinstance(self.maxiter, numbers.Integral):
-            raise TypeError(f"maxiter must be an integer >= 0, got {type(self.maxiter).__name__}")
-        if self.maxiter < 0:
-            raise ValueError(f"maxiter must be >= 0, got {self.maxiter}")
+        object.__setattr__(self, "maxiter", check_integer(self.maxiter, "maxiter", 0))
         for name in ("gtol", "grtol", "ftol"):
-            object.__setattr__(self, name, _check_tolerance(getattr(self, name), name))
-        object.__setattr__(self, "maxiter", int(self.maxiter))
+            object.__setattr__(self, name, check_real(getattr(self, name), name, 0.0))
 
-    def gradient_reason(self, gradient_norm: float, initial_gradient_norm: float) -> StopReason | None:
+    def gradient_reason(
+        self, gradient_norm: float, initial_gradient_norm: float
+    ) -> StopReason | None:
         """The gradient test met at this iterate, if any (absolute test first)."""
         if gradient_norm <= self.gtol:
             return StopReason.GRADIENT_TOLERANCE

@@ -1,12 +1,12 @@
 """Variable projection: eliminate a linear block of parameters exactly at every evaluation."""
-from __future__ import annotations
 
-import numbers
+from __future__ import annotations
 
 import numpy as np
 from scipy.sparse.linalg import LinearOperator
 
 from ..functional import ReducedFunctional
+from ._checks import check_functional, check_integer, check_real
 from .cg import conjugate_gradient
 from .restricted import RestrictedFunctional, apply_block_solve, as_index_set
 
@@ -62,34 +62,41 @@ class VariableProjection(ReducedFunctional):
         Iteration cap of those solves (default: the size of the linear block).
     """
 
-    def __init__(self, functional: ReducedFunctional, linear_indices, solve_block, x_initial, *,
-                 gauss_newton: str = "kaufman", block_cg_rtol: float = 1e-10,
-                 block_cg_maxiter: int | None = None):
-        if not isinstance(functional, ReducedFunctional):
-            raise TypeError(
-                f"functional must be a pdecontrol.functional.ReducedFunctional, got {type(functional).__name__}"
-            )
+    def __init__(
+        self,
+        functional: ReducedFunctional,
+        linear_indices,
+        solve_block,
+        x_initial,
+        *,
+        gauss_newton: str = "kaufman",
+        block_cg_rtol: float = 1e-10,
+        block_cg_maxiter: int | None = None,
+    ):
+        check_functional(functional)
         if not callable(solve_block):
-            raise TypeError(f"solve_block must be callable x -> x_new, got {type(solve_block).__name__}")
+            raise TypeError(
+                f"solve_block must be callable x -> x_new, got {type(solve_block).__name__}"
+            )
         self.functional = functional
         self.linear_indices = as_index_set(linear_indices, functional.size, "linear_indices")
         mask = np.ones(functional.size, dtype=bool)
         mask[self.linear_indices] = False
         if not mask.any():
-            raise ValueError("linear_indices selects every parameter; leave at least one nonlinear parameter")
+            raise ValueError(
+                "linear_indices selects every parameter; leave at least one nonlinear parameter"
+            )
         self.nonlinear_indices = np.flatnonzero(mask)
         if gauss_newton not in ("kaufman", "block"):
             raise ValueError(f"gauss_newton must be 'kaufman' or 'block', got {gauss_newton!r}")
-        if isinstance(block_cg_rtol, bool) or not isinstance(block_cg_rtol, numbers.Real) or not 0 < block_cg_rtol < 1:
-            raise ValueError(f"block_cg_rtol must be a number in (0, 1), got {block_cg_rtol!r}")
-        if block_cg_maxiter is None:
-            block_cg_maxiter = int(self.linear_indices.size)
-        if isinstance(block_cg_maxiter, bool) or not isinstance(block_cg_maxiter, numbers.Integral) or block_cg_maxiter < 1:
-            raise ValueError(f"block_cg_maxiter must be an integer >= 1, got {block_cg_maxiter!r}")
         self.solve_block = solve_block
         self.gauss_newton = gauss_newton
-        self.block_cg_rtol = float(block_cg_rtol)
-        self.block_cg_maxiter = int(block_cg_maxiter)
+        self.block_cg_rtol = check_real(block_cg_rtol, "block_cg_rtol", 0.0, 1.0, low_open=True)
+        self.block_cg_maxiter = (
+            int(self.linear_indices.size)
+            if block_cg_maxiter is None
+            else check_integer(block_cg_maxiter, "block_cg_maxiter", 1)
+        )
         self._x = functional.check_parameters(x_initial, "x_initial").copy()
         self._theta = None
         self.n_block_solves = 0
@@ -114,7 +121,10 @@ class VariableProjection(ReducedFunctional):
         return self._x[self.nonlinear_indices].copy()
 
     def eliminate(self, theta) -> np.ndarray:
-        """The full vector ``(theta, w*(theta))``, shape ``(functional.size,)`` (cached for the last ``theta``)."""
+        """The full vector ``(theta, w*(theta))``, shape ``(functional.size,)``.
+
+        The block solve runs only for a new ``theta`` (the last one is cached).
+        """
         theta = self.check_parameters(theta, "theta")
         if self._theta is None or not np.array_equal(theta, self._theta):
             x = self._x.copy()
@@ -145,14 +155,23 @@ class VariableProjection(ReducedFunctional):
             direction[block] = values
             return np.asarray(joint.matvec(direction)).reshape(-1)
 
-        block_operator = LinearOperator((linear.size, linear.size), dtype=np.float64,
-                                        matvec=lambda u: joint_product(linear, np.ravel(u))[linear])
+        block_operator = LinearOperator(
+            (linear.size, linear.size),
+            dtype=np.float64,
+            matvec=lambda u: joint_product(linear, np.ravel(u))[linear],
+        )
 
         def matvec(v):
             product = joint_product(nonlinear, np.ravel(v))
-            solve = conjugate_gradient(block_operator, product[linear], rtol=self.block_cg_rtol,
-                                       maxiter=self.block_cg_maxiter,
-                                       preconditioner=lambda r: r * inverse_weights)
+            solve = conjugate_gradient(
+                block_operator,
+                product[linear],
+                rtol=self.block_cg_rtol,
+                maxiter=self.block_cg_maxiter,
+                preconditioner=lambda r: r * inverse_weights,
+            )
             return product[nonlinear] - joint_product(linear, solve.x)[nonlinear]
 
-        return LinearOperator((self.size, self.size), matvec=matvec, rmatvec=matvec, dtype=np.float64)
+        return LinearOperator(
+            (self.size, self.size), matvec=matvec, rmatvec=matvec, dtype=np.float64
+        )
