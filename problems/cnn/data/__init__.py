@@ -15,7 +15,6 @@ from .idx import (
 )
 from .images import (
     images_dataset,
-    node_coordinates,
     plot_examples,
     to_numpy,
     train_validation_split,
@@ -45,7 +44,6 @@ __all__ = [
     "read_idx_bytes",
     "write_idx",
     "images_dataset",
-    "node_coordinates",
     "plot_examples",
     "to_numpy",
     "train_validation_split",

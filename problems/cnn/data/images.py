@@ -20,19 +20,14 @@ import numpy as np
 import xarray as xr
 
 from pdecontrol._validation import as_float_array, check_finite, check_positive
+from pdecontrol.mesh import Mesh
 
 __all__ = [
-    "node_coordinates",
     "images_dataset",
     "to_numpy",
     "train_validation_split",
     "plot_examples",
 ]
-
-
-def node_coordinates(n: int, extent: float = 1.0) -> np.ndarray:
-    """Node coordinates ``i * extent / n`` for ``i = 0 .. n-1`` (float64, shape ``(n,)``)."""
-    return np.arange(n) * (extent / n)
 
 
 def _check_float_dtype(dtype) -> np.dtype:
@@ -104,13 +99,13 @@ def images_dataset(images, labels, *, class_names, source: str, dtype=np.float32
     extent = check_positive(extent, "extent")
     n = images.shape[1]
     example = np.arange(images.shape[0]) if example is None else np.asarray(example, dtype=np.int64)
-    coords = node_coordinates(n, extent)
+    y_nodes, x_nodes = Mesh(images.shape[1:], extent=extent).node_coordinates()
     return xr.Dataset(
         {
             "images": (("example", "y", "x"), images),
             "labels": ("example", labels.astype(np.int64)),
         },
-        coords={"example": example, "y": coords, "x": coords},
+        coords={"example": example, "y": y_nodes, "x": x_nodes},
         attrs={
             "h": extent / n,
             "extent": extent,

@@ -32,7 +32,9 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
-from .images import _check_float_dtype, _check_int, images_dataset, node_coordinates
+from pdecontrol.mesh import Mesh
+
+from .images import _check_float_dtype, _check_int, images_dataset
 
 __all__ = [
     "SYNTHETIC_CLASSES",
@@ -275,7 +277,7 @@ class SyntheticExamples:
             If ``resolution < 4``.
         """
         n = _check_int(resolution, "resolution", 4)
-        nodes = node_coordinates(n)
+        (nodes,) = Mesh((n,)).node_coordinates()
         return images_dataset(
             self.evaluate(nodes, nodes, dtype=dtype), self.labels,
             class_names=self.class_names, dtype=dtype,
