@@ -2,16 +2,25 @@
 
 Layout (each a small module with one job):
 
-* :mod:`pdecontrol.mesh`, :mod:`pdecontrol.transfer`, :mod:`pdecontrol.stencils` - meshes,
-  grid transfers and the stencil calculus (Galerkin restriction / prolongation of kernels).
+* :mod:`pdecontrol.mesh`, :mod:`pdecontrol.transfer`, :mod:`pdecontrol.stencils` - meshes and
+  hierarchies, grid transfers and the stencil calculus (Galerkin restriction / prolongation of
+  kernels).
+* :mod:`pdecontrol.functional` - :class:`ReducedFunctional`, the interface between control
+  problems and optimisers.
 * :mod:`pdecontrol.control` - control problems by subclassing, time-steppers with exact
-  discrete tangent and adjoint sweeps, reduced functionals, regularisers.
+  discrete tangent and adjoint sweeps, control functionals, losses, regularisers.
 * :mod:`pdecontrol.verify` - Taylor, adjoint and Gauss-Newton operator tests.
-* :mod:`pdecontrol.ops` - Numba-jitted batched convolutions and activations.
+* :mod:`pdecontrol.ops` - Numba-jitted batched convolutions, activations, fused residual steps.
 * :mod:`pdecontrol.optimize` - CG, inexact Gauss-Newton-CG, first-order baselines,
-  block-coordinate descent.
+  block-coordinate descent, variable projection.
 """
+from . import control, mesh, ops, optimize, stencils, transfer, verify
 from .functional import ReducedFunctional
+from .mesh import Mesh, MeshHierarchy
 
 __version__ = "0.1.0.dev0"
-__all__ = ["ReducedFunctional", "__version__"]
+__all__ = [
+    "ReducedFunctional", "Mesh", "MeshHierarchy",
+    "control", "mesh", "ops", "optimize", "stencils", "transfer", "verify",
+    "__version__",
+]
