@@ -45,11 +45,13 @@ class Epilogue(enum.IntEnum):
     SCALE_BY_DERIVATIVE = 2  #: out = [base +] dt * derivative * a
 
 
-@njit(cache=True, fastmath=_STREAM)
-def fill_buffers(xn, masks, pad, buf):
-    """``buf[c, m, pad + p] = xn[c, p] * masks[m, p]``, zero margins of ``pad`` points.
+@njit(cache=True, error_model="numpy", fastmath=_STREAM)
+def fill_buffers(xn, scale, has_scale, masks, pad, buf):
+    """``buf[c, m, pad + p] = xn[c, p] [* scale[c, p]] * masks[m, p]``, zero margins of ``pad``.
 
-    ``xn`` (C, P), ``masks`` (M, P), ``buf`` (C, M, P + 2 pad).
+    ``xn`` and ``scale`` (C, P) (``scale`` is read only if ``has_scale``; it fuses a pointwise
+    product such as ``sigma'(a) * y_bar`` into the copy), ``masks`` (M, P),
+    ``buf`` (C, M, P + 2 pad).
     """
     n_points = xn.shape[1]
     for c in range(xn.shape[0]):
@@ -61,11 +63,16 @@ def fill_buffers(xn, masks, pad, buf):
                 row[p] = 0
                 row[pad + n_points + p] = 0
             inner = row[pad:pad + n_points]
-            for p in range(n_points):
-                inner[p] = channel[p] * mask[p]
+            if has_scale:
+                factor = scale[c]
+                for p in range(n_points):
+                    inner[p] = channel[p] * factor[p] * mask[p]
+            else:
+                for p in range(n_points):
+                    inner[p] = channel[p] * mask[p]
 
 
-@njit(cache=True, fastmath=_STREAM)
+@njit(cache=True, error_model="numpy", fastmath=_STREAM)
 def accumulate_block(buf, kernel, o, shift, tap_mask, acc):
     """``acc[r, p] += sum_{c,g,t} kernel[o + r, c, g, t] * buf[c, tap_mask[g, t], shift[g] + t - 1 + p]``.
 
@@ -101,16 +108,22 @@ def accumulate_block(buf, kernel, o, shift, tap_mask, acc):
                 acc3[p] = acc3[p] + w30 * xl + w31 * xc + w32 * xr
 
 
-@njit(cache=True, fastmath=_STREAM)
+@njit(cache=True, error_model="numpy", fastmath=_STREAM)
 def _write_row(mode, kind, acc, dt, has_base, base, derivative, store_derivative, out):
-    """Epilogue for one output row of P points (see :class:`Epilogue`)."""
+    """Epilogue for one output row of P points (see :class:`Epilogue`).
+
+    Every branch is outside its loop so that each loop vectorises (a branch on
+    ``store_derivative`` inside the activation loop made the tanh epilogue scalar).
+    """
     n_points = acc.shape[0]
-    if mode == Epilogue.ACTIVATE:
+    if mode == Epilogue.ACTIVATE and store_derivative:
         for p in range(n_points):
             value, slope = activate(kind, acc[p])
             acc[p] = dt * value
-            if store_derivative:
-                derivative[p] = slope
+            derivative[p] = slope
+    elif mode == Epilogue.ACTIVATE:
+        for p in range(n_points):
+            acc[p] = dt * activate(kind, acc[p])[0]
     elif mode == Epilogue.SCALE_BY_DERIVATIVE:
         for p in range(n_points):
             acc[p] = dt * derivative[p] * acc[p]
@@ -125,12 +138,12 @@ def _write_row(mode, kind, acc, dt, has_base, base, derivative, store_derivative
             out[p] = acc[p]
 
 
-@njit(cache=True, parallel=True, fastmath=_STREAM)
-def conv_driver(x1, kernel1, x2, kernel2, bias, masks, pad, shift, tap_mask, n_chunks,
-                mode, kind, dt, has_base, base, derivative, store_derivative, out):
-    """``out = epilogue(conv(x1, kernel1) + conv(x2, kernel2) + bias)`` over the batch.
+@njit(cache=True, error_model="numpy", parallel=True, fastmath=_STREAM)
+def conv_driver(x1, scale1, has_scale1, kernel1, x2, kernel2, bias, masks, pad, shift, tap_mask,
+                n_chunks, mode, kind, dt, has_base, base, derivative, store_derivative, out):
+    """``out = epilogue(conv(x1 [* scale1], kernel1) + conv(x2, kernel2) + bias)`` over the batch.
 
-    ``x1`` (N, C1, P), ``x2`` (N, C2, P) (``C2`` may be 0), kernels (O_padded, C, G, 3),
+    ``x1`` and ``scale1`` (N, C1, P), ``x2`` (N, C2, P) (``C2`` may be 0), kernels (O_padded, C, G, 3),
     ``bias`` (O_padded,), ``out``/``base``/``derivative`` (N, O, P); ``base`` and
     ``derivative`` may be any array of that shape when unused. ``mode`` an :class:`Epilogue`,
     ``kind`` an activation kind, ``dt`` a scalar of the array dtype.
@@ -144,8 +157,8 @@ def conv_driver(x1, kernel1, x2, kernel2, bias, masks, pad, shift, tap_mask, n_c
         buf2 = np.empty((x2.shape[1], masks.shape[0], width), out.dtype)
         acc = np.empty((BLOCK, n_points), out.dtype)
         for n in range(start, stop):
-            fill_buffers(x1[n], masks, pad, buf1)
-            fill_buffers(x2[n], masks, pad, buf2)
+            fill_buffers(x1[n], scale1[n], has_scale1, masks, pad, buf1)
+            fill_buffers(x2[n], x2[n], False, masks, pad, buf2)
             for o in range(0, n_out, BLOCK):
                 for r in range(BLOCK):
                     acc[r, :] = bias[o + r]
@@ -156,13 +169,65 @@ def conv_driver(x1, kernel1, x2, kernel2, bias, masks, pad, shift, tap_mask, n_c
                                derivative[n, o + r], store_derivative, out[n, o + r])
 
 
-@njit(cache=True, parallel=True, fastmath=_REDUCE)
-def kernel_gradient_driver(x, z, masks, pad, shift, tap_mask, n_chunks, kernel_partial,
-                           bias_partial):
+@njit(cache=True, error_model="numpy", fastmath=_REDUCE)
+def _correlate_block(buf, rows, shift, tap_mask, kernel_sums, o):
+    """``kernel_sums[o + r, c, g, t] += sum_p rows[r, p] * buf[c, tap_mask[g, t], shift[g] + t - 1 + p]``.
+
+    ``r = 0..BLOCK-1``; 12 dot products share the three tap loads (reassociated to vectorise).
+    """
+    n_points = rows.shape[1]
+    z0 = rows[0]
+    z1 = rows[1]
+    z2 = rows[2]
+    z3 = rows[3]
+    zero = constant_like(0.0, z0[0])
+    for c in range(buf.shape[0]):
+        for g in range(shift.shape[0]):
+            s = shift[g]
+            left = buf[c, tap_mask[g, 0], s - 1:s - 1 + n_points]
+            centre = buf[c, tap_mask[g, 1], s:s + n_points]
+            right = buf[c, tap_mask[g, 2], s + 1:s + 1 + n_points]
+            s00 = s01 = s02 = s10 = s11 = s12 = zero
+            s20 = s21 = s22 = s30 = s31 = s32 = zero
+            for p in range(n_points):
+                xl = left[p]
+                xc = centre[p]
+                xr = right[p]
+                s00 += z0[p] * xl
+                s01 += z0[p] * xc
+                s02 += z0[p] * xr
+                s10 += z1[p] * xl
+                s11 += z1[p] * xc
+                s12 += z1[p] * xr
+                s20 += z2[p] * xl
+                s21 += z2[p] * xc
+                s22 += z2[p] * xr
+                s30 += z3[p] * xl
+                s31 += z3[p] * xc
+                s32 += z3[p] * xr
+            kernel_sums[o, c, g, 0] += s00
+            kernel_sums[o, c, g, 1] += s01
+            kernel_sums[o, c, g, 2] += s02
+            kernel_sums[o + 1, c, g, 0] += s10
+            kernel_sums[o + 1, c, g, 1] += s11
+            kernel_sums[o + 1, c, g, 2] += s12
+            kernel_sums[o + 2, c, g, 0] += s20
+            kernel_sums[o + 2, c, g, 1] += s21
+            kernel_sums[o + 2, c, g, 2] += s22
+            kernel_sums[o + 3, c, g, 0] += s30
+            kernel_sums[o + 3, c, g, 1] += s31
+            kernel_sums[o + 3, c, g, 2] += s32
+
+
+@njit(cache=True, error_model="numpy", parallel=True, fastmath=_REDUCE)
+def kernel_gradient_driver(x, z, z_scale, has_z_scale, masks, pad, shift, tap_mask, n_chunks,
+                           kernel_partial, bias_partial):
     """Per-chunk partial sums of ``dK[o, c, g, t] = sum_{n,p} z[n, o, p] x_tap[n, c, p]`` and ``db[o]``.
 
-    ``x`` (N, C, P), ``z`` (N, O, P); ``kernel_partial`` (n_chunks, O, C, G, 3) and
-    ``bias_partial`` (n_chunks, O), float64, zero on entry (summed by the caller).
+    ``x`` (N, C, P), ``z`` and ``z_scale`` (N, O, P) (``z`` is multiplied by ``z_scale``
+    pointwise when ``has_z_scale``); ``kernel_partial`` (n_chunks, O_padded, C, G, 3) and
+    ``bias_partial`` (n_chunks, O_padded), float64, zero on entry (summed by the caller).
+    Per image the sums run in the array dtype, across images in float64.
     """
     n_images, n_in, n_points = x.shape
     n_out = z.shape[1]
@@ -171,28 +236,24 @@ def kernel_gradient_driver(x, z, masks, pad, shift, tap_mask, n_chunks, kernel_p
         start = chunk * n_images // n_chunks
         stop = (chunk + 1) * n_images // n_chunks
         buf = np.empty((n_in, masks.shape[0], width), x.dtype)
+        rows = np.zeros((BLOCK, n_points), x.dtype)
+        sums = np.empty(kernel_partial.shape[1:], x.dtype)
         for n in range(start, stop):
-            fill_buffers(x[n], masks, pad, buf)
-            for o in range(n_out):
-                row = z[n, o]
-                total = constant_like(0.0, row[0])
-                for p in range(n_points):
-                    total += row[p]
-                bias_partial[chunk, o] += total
-                for c in range(n_in):
-                    for g in range(shift.shape[0]):
-                        s = shift[g]
-                        left = buf[c, tap_mask[g, 0], s - 1:s - 1 + n_points]
-                        centre = buf[c, tap_mask[g, 1], s:s + n_points]
-                        right = buf[c, tap_mask[g, 2], s + 1:s + 1 + n_points]
-                        sum0 = constant_like(0.0, row[0])
-                        sum1 = sum0
-                        sum2 = sum0
+            fill_buffers(x[n], x[n], False, masks, pad, buf)
+            sums[:] = 0
+            for o in range(0, n_out, BLOCK):
+                for r in range(min(BLOCK, n_out - o)):
+                    row = rows[r]
+                    source = z[n, o + r]
+                    if has_z_scale:
+                        factor = z_scale[n, o + r]
                         for p in range(n_points):
-                            zp = row[p]
-                            sum0 += zp * left[p]
-                            sum1 += zp * centre[p]
-                            sum2 += zp * right[p]
-                        kernel_partial[chunk, o, c, g, 0] += sum0
-                        kernel_partial[chunk, o, c, g, 1] += sum1
-                        kernel_partial[chunk, o, c, g, 2] += sum2
+                            row[p] = source[p] * factor[p]
+                    else:
+                        row[:] = source
+                    total = constant_like(0.0, row[0])
+                    for p in range(n_points):
+                        total += row[p]
+                    bias_partial[chunk, o + r] += total
+                _correlate_block(buf, rows, shift, tap_mask, sums, o)
+            kernel_partial[chunk] += sums

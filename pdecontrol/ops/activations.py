@@ -62,7 +62,7 @@ def fast_tanh(a):
     return math.tanh(a)
 
 
-@overload(fast_tanh, jit_options={"fastmath": {"contract"}})
+@overload(fast_tanh, inline="always")
 def _fast_tanh_overload(a):
     if a == types.float32:
         def rational_tanh(a):
@@ -88,7 +88,7 @@ def _constant_like_overload(value, like):
     return lambda value, like: np.float64(value)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def activate(kind, a):
     """Scalar ``(sigma(a), sigma'(a))`` for the activation ``kind`` (an :class:`ActivationKind`).
 
@@ -112,7 +112,7 @@ def activate(kind, a):
     return shifted * shifted / (constant_like(4.0, a) * eta), shifted / (constant_like(2.0, a) * eta)
 
 
-@njit(cache=True, parallel=True, fastmath={"contract"})
+@njit(cache=True, error_model="numpy", parallel=True, fastmath={"contract"})
 def _activate_array(kind, a, value, derivative, want_value, want_derivative):
     """Fill flat ``value`` / ``derivative`` with sigma(a), sigma'(a) (each only if wanted)."""
     for i in prange(a.size):

@@ -109,12 +109,13 @@ def transposed_kernel(kernel: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(kernel[flip].swapaxes(0, 1))
 
 
-def run_conv(x1, kernel1, out_channels, *, x2=None, kernel2=None, bias=None,
+def run_conv(x1, kernel1, out_channels, *, scale1=None, x2=None, kernel2=None, bias=None,
              mode=_kernels.Epilogue.AFFINE, kind=ActivationKind.TANH, dt=1.0, base=None,
              derivative=None, store_derivative=False):
     """Call :func:`_kernels.conv_driver` on validated arrays of shape (N, C, *spatial).
 
-    ``kernel1``/``kernel2`` are (C_out, C, 3, ...) kernels; returns ``out`` (N, C_out, *spatial)
+    ``kernel1``/``kernel2`` are (C_out, C, 3, ...) kernels; ``scale1`` (shape of ``x1``)
+    multiplies ``x1`` pointwise on the fly; returns ``out`` (N, C_out, *spatial)
     (and fills ``derivative`` in place when ``store_derivative``).
     """
     n_images, spatial = x1.shape[0], x1.shape[2:]
@@ -130,8 +131,10 @@ def run_conv(x1, kernel1, out_channels, *, x2=None, kernel2=None, bias=None,
         flat_x2, blocked2 = x2.reshape(n_images, x2.shape[1], n_points), blocked_kernel(kernel2)
     flat_base = flat_out if base is None else base.reshape(flat_out.shape)
     flat_derivative = flat_out if derivative is None else derivative.reshape(flat_out.shape)
+    flat_x1 = x1.reshape(n_images, x1.shape[1], n_points)
     _kernels.conv_driver(
-        x1.reshape(n_images, x1.shape[1], n_points), blocked_kernel(kernel1), flat_x2, blocked2,
+        flat_x1, flat_x1 if scale1 is None else scale1.reshape(flat_x1.shape), scale1 is not None,
+        blocked_kernel(kernel1), flat_x2, blocked2,
         blocked_bias(bias, out_channels, dtype), geometry.masks_by_dtype[dtype], geometry.pad,
         geometry.shift, geometry.tap_mask, min(n_images, numba.get_num_threads()), int(mode),
         int(kind), dtype.type(dt), base is not None, flat_base, flat_derivative,
@@ -140,9 +143,10 @@ def run_conv(x1, kernel1, out_channels, *, x2=None, kernel2=None, bias=None,
     return out
 
 
-def run_kernel_gradient(x: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def run_kernel_gradient(x: np.ndarray, z: np.ndarray, z_scale=None) -> tuple[np.ndarray, np.ndarray]:
     """``(sum_n x-taps . z, sum_{n,p} z)`` for validated x (N, C_in, *s), z (N, C_out, *s).
 
+    With ``z_scale`` (shape of ``z``), ``z * z_scale`` is used instead of ``z`` (fused).
     Returns the kernel gradient (C_out, C_in, 3, ..., 3) and the bias gradient (C_out,), in the
     dtype of ``x`` (accumulated in float64).
     """
@@ -150,16 +154,19 @@ def run_kernel_gradient(x: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.nd
     out_channels = z.shape[1]
     geometry = stencil_geometry(spatial)
     n_chunks = min(n_images, numba.get_num_threads())
-    kernel_partial = np.zeros((n_chunks, out_channels, in_channels, geometry.n_groups, 3))
-    bias_partial = np.zeros((n_chunks, out_channels))
+    padded = _padded_channels(out_channels)
+    kernel_partial = np.zeros((n_chunks, padded, in_channels, geometry.n_groups, 3))
+    bias_partial = np.zeros((n_chunks, padded))
+    flat_z = z.reshape(n_images, out_channels, -1)
     _kernels.kernel_gradient_driver(
-        x.reshape(n_images, in_channels, -1), z.reshape(n_images, out_channels, -1),
+        x.reshape(n_images, in_channels, -1), flat_z,
+        flat_z if z_scale is None else z_scale.reshape(flat_z.shape), z_scale is not None,
         geometry.masks_by_dtype[x.dtype], geometry.pad, geometry.shift, geometry.tap_mask,
         n_chunks, kernel_partial, bias_partial,
     )
     kernel_shape = (out_channels, in_channels) + (STENCIL_WIDTH,) * len(spatial)
-    return (kernel_partial.sum(axis=0).reshape(kernel_shape).astype(x.dtype),
-            bias_partial.sum(axis=0).astype(x.dtype))
+    return (kernel_partial[:, :out_channels].sum(axis=0).reshape(kernel_shape).astype(x.dtype),
+            bias_partial[:, :out_channels].sum(axis=0).astype(x.dtype))
 
 
 # ---------------------------------------------------------------------------- public API

@@ -165,9 +165,9 @@ def residual_adjoint(linearization, out_bar) -> tuple[np.ndarray, np.ndarray, np
     """
     lin = _check_linearization(linearization)
     out_bar = check_same_shape(out_bar, lin.y, "out_bar", "y")
-    z = lin.derivative * out_bar
-    y_bar = run_conv(z, transposed_kernel(lin.K), lin.K.shape[1], dt=lin.dt,
-                     base=out_bar if lin.skip else None)
-    K_bar, b_bar = run_kernel_gradient(lin.y, z)
+    # z = sigma'(a) * out_bar is formed on the fly inside both kernels (never stored)
+    y_bar = run_conv(out_bar, transposed_kernel(lin.K), lin.K.shape[1], scale1=lin.derivative,
+                     dt=lin.dt, base=out_bar if lin.skip else None)
+    K_bar, b_bar = run_kernel_gradient(lin.y, out_bar, z_scale=lin.derivative)
     scale = lin.y.dtype.type(lin.dt)
     return y_bar, scale * K_bar, scale * b_bar
