@@ -11,12 +11,16 @@ Performance design (measured on the 2-core AVX-512 machine, see docs/operators.m
   loop runs over all ``P`` points of the image (784 for 28x28), which LLVM vectorises;
 * the innermost loop updates :data:`BLOCK` = 4 output channels at once from the three loads of a
   tap triple (12 FMAs per 3 loads + 4 load/store pairs of L1-resident accumulators); one output
-  channel per pass was 4x slower, 8 channels per pass gave no further gain;
+  channel per pass was ~3x slower, 8 channels per pass gave no clear further gain; the kernel
+  gradient likewise forms 12 dot products (4 output channels x 3 taps) per pass over the points;
 * accumulators live in a per-thread ``(BLOCK, P)`` scratch array; the epilogue (bias, activation,
   residual update, derivative store) runs on it while it is hot in L1 (fusion);
-* ``parallel=True`` over contiguous chunks of the batch, one chunk per thread, scratch allocated
-  once per chunk; kernel-gradient partial sums per chunk in float64 (deterministic for a fixed
-  thread count);
+* ``parallel=True`` over contiguous chunks of the batch (:data:`CHUNKS_PER_THREAD` per thread,
+  handed out dynamically (the callers run the drivers under ``numba.parallel_chunksize(1)``;
+  calling ``set_parallel_chunksize`` inside a driver would disable caching) so that a thread slowed down by
+  other processes on a shared machine takes fewer), scratch allocated once per chunk;
+  kernel-gradient partial sums per chunk in float64, summed in chunk order (deterministic for
+  a fixed thread count);
 * ``fastmath={"contract"}`` (FMA) everywhere, plus ``"reassoc"`` only in the dot products of the
   kernel gradient (needed to vectorise a floating-point reduction). No ``nnan``/``ninf``.
 """
@@ -29,10 +33,11 @@ from numba import njit, prange
 
 from .activations import activate, constant_like
 
-__all__ = ["BLOCK", "Epilogue", "fill_buffers", "accumulate_block", "conv_driver",
+__all__ = ["BLOCK", "CHUNKS_PER_THREAD", "Epilogue", "fill_buffers", "accumulate_block", "conv_driver",
            "kernel_gradient_driver"]
 
 BLOCK = 4
+CHUNKS_PER_THREAD = 4
 _STREAM = {"contract"}
 _REDUCE = {"contract", "reassoc"}
 

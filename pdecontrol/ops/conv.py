@@ -109,6 +109,11 @@ def transposed_kernel(kernel: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(kernel[flip].swapaxes(0, 1))
 
 
+def n_chunks(n_images: int) -> int:
+    """Number of batch chunks for the parallel drivers (at most one image per chunk)."""
+    return min(n_images, _kernels.CHUNKS_PER_THREAD * numba.get_num_threads())
+
+
 def run_conv(x1, kernel1, out_channels, *, scale1=None, x2=None, kernel2=None, bias=None,
              mode=_kernels.Epilogue.AFFINE, kind=ActivationKind.TANH, dt=1.0, base=None,
              derivative=None, store_derivative=False):
@@ -132,14 +137,15 @@ def run_conv(x1, kernel1, out_channels, *, scale1=None, x2=None, kernel2=None, b
     flat_base = flat_out if base is None else base.reshape(flat_out.shape)
     flat_derivative = flat_out if derivative is None else derivative.reshape(flat_out.shape)
     flat_x1 = x1.reshape(n_images, x1.shape[1], n_points)
-    _kernels.conv_driver(
-        flat_x1, flat_x1 if scale1 is None else scale1.reshape(flat_x1.shape), scale1 is not None,
-        blocked_kernel(kernel1), flat_x2, blocked2,
-        blocked_bias(bias, out_channels, dtype), geometry.masks_by_dtype[dtype], geometry.pad,
-        geometry.shift, geometry.tap_mask, min(n_images, numba.get_num_threads()), int(mode),
-        int(kind), dtype.type(dt), base is not None, flat_base, flat_derivative,
-        store_derivative, flat_out,
-    )
+    with numba.parallel_chunksize(1):  # chunks handed out dynamically
+        _kernels.conv_driver(
+            flat_x1, flat_x1 if scale1 is None else scale1.reshape(flat_x1.shape), scale1 is not None,
+            blocked_kernel(kernel1), flat_x2, blocked2,
+            blocked_bias(bias, out_channels, dtype), geometry.masks_by_dtype[dtype], geometry.pad,
+            geometry.shift, geometry.tap_mask, n_chunks(n_images), int(mode),
+            int(kind), dtype.type(dt), base is not None, flat_base, flat_derivative,
+            store_derivative, flat_out,
+        )
     return out
 
 
@@ -153,17 +159,18 @@ def run_kernel_gradient(x: np.ndarray, z: np.ndarray, z_scale=None) -> tuple[np.
     n_images, in_channels, spatial = x.shape[0], x.shape[1], x.shape[2:]
     out_channels = z.shape[1]
     geometry = stencil_geometry(spatial)
-    n_chunks = min(n_images, numba.get_num_threads())
+    chunks = n_chunks(n_images)
     padded = _padded_channels(out_channels)
-    kernel_partial = np.zeros((n_chunks, padded, in_channels, geometry.n_groups, 3))
-    bias_partial = np.zeros((n_chunks, padded))
+    kernel_partial = np.zeros((chunks, padded, in_channels, geometry.n_groups, 3))
+    bias_partial = np.zeros((chunks, padded))
     flat_z = z.reshape(n_images, out_channels, -1)
-    _kernels.kernel_gradient_driver(
-        x.reshape(n_images, in_channels, -1), flat_z,
-        flat_z if z_scale is None else z_scale.reshape(flat_z.shape), z_scale is not None,
-        geometry.masks_by_dtype[x.dtype], geometry.pad, geometry.shift, geometry.tap_mask,
-        n_chunks, kernel_partial, bias_partial,
-    )
+    with numba.parallel_chunksize(1):  # chunks handed out dynamically
+        _kernels.kernel_gradient_driver(
+            x.reshape(n_images, in_channels, -1), flat_z,
+            flat_z if z_scale is None else z_scale.reshape(flat_z.shape), z_scale is not None,
+            geometry.masks_by_dtype[x.dtype], geometry.pad, geometry.shift, geometry.tap_mask,
+            chunks, kernel_partial, bias_partial,
+        )
     kernel_shape = (out_channels, in_channels) + (STENCIL_WIDTH,) * len(spatial)
     return (kernel_partial[:, :out_channels].sum(axis=0).reshape(kernel_shape).astype(x.dtype),
             bias_partial[:, :out_channels].sum(axis=0).astype(x.dtype))
