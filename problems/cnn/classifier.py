@@ -1,0 +1,274 @@
+"""The convex solve for the classifier ``(W, c)`` of a :class:`~problems.cnn.network.CNNProblem`.
+
+With the least-squares loss the outputs ``z_l = h^d <W, y_l(T)> + c`` are linear in ``(W, c)``,
+so for fixed kernels the training objective restricted to ``(W, c)`` is, per class ``k``
+(``s`` examples, final states ``y_l``, one-hot targets ``t_l``)::
+
+    1/(2s) sum_l (h^d <W_k, y_l> + c_k - t_lk)^2 + a_W/2 h^d ||W_k - R_Wk||^2 + a_c/2 (c_k - r_ck)^2
+
+where the last two terms are the functional's :class:`~pdecontrol.control.Tikhonov` regularisers
+on ``W`` (block weight ``h^d``) and ``c`` (if any; several on one block are summed). Multiplying
+by ``s`` and writing ``W = R_W + u`` gives a ridge problem ``1/2 ||A u - b||^2 + beta/2 ||u||^2``
+with ``beta = s a_W h^d`` and features ``f_l = h^d y_l``:
+
+* ``c`` unregularised (``a_c = 0``): ``c`` is eliminated exactly by centring (``c_k`` = mean
+  residual), ``A`` = centred features;
+* ``a_c > 0``: ``c`` joins ``u`` as ``c = sqrt(beta / gamma) v`` (``gamma = s a_c``), so one
+  ``beta`` regularises both, ``A = [F, sqrt(beta / gamma) 1]``.
+
+Two solvers: ``"cg"`` (matrix-free, :func:`pdecontrol.optimize.regularized_least_squares`, warm
+started from the current ``W``; memory = the features) and ``"gram"`` (the dual form
+``(A A^T + beta I) v = b``, ``u = A^T v``: an ``s x s`` Cholesky for all classes at once, exact;
+for ``s`` smaller than the number of features). ``"auto"`` picks ``"gram"`` when
+``s <= min(gram_max_examples, n_features)`` and ``beta > 0``. Features are kept in the compute
+dtype (float32: 4 bytes per entry, e.g. 40,000 x 8 x 28 x 28 = 1.0 GB) and multiplied in float64
+in row blocks of ``block_size`` examples, so no float64 copy of the whole set is made.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import scipy.linalg
+from scipy.optimize import OptimizeResult
+from scipy.sparse.linalg import LinearOperator
+
+from pdecontrol.control import ControlFunctional, LeastSquaresLoss, Tikhonov
+from pdecontrol.optimize import regularized_least_squares
+
+from .network import CNNProblem
+
+__all__ = ["ClassifierSolver", "CLASSIFIER_METHODS"]
+
+#: Solvers of :class:`ClassifierSolver`.
+CLASSIFIER_METHODS = ("auto", "cg", "gram")
+
+
+def _check_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def _tikhonov_terms(functional, block: str):
+    """``(alpha_total, reference)`` of the Tikhonov regularisers on ``block`` (others refused)."""
+    total, weighted = 0.0, 0.0
+    for reg in functional.regularizers:
+        if reg.block != block:
+            continue
+        if not isinstance(reg, Tikhonov):
+            raise ValueError(f"ClassifierSolver supports only Tikhonov regularisers on block {block!r}, "
+                             f"got {reg!r}; the block problem would not be a ridge problem")
+        total += reg.alpha
+        weighted = weighted + reg.alpha * reg.reference
+    reference = weighted / total if total > 0 else 0.0
+    return total, np.broadcast_to(np.asarray(reference, dtype=np.float64),
+                                  functional.layout.shapes[block])
+
+
+class _Features:
+    """``A`` of the ridge problem as float64 row-blocked products over stored features."""
+
+    def __init__(self, features, centre: bool, bias_column: float, block_size: int):
+        self.features = features                      # (s, p), compute dtype
+        self.block_size = block_size
+        self.n_examples, self.n_features = features.shape
+        self.mean = self._column_mean() if centre else None
+        self.bias_column = bias_column                # 0: no extra column
+        self.size = self.n_features + (1 if bias_column else 0)
+
+    def _blocks(self):
+        for start in range(0, self.n_examples, self.block_size):
+            stop = min(start + self.block_size, self.n_examples)
+            yield slice(start, stop), np.asarray(self.features[start:stop], dtype=np.float64)
+
+    def _column_mean(self):
+        total = np.zeros(self.features.shape[1])
+        for _, block in self._blocks():
+            total += block.sum(axis=0)
+        return total / self.n_examples
+
+    def matvec(self, u):
+        u = np.asarray(u, dtype=np.float64).reshape(-1)
+        w = u[:self.n_features]
+        out = np.empty(self.n_examples)
+        for rows, block in self._blocks():
+            out[rows] = block @ w
+        if self.mean is not None:
+            out -= self.mean @ w
+        if self.bias_column:
+            out += self.bias_column * u[-1]
+        return out
+
+    def rmatvec(self, v):
+        v = np.asarray(v, dtype=np.float64).reshape(-1)
+        out = np.zeros(self.size)
+        for rows, block in self._blocks():
+            out[:self.n_features] += v[rows] @ block
+        if self.mean is not None:
+            out[:self.n_features] -= self.mean * v.sum()
+        if self.bias_column:
+            out[-1] = self.bias_column * v.sum()
+        return out
+
+    def gram(self):
+        """``A A^T`` (s x s, float64)."""
+        gram = np.zeros((self.n_examples, self.n_examples))
+        blocks = list(self._blocks())
+        for rows_i, block_i in blocks:
+            for rows_j, block_j in blocks:
+                if rows_j.start >= rows_i.start:
+                    gram[rows_i, rows_j] = block_i @ block_j.T
+                    gram[rows_j, rows_i] = gram[rows_i, rows_j].T
+        if self.mean is not None:
+            row_mean = gram.mean(axis=1)
+            gram += row_mean.mean() - row_mean[:, None] - row_mean[None, :]
+        if self.bias_column:
+            gram += self.bias_column ** 2
+        return gram
+
+    def operator(self) -> LinearOperator:
+        return LinearOperator((self.n_examples, self.size), matvec=self.matvec,
+                              rmatvec=self.rmatvec, dtype=np.float64)
+
+
+class ClassifierSolver:
+    """``solve_block`` for the classifier: ``x -> x`` with ``(W, c)`` minimising the functional.
+
+    Usable as ``solve_block`` of :func:`pdecontrol.optimize.block_coordinate_descent` and
+    :class:`pdecontrol.optimize.VariableProjection` (linear block: :attr:`indices`).
+
+    Parameters
+    ----------
+    functional : ControlFunctional
+        Built on a :class:`CNNProblem` with the least-squares loss (e.g. by
+        :func:`~problems.cnn.network.cnn_functional`). Regularisers on ``W`` and ``c`` must be
+        :class:`~pdecontrol.control.Tikhonov`; with a Tikhonov on ``c``, ``W`` needs one too.
+    method : {"auto", "cg", "gram"}
+        See the module docstring.
+    examples : index array, optional
+        Examples to fit on (default all: the whole training set). The minimised objective is the
+        functional's on these examples.
+    rtol : float
+        Relative residual of the CG solve (``"cg"``).
+    maxiter : int, optional
+        CG iteration cap per class (default: the number of unknowns).
+    batch_size : int
+        Examples per forward solve when collecting final states.
+    block_size : int
+        Rows per float64 block in the feature products.
+    gram_max_examples : int
+        Largest number of examples for which ``"auto"`` forms the ``s x s`` Gram matrix.
+
+    Attributes
+    ----------
+    last_result : scipy.optimize.OptimizeResult or None
+        ``method``, ``fun`` (scaled block objective), ``nit``, ``status`` of the last solve.
+    indices : ndarray of int
+        Flat indices of ``W`` and ``c`` (the linear block).
+    """
+
+    def __init__(self, functional: ControlFunctional, *, method: str = "auto", examples=None,
+                 rtol: float = 1e-10, maxiter=None, batch_size: int = 1000, block_size: int = 2048,
+                 gram_max_examples: int = 4000):
+        if not (isinstance(functional, ControlFunctional)
+                and isinstance(functional.problem, CNNProblem)):
+            raise TypeError("functional must be a ControlFunctional of a CNNProblem, "
+                            f"got {type(functional).__name__}")
+        if not isinstance(functional.problem.loss, LeastSquaresLoss):
+            raise ValueError("the classifier is linear least squares only for LeastSquaresLoss; got "
+                             f"{functional.problem.loss!r}: train (W, c) with the other parameters")
+        if method not in CLASSIFIER_METHODS:
+            raise ValueError(f"method must be one of {CLASSIFIER_METHODS}, got {method!r}")
+        self.functional = functional
+        self.method = method
+        self.examples = functional.check_examples(examples)
+        self.rtol = rtol
+        self.maxiter = maxiter
+        self.batch_size = _check_int(batch_size, "batch_size")
+        self.block_size = _check_int(block_size, "block_size")
+        self.gram_max_examples = _check_int(gram_max_examples, "gram_max_examples")
+        self.alpha_W, self.reference_W = _tikhonov_terms(functional, "W")
+        self.alpha_c, self.reference_c = _tikhonov_terms(functional, "c")
+        if self.alpha_c > 0 and self.alpha_W == 0:
+            raise ValueError("a Tikhonov regulariser on c needs one on W as well (alpha > 0)")
+        slices = functional.layout.slices
+        self.indices = np.r_[np.arange(slices["W"].start, slices["W"].stop),
+                             np.arange(slices["c"].start, slices["c"].stop)]
+        self.last_result = None
+
+    # ------------------------------------------------------------------ pieces
+    def features(self, x) -> np.ndarray:
+        """``h^d y_l(T)`` flattened, shape ``(s, C * prod(mesh.shape))``, compute dtype."""
+        functional = self.functional
+        idx = np.arange(functional.n_examples) if self.examples is None else self.examples
+        problem = functional.problem
+        out = np.empty((idx.size, problem.n_channels * problem.mesh.size), dtype=functional.dtype)
+        h_d = functional.dtype.type(problem.mesh.cell_volume)
+        for start in range(0, idx.size, self.batch_size):
+            batch = idx[start:start + self.batch_size]
+            states = functional.forward(x, batch).final_states
+            out[start:start + batch.size] = h_d * states.reshape(batch.size, -1)
+        return out
+
+    def _choose(self, n_examples, n_features, beta):
+        if self.method != "auto":
+            if self.method == "gram" and beta == 0:
+                raise ValueError("method='gram' needs a Tikhonov regulariser on W (alpha > 0)")
+            return self.method
+        small = n_examples <= min(self.gram_max_examples, n_features)
+        return "gram" if small and beta > 0 else "cg"
+
+    # ------------------------------------------------------------------ solve
+    def __call__(self, x) -> np.ndarray:
+        """A copy of ``x`` with ``(W, c)`` replaced by the block minimiser."""
+        functional = self.functional
+        x = functional.check_parameters(x).copy()
+        params = functional.layout.unflatten(x)
+        problem = functional.problem
+        n_classes = problem.n_classes
+        features = self.features(x)
+        s = features.shape[0]
+        targets = functional.targets if self.examples is None else functional.targets[self.examples]
+        beta = s * self.alpha_W * problem.mesh.cell_volume
+        gamma = s * self.alpha_c
+        centre = gamma == 0
+        bias_column = 0.0 if centre else float(np.sqrt(beta / gamma))
+        A = _Features(features, centre, bias_column, self.block_size)
+        reference_W = self.reference_W.reshape(n_classes, -1)           # (k, p)
+        # right-hand side b = t - A_W R_W (- c reference for the augmented column)
+        rhs = np.column_stack([targets[:, k] - A.matvec(np.r_[reference_W[k], [0.0] * (not centre)])
+                               for k in range(n_classes)])
+        if centre:
+            rhs -= rhs.mean(axis=0)
+        else:
+            rhs -= np.asarray(self.reference_c)[None, :]
+        method = self._choose(s, A.n_features, beta)
+        if method == "gram":
+            gram = A.gram()
+            gram[np.diag_indices_from(gram)] += beta
+            dual = scipy.linalg.cho_solve(scipy.linalg.cho_factor(gram, lower=True), rhs)
+            u = np.column_stack([A.rmatvec(dual[:, k]) for k in range(n_classes)])
+            result = OptimizeResult(x=u, nit=0, status="converged", success=True)
+        else:
+            start = np.column_stack([
+                np.r_[params["W"][k].reshape(-1) - reference_W[k],
+                      [] if centre else [(params["c"][k] - self.reference_c[k]) / bias_column]]
+                for k in range(n_classes)])
+            result = regularized_least_squares(A.operator(), rhs, beta, x0=start, rtol=self.rtol,
+                                               maxiter=self.maxiter)
+            u = result.x
+        W = reference_W + u[:A.n_features].T
+        if centre:
+            # c_k = mean_l (t_lk - <f_l, W_k>)
+            c = targets.mean(axis=0) - A.mean @ W.T
+        else:
+            c = self.reference_c + bias_column * u[-1]
+        params["W"][...] = W.reshape(params["W"].shape)
+        params["c"][...] = c
+        misfit = np.column_stack([A.matvec(u[:, k]) for k in range(n_classes)]) - rhs
+        self.last_result = OptimizeResult(
+            method=method, nit=int(result.nit), status=result.status, success=result.success,
+            fun=0.5 * float(np.sum(misfit ** 2)) + 0.5 * beta * float(np.sum(u ** 2)),
+            n_examples=s, n_features=A.n_features)
+        return x
