@@ -1,4 +1,5 @@
 """Activations of pdecontrol.ops: values, derivatives (Taylor), dtypes, errors."""
+
 import numpy as np
 import pytest
 
@@ -42,7 +43,9 @@ def test_derivative_taylor_order_two(rng, name):
     a = rng.standard_normal(500)
     v = rng.standard_normal(500)
     steps = 2.0 ** -np.arange(4, 10)
-    remainders = [np.linalg.norm(act(a + e * v) - act(a) - e * act.derivative(a) * v) for e in steps]
+    remainders = [
+        np.linalg.norm(act(a + e * v) - act(a) - e * act.derivative(a) * v) for e in steps
+    ]
     order = np.polyfit(np.log(steps), np.log(remainders), 1)[0]
     assert order > 1.9, order
 

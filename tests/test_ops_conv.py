@@ -1,4 +1,5 @@
 """Convolutions of pdecontrol.ops: scipy reference, adjoint dot-product tests, input errors."""
+
 import numpy as np
 import pytest
 from scipy.signal import correlate
@@ -26,7 +27,9 @@ def reference_conv(x, K, b=None):
     for n in range(n_images):
         for o in range(n_out):
             for c in range(x.shape[1]):
-                y[n, o] += correlate(x[n, c].astype(np.float64), K[o, c].astype(np.float64), mode="same")
+                y[n, o] += correlate(
+                    x[n, c].astype(np.float64), K[o, c].astype(np.float64), mode="same"
+                )
             if b is not None:
                 y[n, o] += b[o]
     return y
@@ -60,7 +63,7 @@ def test_conv_is_independent_of_batch_partitioning(rng):
     # Chunks per thread must not leak: a batch equals its images convolved one by one.
     x, K, b = random_case(rng, (6, 5), 3, 4, n_images=7)
     batch = conv(x, K, b)
-    single = np.concatenate([conv(x[n:n + 1], K, b) for n in range(7)])
+    single = np.concatenate([conv(x[n : n + 1], K, b) for n in range(7)])
     np.testing.assert_array_equal(batch, single)
 
 
@@ -113,11 +116,17 @@ def test_bias_and_bias_gradient_are_adjoint(rng, spatial):
 @pytest.mark.parametrize(
     "call, match",
     [
-        (lambda: conv(np.zeros((2, 3)), np.zeros((1, 3, 3))), r"x must have shape \(N, C, \*spatial\)"),
+        (
+            lambda: conv(np.zeros((2, 3)), np.zeros((1, 3, 3))),
+            r"x must have shape \(N, C, \*spatial\)",
+        ),
         (lambda: conv(np.zeros((2, 3, 5, 5)), np.zeros((1, 2, 3, 3))), "input channels"),
         (lambda: conv(np.zeros((2, 3, 5, 5)), np.zeros((1, 3, 5, 5))), "3-wide"),
         (lambda: conv(np.zeros((2, 3, 5, 5)), np.zeros((1, 3, 3))), r"\(C_out, C_in, 3, 3\)"),
-        (lambda: conv(np.zeros((2, 3, 5)), np.zeros((2, 3, 3)), np.zeros(3)), r"b must have shape \(2,\)"),
+        (
+            lambda: conv(np.zeros((2, 3, 5)), np.zeros((2, 3, 3)), np.zeros(3)),
+            r"b must have shape \(2,\)",
+        ),
         (lambda: conv(np.zeros((0, 3, 5)), np.zeros((2, 3, 3))), "empty axis"),
         (lambda: conv_transpose(np.zeros((2, 4, 5)), np.zeros((2, 3, 3))), "output channels"),
         (lambda: conv_kernel_gradient(np.zeros((2, 3, 5)), np.zeros((2, 4, 6))), "spatial shape"),
@@ -133,8 +142,14 @@ def test_bad_shapes_raise_value_error_naming_the_argument(call, match):
     "call, match",
     [
         (lambda: conv(np.zeros((2, 3, 5), np.float32), np.zeros((2, 3, 3))), "K has dtype float64"),
-        (lambda: conv(np.zeros((2, 3, 5)), np.zeros((2, 3, 3)), np.zeros(2, np.float32)), "b has dtype"),
-        (lambda: conv_kernel_gradient(np.zeros((2, 3, 5)), np.zeros((2, 4, 5), np.float32)), "y_bar has dtype"),
+        (
+            lambda: conv(np.zeros((2, 3, 5)), np.zeros((2, 3, 3)), np.zeros(2, np.float32)),
+            "b has dtype",
+        ),
+        (
+            lambda: conv_kernel_gradient(np.zeros((2, 3, 5)), np.zeros((2, 4, 5), np.float32)),
+            "y_bar has dtype",
+        ),
         (lambda: conv(np.array([["a"]]), np.zeros((2, 3, 3))), "x must be a numeric array"),
     ],
 )

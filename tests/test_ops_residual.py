@@ -1,9 +1,17 @@
 """Fused residual step of pdecontrol.ops: reference, tangent/adjoint, Taylor tests, errors."""
+
 import numpy as np
 import pytest
 
-from pdecontrol.ops import (ResidualLinearization, conv, get_activation, residual_adjoint,
-                            residual_linearize, residual_step, residual_tangent)
+from pdecontrol.ops import (
+    ResidualLinearization,
+    conv,
+    get_activation,
+    residual_adjoint,
+    residual_linearize,
+    residual_step,
+    residual_tangent,
+)
 
 SHAPES = [(2, 3, 9), (2, 5, 6, 7), (2, 2, 4, 3, 5)]  # (N, C, *spatial) in 1D, 2D, 3D
 
@@ -17,7 +25,11 @@ def random_layer(rng, shape, dtype=np.float64):
 
 
 def random_direction(rng, y, K):
-    return rng.standard_normal(y.shape), rng.standard_normal(K.shape), rng.standard_normal(K.shape[0])
+    return (
+        rng.standard_normal(y.shape),
+        rng.standard_normal(K.shape),
+        rng.standard_normal(K.shape[0]),
+    )
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -29,13 +41,17 @@ def test_step_matches_composition(rng, shape, name, skip):
     out, lin = residual_linearize(y, K, b, dt=0.7, activation=name, skip=skip)
     np.testing.assert_allclose(out, expected, rtol=0, atol=1e-14)
     np.testing.assert_array_equal(residual_step(y, K, b, 0.7, name, skip), out)
-    np.testing.assert_allclose(lin.derivative, get_activation(name).derivative(conv(y, K, b)), atol=1e-15)
+    np.testing.assert_allclose(
+        lin.derivative, get_activation(name).derivative(conv(y, K, b)), atol=1e-15
+    )
 
 
 def test_float32_step_and_sweeps_keep_dtype(rng):
     y, K, b = random_layer(rng, (3, 4, 28, 28), np.float32)
     out, lin = residual_linearize(y, K, b)
-    expected = y.astype(np.float64) + np.tanh(conv(y.astype(np.float64), K.astype(np.float64), b.astype(np.float64)))
+    expected = y.astype(np.float64) + np.tanh(
+        conv(y.astype(np.float64), K.astype(np.float64), b.astype(np.float64))
+    )
     assert out.dtype == np.float32
     np.testing.assert_allclose(out, expected, rtol=0, atol=2e-6)
     dy, dK, db = (d.astype(np.float32) for d in random_direction(rng, y, K))
@@ -60,9 +76,15 @@ def test_tangent_with_omitted_directions_is_zero_filled(rng):
     y, K, b = random_layer(rng, SHAPES[1])
     _, lin = residual_linearize(y, K, b)
     dy, dK, db = random_direction(rng, y, K)
-    np.testing.assert_allclose(residual_tangent(lin, dy=dy), residual_tangent(lin, dy, 0 * dK, 0 * db), atol=1e-14)
-    np.testing.assert_allclose(residual_tangent(lin, dK=dK), residual_tangent(lin, 0 * dy, dK, 0 * db), atol=1e-14)
-    np.testing.assert_allclose(residual_tangent(lin, db=db), residual_tangent(lin, 0 * dy, 0 * dK, db), atol=1e-14)
+    np.testing.assert_allclose(
+        residual_tangent(lin, dy=dy), residual_tangent(lin, dy, 0 * dK, 0 * db), atol=1e-14
+    )
+    np.testing.assert_allclose(
+        residual_tangent(lin, dK=dK), residual_tangent(lin, 0 * dy, dK, 0 * db), atol=1e-14
+    )
+    np.testing.assert_allclose(
+        residual_tangent(lin, db=db), residual_tangent(lin, 0 * dy, 0 * dK, db), atol=1e-14
+    )
     np.testing.assert_array_equal(residual_tangent(lin), np.zeros_like(y))
 
 
@@ -76,7 +98,9 @@ def test_step_taylor_order_two(rng, shape, name):
     # small steps: smooth_relu is only C^1, so few points may cross a joint between two steps
     steps = 2.0 ** -np.arange(10, 16)
     remainders = [
-        np.linalg.norm(residual_step(y + e * dy, K + e * dK, b + e * db, 0.5, name) - out - e * tangent)
+        np.linalg.norm(
+            residual_step(y + e * dy, K + e * dK, b + e * db, 0.5, name) - out - e * tangent
+        )
         for e in steps
     ]
     order = np.polyfit(np.log(steps), np.log(remainders), 1)[0]

@@ -4,14 +4,30 @@ Convention everywhere: correlation with zero "same" padding, 3-wide stencils, im
 ``(N, C, *spatial)`` with 1, 2 or 3 spatial axes, kernels ``(C_out, C_in, 3, ..., 3)``.
 See ``docs/operators.md`` for the API, conventions and measured performance.
 """
+
 from .activations import ACTIVATION_NAMES, SMOOTH_RELU_ETA, Activation, get_activation
 from .conv import add_bias, bias_gradient, conv, conv_kernel_gradient, conv_transpose
-from .residual import (ResidualLinearization, residual_adjoint, residual_linearize,
-                       residual_step, residual_tangent)
+from .residual import (
+    ResidualLinearization,
+    residual_adjoint,
+    residual_linearize,
+    residual_step,
+    residual_tangent,
+)
 
 __all__ = [
-    "ACTIVATION_NAMES", "SMOOTH_RELU_ETA", "Activation", "get_activation",
-    "conv", "conv_transpose", "conv_kernel_gradient", "add_bias", "bias_gradient",
-    "ResidualLinearization", "residual_step", "residual_linearize", "residual_tangent",
+    "ACTIVATION_NAMES",
+    "SMOOTH_RELU_ETA",
+    "Activation",
+    "get_activation",
+    "conv",
+    "conv_transpose",
+    "conv_kernel_gradient",
+    "add_bias",
+    "bias_gradient",
+    "ResidualLinearization",
+    "residual_step",
+    "residual_linearize",
+    "residual_tangent",
     "residual_adjoint",
 ]

@@ -12,6 +12,7 @@ buffer absorbs every read that leaves the image. So each input channel is copied
 Taps are grouped as ``(group g, last-axis tap t)``: ``g`` enumerates the offsets of axes
 ``0..d-2`` in C order and ``t = o_{d-1} + 1``, which matches ``K.reshape(C_out, C_in, G, 3)``.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -45,7 +46,7 @@ class StencilGeometry:
         self.spatial = tuple(int(n) for n in spatial)
         dim = len(self.spatial)
         self.size = int(np.prod(self.spatial))
-        strides = [int(np.prod(self.spatial[k + 1:])) for k in range(dim)]
+        strides = [int(np.prod(self.spatial[k + 1 :])) for k in range(dim)]
         self.pad = sum(strides)
         inner_offsets = list(itertools.product((-1, 0, 1), repeat=dim - 1))
         index = np.indices(self.spatial).reshape(dim, -1)
@@ -56,7 +57,10 @@ class StencilGeometry:
                 masks[m] *= (destination >= 0) & (destination < self.spatial[axis])
         group_offsets = list(itertools.product((-1, 0, 1), repeat=dim - 1))
         self.shift = np.array(
-            [self.pad + sum(o * strides[k] for k, o in enumerate(offsets)) for offsets in group_offsets],
+            [
+                self.pad + sum(o * strides[k] for k, o in enumerate(offsets))
+                for offsets in group_offsets
+            ],
             dtype=np.int64,
         )
         tap_mask = np.zeros((len(group_offsets), 3), dtype=np.int64)

@@ -15,15 +15,17 @@ Performance design (measured on the 2-core AVX-512 machine, see docs/operators.m
   gradient likewise forms 12 dot products (4 output channels x 3 taps) per pass over the points;
 * accumulators live in a per-thread ``(BLOCK, P)`` scratch array; the epilogue (bias, activation,
   residual update, derivative store) runs on it while it is hot in L1 (fusion);
-* ``parallel=True`` over contiguous chunks of the batch (:data:`CHUNKS_PER_THREAD` per thread,
-  handed out dynamically (the callers run the drivers under ``numba.parallel_chunksize(1)``;
-  calling ``set_parallel_chunksize`` inside a driver would disable caching) so that a thread slowed down by
-  other processes on a shared machine takes fewer), scratch allocated once per chunk;
+* ``parallel=True`` over contiguous chunks of the batch, :data:`CHUNKS_PER_THREAD` per thread,
+  handed out dynamically so that a thread slowed down by other processes takes fewer (the
+  callers run the drivers under ``numba.parallel_chunksize(1)``: calling
+  ``set_parallel_chunksize`` inside a driver would disable caching); scratch allocated once
+  per chunk;
   kernel-gradient partial sums per chunk in float64, summed in chunk order (deterministic for
   a fixed thread count);
 * ``fastmath={"contract"}`` (FMA) everywhere, plus ``"reassoc"`` only in the dot products of the
   kernel gradient (needed to vectorise a floating-point reduction). No ``nnan``/``ninf``.
 """
+
 from __future__ import annotations
 
 import enum
@@ -33,8 +35,15 @@ from numba import njit, prange
 
 from .activations import activate, constant_like
 
-__all__ = ["BLOCK", "CHUNKS_PER_THREAD", "Epilogue", "fill_buffers", "accumulate_block", "conv_driver",
-           "kernel_gradient_driver"]
+__all__ = [
+    "BLOCK",
+    "CHUNKS_PER_THREAD",
+    "Epilogue",
+    "fill_buffers",
+    "accumulate_block",
+    "conv_driver",
+    "kernel_gradient_driver",
+]
 
 BLOCK = 4
 CHUNKS_PER_THREAD = 4
@@ -67,7 +76,7 @@ def fill_buffers(xn, scale, has_scale, masks, pad, buf):
             for p in range(pad):
                 row[p] = 0
                 row[pad + n_points + p] = 0
-            inner = row[pad:pad + n_points]
+            inner = row[pad : pad + n_points]
             if has_scale:
                 factor = scale[c]
                 for p in range(n_points):
@@ -79,9 +88,10 @@ def fill_buffers(xn, scale, has_scale, masks, pad, buf):
 
 @njit(cache=True, error_model="numpy", fastmath=_STREAM)
 def accumulate_block(buf, kernel, o, shift, tap_mask, acc):
-    """``acc[r, p] += sum_{c,g,t} kernel[o + r, c, g, t] * buf[c, tap_mask[g, t], shift[g] + t - 1 + p]``.
+    """``acc[r, p] += sum_{c,g,t} kernel[o + r, c, g, t] * buf[c, tap_mask[g, t], q]``.
 
-    ``r = 0..BLOCK-1``; ``buf`` (C, M, P + 2 pad) from :func:`fill_buffers`, ``kernel``
+    ``q = shift[g] + t - 1 + p``, ``r = 0..BLOCK-1``; ``buf`` (C, M, P + 2 pad) from
+    :func:`fill_buffers`, ``kernel``
     (O_padded, C, G, 3), ``acc`` (BLOCK, P).
     """
     n_points = acc.shape[1]
@@ -92,9 +102,9 @@ def accumulate_block(buf, kernel, o, shift, tap_mask, acc):
     for c in range(buf.shape[0]):
         for g in range(shift.shape[0]):
             s = shift[g]
-            left = buf[c, tap_mask[g, 0], s - 1:s - 1 + n_points]
-            centre = buf[c, tap_mask[g, 1], s:s + n_points]
-            right = buf[c, tap_mask[g, 2], s + 1:s + 1 + n_points]
+            left = buf[c, tap_mask[g, 0], s - 1 : s - 1 + n_points]
+            centre = buf[c, tap_mask[g, 1], s : s + n_points]
+            right = buf[c, tap_mask[g, 2], s + 1 : s + 1 + n_points]
             k0 = kernel[o, c, g]
             k1 = kernel[o + 1, c, g]
             k2 = kernel[o + 2, c, g]
@@ -144,11 +154,32 @@ def _write_row(mode, kind, acc, dt, has_base, base, derivative, store_derivative
 
 
 @njit(cache=True, error_model="numpy", parallel=True, fastmath=_STREAM)
-def conv_driver(x1, scale1, has_scale1, kernel1, x2, kernel2, bias, masks, pad, shift, tap_mask,
-                n_chunks, mode, kind, dt, has_base, base, derivative, store_derivative, out):
+def conv_driver(
+    x1,
+    scale1,
+    has_scale1,
+    kernel1,
+    x2,
+    kernel2,
+    bias,
+    masks,
+    pad,
+    shift,
+    tap_mask,
+    n_chunks,
+    mode,
+    kind,
+    dt,
+    has_base,
+    base,
+    derivative,
+    store_derivative,
+    out,
+):
     """``out = epilogue(conv(x1 [* scale1], kernel1) + conv(x2, kernel2) + bias)`` over the batch.
 
-    ``x1`` and ``scale1`` (N, C1, P), ``x2`` (N, C2, P) (``C2`` may be 0), kernels (O_padded, C, G, 3),
+    ``x1`` and ``scale1`` (N, C1, P), ``x2`` (N, C2, P) (``C2`` may be 0), kernels
+    (O_padded, C, G, 3),
     ``bias`` (O_padded,), ``out``/``base``/``derivative`` (N, O, P); ``base`` and
     ``derivative`` may be any array of that shape when unused. ``mode`` an :class:`Epilogue`,
     ``kind`` an activation kind, ``dt`` a scalar of the array dtype.
@@ -170,15 +201,25 @@ def conv_driver(x1, scale1, has_scale1, kernel1, x2, kernel2, bias, masks, pad, 
                 accumulate_block(buf1, kernel1, o, shift, tap_mask, acc)
                 accumulate_block(buf2, kernel2, o, shift, tap_mask, acc)
                 for r in range(min(BLOCK, n_out - o)):
-                    _write_row(mode, kind, acc[r], dt, has_base, base[n, o + r],
-                               derivative[n, o + r], store_derivative, out[n, o + r])
+                    _write_row(
+                        mode,
+                        kind,
+                        acc[r],
+                        dt,
+                        has_base,
+                        base[n, o + r],
+                        derivative[n, o + r],
+                        store_derivative,
+                        out[n, o + r],
+                    )
 
 
 @njit(cache=True, error_model="numpy", fastmath=_REDUCE)
 def _correlate_block(buf, rows, shift, tap_mask, kernel_sums, o):
-    """``kernel_sums[o + r, c, g, t] += sum_p rows[r, p] * buf[c, tap_mask[g, t], shift[g] + t - 1 + p]``.
+    """``kernel_sums[o + r, c, g, t] += sum_p rows[r, p] * buf[c, tap_mask[g, t], q]``.
 
-    ``r = 0..BLOCK-1``; 12 dot products share the three tap loads (reassociated to vectorise).
+    ``q = shift[g] + t - 1 + p``, ``r = 0..BLOCK-1``: 12 dot products that share the three tap
+    loads (reassociated so that they vectorise).
     """
     n_points = rows.shape[1]
     z0 = rows[0]
@@ -189,9 +230,9 @@ def _correlate_block(buf, rows, shift, tap_mask, kernel_sums, o):
     for c in range(buf.shape[0]):
         for g in range(shift.shape[0]):
             s = shift[g]
-            left = buf[c, tap_mask[g, 0], s - 1:s - 1 + n_points]
-            centre = buf[c, tap_mask[g, 1], s:s + n_points]
-            right = buf[c, tap_mask[g, 2], s + 1:s + 1 + n_points]
+            left = buf[c, tap_mask[g, 0], s - 1 : s - 1 + n_points]
+            centre = buf[c, tap_mask[g, 1], s : s + n_points]
+            right = buf[c, tap_mask[g, 2], s + 1 : s + 1 + n_points]
             s00 = s01 = s02 = s10 = s11 = s12 = zero
             s20 = s21 = s22 = s30 = s31 = s32 = zero
             for p in range(n_points):
@@ -225,9 +266,10 @@ def _correlate_block(buf, rows, shift, tap_mask, kernel_sums, o):
 
 
 @njit(cache=True, error_model="numpy", parallel=True, fastmath=_REDUCE)
-def kernel_gradient_driver(x, z, z_scale, has_z_scale, masks, pad, shift, tap_mask, n_chunks,
-                           kernel_partial, bias_partial):
-    """Per-chunk partial sums of ``dK[o, c, g, t] = sum_{n,p} z[n, o, p] x_tap[n, c, p]`` and ``db[o]``.
+def kernel_gradient_driver(
+    x, z, z_scale, has_z_scale, masks, pad, shift, tap_mask, n_chunks, kernel_partial, bias_partial
+):
+    """Per-chunk partial sums ``dK[o, c, g, t] = sum_{n,p} z[n, o, p] x_tap[n, c, p]``, ``db[o]``.
 
     ``x`` (N, C, P), ``z`` and ``z_scale`` (N, O, P) (``z`` is multiplied by ``z_scale``
     pointwise when ``has_z_scale``); ``kernel_partial`` (n_chunks, O_padded, C, G, 3) and

@@ -20,6 +20,7 @@ max. relative error 3e-7, i.e. a few float32 ulp); in float64 it is the libm ``t
 Inputs are not checked for NaN (hot path); NaN propagates for tanh and compares as "not > 0"
 for the ReLUs.
 """
+
 from __future__ import annotations
 
 import enum
@@ -50,11 +51,23 @@ class ActivationKind(enum.IntEnum):
 # float32 coefficients of the rational tanh approximation (odd degree-13 / even degree-6).
 _F32 = np.float32
 _TANH_CLAMP = _F32(7.90531110763549805)
-_TA1, _TA3, _TA5, _TA7 = (_F32(4.89352455891786e-03), _F32(6.37261928875436e-04),
-                          _F32(1.48572235717979e-05), _F32(5.12229709037114e-08))
-_TA9, _TA11, _TA13 = _F32(-8.60467152213735e-11), _F32(2.00018790482477e-13), _F32(-2.76076847742355e-16)
-_TB0, _TB2, _TB4, _TB6 = (_F32(4.89352518554385e-03), _F32(2.26843463243900e-03),
-                          _F32(1.18534705686654e-04), _F32(1.19825839466702e-06))
+_TA1, _TA3, _TA5, _TA7 = (
+    _F32(4.89352455891786e-03),
+    _F32(6.37261928875436e-04),
+    _F32(1.48572235717979e-05),
+    _F32(5.12229709037114e-08),
+)
+_TA9, _TA11, _TA13 = (
+    _F32(-8.60467152213735e-11),
+    _F32(2.00018790482477e-13),
+    _F32(-2.76076847742355e-16),
+)
+_TB0, _TB2, _TB4, _TB6 = (
+    _F32(4.89352518554385e-03),
+    _F32(2.26843463243900e-03),
+    _F32(1.18534705686654e-04),
+    _F32(1.19825839466702e-06),
+)
 
 
 def fast_tanh(a):
@@ -65,13 +78,17 @@ def fast_tanh(a):
 @overload(fast_tanh, inline="always")
 def _fast_tanh_overload(a):
     if a == types.float32:
+
         def rational_tanh(a):
             x = min(max(a, -_TANH_CLAMP), _TANH_CLAMP)
             x2 = x * x
-            num = ((((((_TA13 * x2 + _TA11) * x2 + _TA9) * x2 + _TA7) * x2 + _TA5) * x2
-                    + _TA3) * x2 + _TA1) * x
+            num = (
+                (((((_TA13 * x2 + _TA11) * x2 + _TA9) * x2 + _TA7) * x2 + _TA5) * x2 + _TA3) * x2
+                + _TA1
+            ) * x
             den = ((_TB6 * x2 + _TB4) * x2 + _TB2) * x2 + _TB0
             return num / den
+
         return rational_tanh
     return lambda a: math.tanh(a)
 
@@ -109,7 +126,9 @@ def activate(kind, a):
     if a <= -eta:
         return zero, zero
     shifted = a + eta
-    return shifted * shifted / (constant_like(4.0, a) * eta), shifted / (constant_like(2.0, a) * eta)
+    return shifted * shifted / (constant_like(4.0, a) * eta), shifted / (
+        constant_like(2.0, a) * eta
+    )
 
 
 @njit(cache=True, error_model="numpy", parallel=True, fastmath={"contract"})
@@ -151,8 +170,14 @@ class Activation:
         a = np.ascontiguousarray(as_float_array(a, "a"))
         value = np.empty_like(a)
         derivative = np.empty_like(a)
-        _activate_array(int(self.kind), a.reshape(-1), value.reshape(-1),
-                        derivative.reshape(-1), want_value, want_derivative)
+        _activate_array(
+            int(self.kind),
+            a.reshape(-1),
+            value.reshape(-1),
+            derivative.reshape(-1),
+            want_value,
+            want_derivative,
+        )
         return value, derivative
 
     def __call__(self, a) -> np.ndarray:
@@ -169,7 +194,10 @@ class Activation:
 
 
 def get_activation(activation) -> Activation:
-    """Return the :class:`Activation` for a name in :data:`ACTIVATION_NAMES` (or pass one through)."""
+    """The :class:`Activation` named ``activation`` (one of :data:`ACTIVATION_NAMES`).
+
+    An :class:`Activation` is returned unchanged.
+    """
     if isinstance(activation, Activation):
         return activation
     if not isinstance(activation, str):

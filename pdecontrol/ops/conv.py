@@ -13,6 +13,7 @@ All arrays of one call must share one dtype, float32 or float64; the result has 
 (no upcast). Non-float numeric input is converted to float64. Shapes, dimensions, channel counts
 and dtypes are checked; NaN/inf are NOT checked (hot path) and propagate.
 """
+
 from __future__ import annotations
 
 import numba
@@ -34,7 +35,8 @@ def check_batch(x, name: str, dtype=None) -> np.ndarray:
     x = as_float_array(x, name, dtype=None)
     if x.ndim not in (3, 4, 5):
         raise ValueError(
-            f"{name} must have shape (N, C, *spatial) with 1, 2 or 3 spatial axes, got shape {x.shape}"
+            f"{name} must have shape (N, C, *spatial) with 1, 2 or 3 spatial axes, "
+            f"got shape {x.shape}"
         )
     if min(x.shape) == 0:
         raise ValueError(f"{name} must not have an empty axis, got shape {x.shape}")
@@ -53,11 +55,17 @@ def check_kernel(kernel, dim: int, dtype, name: str = "K", in_channels=None, out
             f"got {kernel.shape}"
         )
     if in_channels is not None and kernel.shape[1] != in_channels:
-        raise ValueError(f"{name} has {kernel.shape[1]} input channels but the input has {in_channels}")
+        raise ValueError(
+            f"{name} has {kernel.shape[1]} input channels but the input has {in_channels}"
+        )
     if out_channels is not None and kernel.shape[0] != out_channels:
-        raise ValueError(f"{name} has {kernel.shape[0]} output channels but expected {out_channels}")
+        raise ValueError(
+            f"{name} has {kernel.shape[0]} output channels but expected {out_channels}"
+        )
     if kernel.dtype != dtype:
-        raise TypeError(f"{name} has dtype {kernel.dtype} but the images are {dtype}; cast one of them")
+        raise TypeError(
+            f"{name} has dtype {kernel.dtype} but the images are {dtype}; cast one of them"
+        )
     return np.ascontiguousarray(kernel)
 
 
@@ -65,7 +73,9 @@ def check_bias(bias, channels: int, dtype, name: str = "b") -> np.ndarray:
     """``bias`` as a float array of shape (channels,) and the given dtype."""
     bias = as_float_array(bias, name)
     if bias.shape != (channels,):
-        raise ValueError(f"{name} must have shape ({channels},) (one bias per channel), got {bias.shape}")
+        raise ValueError(
+            f"{name} must have shape ({channels},) (one bias per channel), got {bias.shape}"
+        )
     if bias.dtype != dtype:
         raise TypeError(f"{name} has dtype {bias.dtype} but the images are {dtype}; cast it")
     return bias
@@ -75,9 +85,13 @@ def check_same_shape(array, reference: np.ndarray, name: str, reference_name: st
     """``array`` as a contiguous array with the shape and dtype of ``reference``."""
     array = as_float_array(array, name)
     if array.shape != reference.shape:
-        raise ValueError(f"{name} must have the shape of {reference_name} {reference.shape}, got {array.shape}")
+        raise ValueError(
+            f"{name} must have the shape of {reference_name} {reference.shape}, got {array.shape}"
+        )
     if array.dtype != reference.dtype:
-        raise TypeError(f"{name} has dtype {array.dtype} but {reference_name} is {reference.dtype}; cast it")
+        raise TypeError(
+            f"{name} has dtype {array.dtype} but {reference_name} is {reference.dtype}; cast it"
+        )
     return np.ascontiguousarray(array)
 
 
@@ -87,10 +101,14 @@ def _padded_channels(channels: int) -> int:
 
 
 def blocked_kernel(kernel: np.ndarray) -> np.ndarray:
-    """(C_out, C_in, 3, ..., 3) -> (C_out padded to a multiple of BLOCK, C_in, G, 3), zero-filled."""
+    """Kernel (C_out, C_in, 3, ..., 3) as (C_out rounded up to a multiple of BLOCK, C_in, G, 3).
+
+    The extra output channels are zero.
+    """
     out_channels, in_channels = kernel.shape[:2]
-    blocked = np.zeros((_padded_channels(out_channels), in_channels, 3 ** (kernel.ndim - 3), 3),
-                       dtype=kernel.dtype)
+    blocked = np.zeros(
+        (_padded_channels(out_channels), in_channels, 3 ** (kernel.ndim - 3), 3), dtype=kernel.dtype
+    )
     blocked[:out_channels] = kernel.reshape((out_channels, in_channels) + blocked.shape[2:])
     return blocked
 
@@ -104,7 +122,7 @@ def blocked_bias(bias, channels: int, dtype) -> np.ndarray:
 
 
 def transposed_kernel(kernel: np.ndarray) -> np.ndarray:
-    """Kernel of the adjoint: swap channel axes, flip every spatial axis (C_in, C_out, 3, ..., 3)."""
+    """Kernel (C_in, C_out, 3, ..., 3) of the adjoint: channel axes swapped, space flipped."""
     flip = (slice(None), slice(None)) + (slice(None, None, -1),) * (kernel.ndim - 2)
     return np.ascontiguousarray(kernel[flip].swapaxes(0, 1))
 
@@ -114,9 +132,22 @@ def n_chunks(n_images: int) -> int:
     return min(n_images, _kernels.CHUNKS_PER_THREAD * numba.get_num_threads())
 
 
-def run_conv(x1, kernel1, out_channels, *, scale1=None, x2=None, kernel2=None, bias=None,
-             mode=_kernels.Epilogue.AFFINE, kind=ActivationKind.TANH, dt=1.0, base=None,
-             derivative=None, store_derivative=False):
+def run_conv(
+    x1,
+    kernel1,
+    out_channels,
+    *,
+    scale1=None,
+    x2=None,
+    kernel2=None,
+    bias=None,
+    mode=_kernels.Epilogue.AFFINE,
+    kind=ActivationKind.TANH,
+    dt=1.0,
+    base=None,
+    derivative=None,
+    store_derivative=False,
+):
     """Call :func:`_kernels.conv_driver` on validated arrays of shape (N, C, *spatial).
 
     ``kernel1``/``kernel2`` are (C_out, C, 3, ...) kernels; ``scale1`` (shape of ``x1``)
@@ -139,17 +170,33 @@ def run_conv(x1, kernel1, out_channels, *, scale1=None, x2=None, kernel2=None, b
     flat_x1 = x1.reshape(n_images, x1.shape[1], n_points)
     with numba.parallel_chunksize(1):  # chunks handed out dynamically
         _kernels.conv_driver(
-            flat_x1, flat_x1 if scale1 is None else scale1.reshape(flat_x1.shape), scale1 is not None,
-            blocked_kernel(kernel1), flat_x2, blocked2,
-            blocked_bias(bias, out_channels, dtype), geometry.masks_by_dtype[dtype], geometry.pad,
-            geometry.shift, geometry.tap_mask, n_chunks(n_images), int(mode),
-            int(kind), dtype.type(dt), base is not None, flat_base, flat_derivative,
-            store_derivative, flat_out,
+            flat_x1,
+            flat_x1 if scale1 is None else scale1.reshape(flat_x1.shape),
+            scale1 is not None,
+            blocked_kernel(kernel1),
+            flat_x2,
+            blocked2,
+            blocked_bias(bias, out_channels, dtype),
+            geometry.masks_by_dtype[dtype],
+            geometry.pad,
+            geometry.shift,
+            geometry.tap_mask,
+            n_chunks(n_images),
+            int(mode),
+            int(kind),
+            dtype.type(dt),
+            base is not None,
+            flat_base,
+            flat_derivative,
+            store_derivative,
+            flat_out,
         )
     return out
 
 
-def run_kernel_gradient(x: np.ndarray, z: np.ndarray, z_scale=None) -> tuple[np.ndarray, np.ndarray]:
+def run_kernel_gradient(
+    x: np.ndarray, z: np.ndarray, z_scale=None
+) -> tuple[np.ndarray, np.ndarray]:
     """``(sum_n x-taps . z, sum_{n,p} z)`` for validated x (N, C_in, *s), z (N, C_out, *s).
 
     With ``z_scale`` (shape of ``z``), ``z * z_scale`` is used instead of ``z`` (fused).
@@ -166,14 +213,23 @@ def run_kernel_gradient(x: np.ndarray, z: np.ndarray, z_scale=None) -> tuple[np.
     flat_z = z.reshape(n_images, out_channels, -1)
     with numba.parallel_chunksize(1):  # chunks handed out dynamically
         _kernels.kernel_gradient_driver(
-            x.reshape(n_images, in_channels, -1), flat_z,
-            flat_z if z_scale is None else z_scale.reshape(flat_z.shape), z_scale is not None,
-            geometry.masks_by_dtype[x.dtype], geometry.pad, geometry.shift, geometry.tap_mask,
-            chunks, kernel_partial, bias_partial,
+            x.reshape(n_images, in_channels, -1),
+            flat_z,
+            flat_z if z_scale is None else z_scale.reshape(flat_z.shape),
+            z_scale is not None,
+            geometry.masks_by_dtype[x.dtype],
+            geometry.pad,
+            geometry.shift,
+            geometry.tap_mask,
+            chunks,
+            kernel_partial,
+            bias_partial,
         )
     kernel_shape = (out_channels, in_channels) + (STENCIL_WIDTH,) * len(spatial)
-    return (kernel_partial[:, :out_channels].sum(axis=0).reshape(kernel_shape).astype(x.dtype),
-            bias_partial[:, :out_channels].sum(axis=0).astype(x.dtype))
+    return (
+        kernel_partial[:, :out_channels].sum(axis=0).reshape(kernel_shape).astype(x.dtype),
+        bias_partial[:, :out_channels].sum(axis=0).astype(x.dtype),
+    )
 
 
 # ---------------------------------------------------------------------------- public API
@@ -216,7 +272,9 @@ def conv_transpose(y_bar, K) -> np.ndarray:
     y_bar = check_batch(y_bar, "y_bar")
     K = check_kernel(K, y_bar.ndim - 2, y_bar.dtype, "K")
     if K.shape[0] != y_bar.shape[1]:
-        raise ValueError(f"K has {K.shape[0]} output channels but y_bar has {y_bar.shape[1]} channels")
+        raise ValueError(
+            f"K has {K.shape[0]} output channels but y_bar has {y_bar.shape[1]} channels"
+        )
     return run_conv(y_bar, transposed_kernel(K), K.shape[1])
 
 
@@ -237,7 +295,8 @@ def conv_kernel_gradient(x, y_bar) -> np.ndarray:
     y_bar = check_batch(y_bar, "y_bar", dtype=x.dtype)
     if y_bar.shape[0] != x.shape[0] or y_bar.shape[2:] != x.shape[2:]:
         raise ValueError(
-            f"y_bar must have the batch size and spatial shape of x {(x.shape[0], '*') + x.shape[2:]}, "
+            "y_bar must have the batch size and spatial shape of x "
+            f"{(x.shape[0], '*') + x.shape[2:]}, "
             f"got {y_bar.shape}"
         )
     return run_kernel_gradient(x, y_bar)[0]

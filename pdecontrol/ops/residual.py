@@ -16,6 +16,7 @@ reuses it (Gauss-Newton-CG makes ~10 such sweeps per forward pass), so ``a`` and
 never recomputed. With ``skip=False`` and ``dt=1`` the same functions are the right-hand side
 ``f(y) = sigma(K y + b)`` of the ODE and its tangent/adjoint, for integrators other than Euler.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -25,11 +26,23 @@ import numpy as np
 from .._validation import check_positive
 from ._kernels import Epilogue
 from .activations import Activation, get_activation
-from .conv import (check_batch, check_bias, check_kernel, check_same_shape, run_conv,
-                   run_kernel_gradient, transposed_kernel)
+from .conv import (
+    check_batch,
+    check_bias,
+    check_kernel,
+    check_same_shape,
+    run_conv,
+    run_kernel_gradient,
+    transposed_kernel,
+)
 
-__all__ = ["ResidualLinearization", "residual_step", "residual_linearize", "residual_tangent",
-           "residual_adjoint"]
+__all__ = [
+    "ResidualLinearization",
+    "residual_step",
+    "residual_linearize",
+    "residual_tangent",
+    "residual_adjoint",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -68,13 +81,28 @@ def _check_step(y, K, b, dt, activation):
 def _forward(y, K, b, dt, activation, skip, store_derivative):
     y, K, b, dt, activation = _check_step(y, K, b, dt, activation)
     derivative = np.empty_like(y) if store_derivative else None
-    out = run_conv(y, K, K.shape[0], bias=b, mode=Epilogue.ACTIVATE, kind=activation.kind, dt=dt,
-                   base=y if skip else None, derivative=derivative,
-                   store_derivative=store_derivative)
-    return out, ResidualLinearization(y, K, dt, bool(skip), activation, derivative) if store_derivative else None
+    out = run_conv(
+        y,
+        K,
+        K.shape[0],
+        bias=b,
+        mode=Epilogue.ACTIVATE,
+        kind=activation.kind,
+        dt=dt,
+        base=y if skip else None,
+        derivative=derivative,
+        store_derivative=store_derivative,
+    )
+    return out, (
+        ResidualLinearization(y, K, dt, bool(skip), activation, derivative)
+        if store_derivative
+        else None
+    )
 
 
-def residual_step(y, K, b=None, dt: float = 1.0, activation="tanh", skip: bool = True) -> np.ndarray:
+def residual_step(
+    y, K, b=None, dt: float = 1.0, activation="tanh", skip: bool = True
+) -> np.ndarray:
     """One step ``y + dt * sigma(K y + b)`` (``dt * sigma(K y + b)`` if not ``skip``).
 
     Parameters
@@ -139,10 +167,18 @@ def residual_tangent(linearization, dy=None, dK=None, db=None) -> np.ndarray:
     # An omitted dy contributes nothing: run the state part with zero input channels.
     x1, kernel1 = (dy, K) if dy is not None else (y[:, :0], K[:, :0])
     x2, kernel2 = (y, dK) if dK is not None else (None, None)
-    return run_conv(x1, kernel1, channels, x2=x2, kernel2=kernel2, bias=db,
-                    mode=Epilogue.SCALE_BY_DERIVATIVE, dt=lin.dt,
-                    base=dy if (lin.skip and dy is not None) else None,
-                    derivative=lin.derivative)
+    return run_conv(
+        x1,
+        kernel1,
+        channels,
+        x2=x2,
+        kernel2=kernel2,
+        bias=db,
+        mode=Epilogue.SCALE_BY_DERIVATIVE,
+        dt=lin.dt,
+        base=dy if (lin.skip and dy is not None) else None,
+        derivative=lin.derivative,
+    )
 
 
 def residual_adjoint(linearization, out_bar) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -166,8 +202,14 @@ def residual_adjoint(linearization, out_bar) -> tuple[np.ndarray, np.ndarray, np
     lin = _check_linearization(linearization)
     out_bar = check_same_shape(out_bar, lin.y, "out_bar", "y")
     # z = sigma'(a) * out_bar is formed on the fly inside both kernels (never stored)
-    y_bar = run_conv(out_bar, transposed_kernel(lin.K), lin.K.shape[1], scale1=lin.derivative,
-                     dt=lin.dt, base=out_bar if lin.skip else None)
+    y_bar = run_conv(
+        out_bar,
+        transposed_kernel(lin.K),
+        lin.K.shape[1],
+        scale1=lin.derivative,
+        dt=lin.dt,
+        base=out_bar if lin.skip else None,
+    )
     K_bar, b_bar = run_kernel_gradient(lin.y, out_bar, z_scale=lin.derivative)
     scale = lin.y.dtype.type(lin.dt)
     return y_bar, scale * K_bar, scale * b_bar
