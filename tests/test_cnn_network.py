@@ -1,0 +1,168 @@
+"""CNNProblem: derivative verification, reference forward pass, bases, float32, prediction, errors."""
+import numpy as np
+import pytest
+
+from pdecontrol.control import SoftmaxCrossEntropyLoss
+from pdecontrol.mesh import Mesh
+from pdecontrol.ops import conv
+from pdecontrol.verify import verify_problem
+from problems.cnn.network import CNNProblem, accuracy, cnn_functional, predict
+from problems.cnn.regularization import (classifier_tikhonov, high_order_kernel_penalty,
+                                         time_smoothness)
+
+from cnn_helpers import SHAPES, fitted_point, small_functional
+
+
+@pytest.mark.parametrize("dim", [1, 2])
+@pytest.mark.parametrize("stepper", ["euler", "rk4"])
+@pytest.mark.parametrize("loss", ["least_squares", "softmax"])
+@pytest.mark.parametrize("kernel_basis", ["stencil", "derivative"])
+@pytest.mark.parametrize("opening_activation", [None, "tanh"])
+def test_verify_problem_1d_2d(rng, dim, stepper, loss, kernel_basis, opening_activation):
+    softmax = loss == "softmax"
+    _, J = small_functional(rng, dim, stepper=stepper, kernel_basis=kernel_basis,
+                            opening_activation=opening_activation,
+                            loss=SoftmaxCrossEntropyLoss() if softmax else None)
+    report = verify_problem(J, fitted_point(J, rng), rng=rng)
+    assert report.passed, report
+
+
+@pytest.mark.parametrize("stepper, loss", [("euler", None), ("rk4", SoftmaxCrossEntropyLoss())])
+def test_verify_problem_3d(rng, stepper, loss):
+    _, J = small_functional(rng, 3, stepper=stepper, loss=loss, opening_activation="tanh")
+    report = verify_problem(J, fitted_point(J, rng), rng=rng)
+    assert report.passed, report
+
+
+@pytest.mark.parametrize("kernel_basis", ["stencil", "derivative"])
+def test_verify_problem_with_regularizers(rng, kernel_basis):
+    def regularizers(problem):
+        return (high_order_kernel_penalty(problem, 1e-2) + time_smoothness(1e-2, 1.0)
+                + [classifier_tikhonov(1e-3)])
+
+    _, J = small_functional(rng, 2, n_steps=3, kernel_basis=kernel_basis, stepper="rk4",
+                            regularizers=regularizers)
+    assert len(J.regularizers) == 5
+    report = verify_problem(J, fitted_point(J, rng), rng=rng)
+    assert report.passed, report
+
+
+def test_verify_problem_smooth_relu(rng):
+    _, J = small_functional(rng, 2, activation="smooth_relu", opening_activation="smooth_relu")
+    report = verify_problem(J, fitted_point(J, rng), rng=rng)
+    assert report.passed, report
+
+
+@pytest.mark.parametrize("opening_activation", [None, "relu"])
+def test_forward_is_the_resnet(rng, opening_activation):
+    problem, J = small_functional(rng, 2, n_steps=3, final_time=1.5,
+                                  opening_activation=opening_activation)
+    x = fitted_point(J, rng)
+    p = J.layout.unflatten(x)
+    y = conv(J.data, p["K0"], p["b0"])
+    if opening_activation == "relu":
+        y = np.maximum(y, 0.0)
+    for j in range(3):
+        y = y + 0.5 * np.tanh(conv(y, p["K"][j], p["b"][j]))
+    h_d = problem.mesh.cell_volume
+    z = h_d * np.einsum("ncij,kcij->nk", y, p["W"]) + p["c"]
+    result = J.forward(x)
+    np.testing.assert_allclose(result.final_states, y, rtol=0, atol=1e-13)
+    np.testing.assert_allclose(result.outputs, z, rtol=0, atol=1e-13)
+    np.testing.assert_allclose(predict(J, x), z, rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("dim", [1, 2, 3])
+def test_derivative_basis_gives_the_same_network(rng, dim):
+    _, J_stencil = small_functional(rng, dim)
+    _, J_basis = small_functional(rng, dim, kernel_basis="derivative")
+    J_basis.data[...] = J_stencil.data
+    x_stencil = J_stencil.problem.initial_parameters(2, seed=3)
+    x_basis = J_basis.problem.initial_parameters(2, seed=3)
+    assert not np.allclose(x_stencil, x_basis)
+    stencils = J_basis.problem.block_to_stencils(J_basis.layout.unflatten(x_basis)["K"])
+    np.testing.assert_allclose(stencils, J_stencil.layout.unflatten(x_stencil)["K"], atol=1e-12)
+    np.testing.assert_allclose(J_basis.forward(x_basis).final_states,
+                               J_stencil.forward(x_stencil).final_states, atol=1e-12)
+    # with l = h the coefficients are O(1): K = B(1) beta
+    assert np.abs(x_basis).max() < 10 * np.abs(x_stencil).max()
+
+
+def test_layout_shapes_and_weights():
+    problem = CNNProblem(Mesh((8, 6)), 3, 4, in_channels=2)
+    layout = problem.layout(5)
+    assert layout.shapes == {"K": (5, 3, 3, 3, 3), "b": (5, 3), "K0": (3, 2, 3, 3), "b0": (3,),
+                             "W": (4, 3, 8, 6), "c": (4,)}
+    assert layout.block_weights["W"] == pytest.approx(1 / 48)
+    assert all(layout.block_weights[k] == 1.0 for k in ("K", "b", "K0", "b0", "c"))
+    assert problem.n_steps_of(np.zeros(layout.size)) == 5
+    basis = CNNProblem(Mesh(8), 3, 4, kernel_basis="derivative").layout(2)
+    assert basis.shapes["K"] == (2, 3, 3, 3) and basis.shapes["K0"] == (3, 1, 3)
+    x1 = problem.initial_parameters(5, seed=1)
+    np.testing.assert_array_equal(x1, problem.initial_parameters(5, seed=1))
+    assert not np.array_equal(x1, problem.initial_parameters(5, seed=2))
+    p = layout.unflatten(x1)
+    assert not np.any(p["W"]) and not np.any(p["b"]) and np.std(p["K"]) > 0
+
+
+def test_float32_close_to_float64(rng):
+    _, J64 = small_functional(rng, 2, n_steps=3)
+    x = fitted_point(J64, rng)
+    _, J32 = small_functional(rng, 2, n_steps=3, dtype=np.float32)
+    J32.data[...] = J64.data.astype(np.float32)
+    v64, g64 = J64.value_and_gradient(x)
+    v32, g32 = J32.value_and_gradient(x)
+    assert J32.forward(x).final_states.dtype == np.float32
+    assert abs(v32 - v64) <= 1e-5 * max(abs(v64), 1e-3)
+    assert np.linalg.norm(g32 - g64) <= 1e-4 * np.linalg.norm(g64)
+    G32 = J32.gauss_newton_operator(x)
+    v = rng.standard_normal(J64.size)
+    Gv = J64.gauss_newton_operator(x).matvec(v)
+    assert np.linalg.norm(G32.matvec(v) - Gv) <= 1e-4 * np.linalg.norm(Gv)
+
+
+def test_predict_and_accuracy_on_new_images(rng):
+    problem, J = small_functional(rng, 2, n_examples=9)
+    x = fitted_point(J, rng)
+    labels = np.argmax(J.targets, axis=1)
+    assert accuracy(J, x) == 1.0  # the classifier fits 9 examples exactly
+    assert accuracy(J, x, J.data[:, 0], labels, batch_size=4) == 1.0
+    scores = predict(J, x, J.data[:5], batch_size=2)
+    np.testing.assert_allclose(scores, J.forward(x, np.arange(5)).outputs, atol=1e-13)
+    flipped = (labels + 1) % 3
+    assert accuracy(J, x, J.data, flipped) == 0.0
+
+
+def test_bad_input_raises_clear_errors(rng):
+    problem = CNNProblem(Mesh((8, 8)), 2, 3)
+    images, labels = rng.random((4, 8, 8)), np.array([0, 1, 2, 0])
+    with pytest.raises(ValueError, match=r"images must have shape \(n_examples, 1, 8, 8\)"):
+        cnn_functional(problem, rng.random((4, 8, 6)), labels, 2)
+    with pytest.raises(ValueError, match="non-finite"):
+        bad = images.copy()
+        bad[1, 2, 3] = np.nan
+        cnn_functional(problem, bad, labels, 2)
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\)"):
+        cnn_functional(problem, images, np.array([0, 1, 3, 0]), 2)
+    with pytest.raises(ValueError, match="integer class indices"):
+        cnn_functional(problem, images, np.array([0, 1, 0.5, 0]), 2)
+    with pytest.raises(ValueError, match="one entry per image"):
+        cnn_functional(problem, images, labels[:3], 2)
+    fine_x = CNNProblem(Mesh((16, 16)), 2, 3).initial_parameters(2, seed=0)
+    with pytest.raises(ValueError, match="another mesh"):
+        problem.parameters(fine_x)
+    J = cnn_functional(problem, images, labels, 2)
+    with pytest.raises(ValueError, match="flat vector of length"):
+        J.value(fine_x)
+    with pytest.raises(ValueError, match="kernel_basis"):
+        CNNProblem(Mesh((8, 8)), 2, 3, kernel_basis="fourier")
+    with pytest.raises(TypeError, match="Mesh"):
+        CNNProblem((8, 8), 2, 3)
+    with pytest.raises(ValueError, match="n_channels"):
+        CNNProblem(Mesh((8, 8)), 0, 3)
+    with pytest.raises(ValueError, match="activation"):
+        CNNProblem(Mesh((8, 8)), 2, 3, activation="sigmoid")
+    with pytest.raises(ValueError, match="reference_spacing"):
+        CNNProblem(Mesh((8, 8)), 2, 3, kernel_basis="derivative", reference_spacing=(0.1, 0.1, 0.1))
+    with pytest.raises(ValueError, match="both images and labels"):
+        accuracy(J, J.problem.initial_parameters(2, 0), images)

@@ -1,0 +1,148 @@
+"""Moving networks between resolutions: Galerkin exactness, adjoints, identities, classifier."""
+import numpy as np
+import pytest
+
+from pdecontrol.mesh import Mesh
+from pdecontrol.ops import conv
+from pdecontrol.transfer import (galerkin_restriction_matrix, prolong, restrict, restrict_stencil,
+                                 restrict_stencil_transpose)
+from pdecontrol.verify import adjoint_test
+from problems.cnn.network import CNNProblem
+from problems.cnn.transfer import (NetworkTransfer, network_restriction_operator, prolong_network,
+                                   restrict_classifier_only, restrict_network)
+
+FINE_SHAPES = {1: (16,), 2: (8, 8), 3: (4, 4, 4)}
+BASES = ["stencil", "derivative"]
+
+
+def problem(dim, kernel_basis="stencil", shape=None):
+    return CNNProblem(Mesh(shape or FINE_SHAPES[dim]), 3, 2, in_channels=2,
+                      kernel_basis=kernel_basis)
+
+
+@pytest.mark.parametrize("dim", [1, 2, 3])
+def test_restricted_layer_is_the_galerkin_operator_at_interior_nodes(rng, dim):
+    """conv(R y, restrict_stencil(K)) == R conv(P R y, K) at coarse nodes with all indices >= 1."""
+    shape = {1: (16,), 2: (12, 12), 3: (8, 8, 8)}[dim]
+    y = rng.standard_normal((2, 3) + shape)
+    K = rng.standard_normal((4, 3) + (3,) * dim)
+    y_coarse = restrict(y, dim)
+    coarse = conv(y_coarse, restrict_stencil(K, dim))
+    galerkin = restrict(conv(prolong(y_coarse, dim), K), dim)
+    interior = (Ellipsis,) + (slice(1, None),) * dim
+    np.testing.assert_allclose(coarse[interior], galerkin[interior], rtol=0, atol=1e-12)
+    assert np.abs(coarse - galerkin).max() > 1e-3   # the index-0 faces differ (documented)
+
+
+@pytest.mark.parametrize("dim", [1, 2, 3])
+@pytest.mark.parametrize("kernel_basis", BASES)
+def test_restriction_operator_adjoint(rng, dim, kernel_basis):
+    fine = problem(dim, kernel_basis)
+    A = NetworkTransfer(fine, 2).operator()
+    result = adjoint_test(A.matvec, A.rmatvec, (A.shape[1],), (A.shape[0],), rng=rng)
+    assert result.passed, result
+    assert result.relative_error < 1e-10
+
+
+@pytest.mark.parametrize("kernel_basis", BASES)
+def test_two_level_operator_adjoint_and_composition(rng, kernel_basis):
+    fine = problem(2, kernel_basis, shape=(16, 8))
+    A = network_restriction_operator(fine, 3, levels=2)
+    assert A.shape == (fine.coarsen().coarsen().layout(3).size, fine.layout(3).size)
+    result = adjoint_test(A.matvec, A.rmatvec, (A.shape[1],), (A.shape[0],), rng=rng)
+    assert result.passed, result
+    x = rng.standard_normal(A.shape[1])
+    np.testing.assert_allclose(A.matvec(x), restrict_network(fine, x, levels=2), rtol=1e-14)
+    np.testing.assert_allclose(
+        restrict_network(fine, x, 2), restrict_network(fine.coarsen(), restrict_network(fine, x)))
+
+
+@pytest.mark.parametrize("dim", [1, 2, 3])
+@pytest.mark.parametrize("kernel_basis", BASES)
+@pytest.mark.parametrize("levels", [1, 2])
+def test_prolong_then_restrict_is_identity(rng, dim, kernel_basis, levels):
+    shape = {1: (16,), 2: (8, 16), 3: (8, 4, 4)}[dim]
+    fine = problem(dim, kernel_basis, shape)
+    coarse = fine
+    for _ in range(levels):
+        coarse = coarse.coarsen()
+    x_coarse = rng.standard_normal(coarse.layout(2).size)
+    x_fine = prolong_network(coarse, x_coarse, levels)
+    assert x_fine.shape == (fine.layout(2).size,)
+    np.testing.assert_allclose(restrict_network(fine, x_fine, levels), x_coarse, rtol=0, atol=1e-11)
+
+
+def test_kernel_maps_are_the_galerkin_maps(rng):
+    transfer = NetworkTransfer(problem(2), 2)
+    np.testing.assert_array_equal(transfer.kernel_restriction, galerkin_restriction_matrix(2))
+    t = rng.standard_normal((5, 3, 3))
+    np.testing.assert_allclose((t.reshape(5, 9) @ transfer.kernel_restriction).reshape(5, 3, 3),
+                               restrict_stencil_transpose(t, 2), atol=1e-15)
+    np.testing.assert_allclose(transfer.kernel_prolongation @ transfer.kernel_restriction,
+                               np.eye(9), atol=1e-12)
+
+
+def test_blocks_move_as_documented(rng):
+    fine = problem(2)
+    x = rng.standard_normal(fine.layout(2).size)
+    p = fine.layout(2).unflatten(x)
+    coarse_problem = fine.coarsen()
+    q = coarse_problem.layout(2).unflatten(restrict_network(fine, x))
+    np.testing.assert_allclose(q["K"], restrict_stencil(p["K"], 2), atol=1e-14)
+    np.testing.assert_allclose(q["K0"], restrict_stencil(p["K0"], 2), atol=1e-14)
+    np.testing.assert_allclose(q["W"], restrict(p["W"], 2), atol=1e-14)
+    for name in ("b", "b0", "c"):
+        np.testing.assert_array_equal(q[name], p[name])
+    ablation = coarse_problem.layout(2).unflatten(restrict_classifier_only(fine, x))
+    np.testing.assert_array_equal(ablation["K"], p["K"])
+    np.testing.assert_array_equal(ablation["K0"], p["K0"])
+    np.testing.assert_allclose(ablation["W"], q["W"], atol=0)
+
+
+@pytest.mark.parametrize("dim", [1, 2, 3])
+def test_classifier_is_consistent_on_interpolated_states(rng, dim):
+    """H^d <W_H, y_H> == h^d <W_h, P y_H> for W_H = R W_h, and for W_h = prolonged W_H."""
+    fine = problem(dim)
+    coarse = fine.coarsen()
+    y_coarse = rng.standard_normal((4, 3) + coarse.mesh.shape)
+    W_fine = rng.standard_normal((2, 3) + fine.mesh.shape)
+    x = fine.layout(1).zeros()
+    x["W"][...] = W_fine
+    W_coarse = coarse.layout(1).unflatten(restrict_network(fine, x.flat))["W"]
+    axes = tuple(range(1, dim + 2))
+
+    def outputs(W, y, mesh):
+        return mesh.cell_volume * np.tensordot(y, W, axes=(axes, axes))
+
+    y_interp = prolong(y_coarse, dim)
+    np.testing.assert_allclose(outputs(W_coarse, y_coarse, coarse.mesh),
+                               outputs(W_fine, y_interp, fine.mesh), rtol=1e-12)
+    W_back = fine.layout(1).unflatten(prolong_network(coarse, restrict_network(fine, x.flat)))["W"]
+    np.testing.assert_allclose(outputs(W_back, y_interp, fine.mesh),
+                               outputs(W_coarse, y_coarse, coarse.mesh), rtol=1e-12)
+
+
+def test_derivative_basis_moves_the_same_stencils(rng):
+    stencil, basis = problem(2), problem(2, "derivative")
+    x = stencil.initial_parameters(2, seed=4)
+    xb = basis.initial_parameters(2, seed=4)
+    ks = stencil.coarsen().layout(2).unflatten(restrict_network(stencil, x))["K"]
+    kb = basis.coarsen().layout(2).unflatten(restrict_network(basis, xb))["K"]
+    np.testing.assert_allclose(basis.coarsen().block_to_stencils(kb), ks, atol=1e-12)
+    # the coarse problem keeps the fine reference length l, so beta keeps its meaning
+    assert basis.coarsen().reference_spacing == basis.reference_spacing
+
+
+def test_transfer_errors(rng):
+    fine = problem(2)
+    with pytest.raises(ValueError, match="cannot be coarsened"):
+        NetworkTransfer(CNNProblem(Mesh((7, 8)), 2, 2), 2)
+    with pytest.raises(ValueError, match="another mesh"):
+        restrict_network(fine, np.zeros(fine.coarsen().layout(2).size + 1))
+    transfer = NetworkTransfer(fine, 2)
+    with pytest.raises(ValueError, match="has 2 layers|with 2 layers"):
+        transfer.prolong(np.zeros(fine.layout(2).size))
+    with pytest.raises(ValueError, match="levels"):
+        restrict_network(fine, np.zeros(fine.layout(2).size), levels=0)
+    with pytest.raises(TypeError, match="CNNProblem"):
+        NetworkTransfer(Mesh((8, 8)), 2)
