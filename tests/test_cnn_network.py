@@ -108,6 +108,7 @@ def test_layout_shapes_and_weights():
 def test_float32_close_to_float64(rng):
     _, J64 = small_functional(rng, 2, n_steps=3)
     x = fitted_point(J64, rng)
+    x[J64.layout.slices["c"]] += 0.5                # a point with a non-zero misfit gradient
     _, J32 = small_functional(rng, 2, n_steps=3, dtype=np.float32)
     J32.data[...] = J64.data.astype(np.float32)
     v64, g64 = J64.value_and_gradient(x)
