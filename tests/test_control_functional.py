@@ -122,18 +122,68 @@ def test_step_tangent_and_adjoint(stepper, rng):
     assert adjoint_test(tangent, adjoint, point.shape, y.shape, rng=rng).relative_error < 1e-10
 
 
-@pytest.mark.parametrize("interval", [1, 2, 4])
-def test_checkpointed_gradient_equals_stored(interval, rng):
+class CountingTanhNetwork(TanhNetwork):
+    """TanhNetwork counting its rhs and linearize calls."""
+
+    def __init__(self, loss=None):
+        super().__init__(loss)
+        self.calls = {"rhs": 0, "linearize": 0}
+
+    def rhs(self, y, control, static, t):
+        self.calls["rhs"] += 1
+        return TanhNetwork.linearize(self, y, control, static, t)[0]     # not counted as linearize
+
+    def linearize(self, y, control, static, t):
+        self.calls["linearize"] += 1
+        return super().linearize(y, control, static, t)
+
+
+@pytest.mark.parametrize("stepper", STEPPERS, ids=lambda s: s.name)
+@pytest.mark.parametrize("mode", [dict(store_linearization=False), dict(checkpoint_every=1),
+                                  dict(checkpoint_every=2),
+                                  dict(checkpoint_every=2, store_linearization=True),
+                                  dict(checkpoint_every=4, store_linearization=True)],
+                         ids=["recompute", "checkpoint1", "checkpoint2", "checkpoint2-segments",
+                              "checkpoint4-segments"])
+def test_derivatives_do_not_depend_on_storage_mode(stepper, mode, rng):
+    """Stored vs checkpointed vs stored linearisations: the same operations in the same order,
+    so values, gradients and GN products are bit-identical."""
     x = make_point(rng)
-    stored = make_functional(np.random.default_rng(1), stepper=RK4)
-    checkpointed = make_functional(np.random.default_rng(1), stepper=RK4, checkpoint_every=interval)
-    v1, g1 = stored.value_and_gradient(x)
-    v2, g2 = checkpointed.value_and_gradient(x)
+    reference = make_functional(np.random.default_rng(1), stepper=stepper, store_linearization=True)
+    other = make_functional(np.random.default_rng(1), stepper=stepper, **mode)
+    v1, g1 = reference.value_and_gradient(x)
+    v2, g2 = other.value_and_gradient(x)
     assert v1 == v2
-    np.testing.assert_array_equal(g2, g1)       # same operations in the same order: bit-identical
+    np.testing.assert_array_equal(g2, g1)
     d = rng.standard_normal(x.size)
-    np.testing.assert_allclose(checkpointed.gauss_newton_product(x, d), stored.gauss_newton_product(x, d),
-                               rtol=1e-13, atol=1e-15)
+    np.testing.assert_array_equal(other.gauss_newton_product(x, d),
+                                  reference.gauss_newton_product(x, d))
+
+
+@pytest.mark.parametrize("stepper", STEPPERS, ids=lambda s: s.name)
+def test_gauss_newton_products_reuse_the_forward_linearization(stepper, rng):
+    """One forward + k GN products: n_steps * stages linearize calls, not (2k + 1) times that."""
+    k, per_sweep = 3, N_STEPS * stepper.n_stages
+    x, directions = make_point(rng), rng.standard_normal((k, LAYOUT.size))
+    stored = make_functional(np.random.default_rng(4), stepper=stepper, chunk_size=4)
+    assert stored.store_linearization                      # the default when all states are stored
+    stored.problem = CountingTanhNetwork()
+    operator = stored.gauss_newton_operator(x)
+    products = [operator.matvec(d) for d in directions]
+    n_chunks = 3                                           # 9 examples in chunks of 4
+    assert stored.problem.calls == {"rhs": 0, "linearize": n_chunks * per_sweep}
+    stored.problem.calls.update(rhs=0, linearize=0)
+    stored.value_and_gradient(x)                           # the gradient reuses the forward's too
+    assert stored.problem.calls == {"rhs": 0, "linearize": n_chunks * per_sweep}
+
+    recomputing = make_functional(np.random.default_rng(4), stepper=stepper, chunk_size=4,
+                                  store_linearization=False)
+    recomputing.problem = CountingTanhNetwork()
+    operator = recomputing.gauss_newton_operator(x)
+    for d, product in zip(directions, products):
+        np.testing.assert_array_equal(operator.matvec(d), product)
+    assert recomputing.problem.calls == {"rhs": n_chunks * per_sweep,
+                                         "linearize": 2 * k * n_chunks * per_sweep}
 
 
 def test_chunked_equals_unchunked(rng):
@@ -216,6 +266,9 @@ def test_input_errors(rng):
         ControlFunctional(TanhNetwork(), LAYOUT, functional.data, functional.targets, final_time=0.0)
     with pytest.raises(ValueError, match="chunk_size"):
         make_functional(rng, chunk_size=0)
+    with pytest.raises(TypeError, match="store_linearization"):
+        make_functional(rng, store_linearization=1)
+    assert not make_functional(rng, checkpoint_every=3).store_linearization
     with pytest.raises(ValueError, match="does not have"):
         make_functional(rng, regularizers=[Tikhonov("Q", 1.0)])
     wrong_targets = ControlFunctional(TanhNetwork(), LAYOUT, functional.data,

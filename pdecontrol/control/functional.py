@@ -7,7 +7,9 @@ and a subset ``S`` of the examples,
 
 with ``y_l`` the discrete solution of the problem's state equation. The gradient costs one forward
 and one adjoint sweep; a Gauss-Newton product one tangent and one adjoint sweep, reusing the
-forward states stored by :meth:`ControlFunctional.gauss_newton_operator`.
+forward solve of :meth:`ControlFunctional.gauss_newton_operator`. By default (all states stored)
+that forward solve also keeps every step's linearisation (``problem.linearize``: stage states and
+caches), so the sweeps of the gradient and of every Gauss-Newton product recompute none of it.
 """
 from __future__ import annotations
 
@@ -80,6 +82,15 @@ class ControlFunctional(ReducedFunctional):
         Added in full whatever the example subset.
     checkpoint_every : int, optional
         Keep every k-th state only, recompute segments in the adjoint sweep (bounded memory).
+    store_linearization : bool, optional
+        Keep step linearisations for the derivative sweeps (see
+        :class:`~pdecontrol.control.timestepping.Trajectory`). Default (``None``): ``True`` when
+        all states are stored (a forward solve and ``m`` GN products call ``problem.linearize``
+        ``n_steps * stages`` times instead of ``(2m + 1)`` times that; memory per step grows by
+        ``stages - 1`` states and ``stages`` caches), ``False`` with checkpointing (``True``
+        there keeps one segment's linearisations during the adjoint sweep: ``k * stages``
+        caches more at peak, no ``rhs`` recomputation). Values, gradients and GN products do
+        not depend on it.
     chunk_size : int, optional
         Process at most this many examples at a time.
     dtype : {numpy.float64, numpy.float32}
@@ -89,7 +100,7 @@ class ControlFunctional(ReducedFunctional):
 
     def __init__(self, problem: ControlProblem, layout: ParameterLayout, data, targets, *,
                  final_time: float, stepper="euler", regularizers=(), checkpoint_every=None,
-                 chunk_size=None, dtype=np.float64):
+                 chunk_size=None, dtype=np.float64, store_linearization=None):
         if not isinstance(problem, ControlProblem):
             raise TypeError(f"problem must be a ControlProblem, got {type(problem).__name__}")
         if not isinstance(layout, ParameterLayout):
@@ -117,6 +128,12 @@ class ControlFunctional(ReducedFunctional):
                                       or value < 1):
                 raise ValueError(f"{name} must be None or an integer >= 1, got {value!r}")
         self.checkpoint_every, self.chunk_size = checkpoint_every, chunk_size
+        if store_linearization is None:
+            store_linearization = checkpoint_every is None
+        if not isinstance(store_linearization, (bool, np.bool_)):
+            raise TypeError(f"store_linearization must be None (automatic), True or False, "
+                            f"got {store_linearization!r}")
+        self.store_linearization = bool(store_linearization)
 
     # ------------------------------------------------------------------ interface
     @property
@@ -144,7 +161,7 @@ class ControlFunctional(ReducedFunctional):
         gradient = self.layout.zeros()
         misfit = 0.0
         for idx in chunks:
-            chunk = self._solve(controls, static, idx)
+            chunk = self._solve(controls, static, idx, store_linearization=self.store_linearization)
             misfit += self.problem.loss.value(chunk.outputs, chunk.targets)
             outputs_bar = self.problem.loss.gradient(chunk.outputs, chunk.targets)
             self._backpropagate(chunk, controls, static, outputs_bar, gradient)
@@ -156,7 +173,8 @@ class ControlFunctional(ReducedFunctional):
     def gauss_newton_operator(self, x, examples=None) -> LinearOperator:
         params, controls, static = self._parameters(x)
         chunks, n = self._index_chunks(examples)
-        solved = [self._solve(controls, static, idx) for idx in chunks]
+        solved = [self._solve(controls, static, idx, store_linearization=self.store_linearization)
+                  for idx in chunks]
 
         def matvec(v):
             v = np.asarray(v, dtype=np.float64).reshape(-1)
@@ -205,7 +223,8 @@ class ControlFunctional(ReducedFunctional):
         size = self.chunk_size or idx.size
         return [idx[i:i + size] for i in range(0, idx.size, size)], idx.size
 
-    def _solve(self, controls, static, idx) -> _Chunk:
+    def _solve(self, controls, static, idx, *, store_linearization: bool = False) -> _Chunk:
+        """Forward solve of examples ``idx``; keep linearisations only if derivatives follow."""
         data = self.data[idx]
         y0 = np.asarray(self.problem.initial_state(data, static), dtype=self.dtype)
         if y0.ndim < 1 or y0.shape[0] != idx.size:
@@ -213,7 +232,8 @@ class ControlFunctional(ReducedFunctional):
                              f"example (leading axis {idx.size}), got shape {y0.shape}")
         trajectory = integrate(self.problem, self.stepper, y0, controls, static,
                                final_time=self.final_time, n_steps=self.layout.n_steps,
-                               checkpoint_every=self.checkpoint_every)
+                               checkpoint_every=self.checkpoint_every,
+                               store_linearization=store_linearization)
         outputs = self.problem.output(trajectory.final_state, static)
         targets = self.targets[idx]
         if outputs.shape != targets.shape:

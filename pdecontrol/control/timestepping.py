@@ -12,7 +12,9 @@ instances. The tangent sweep is the chain rule of this recursion (forward mode) 
 sweep its exact transpose (reverse mode), so gradients are the gradients of the *discrete*
 objective. :func:`integrate` returns a :class:`Trajectory` that stores every state, or only
 every ``checkpoint_every``-th state and recomputes each segment during the adjoint sweep
-(bounded memory; the two modes give identical derivatives).
+(bounded memory; the two modes give identical derivatives). With ``store_linearization=True``
+it also keeps the step linearisations (stage states, ``problem.linearize`` caches) so that
+repeated sweeps (Gauss-Newton products) do not recompute them.
 """
 from __future__ import annotations
 
@@ -45,6 +47,27 @@ def _read_only(array: np.ndarray) -> np.ndarray:
     view = np.asarray(array).view()
     view.flags.writeable = False
     return view
+
+
+def _read_only_cache(cache):
+    """A linearisation cache with its arrays read-only (an array, or a tuple/list/dict of them).
+
+    Caches are handed back to several tangent and adjoint sweeps, which must not modify them.
+    Other objects are returned as they are.
+    """
+    if isinstance(cache, np.ndarray):
+        return _read_only(cache)
+    if type(cache) in (tuple, list):
+        return type(cache)(_read_only_cache(item) for item in cache)
+    if type(cache) is dict:
+        return {key: _read_only_cache(item) for key, item in cache.items()}
+    return cache
+
+
+def _without_slopes(linearization):
+    """``(stages, None, caches)``: what tangent and adjoint steps use, to be kept between sweeps."""
+    stages, _, caches = linearization
+    return stages, None, caches
 
 
 def _accumulate(total: dict, part):
@@ -109,14 +132,19 @@ class RungeKutta:
         return _combine(y, dt, self.b, slopes)
 
     def linearize(self, problem: ControlProblem, y, control, static, t: float, dt: float):
-        """Stage states, slopes and caches of one step: ``(stages, slopes, caches)`` lists."""
+        """Stage states, slopes and caches of one step: ``(stages, slopes, caches)`` lists.
+
+        Calls ``problem.linearize`` once per stage; array caches are made read-only.
+        ``step_tangent`` and ``step_adjoint`` use the stages and caches only (``slopes`` may
+        be ``None``).
+        """
         stages, slopes, caches = [], [], []
         for i in range(self.n_stages):
             stage = _combine(y, dt, self.a[i, :i], slopes) if i else y
             slope, cache = problem.linearize(stage, control, static, t + self.c[i] * dt)
             stages.append(stage)
             slopes.append(slope)
-            caches.append(cache)
+            caches.append(_read_only_cache(cache))
         return stages, slopes, caches
 
     # ------------------------------------------------------------------ derivatives
@@ -179,6 +207,21 @@ class Trajectory:
     or only ``y_0, y_k, y_2k, ...`` and ``y_n``; in the latter case the adjoint sweep recomputes
     one segment of ``k`` states at a time from its checkpoint.
 
+    With ``store_linearization=True`` step linearisations (stage states and the caches of
+    ``problem.linearize``; the slopes are dropped once the next state is formed) are kept and
+    reused instead of being recomputed by every sweep:
+
+    * all states stored: the forward solve calls ``problem.linearize`` instead of ``rhs`` and
+      keeps every step's linearisation; tangent and adjoint sweeps call neither. Memory grows
+      by ``s - 1`` stage states and ``s`` caches per step (``s`` stages; forward Euler: one
+      cache per step).
+    * checkpointing: nothing more is kept between sweeps; the adjoint sweep recomputes each
+      segment with ``linearize`` and keeps the segment's ``k`` linearisations, instead of
+      recomputing its states with ``rhs`` and linearising each step again.
+
+    Derivatives are those of the default mode, bit for bit when ``problem.linearize`` returns
+    the same ``f`` as ``problem.rhs``.
+
     Attributes
     ----------
     final_state : ndarray
@@ -189,25 +232,40 @@ class Trajectory:
         Largest number of states held at once so far (stored + one recomputed segment).
     recomputed_steps : int
         Forward steps recomputed from checkpoints so far.
+    stored_linearizations : int
+        Step linearisations held between sweeps (``n_steps`` or 0).
+    peak_linearizations : int
+        Largest number of step linearisations held at once so far: the stored ones, a
+        recomputed segment's, or the single one a sweep is using.
     """
 
-    def __init__(self, problem, stepper, y0, controls, static, final_time, n_steps, checkpoint_every):
+    def __init__(self, problem, stepper, y0, controls, static, final_time, n_steps,
+                 checkpoint_every, store_linearization=False):
         self.problem, self.stepper = problem, stepper
         self.controls, self.static = controls, static
         self.n_steps = n_steps
         self.dt = final_time / n_steps
         self.checkpoint_every = checkpoint_every
+        self.store_linearization = bool(store_linearization)
+        keep_all = self.store_linearization and checkpoint_every is None
         interval = checkpoint_every or 1
         y = _read_only(y0)
         self._states = {0: y}
+        self._linearizations = {}
         for j in range(n_steps):
-            y = stepper.step(problem, y, self.control_at(j), static, self.time(j), self.dt)
+            linearization = None
+            if keep_all:
+                linearization = self._linearize(j, y)
+                self._linearizations[j] = _without_slopes(linearization)
+            y = self._next_state(j, y, linearization)
             if (j + 1) % interval == 0 or j + 1 == n_steps:
                 self._states[j + 1] = y
         self.final_state = y
         self.stored_states = len(self._states)
         self.peak_states = self.stored_states
         self.recomputed_steps = 0
+        self.stored_linearizations = len(self._linearizations)
+        self.peak_linearizations = self.stored_linearizations
 
     def time(self, step: int) -> float:
         """Start time ``t_j = j dt`` of step ``j``."""
@@ -218,34 +276,63 @@ class Trajectory:
         return {name: value[step] for name, value in self.controls.items()}
 
     def _linearize(self, step, y):
+        """Linearisation of step ``j`` at its start state ``y``: the stored one, or a fresh one."""
+        linearization = self._linearizations.get(step)
+        if linearization is not None:
+            return linearization
         return self.stepper.linearize(self.problem, y, self.control_at(step), self.static,
                                       self.time(step), self.dt)
 
+    def _next_state(self, step, y, linearization=None):
+        """``y_{j+1}`` from ``y_j``: stored, else from the linearisation's slopes, else one step."""
+        stored = self._states.get(step + 1)
+        if stored is not None:
+            return stored
+        if linearization is not None:
+            return _combine(y, self.dt, self.stepper.b, linearization[1])
+        return self.stepper.step(self.problem, y, self.control_at(step), self.static,
+                                 self.time(step), self.dt)
+
+    def _hold(self, states: int, linearizations: int):
+        """Record that ``states`` / ``linearizations`` beyond the stored ones are held now."""
+        self.peak_states = max(self.peak_states, self.stored_states + states)
+        self.peak_linearizations = max(self.peak_linearizations,
+                                       self.stored_linearizations + linearizations)
+
     def _linearizations_forward(self):
         """Yield ``(j, linearization)`` for j = 0..n-1 (next state from the slopes, no recompute)."""
+        self._hold(0, 0 if self._linearizations else 1)
         y = self._states[0]
         for j in range(self.n_steps):
             linearization = self._linearize(j, y)
             yield j, linearization
-            y = self._states.get(j + 1)
-            if y is None:
-                y = _combine(linearization[0][0], self.dt, self.stepper.b, linearization[1])
+            if j + 1 < self.n_steps:
+                y = self._next_state(j, y, linearization)
+
+    def _segment(self, start: int, stop: int):
+        """Start states of steps ``start..stop-1`` (recomputed from the checkpoint ``y_start``)
+        and their linearisations where stored or kept (``store_linearization``), else ``None``."""
+        states, linearizations = [self._states[start]], []
+        for j in range(start, stop):
+            keep = self.store_linearization or j in self._linearizations
+            linearization = self._linearize(j, states[-1]) if keep else None
+            linearizations.append(None if linearization is None else _without_slopes(linearization))
+            if j + 1 < stop:
+                self.recomputed_steps += (j + 1) not in self._states
+                states.append(self._next_state(j, states[-1], linearization))
+        kept = sum(j not in self._linearizations for j in range(start, stop))
+        self._hold(len(states) - 1, kept if self.store_linearization else 1)
+        return states, linearizations
 
     def _linearizations_reverse(self):
         """Yield ``(j, linearization)`` for j = n-1..0, recomputing segments from checkpoints."""
         interval = self.checkpoint_every or 1
         for start in reversed(range(0, self.n_steps, interval)):
             stop = min(start + interval, self.n_steps)
-            segment = {start: self._states[start]}
-            for j in range(start, stop - 1):
-                segment[j + 1] = self._states.get(j + 1)
-                if segment[j + 1] is None:
-                    segment[j + 1] = self.stepper.step(self.problem, segment[j], self.control_at(j),
-                                                       self.static, self.time(j), self.dt)
-                    self.recomputed_steps += 1
-            self.peak_states = max(self.peak_states, self.stored_states + len(segment) - 1)
+            states, linearizations = self._segment(start, stop)
             for j in reversed(range(start, stop)):
-                yield j, self._linearize(j, segment.pop(j))
+                y, linearization = states.pop(), linearizations.pop()
+                yield j, self._linearize(j, y) if linearization is None else linearization
 
     def tangent(self, dy0, dcontrols: dict, dstatic: dict):
         """Tangent sweep: ``dy_n`` for the initial-state direction and parameter directions."""
@@ -282,7 +369,8 @@ class Trajectory:
 
 
 def integrate(problem: ControlProblem, stepper, y0, controls: dict, static: dict, *,
-              final_time: float, n_steps: int, checkpoint_every: int | None = None) -> Trajectory:
+              final_time: float, n_steps: int, checkpoint_every: int | None = None,
+              store_linearization: bool = False) -> Trajectory:
     """Solve ``dy/dt = f`` on ``[0, final_time]`` with ``n_steps`` steps of ``stepper``.
 
     Parameters
@@ -300,6 +388,10 @@ def integrate(problem: ControlProblem, stepper, y0, controls: dict, static: dict
         ``>= 1``.
     checkpoint_every : int, optional
         Store every k-th state only (``None``: store all).
+    store_linearization : bool
+        Keep step linearisations for reuse by the sweeps (see :class:`Trajectory`): with all
+        states stored, every step's linearisation (computed by the forward solve); with
+        checkpointing, one segment's at a time during the adjoint sweep.
     """
     if not isinstance(problem, ControlProblem):
         raise TypeError(f"problem must be a ControlProblem, got {type(problem).__name__}")
@@ -316,5 +408,8 @@ def integrate(problem: ControlProblem, stepper, y0, controls: dict, static: dict
         if np.shape(value)[:1] != (n_steps,):
             raise ValueError(f"control block {name!r} must have a leading axis of length "
                              f"n_steps={n_steps}, got shape {np.shape(value)}")
+    if not isinstance(store_linearization, (bool, np.bool_)):
+        raise TypeError(f"store_linearization must be True or False, got {store_linearization!r}")
     return Trajectory(problem, stepper, y0, controls, static, final_time, int(n_steps),
-                      None if checkpoint_every is None else int(checkpoint_every))
+                      None if checkpoint_every is None else int(checkpoint_every),
+                      store_linearization)
