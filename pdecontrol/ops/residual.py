@@ -49,6 +49,9 @@ __all__ = [
 class ResidualLinearization:
     """Everything a tangent or adjoint sweep needs from one forward step (read-only).
 
+    ``y`` and ``K`` are held by reference, not copied: do not modify them in place while the
+    linearization is in use.
+
     Attributes
     ----------
     y : ndarray, shape (N, C, *spatial)
