@@ -1,4 +1,5 @@
 """Small CNN test problems shared by tests/test_cnn_*.py."""
+
 import numpy as np
 
 from pdecontrol.control import LeastSquaresLoss
@@ -8,20 +9,43 @@ from problems.cnn.network import CNNProblem, cnn_functional
 SHAPES = {1: (12,), 2: (8, 8), 3: (4, 4, 4)}
 
 
-def small_functional(rng, dim=2, *, n_examples=6, n_channels=2, n_classes=3, n_steps=2,
-                     loss=None, regularizers=(), **options):
+def small_functional(
+    rng,
+    dim=2,
+    *,
+    n_examples=6,
+    n_channels=2,
+    n_classes=3,
+    n_steps=2,
+    loss=None,
+    regularizers=(),
+    **options,
+):
     """A tiny CNN functional on random images in [0, 1] with balanced labels."""
     stepper = options.pop("stepper", "euler")
     dtype = options.pop("dtype", np.float64)
     final_time = options.pop("final_time", 1.0)
-    problem = CNNProblem(Mesh(SHAPES[dim]), n_channels, n_classes,
-                         loss=LeastSquaresLoss() if loss is None else loss, **options)
+    problem = CNNProblem(
+        Mesh(SHAPES[dim]),
+        n_channels,
+        n_classes,
+        loss=LeastSquaresLoss() if loss is None else loss,
+        **options,
+    )
     images = rng.random((n_examples,) + SHAPES[dim])
     labels = np.arange(n_examples) % n_classes
     if callable(regularizers):
         regularizers = regularizers(problem)
-    functional = cnn_functional(problem, images, labels, n_steps, final_time=final_time,
-                                stepper=stepper, regularizers=regularizers, dtype=dtype)
+    functional = cnn_functional(
+        problem,
+        images,
+        labels,
+        n_steps,
+        final_time=final_time,
+        stepper=stepper,
+        regularizers=regularizers,
+        dtype=dtype,
+    )
     return problem, functional
 
 

@@ -1,4 +1,5 @@
 """ClassifierSolver: optimality of (W, c), agreement of solvers, use as solve_block, errors."""
+
 import numpy as np
 import pytest
 
@@ -11,7 +12,10 @@ from cnn_helpers import small_functional
 REGULARIZERS = {
     "W": lambda problem: [Tikhonov("W", 1e-3)],
     "W+c with references": lambda problem: [
-        Tikhonov("W", 1e-3, reference=0.5), Tikhonov("W", 2e-3), Tikhonov("c", 1e-2, reference=0.3)],
+        Tikhonov("W", 1e-3, reference=0.5),
+        Tikhonov("W", 2e-3),
+        Tikhonov("c", 1e-2, reference=0.3),
+    ],
 }
 
 
@@ -19,8 +23,9 @@ REGULARIZERS = {
 @pytest.mark.parametrize("method", ["cg", "gram"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_gradient_in_w_and_c_vanishes_after_solve(rng, regularizers, method, dtype):
-    _, J = small_functional(rng, 2, n_examples=12, regularizers=REGULARIZERS[regularizers],
-                            dtype=dtype)
+    _, J = small_functional(
+        rng, 2, n_examples=12, regularizers=REGULARIZERS[regularizers], dtype=dtype
+    )
     solve = ClassifierSolver(J, method=method, block_size=5)
     x = J.problem.initial_parameters(2, seed=1)
     before = np.linalg.norm(J.gradient(x)[solve.indices])
@@ -35,7 +40,7 @@ def test_gradient_in_w_and_c_vanishes_after_solve(rng, regularizers, method, dty
 def test_unregularized_fit_and_solver_agreement(rng):
     _, J = small_functional(rng, 1, n_examples=8)
     x = J.problem.initial_parameters(2, seed=1)
-    x_new = ClassifierSolver(J)(x)             # c eliminated by centring, no ridge: exact fit
+    x_new = ClassifierSolver(J)(x)  # c eliminated by centring, no ridge: exact fit
     assert np.linalg.norm(J.gradient(x_new)[ClassifierSolver(J).indices]) < 1e-10
     assert J.value(x_new) < 1e-18
     _, J = small_functional(rng, 2, n_examples=12, regularizers=lambda p: [Tikhonov("W", 1e-2)])
@@ -49,7 +54,7 @@ def test_auto_picks_the_smaller_system(rng):
     _, J = small_functional(rng, 2, n_examples=12, regularizers=lambda p: [Tikhonov("W", 1e-3)])
     solve = ClassifierSolver(J)
     solve(J.problem.initial_parameters(2, seed=0))
-    assert solve.last_result.method == "gram"        # 12 examples < 128 features
+    assert solve.last_result.method == "gram"  # 12 examples < 128 features
     solve = ClassifierSolver(J, gram_max_examples=10)
     solve(J.problem.initial_parameters(2, seed=0))
     assert solve.last_result.method == "cg"
@@ -68,16 +73,18 @@ def test_as_solve_block_of_bcd_and_variable_projection(rng):
     solve = ClassifierSolver(J)
     x0 = J.problem.initial_parameters(2, seed=0)
     free = np.setdiff1d(np.arange(J.size), solve.indices)
-    result = block_coordinate_descent(J, x0, solve, free, stopping=Stopping(maxiter=2, grtol=0.0),
-                                      seed=0)
+    result = block_coordinate_descent(
+        J, x0, solve, free, stopping=Stopping(maxiter=2, grtol=0.0), seed=0
+    )
     objective = result.history["objective_after_block_solve"].values
     assert objective[1] < objective[0] and J.value(result.x) < objective[0]
     vp = VariableProjection(J, solve.indices, solve, x0)
     theta = np.delete(x0, solve.indices)
     value, gradient = vp.value_and_gradient(theta)
     assert value == pytest.approx(J.value(solve(x0)), rel=1e-12)
-    np.testing.assert_allclose(gradient, np.delete(J.gradient(solve(x0)), solve.indices),
-                               rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(
+        gradient, np.delete(J.gradient(solve(x0)), solve.indices), rtol=1e-9, atol=1e-12
+    )
 
 
 def test_classifier_errors(rng):

@@ -1,4 +1,5 @@
-"""CNNProblem: derivative verification, reference forward pass, bases, float32, prediction, errors."""
+"""CNNProblem: derivative checks, reference forward pass, bases, float32, prediction, errors."""
+
 import numpy as np
 import pytest
 
@@ -7,10 +8,13 @@ from pdecontrol.mesh import Mesh
 from pdecontrol.ops import conv
 from pdecontrol.verify import verify_problem
 from problems.cnn.network import CNNProblem, accuracy, cnn_functional, predict
-from problems.cnn.regularization import (classifier_tikhonov, high_order_kernel_penalty,
-                                         time_smoothness)
+from problems.cnn.regularization import (
+    classifier_tikhonov,
+    high_order_kernel_penalty,
+    time_smoothness,
+)
 
-from cnn_helpers import SHAPES, fitted_point, small_functional
+from cnn_helpers import fitted_point, small_functional
 
 
 @pytest.mark.parametrize("dim", [1, 2])
@@ -20,9 +24,14 @@ from cnn_helpers import SHAPES, fitted_point, small_functional
 @pytest.mark.parametrize("opening_activation", [None, "tanh"])
 def test_verify_problem_1d_2d(rng, dim, stepper, loss, kernel_basis, opening_activation):
     softmax = loss == "softmax"
-    _, J = small_functional(rng, dim, stepper=stepper, kernel_basis=kernel_basis,
-                            opening_activation=opening_activation,
-                            loss=SoftmaxCrossEntropyLoss() if softmax else None)
+    _, J = small_functional(
+        rng,
+        dim,
+        stepper=stepper,
+        kernel_basis=kernel_basis,
+        opening_activation=opening_activation,
+        loss=SoftmaxCrossEntropyLoss() if softmax else None,
+    )
     report = verify_problem(J, fitted_point(J, rng), rng=rng)
     assert report.passed, report
 
@@ -37,11 +46,15 @@ def test_verify_problem_3d(rng, stepper, loss):
 @pytest.mark.parametrize("kernel_basis", ["stencil", "derivative"])
 def test_verify_problem_with_regularizers(rng, kernel_basis):
     def regularizers(problem):
-        return (high_order_kernel_penalty(problem, 1e-2) + time_smoothness(1e-2, 1.0)
-                + [classifier_tikhonov(1e-3)])
+        return (
+            high_order_kernel_penalty(problem, 1e-2)
+            + time_smoothness(1e-2, 1.0)
+            + [classifier_tikhonov(1e-3)]
+        )
 
-    _, J = small_functional(rng, 2, n_steps=3, kernel_basis=kernel_basis, stepper="rk4",
-                            regularizers=regularizers)
+    _, J = small_functional(
+        rng, 2, n_steps=3, kernel_basis=kernel_basis, stepper="rk4", regularizers=regularizers
+    )
     assert len(J.regularizers) == 5
     report = verify_problem(J, fitted_point(J, rng), rng=rng)
     assert report.passed, report
@@ -55,8 +68,9 @@ def test_verify_problem_smooth_relu(rng):
 
 @pytest.mark.parametrize("opening_activation", [None, "relu"])
 def test_forward_is_the_resnet(rng, opening_activation):
-    problem, J = small_functional(rng, 2, n_steps=3, final_time=1.5,
-                                  opening_activation=opening_activation)
+    problem, J = small_functional(
+        rng, 2, n_steps=3, final_time=1.5, opening_activation=opening_activation
+    )
     x = fitted_point(J, rng)
     p = J.layout.unflatten(x)
     y = conv(J.data, p["K0"], p["b0"])
@@ -82,8 +96,9 @@ def test_derivative_basis_gives_the_same_network(rng, dim):
     assert not np.allclose(x_stencil, x_basis)
     stencils = J_basis.problem.block_to_stencils(J_basis.layout.unflatten(x_basis)["K"])
     np.testing.assert_allclose(stencils, J_stencil.layout.unflatten(x_stencil)["K"], atol=1e-12)
-    np.testing.assert_allclose(J_basis.forward(x_basis).final_states,
-                               J_stencil.forward(x_stencil).final_states, atol=1e-12)
+    np.testing.assert_allclose(
+        J_basis.forward(x_basis).final_states, J_stencil.forward(x_stencil).final_states, atol=1e-12
+    )
     # with l = h the coefficients are O(1): K = B(1) beta
     assert np.abs(x_basis).max() < 10 * np.abs(x_stencil).max()
 
@@ -91,8 +106,14 @@ def test_derivative_basis_gives_the_same_network(rng, dim):
 def test_layout_shapes_and_weights():
     problem = CNNProblem(Mesh((8, 6)), 3, 4, in_channels=2)
     layout = problem.layout(5)
-    assert layout.shapes == {"K": (5, 3, 3, 3, 3), "b": (5, 3), "K0": (3, 2, 3, 3), "b0": (3,),
-                             "W": (4, 3, 8, 6), "c": (4,)}
+    assert layout.shapes == {
+        "K": (5, 3, 3, 3, 3),
+        "b": (5, 3),
+        "K0": (3, 2, 3, 3),
+        "b0": (3,),
+        "W": (4, 3, 8, 6),
+        "c": (4,),
+    }
     assert layout.block_weights["W"] == pytest.approx(1 / 48)
     assert all(layout.block_weights[k] == 1.0 for k in ("K", "b", "K0", "b0", "c"))
     assert problem.n_steps_of(np.zeros(layout.size)) == 5
@@ -108,7 +129,7 @@ def test_layout_shapes_and_weights():
 def test_float32_close_to_float64(rng):
     _, J64 = small_functional(rng, 2, n_steps=3)
     x = fitted_point(J64, rng)
-    x[J64.layout.slices["c"]] += 0.5                # a point with a non-zero misfit gradient
+    x[J64.layout.slices["c"]] += 0.5  # a point with a non-zero misfit gradient
     _, J32 = small_functional(rng, 2, n_steps=3, dtype=np.float32)
     J32.data[...] = J64.data.astype(np.float32)
     v64, g64 = J64.value_and_gradient(x)

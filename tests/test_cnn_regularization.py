@@ -1,4 +1,5 @@
-"""High-order kernel penalty: level independence, basis consistency, link to prolongation, errors."""
+"""High-order kernel penalty: level independence, bases, link to prolongation, errors."""
+
 import numpy as np
 import pytest
 
@@ -7,8 +8,12 @@ from pdecontrol.mesh import Mesh
 from pdecontrol.stencils import derivative_basis, rediscretize
 from pdecontrol.transfer import prolong_stencil
 from problems.cnn.network import CNNProblem
-from problems.cnn.regularization import (classifier_tikhonov, high_order_coefficient_matrix,
-                                         high_order_kernel_penalty, time_smoothness)
+from problems.cnn.regularization import (
+    classifier_tikhonov,
+    high_order_coefficient_matrix,
+    high_order_kernel_penalty,
+    time_smoothness,
+)
 
 
 def penalty(problem, kernels, **options):
@@ -24,7 +29,7 @@ def test_same_operator_same_penalty_on_every_level(rng, dim):
     coarse = fine.coarsen()
     h, H = fine.mesh.h, coarse.mesh.h
     s_fine = rng.standard_normal((4,) + (3,) * dim)
-    s_coarse = rediscretize(s_fine, h, H, dim)          # the same differential operator on H
+    s_coarse = rediscretize(s_fine, h, H, dim)  # the same differential operator on H
     assert penalty(fine, s_fine) == pytest.approx(penalty(coarse, s_coarse), rel=1e-12)
     assert penalty(fine, s_fine) > 0
 
@@ -62,7 +67,9 @@ def test_order_zero_part_is_free_and_penalty_blocks():
     identity = np.outer([1, 2, 1], [1, 2, 1])[None] / 16.0
     assert penalty(problem, identity) < 1e-28
     regs = high_order_kernel_penalty(problem, 0.1)
-    assert [r.block for r in regs] == ["K", "K0"] and all(isinstance(r, QuadraticPenalty) for r in regs)
+    assert [r.block for r in regs] == ["K", "K0"] and all(
+        isinstance(r, QuadraticPenalty) for r in regs
+    )
     layout = problem.layout(3)
     params = layout.random(np.random.default_rng(0))
     expected = 0.1 * penalty(problem, params["K"].reshape(-1, 3, 3))

@@ -1,23 +1,35 @@
 """Moving networks between resolutions: Galerkin exactness, adjoints, identities, classifier."""
+
 import numpy as np
 import pytest
 
 from pdecontrol.mesh import Mesh
 from pdecontrol.ops import conv
-from pdecontrol.transfer import (galerkin_restriction_matrix, prolong, restrict, restrict_stencil,
-                                 restrict_stencil_transpose)
+from pdecontrol.transfer import (
+    galerkin_restriction_matrix,
+    prolong,
+    restrict,
+    restrict_stencil,
+    restrict_stencil_transpose,
+)
 from pdecontrol.verify import adjoint_test
 from problems.cnn.network import CNNProblem
-from problems.cnn.transfer import (NetworkTransfer, network_restriction_operator, prolong_network,
-                                   restrict_classifier_only, restrict_network)
+from problems.cnn.transfer import (
+    NetworkTransfer,
+    network_restriction_operator,
+    prolong_network,
+    restrict_classifier_only,
+    restrict_network,
+)
 
 FINE_SHAPES = {1: (16,), 2: (8, 8), 3: (4, 4, 4)}
 BASES = ["stencil", "derivative"]
 
 
 def problem(dim, kernel_basis="stencil", shape=None):
-    return CNNProblem(Mesh(shape or FINE_SHAPES[dim]), 3, 2, in_channels=2,
-                      kernel_basis=kernel_basis)
+    return CNNProblem(
+        Mesh(shape or FINE_SHAPES[dim]), 3, 2, in_channels=2, kernel_basis=kernel_basis
+    )
 
 
 @pytest.mark.parametrize("dim", [1, 2, 3])
@@ -31,7 +43,7 @@ def test_restricted_layer_is_the_galerkin_operator_at_interior_nodes(rng, dim):
     galerkin = restrict(conv(prolong(y_coarse, dim), K), dim)
     interior = (Ellipsis,) + (slice(1, None),) * dim
     np.testing.assert_allclose(coarse[interior], galerkin[interior], rtol=0, atol=1e-12)
-    assert np.abs(coarse - galerkin).max() > 1e-3   # the index-0 faces differ (documented)
+    assert np.abs(coarse - galerkin).max() > 1e-3  # the index-0 faces differ (documented)
 
 
 @pytest.mark.parametrize("dim", [1, 2, 3])
@@ -54,7 +66,8 @@ def test_two_level_operator_adjoint_and_composition(rng, kernel_basis):
     x = rng.standard_normal(A.shape[1])
     np.testing.assert_allclose(A.matvec(x), restrict_network(fine, x, levels=2), rtol=1e-14)
     np.testing.assert_allclose(
-        restrict_network(fine, x, 2), restrict_network(fine.coarsen(), restrict_network(fine, x)))
+        restrict_network(fine, x, 2), restrict_network(fine.coarsen(), restrict_network(fine, x))
+    )
 
 
 @pytest.mark.parametrize("dim", [1, 2, 3])
@@ -76,10 +89,14 @@ def test_kernel_maps_are_the_galerkin_maps(rng):
     transfer = NetworkTransfer(problem(2), 2)
     np.testing.assert_array_equal(transfer.kernel_restriction, galerkin_restriction_matrix(2))
     t = rng.standard_normal((5, 3, 3))
-    np.testing.assert_allclose((t.reshape(5, 9) @ transfer.kernel_restriction).reshape(5, 3, 3),
-                               restrict_stencil_transpose(t, 2), atol=1e-15)
-    np.testing.assert_allclose(transfer.kernel_prolongation @ transfer.kernel_restriction,
-                               np.eye(9), atol=1e-12)
+    np.testing.assert_allclose(
+        (t.reshape(5, 9) @ transfer.kernel_restriction).reshape(5, 3, 3),
+        restrict_stencil_transpose(t, 2),
+        atol=1e-15,
+    )
+    np.testing.assert_allclose(
+        transfer.kernel_prolongation @ transfer.kernel_restriction, np.eye(9), atol=1e-12
+    )
 
 
 def test_blocks_move_as_documented(rng):
@@ -115,11 +132,13 @@ def test_classifier_is_consistent_on_interpolated_states(rng, dim):
         return mesh.cell_volume * np.tensordot(y, W, axes=(axes, axes))
 
     y_interp = prolong(y_coarse, dim)
-    np.testing.assert_allclose(outputs(W_coarse, y_coarse, coarse.mesh),
-                               outputs(W_fine, y_interp, fine.mesh), rtol=1e-12)
+    np.testing.assert_allclose(
+        outputs(W_coarse, y_coarse, coarse.mesh), outputs(W_fine, y_interp, fine.mesh), rtol=1e-12
+    )
     W_back = fine.layout(1).unflatten(prolong_network(coarse, restrict_network(fine, x.flat)))["W"]
-    np.testing.assert_allclose(outputs(W_back, y_interp, fine.mesh),
-                               outputs(W_coarse, y_coarse, coarse.mesh), rtol=1e-12)
+    np.testing.assert_allclose(
+        outputs(W_back, y_interp, fine.mesh), outputs(W_coarse, y_coarse, coarse.mesh), rtol=1e-12
+    )
 
 
 def test_derivative_basis_moves_the_same_stencils(rng):

@@ -24,6 +24,7 @@ for ``s`` smaller than the number of features). ``"auto"`` picks ``"gram"`` when
 dtype (float32: 4 bytes per entry, e.g. 40,000 x 8 x 28 x 28 = 1.0 GB) and multiplied in float64
 in row blocks of ``block_size`` examples, so no float64 copy of the whole set is made.
 """
+
 from __future__ import annotations
 
 import numbers
@@ -57,24 +58,27 @@ def _tikhonov_terms(functional, block: str):
         if reg.block != block:
             continue
         if not isinstance(reg, Tikhonov):
-            raise ValueError(f"ClassifierSolver supports only Tikhonov regularisers on block {block!r}, "
-                             f"got {reg!r}; the block problem would not be a ridge problem")
+            raise ValueError(
+                f"ClassifierSolver supports only Tikhonov regularisers on block {block!r}, "
+                f"got {reg!r}; the block problem would not be a ridge problem"
+            )
         total += reg.alpha
         weighted = weighted + reg.alpha * reg.reference
     reference = weighted / total if total > 0 else 0.0
-    return total, np.broadcast_to(np.asarray(reference, dtype=np.float64),
-                                  functional.layout.shapes[block])
+    return total, np.broadcast_to(
+        np.asarray(reference, dtype=np.float64), functional.layout.shapes[block]
+    )
 
 
 class _Features:
     """``A`` of the ridge problem as float64 row-blocked products over stored features."""
 
     def __init__(self, features, centre: bool, bias_column: float, block_size: int):
-        self.features = features                      # (s, p), compute dtype
+        self.features = features  # (s, p), compute dtype
         self.block_size = block_size
         self.n_examples, self.n_features = features.shape
         self.mean = self._column_mean() if centre else None
-        self.bias_column = bias_column                # 0: no extra column
+        self.bias_column = bias_column  # 0: no extra column
         self.size = self.n_features + (1 if bias_column else 0)
 
     def _blocks(self):
@@ -90,7 +94,7 @@ class _Features:
 
     def matvec(self, u):
         u = np.asarray(u, dtype=np.float64).reshape(-1)
-        w = u[:self.n_features]
+        w = u[: self.n_features]
         out = np.empty(self.n_examples)
         for rows, block in self._blocks():
             out[rows] = block @ w
@@ -104,9 +108,9 @@ class _Features:
         v = np.asarray(v, dtype=np.float64).reshape(-1)
         out = np.zeros(self.size)
         for rows, block in self._blocks():
-            out[:self.n_features] += v[rows] @ block
+            out[: self.n_features] += v[rows] @ block
         if self.mean is not None:
-            out[:self.n_features] -= self.mean * v.sum()
+            out[: self.n_features] -= self.mean * v.sum()
         if self.bias_column:
             out[-1] = self.bias_column * v.sum()
         return out
@@ -124,12 +128,13 @@ class _Features:
             row_mean = gram.mean(axis=1)
             gram += row_mean.mean() - row_mean[:, None] - row_mean[None, :]
         if self.bias_column:
-            gram += self.bias_column ** 2
+            gram += self.bias_column**2
         return gram
 
     def operator(self) -> LinearOperator:
-        return LinearOperator((self.n_examples, self.size), matvec=self.matvec,
-                              rmatvec=self.rmatvec, dtype=np.float64)
+        return LinearOperator(
+            (self.n_examples, self.size), matvec=self.matvec, rmatvec=self.rmatvec, dtype=np.float64
+        )
 
 
 class ClassifierSolver:
@@ -168,16 +173,30 @@ class ClassifierSolver:
         Flat indices of ``W`` and ``c`` (the linear block).
     """
 
-    def __init__(self, functional: ControlFunctional, *, method: str = "auto", examples=None,
-                 rtol: float = 1e-10, maxiter=None, batch_size: int = 1000, block_size: int = 2048,
-                 gram_max_examples: int = 4000):
-        if not (isinstance(functional, ControlFunctional)
-                and isinstance(functional.problem, CNNProblem)):
-            raise TypeError("functional must be a ControlFunctional of a CNNProblem, "
-                            f"got {type(functional).__name__}")
+    def __init__(
+        self,
+        functional: ControlFunctional,
+        *,
+        method: str = "auto",
+        examples=None,
+        rtol: float = 1e-10,
+        maxiter=None,
+        batch_size: int = 1000,
+        block_size: int = 2048,
+        gram_max_examples: int = 4000,
+    ):
+        if not (
+            isinstance(functional, ControlFunctional) and isinstance(functional.problem, CNNProblem)
+        ):
+            raise TypeError(
+                "functional must be a ControlFunctional of a CNNProblem, "
+                f"got {type(functional).__name__}"
+            )
         if not isinstance(functional.problem.loss, LeastSquaresLoss):
-            raise ValueError("the classifier is linear least squares only for LeastSquaresLoss; got "
-                             f"{functional.problem.loss!r}: train (W, c) with the other parameters")
+            raise ValueError(
+                "the classifier is linear least squares only for LeastSquaresLoss; got "
+                f"{functional.problem.loss!r}: train (W, c) with the other parameters"
+            )
         if method not in CLASSIFIER_METHODS:
             raise ValueError(f"method must be one of {CLASSIFIER_METHODS}, got {method!r}")
         self.functional = functional
@@ -193,8 +212,10 @@ class ClassifierSolver:
         if self.alpha_c > 0 and self.alpha_W == 0:
             raise ValueError("a Tikhonov regulariser on c needs one on W as well (alpha > 0)")
         slices = functional.layout.slices
-        self.indices = np.r_[np.arange(slices["W"].start, slices["W"].stop),
-                             np.arange(slices["c"].start, slices["c"].stop)]
+        self.indices = np.r_[
+            np.arange(slices["W"].start, slices["W"].stop),
+            np.arange(slices["c"].start, slices["c"].stop),
+        ]
         self.last_result = None
 
     # ------------------------------------------------------------------ pieces
@@ -206,9 +227,9 @@ class ClassifierSolver:
         out = np.empty((idx.size, problem.n_channels * problem.mesh.size), dtype=functional.dtype)
         h_d = functional.dtype.type(problem.mesh.cell_volume)
         for start in range(0, idx.size, self.batch_size):
-            batch = idx[start:start + self.batch_size]
+            batch = idx[start : start + self.batch_size]
             states = functional.forward(x, batch).final_states
-            out[start:start + batch.size] = h_d * states.reshape(batch.size, -1)
+            out[start : start + batch.size] = h_d * states.reshape(batch.size, -1)
         return out
 
     def _choose(self, n_examples, n_features, beta):
@@ -235,10 +256,14 @@ class ClassifierSolver:
         centre = gamma == 0
         bias_column = 0.0 if centre else float(np.sqrt(beta / gamma))
         A = _Features(features, centre, bias_column, self.block_size)
-        reference_W = self.reference_W.reshape(n_classes, -1)           # (k, p)
+        reference_W = self.reference_W.reshape(n_classes, -1)  # (k, p)
         # right-hand side b = t - A_W R_W (- c reference for the augmented column)
-        rhs = np.column_stack([targets[:, k] - A.matvec(np.r_[reference_W[k], [0.0] * (not centre)])
-                               for k in range(n_classes)])
+        rhs = np.column_stack(
+            [
+                targets[:, k] - A.matvec(np.r_[reference_W[k], [0.0] * (not centre)])
+                for k in range(n_classes)
+            ]
+        )
         if centre:
             rhs -= rhs.mean(axis=0)
         else:
@@ -251,14 +276,20 @@ class ClassifierSolver:
             u = np.column_stack([A.rmatvec(dual[:, k]) for k in range(n_classes)])
             result = OptimizeResult(x=u, nit=0, status="converged", success=True)
         else:
-            start = np.column_stack([
-                np.r_[params["W"][k].reshape(-1) - reference_W[k],
-                      [] if centre else [(params["c"][k] - self.reference_c[k]) / bias_column]]
-                for k in range(n_classes)])
-            result = regularized_least_squares(A.operator(), rhs, beta, x0=start, rtol=self.rtol,
-                                               maxiter=self.maxiter)
+            start = np.column_stack(
+                [
+                    np.r_[
+                        params["W"][k].reshape(-1) - reference_W[k],
+                        [] if centre else [(params["c"][k] - self.reference_c[k]) / bias_column],
+                    ]
+                    for k in range(n_classes)
+                ]
+            )
+            result = regularized_least_squares(
+                A.operator(), rhs, beta, x0=start, rtol=self.rtol, maxiter=self.maxiter
+            )
             u = result.x
-        W = reference_W + u[:A.n_features].T
+        W = reference_W + u[: A.n_features].T
         if centre:
             # c_k = mean_l (t_lk - <f_l, W_k>)
             c = targets.mean(axis=0) - A.mean @ W.T
@@ -268,7 +299,12 @@ class ClassifierSolver:
         params["c"][...] = c
         misfit = np.column_stack([A.matvec(u[:, k]) for k in range(n_classes)]) - rhs
         self.last_result = OptimizeResult(
-            method=method, nit=int(result.nit), status=result.status, success=result.success,
-            fun=0.5 * float(np.sum(misfit ** 2)) + 0.5 * beta * float(np.sum(u ** 2)),
-            n_examples=s, n_features=A.n_features)
+            method=method,
+            nit=int(result.nit),
+            status=result.status,
+            success=result.success,
+            fun=0.5 * float(np.sum(misfit**2)) + 0.5 * beta * float(np.sum(u**2)),
+            n_examples=s,
+            n_features=A.n_features,
+        )
         return x

@@ -36,6 +36,7 @@ mesh; with ``l = h`` (the default, the mesh the problem is built on) ``K = B(1) 
 scaled (unit stencil weights), whereas raw physical coefficients ``alpha`` would scale like
 ``h^|m|`` (``1e-6`` for a fourth derivative on 28x28) and ruin Taylor tests and optimisers.
 """
+
 from __future__ import annotations
 
 import numbers
@@ -45,8 +46,15 @@ import numpy as np
 from pdecontrol._validation import as_float_array, check_finite, check_positive
 from pdecontrol.control import ControlFunctional, ControlProblem, ParameterLayout, Parameters
 from pdecontrol.mesh import Mesh
-from pdecontrol.ops import (bias_gradient, conv, conv_kernel_gradient, conv_transpose,
-                            get_activation, residual_adjoint, residual_linearize, residual_tangent)
+from pdecontrol.ops import (
+    bias_gradient,
+    conv,
+    conv_kernel_gradient,
+    get_activation,
+    residual_adjoint,
+    residual_linearize,
+    residual_tangent,
+)
 from pdecontrol.stencils import basis_matrix, derivative_basis, stencil_to_coefficients
 
 __all__ = ["CNNProblem", "KERNEL_BASES", "cnn_functional", "predict", "accuracy"]
@@ -66,7 +74,9 @@ def _per_axis_spacing(value, dim: int, name: str) -> tuple:
     if values.size == 1:
         values = np.repeat(values, dim)
     if values.size != dim:
-        raise ValueError(f"{name} must be a scalar or have {dim} entries (one per axis), got {value!r}")
+        raise ValueError(
+            f"{name} must be a scalar or have {dim} entries (one per axis), got {value!r}"
+        )
     return tuple(check_positive(v, f"{name}[{axis}]") for axis, v in enumerate(values))
 
 
@@ -96,9 +106,19 @@ class CNNProblem(ControlProblem):
         Default least squares on one-hot targets (as the paper).
     """
 
-    def __init__(self, mesh: Mesh, n_channels: int, n_classes: int, *, in_channels: int = 1,
-                 activation="tanh", opening_activation=None, kernel_basis: str = "stencil",
-                 reference_spacing=None, loss=None):
+    def __init__(
+        self,
+        mesh: Mesh,
+        n_channels: int,
+        n_classes: int,
+        *,
+        in_channels: int = 1,
+        activation="tanh",
+        opening_activation=None,
+        kernel_basis: str = "stencil",
+        reference_spacing=None,
+        loss=None,
+    ):
         super().__init__(loss)
         if not isinstance(mesh, Mesh):
             raise TypeError(f"mesh must be a pdecontrol.mesh.Mesh, got {type(mesh).__name__}")
@@ -110,38 +130,53 @@ class CNNProblem(ControlProblem):
         self.n_classes = _check_count(n_classes, "n_classes")
         self.in_channels = _check_count(in_channels, "in_channels")
         self.activation = get_activation(activation)
-        self.opening_activation = (None if opening_activation is None
-                                   else get_activation(opening_activation))
+        self.opening_activation = (
+            None if opening_activation is None else get_activation(opening_activation)
+        )
         self.kernel_basis = kernel_basis
         reference = mesh.h if reference_spacing is None else reference_spacing
         self.reference_spacing = _per_axis_spacing(reference, self.dim, "reference_spacing")
         # D(l) = diag(l^|m|): block entries beta -> physical coefficients alpha = D(l) beta
         multi_indices = np.array(derivative_basis(self.dim).multi_indices)
-        self._coefficient_scales = np.prod(np.array(self.reference_spacing) ** multi_indices, axis=1)
+        self._coefficient_scales = np.prod(
+            np.array(self.reference_spacing) ** multi_indices, axis=1
+        )
         # stencil weights = kernel_matrix @ block entries (identity for raw stencils)
-        matrix = (np.eye(3 ** self.dim) if kernel_basis == "stencil"
-                  else basis_matrix(self.dim, mesh.h) * self._coefficient_scales)
+        matrix = (
+            np.eye(3**self.dim)
+            if kernel_basis == "stencil"
+            else basis_matrix(self.dim, mesh.h) * self._coefficient_scales
+        )
         matrix.setflags(write=False)
         self.kernel_matrix = matrix
 
     # ------------------------------------------------------------------ description
     def __repr__(self) -> str:
         opening = None if self.opening_activation is None else self.opening_activation.name
-        return (f"CNNProblem(mesh={self.mesh!r}, n_channels={self.n_channels}, "
-                f"n_classes={self.n_classes}, in_channels={self.in_channels}, "
-                f"activation={self.activation.name!r}, opening_activation={opening!r}, "
-                f"kernel_basis={self.kernel_basis!r}, reference_spacing={self.reference_spacing}, "
-                f"loss={self.loss!r})")
+        return (
+            f"CNNProblem(mesh={self.mesh!r}, n_channels={self.n_channels}, "
+            f"n_classes={self.n_classes}, in_channels={self.in_channels}, "
+            f"activation={self.activation.name!r}, opening_activation={opening!r}, "
+            f"kernel_basis={self.kernel_basis!r}, reference_spacing={self.reference_spacing}, "
+            f"loss={self.loss!r})"
+        )
 
     def with_mesh(self, mesh: Mesh) -> "CNNProblem":
         """The same network (channels, activations, basis, loss) on another mesh."""
         if not isinstance(mesh, Mesh) or mesh.dim != self.dim:
             raise ValueError(f"mesh must be a {self.dim}D pdecontrol.mesh.Mesh, got {mesh!r}")
         opening = None if self.opening_activation is None else self.opening_activation.name
-        return CNNProblem(mesh, self.n_channels, self.n_classes, in_channels=self.in_channels,
-                          activation=self.activation.name, opening_activation=opening,
-                          kernel_basis=self.kernel_basis,
-                          reference_spacing=self.reference_spacing, loss=self.loss)
+        return CNNProblem(
+            mesh,
+            self.n_channels,
+            self.n_classes,
+            in_channels=self.in_channels,
+            activation=self.activation.name,
+            opening_activation=opening,
+            kernel_basis=self.kernel_basis,
+            reference_spacing=self.reference_spacing,
+            loss=self.loss,
+        )
 
     def coarsen(self) -> "CNNProblem":
         """The same network on ``mesh.coarsen()`` (``H = 2h``)."""
@@ -154,7 +189,7 @@ class CNNProblem(ControlProblem):
     @property
     def kernel_entry_shape(self) -> tuple:
         """Trailing shape of one kernel in the layout: ``(3,)*dim`` or ``(3**dim,)``."""
-        return (3,) * self.dim if self.kernel_basis == "stencil" else (3 ** self.dim,)
+        return (3,) * self.dim if self.kernel_basis == "stencil" else (3**self.dim,)
 
     # ------------------------------------------------------------------ layout
     def layout(self, n_steps: int) -> ParameterLayout:
@@ -163,8 +198,12 @@ class CNNProblem(ControlProblem):
         return ParameterLayout(
             n_steps,
             controls={"K": (C, C) + kernel, "b": (C,)},
-            static={"K0": (C, self.in_channels) + kernel, "b0": (C,),
-                    "W": (self.n_classes, C) + self.mesh.shape, "c": (self.n_classes,)},
+            static={
+                "K0": (C, self.in_channels) + kernel,
+                "b0": (C,),
+                "W": (self.n_classes, C) + self.mesh.shape,
+                "c": (self.n_classes,),
+            },
             block_weights={"W": self.mesh.cell_volume},
         )
 
@@ -191,8 +230,9 @@ class CNNProblem(ControlProblem):
         x = check_finite(as_float_array(x, name, dtype=np.float64), name)
         return self.layout(self.n_steps_of(x, name)).unflatten(x, name)
 
-    def initial_parameters(self, n_steps: int, seed, *, kernel_scale: float = 1.0,
-                           opening_scale: float = 1.0) -> np.ndarray:
+    def initial_parameters(
+        self, n_steps: int, seed, *, kernel_scale: float = 1.0, opening_scale: float = 1.0
+    ) -> np.ndarray:
         """Seeded random kernels, zero biases and classifier: a flat vector of :meth:`layout`.
 
         Kernel weights are N(0, s^2) stencil weights with ``s = kernel_scale / sqrt(C 3^d)``
@@ -206,12 +246,15 @@ class CNNProblem(ControlProblem):
         rng = np.random.default_rng(seed)
         layout = self.layout(n_steps)
         params = layout.zeros()
-        taps = 3 ** self.dim
+        taps = 3**self.dim
         stencil = (3,) * self.dim
         C = self.n_channels
         K = kernel_scale / np.sqrt(C * taps) * rng.standard_normal((n_steps, C, C) + stencil)
-        K0 = (opening_scale / np.sqrt(self.in_channels * taps)
-              * rng.standard_normal((C, self.in_channels) + stencil))
+        K0 = (
+            opening_scale
+            / np.sqrt(self.in_channels * taps)
+            * rng.standard_normal((C, self.in_channels) + stencil)
+        )
         params["K"][...] = self.stencils_to_block(K)
         params["K0"][...] = self.stencils_to_block(K0)
         return params.flat
@@ -232,10 +275,10 @@ class CNNProblem(ControlProblem):
         return alpha / self._coefficient_scales.astype(alpha.dtype)
 
     def stencil_cotangent_to_block(self, stencil_bar: np.ndarray) -> np.ndarray:
-        """Transpose of :meth:`block_to_stencils`: ``kernel_matrix^T s_bar`` (identity for stencils)."""
+        """Transpose of :meth:`block_to_stencils`: ``kernel_matrix^T s_bar``."""
         if self.kernel_basis == "stencil":
             return stencil_bar
-        flat = stencil_bar.reshape(stencil_bar.shape[:-self.dim] + (3 ** self.dim,))
+        flat = stencil_bar.reshape(stencil_bar.shape[: -self.dim] + (3**self.dim,))
         return flat @ self.kernel_matrix.astype(stencil_bar.dtype, copy=False)
 
     # ------------------------------------------------------------------ data
@@ -252,30 +295,42 @@ class CNNProblem(ControlProblem):
         if images.ndim != self.dim + 2 or images.shape[1:] != full or images.shape[0] < 1:
             raise ValueError(
                 f"{name} must have shape (n_examples, {self.in_channels}, "
-                f"{', '.join(map(str, self.mesh.shape))}) for {self.mesh!r} with {self.in_channels} "
-                f"input channel(s), got {images.shape}; restrict or crop the images to the mesh"
+                f"{', '.join(map(str, self.mesh.shape))}) for {self.mesh!r} with "
+                f"{self.in_channels} input channel(s), got {images.shape}; restrict or crop the "
+                "images to the mesh"
             )
         return images
 
     def one_hot(self, labels, name: str = "labels") -> np.ndarray:
-        """One-hot targets ``(N, n_classes)`` (float64) of integer class labels in ``[0, n_classes)``."""
+        """One-hot targets ``(N, n_classes)``, float64, of integer labels in ``[0, n_classes)``."""
         labels = np.asarray(labels)
-        if labels.ndim != 1 or labels.size == 0 or not (
+        if (
+            labels.ndim != 1
+            or labels.size == 0
+            or not (
                 np.issubdtype(labels.dtype, np.integer)
-                or (np.issubdtype(labels.dtype, np.floating) and np.all(labels == np.round(labels)))):
-            raise ValueError(f"{name} must be a non-empty 1-D array of integer class indices, "
-                             f"got dtype {labels.dtype} shape {labels.shape}")
+                or (np.issubdtype(labels.dtype, np.floating) and np.all(labels == np.round(labels)))
+            )
+        ):
+            raise ValueError(
+                f"{name} must be a non-empty 1-D array of integer class indices, "
+                f"got dtype {labels.dtype} shape {labels.shape}"
+            )
         labels = labels.astype(np.int64)
         if labels.min() < 0 or labels.max() >= self.n_classes:
-            raise ValueError(f"{name} must lie in [0, {self.n_classes}) (n_classes = {self.n_classes}), "
-                             f"got range [{labels.min()}, {labels.max()}]")
+            raise ValueError(
+                f"{name} must lie in [0, {self.n_classes}) (n_classes = {self.n_classes}), "
+                f"got range [{labels.min()}, {labels.max()}]"
+            )
         return np.eye(self.n_classes)[labels]
 
     # ------------------------------------------------------------------ residual layers
     def linearize(self, y, control, static, t):
-        """``(sigma(K y + b), ResidualLinearization)``: one fused pass, reused by tangent/adjoint."""
+        """``(sigma(K y + b), ResidualLinearization)``: one fused pass, reused by the sweeps."""
         K = self.block_to_stencils(control["K"])
-        return residual_linearize(y, K, control["b"], dt=1.0, activation=self.activation, skip=False)
+        return residual_linearize(
+            y, K, control["b"], dt=1.0, activation=self.activation, skip=False
+        )
 
     def rhs(self, y, control, static, t):
         return self.linearize(y, control, static, t)[0]
@@ -333,8 +388,9 @@ class CNNProblem(ControlProblem):
         W = static["W"].reshape(self.n_classes, -1)
         dW = np.asarray(dstatic["W"], dtype=y_final.dtype).reshape(self.n_classes, -1)
         h_d = y_final.dtype.type(self.mesh.cell_volume)
-        return (h_d * (self._flat(dy_final) @ W.T + self._flat(y_final) @ dW.T)
-                + np.asarray(dstatic["c"], dtype=y_final.dtype))
+        return h_d * (self._flat(dy_final) @ W.T + self._flat(y_final) @ dW.T) + np.asarray(
+            dstatic["c"], dtype=y_final.dtype
+        )
 
     def output_adjoint(self, y_final, static, z_bar):
         z_bar = np.asarray(z_bar, dtype=y_final.dtype)
@@ -346,9 +402,19 @@ class CNNProblem(ControlProblem):
 
 
 # ---------------------------------------------------------------------- functional and prediction
-def cnn_functional(problem: CNNProblem, images, labels, n_steps: int, *, final_time=None,
-                   stepper="euler", regularizers=(), dtype=np.float64, chunk_size=None,
-                   checkpoint_every=None) -> ControlFunctional:
+def cnn_functional(
+    problem: CNNProblem,
+    images,
+    labels,
+    n_steps: int,
+    *,
+    final_time=None,
+    stepper="euler",
+    regularizers=(),
+    dtype=np.float64,
+    chunk_size=None,
+    checkpoint_every=None,
+) -> ControlFunctional:
     """The training objective of ``problem`` on labelled images (a ReducedFunctional).
 
     Parameters
@@ -369,19 +435,34 @@ def cnn_functional(problem: CNNProblem, images, labels, n_steps: int, *, final_t
     images = problem.check_images(images)
     targets = problem.one_hot(labels)
     if targets.shape[0] != images.shape[0]:
-        raise ValueError(f"labels must have one entry per image: {images.shape[0]} images, "
-                         f"{targets.shape[0]} labels")
+        raise ValueError(
+            f"labels must have one entry per image: {images.shape[0]} images, "
+            f"{targets.shape[0]} labels"
+        )
     layout = problem.layout(n_steps)
     final_time = float(layout.n_steps) if final_time is None else final_time
-    return ControlFunctional(problem, layout, images, targets, final_time=final_time,
-                             stepper=stepper, regularizers=regularizers, dtype=dtype,
-                             chunk_size=chunk_size, checkpoint_every=checkpoint_every)
+    return ControlFunctional(
+        problem,
+        layout,
+        images,
+        targets,
+        final_time=final_time,
+        stepper=stepper,
+        regularizers=regularizers,
+        dtype=dtype,
+        chunk_size=chunk_size,
+        checkpoint_every=checkpoint_every,
+    )
 
 
 def _check_cnn_functional(functional):
-    if not (isinstance(functional, ControlFunctional) and isinstance(functional.problem, CNNProblem)):
-        raise TypeError("functional must be a ControlFunctional of a CNNProblem (see cnn_functional), "
-                        f"got {type(functional).__name__}")
+    if not (
+        isinstance(functional, ControlFunctional) and isinstance(functional.problem, CNNProblem)
+    ):
+        raise TypeError(
+            "functional must be a ControlFunctional of a CNNProblem (see cnn_functional), "
+            f"got {type(functional).__name__}"
+        )
     return functional
 
 
@@ -397,18 +478,29 @@ def predict(functional: ControlFunctional, x, images=None, *, batch_size: int = 
     if images is not None:
         problem = functional.problem
         images = problem.check_images(images)
-        functional = ControlFunctional(problem, functional.layout, images,
-                                       np.zeros((images.shape[0], problem.n_classes)),
-                                       final_time=functional.final_time, stepper=functional.stepper,
-                                       dtype=functional.dtype)
+        functional = ControlFunctional(
+            problem,
+            functional.layout,
+            images,
+            np.zeros((images.shape[0], problem.n_classes)),
+            final_time=functional.final_time,
+            stepper=functional.stepper,
+            dtype=functional.dtype,
+        )
     n = functional.n_examples
-    return np.concatenate([
-        np.asarray(functional.forward(x, np.arange(i, min(i + batch_size, n))).outputs, np.float64)
-        for i in range(0, n, batch_size)])
+    return np.concatenate(
+        [
+            np.asarray(
+                functional.forward(x, np.arange(i, min(i + batch_size, n))).outputs, np.float64
+            )
+            for i in range(0, n, batch_size)
+        ]
+    )
 
 
-def accuracy(functional: ControlFunctional, x, images=None, labels=None, *,
-             batch_size: int = 1000) -> float:
+def accuracy(
+    functional: ControlFunctional, x, images=None, labels=None, *, batch_size: int = 1000
+) -> float:
     """Fraction of correctly classified examples (the functional's own data by default).
 
     With ``images`` the ``labels`` (integer classes) are required; without, the functional's
@@ -423,6 +515,8 @@ def accuracy(functional: ControlFunctional, x, images=None, labels=None, *,
         truth = np.argmax(functional.problem.one_hot(labels), axis=1)
     scores = predict(functional, x, images, batch_size=batch_size)
     if scores.shape[0] != truth.shape[0]:
-        raise ValueError(f"labels must have one entry per image: {scores.shape[0]} images, "
-                         f"{truth.shape[0]} labels")
+        raise ValueError(
+            f"labels must have one entry per image: {scores.shape[0]} images, "
+            f"{truth.shape[0]} labels"
+        )
     return float(np.mean(np.argmax(scores, axis=1) == truth))

@@ -21,6 +21,7 @@
 * :func:`classifier_tikhonov` - :class:`~pdecontrol.control.Tikhonov` on ``W`` (block weight
   ``h^d``, so ``alpha/2 int W^2 dx``: mesh independent).
 """
+
 from __future__ import annotations
 
 import numbers
@@ -32,13 +33,18 @@ from pdecontrol.stencils import derivative_basis, stencil_to_coefficients
 
 from .network import CNNProblem, _per_axis_spacing
 
-__all__ = ["high_order_kernel_penalty", "high_order_coefficient_matrix", "time_smoothness",
-           "classifier_tikhonov"]
+__all__ = [
+    "high_order_kernel_penalty",
+    "high_order_coefficient_matrix",
+    "time_smoothness",
+    "classifier_tikhonov",
+]
 
 
-def high_order_coefficient_matrix(problem: CNNProblem, min_order: int = 1,
-                                  reference_spacing=None) -> np.ndarray:
-    """Matrix ``(n_rows, 3^d)``: kernel block entry -> its coefficients ``beta_m``, ``|m| >= min_order``.
+def high_order_coefficient_matrix(
+    problem: CNNProblem, min_order: int = 1, reference_spacing=None
+) -> np.ndarray:
+    """Matrix ``(n_rows, 3^d)``: kernel block entry -> ``beta_m`` for ``|m| >= min_order``.
 
     Rows in multi-index C order (only the selected orders). Acts on the problem's kernel blocks
     (stencils or derivative coefficients alike).
@@ -46,23 +52,37 @@ def high_order_coefficient_matrix(problem: CNNProblem, min_order: int = 1,
     if not isinstance(problem, CNNProblem):
         raise TypeError(f"problem must be a CNNProblem, got {type(problem).__name__}")
     dim = problem.dim
-    if (isinstance(min_order, bool) or not isinstance(min_order, numbers.Integral)
-            or not 1 <= min_order <= 2 * dim):
-        raise ValueError(f"min_order must be an integer in [1, {2 * dim}] for {dim}D kernels, "
-                         f"got {min_order!r}")
-    reference = (problem.reference_spacing if reference_spacing is None
-                 else _per_axis_spacing(reference_spacing, dim, "reference_spacing"))
+    if (
+        isinstance(min_order, bool)
+        or not isinstance(min_order, numbers.Integral)
+        or not 1 <= min_order <= 2 * dim
+    ):
+        raise ValueError(
+            f"min_order must be an integer in [1, {2 * dim}] for {dim}D kernels, "
+            f"got {min_order!r}"
+        )
+    reference = (
+        problem.reference_spacing
+        if reference_spacing is None
+        else _per_axis_spacing(reference_spacing, dim, "reference_spacing")
+    )
     multi_indices = np.array(derivative_basis(dim).multi_indices)
-    scales = np.prod(np.array(reference) ** multi_indices, axis=1)          # l^|m|
-    unit_stencils = np.eye(3 ** dim).reshape((3 ** dim,) + (3,) * dim)
+    scales = np.prod(np.array(reference) ** multi_indices, axis=1)  # l^|m|
+    unit_stencils = np.eye(3**dim).reshape((3**dim,) + (3,) * dim)
     # column j: physical coefficients of unit stencil j, in units of l
     stencil_to_beta = (stencil_to_coefficients(unit_stencils, problem.mesh.h, dim) / scales).T
     keep = multi_indices.sum(axis=1) >= min_order
     return stencil_to_beta[keep] @ problem.kernel_matrix
 
 
-def high_order_kernel_penalty(problem: CNNProblem, alpha: float, *, min_order: int = 1,
-                              reference_spacing=None, blocks=("K", "K0")) -> list:
+def high_order_kernel_penalty(
+    problem: CNNProblem,
+    alpha: float,
+    *,
+    min_order: int = 1,
+    reference_spacing=None,
+    blocks=("K", "K0"),
+) -> list:
     """``alpha/2 sum ||beta_{|m| >= min_order}||^2`` on every kernel of ``blocks`` (see module doc).
 
     Returns a list of :class:`~pdecontrol.control.QuadraticPenalty` (one per block), ready for
@@ -76,10 +96,10 @@ def high_order_kernel_penalty(problem: CNNProblem, alpha: float, *, min_order: i
 
 
 def time_smoothness(alpha: float, final_time: float, blocks=("K", "b")) -> list:
-    """:class:`~pdecontrol.control.TimeSmoothness` ``alpha/2 int |d theta/dt|^2 dt`` on each control block."""
+    """``TimeSmoothness``: ``alpha/2 int |d theta/dt|^2 dt`` on each control block."""
     return [TimeSmoothness(block, alpha, final_time) for block in blocks]
 
 
 def classifier_tikhonov(alpha: float) -> Tikhonov:
-    """``alpha/2 h^d ||W||^2`` (= ``alpha/2 int |W|^2 dx``); the ridge weight of the classifier solve."""
+    """``alpha/2 h^d ||W||^2 = alpha/2 int |W|^2 dx``: the ridge weight of the classifier."""
     return Tikhonov("W", alpha)

@@ -22,6 +22,7 @@ interpolation and ``R`` full weighting, ``P = 2^d R^T`` (:mod:`pdecontrol.transf
 
 Several levels are compositions of one-level maps (``levels`` argument).
 """
+
 from __future__ import annotations
 
 import numbers
@@ -30,13 +31,24 @@ from functools import lru_cache
 import numpy as np
 from scipy.sparse.linalg import LinearOperator
 
-from pdecontrol.transfer import (prolong, prolong_stencil, prolongation_matrix, restrict,
-                                 restrict_stencil, restriction_matrix)
+from pdecontrol.transfer import (
+    prolong,
+    prolong_stencil,
+    prolongation_matrix,
+    restrict,
+    restrict_stencil,
+    restriction_matrix,
+)
 
 from .network import CNNProblem
 
-__all__ = ["NetworkTransfer", "restrict_network", "prolong_network", "restrict_classifier_only",
-           "network_restriction_operator"]
+__all__ = [
+    "NetworkTransfer",
+    "restrict_network",
+    "prolong_network",
+    "restrict_classifier_only",
+    "network_restriction_operator",
+]
 
 _KERNEL_BLOCKS = ("K", "K0")
 _UNCHANGED_BLOCKS = ("b", "b0", "c")
@@ -82,12 +94,14 @@ class NetworkTransfer:
         if not isinstance(fine, CNNProblem):
             raise TypeError(f"fine must be a CNNProblem, got {type(fine).__name__}")
         if not fine.mesh.can_coarsen:
-            raise ValueError(f"the fine mesh {fine.mesh!r} cannot be coarsened (every axis needs an "
-                             "even number of nodes >= 2); pad or crop the images")
+            raise ValueError(
+                f"the fine mesh {fine.mesh!r} cannot be coarsened (every axis needs an "
+                "even number of nodes >= 2); pad or crop the images"
+            )
         self.fine, self.coarse = fine, fine.coarsen()
         self.fine_layout, self.coarse_layout = fine.layout(n_steps), self.coarse.layout(n_steps)
         self.dim = fine.dim
-        taps = 3 ** self.dim
+        taps = 3**self.dim
         # T^T row j = coarse block of the Galerkin restriction of fine unit block j
         unit = np.eye(taps).reshape((taps,) + fine.kernel_entry_shape)
         restricted = restrict_stencil(fine.block_to_stencils(unit), self.dim)
@@ -101,8 +115,8 @@ class NetworkTransfer:
     # ------------------------------------------------------------------ helpers
     def _map_kernels(self, matrix: np.ndarray, block: np.ndarray, entry_shape: tuple) -> np.ndarray:
         """``matrix`` applied to every flattened kernel entry of ``block``; (..., 3^d)."""
-        lead = block.shape[:block.ndim - len(entry_shape)]
-        return block.reshape(lead + (3 ** self.dim,)) @ matrix.T
+        lead = block.shape[: block.ndim - len(entry_shape)]
+        return block.reshape(lead + (3**self.dim,)) @ matrix.T
 
     def _check(self, x, layout, name):
         problem = self.fine if layout is self.fine_layout else self.coarse
@@ -111,10 +125,13 @@ class NetworkTransfer:
             raise ValueError(
                 f"{name} has shape {x.shape} but the network on {problem.mesh!r} with "
                 f"{layout.n_steps} layers has {layout.size} parameters; check the mesh level and "
-                "the number of layers")
+                "the number of layers"
+            )
         return layout.unflatten(x, name)
 
-    def _assemble(self, source, target_layout, kernel_matrix, source_entry, target_entry, classifier):
+    def _assemble(
+        self, source, target_layout, kernel_matrix, source_entry, target_entry, classifier
+    ):
         out = target_layout.zeros()
         for name in _KERNEL_BLOCKS:
             mapped = self._map_kernels(kernel_matrix, source[name], source_entry)
@@ -128,40 +145,61 @@ class NetworkTransfer:
     def restrict(self, x) -> np.ndarray:
         """Fine parameter vector -> coarse (Galerkin kernels, ``W_H = R W_h``, biases kept)."""
         source = self._check(x, self.fine_layout, "x")
-        return self._assemble(source, self.coarse_layout, self.kernel_restriction,
-                              self.fine.kernel_entry_shape, self.coarse.kernel_entry_shape,
-                              lambda W: restrict(W, self.dim))
+        return self._assemble(
+            source,
+            self.coarse_layout,
+            self.kernel_restriction,
+            self.fine.kernel_entry_shape,
+            self.coarse.kernel_entry_shape,
+            lambda W: restrict(W, self.dim),
+        )
 
     def restrict_adjoint(self, v) -> np.ndarray:
         """Euclidean transpose of :meth:`restrict`: coarse (dual) vector -> fine."""
         source = self._check(v, self.coarse_layout, "v")
-        return self._assemble(source, self.fine_layout, self.kernel_restriction.T,
-                              self.coarse.kernel_entry_shape, self.fine.kernel_entry_shape,
-                              lambda W: 2.0 ** -self.dim * prolong(W, self.dim))
+        return self._assemble(
+            source,
+            self.fine_layout,
+            self.kernel_restriction.T,
+            self.coarse.kernel_entry_shape,
+            self.fine.kernel_entry_shape,
+            lambda W: 2.0**-self.dim * prolong(W, self.dim),
+        )
 
     def prolong(self, x) -> np.ndarray:
         """Coarse parameter vector -> fine: inverse Galerkin kernels, ``W_h = P (R P)^-1 W_H``."""
         source = self._check(x, self.coarse_layout, "x")
         inverses = [_inverse_rp(n) for n in self.coarse.mesh.shape]
-        return self._assemble(source, self.fine_layout, self.kernel_prolongation,
-                              self.coarse.kernel_entry_shape, self.fine.kernel_entry_shape,
-                              lambda W: prolong(_apply_per_axis(inverses, W), self.dim))
+        return self._assemble(
+            source,
+            self.fine_layout,
+            self.kernel_prolongation,
+            self.coarse.kernel_entry_shape,
+            self.fine.kernel_entry_shape,
+            lambda W: prolong(_apply_per_axis(inverses, W), self.dim),
+        )
 
     def restrict_classifier_only(self, x) -> np.ndarray:
         """The paper's ablation: ``W_H = R W_h``, fine stencil weights used unchanged on ``H``."""
         source = self._check(x, self.fine_layout, "x")
         out = self.coarse_layout.zeros()
         for name in _KERNEL_BLOCKS:
-            out[name][...] = self.coarse.stencils_to_block(self.fine.block_to_stencils(source[name]))
+            out[name][...] = self.coarse.stencils_to_block(
+                self.fine.block_to_stencils(source[name])
+            )
         for name in _UNCHANGED_BLOCKS:
             out[name][...] = source[name]
         out["W"][...] = restrict(source["W"], self.dim)
         return out.flat
 
     def operator(self) -> LinearOperator:
-        """:meth:`restrict` as a ``LinearOperator`` (coarse size x fine size) with exact ``rmatvec``."""
-        return LinearOperator((self.coarse_layout.size, self.fine_layout.size),
-                              matvec=self.restrict, rmatvec=self.restrict_adjoint, dtype=np.float64)
+        """:meth:`restrict` as a ``LinearOperator`` (coarse x fine size), exact ``rmatvec``."""
+        return LinearOperator(
+            (self.coarse_layout.size, self.fine_layout.size),
+            matvec=self.restrict,
+            rmatvec=self.restrict_adjoint,
+            dtype=np.float64,
+        )
 
 
 def _check_levels(levels) -> int:
@@ -223,5 +261,9 @@ def network_restriction_operator(fine: CNNProblem, n_steps: int, levels: int = 1
             v = transfer.restrict_adjoint(np.ravel(v))
         return v
 
-    return LinearOperator((transfers[-1].coarse_layout.size, transfers[0].fine_layout.size),
-                          matvec=matvec, rmatvec=rmatvec, dtype=np.float64)
+    return LinearOperator(
+        (transfers[-1].coarse_layout.size, transfers[0].fine_layout.size),
+        matvec=matvec,
+        rmatvec=rmatvec,
+        dtype=np.float64,
+    )
