@@ -188,3 +188,15 @@ def test_bad_input_raises_clear_errors(rng):
         CNNProblem(Mesh((8, 8)), 2, 3, kernel_basis="derivative", reference_spacing=(0.1, 0.1, 0.1))
     with pytest.raises(ValueError, match="both images and labels"):
         accuracy(J, J.problem.initial_parameters(2, 0), images)
+
+
+@pytest.mark.parametrize("loss", [None, SoftmaxCrossEntropyLoss()], ids=["lsq", "softmax"])
+@pytest.mark.parametrize("seed", [1, 2])
+def test_verify_problem_at_random_points_with_small_steps(loss, seed):
+    """At arbitrary (unfitted, unit-size) points the remainders need smaller steps to reach the
+    eps**2 regime; with them every derivative pair passes (default steps fail at these points)."""
+    rng = np.random.default_rng(seed)
+    _, functional = small_functional(rng, loss=loss, stepper="rk4")
+    x = rng.standard_normal(functional.size)
+    report = verify_problem(functional, x, eps=1e-4 * 0.5 ** np.arange(6))
+    assert report.passed, report
