@@ -1,0 +1,261 @@
+"""Settings of CNN training: one frozen, validated dataclass (safe to share between runs).
+
+:class:`TrainingSettings` holds everything that defines a training run apart from the data and the
+choice of driver (:mod:`problems.cnn.training`): the network (channels, layers, final time,
+activation, kernel basis, loss, stepper), the regularisation weights, the optimiser schedule
+(outer iterations, Gauss-Newton steps per outer iteration, CG iterations and tolerance,
+sub-sample size), the seed and the compute dtype. It round-trips through JSON
+(:meth:`TrainingSettings.to_json` / :meth:`TrainingSettings.from_json`), which is how checkpoints
+store it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import numbers
+from dataclasses import dataclass
+
+import numpy as np
+
+from pdecontrol.control import LeastSquaresLoss, SoftmaxCrossEntropyLoss
+from pdecontrol.control.timestepping import get_stepper
+from pdecontrol.ops import get_activation
+
+from pdecontrol.mesh import Mesh
+
+from .classifier import ClassifierSolver
+from .network import KERNEL_BASES, CNNProblem
+from .regularization import classifier_tikhonov, high_order_kernel_penalty, time_smoothness
+
+__all__ = ["TrainingSettings", "LOSSES"]
+
+#: Loss names accepted by :attr:`TrainingSettings.loss`.
+LOSSES = {"least_squares": LeastSquaresLoss, "softmax_cross_entropy": SoftmaxCrossEntropyLoss}
+
+
+def _integer(value, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"TrainingSettings.{name} must be an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"TrainingSettings.{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def _real(value, name: str, *, positive: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"TrainingSettings.{name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    if not np.isfinite(value) or value < 0 or (positive and value == 0):
+        bound = "> 0" if positive else ">= 0"
+        raise ValueError(f"TrainingSettings.{name} must be finite and {bound}, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """Network, regularisation and optimiser settings of a training run (immutable).
+
+    Parameters
+    ----------
+    n_channels : int
+        ``C``, channels of the residual layers.
+    n_steps : int
+        Residual layers (time steps). Time continuation starts from fewer (see
+        :func:`problems.cnn.training.train_time_continuation`) and ends at this number.
+    final_time : float or None
+        ``T``; ``None`` means ``T = n_steps`` (``dt = 1`` at ``n_steps`` layers, the plain ResNet).
+    activation : {"tanh", "relu", "smooth_relu"}
+        ``sigma`` of the residual layers.
+    opening_activation : {None, "tanh", "relu", "smooth_relu"}
+        Activation after the opening convolution (``None``: linear opening).
+    kernel_basis : {"stencil", "derivative"}
+        Parameterisation of the kernels (:class:`problems.cnn.network.CNNProblem`).
+    loss : {"least_squares", "softmax_cross_entropy"}
+        Least squares on one-hot labels (the paper) allows the exact classifier solve; with
+        cross-entropy the classifier is trained by Gauss-Newton with the kernels.
+    stepper : {"euler", "midpoint", "rk4"}
+        Time integrator (forward Euler is the ResNet).
+    high_order_penalty : float
+        Weight of :func:`problems.cnn.regularization.high_order_kernel_penalty` (derivative
+        coefficients of order ``>= high_order_min_order`` in units of the finest spacing).
+    high_order_min_order : int
+        Lowest derivative order penalised (1 .. 2 * dim).
+    time_smoothness : float
+        Weight of :func:`problems.cnn.regularization.time_smoothness` on ``K`` and ``b``.
+    classifier_tikhonov : float
+        Weight of ``alpha/2 int |W|^2 dx`` (the ridge weight of the classifier solve).
+    classifier_rtol : float
+        Relative residual of the classifier's CG solve (used when the training set is too large
+        for the exact dual solve of :class:`~problems.cnn.classifier.ClassifierSolver`).
+    outer_iterations : int
+        Outer iterations per stage (level or layer count) of the schedule.
+    gauss_newton_steps : int
+        Sub-sampled Gauss-Newton-CG steps on kernels and biases per outer iteration.
+    cg_iterations : int
+        CG iterations per Gauss-Newton step (at most).
+    cg_rtol : float
+        Relative CG residual at which a Gauss-Newton step stops early, in (0, 1).
+    batch_size : int or None
+        Examples drawn (without replacement) per Gauss-Newton step for the gradient, the
+        Gauss-Newton products and the line search (the paper: 10,000); ``None`` uses all.
+    seed : int
+        Seeds the initial kernels and the sub-samples (one generator for the whole schedule).
+    dtype : {"float32", "float64"}
+        Compute dtype of states (float32 for speed; float64 for derivative tests).
+    kernel_scale : float
+        Scale of the random initial kernels (:meth:`CNNProblem.initial_parameters`).
+    chunk_size : int or None
+        Examples processed at a time inside a functional (bounds memory); ``None``: all at once.
+    """
+
+    n_channels: int = 8
+    n_steps: int = 2
+    final_time: float | None = None
+    activation: str = "tanh"
+    opening_activation: str | None = None
+    kernel_basis: str = "stencil"
+    loss: str = "least_squares"
+    stepper: str = "euler"
+    high_order_penalty: float = 0.0
+    high_order_min_order: int = 1
+    time_smoothness: float = 0.0
+    classifier_tikhonov: float = 1e-3
+    classifier_rtol: float = 1e-6
+    outer_iterations: int = 10
+    gauss_newton_steps: int = 2
+    cg_iterations: int = 10
+    cg_rtol: float = 1e-2
+    batch_size: int | None = 10_000
+    seed: int = 0
+    dtype: str = "float32"
+    kernel_scale: float = 1.0
+    chunk_size: int | None = None
+
+    def __post_init__(self):
+        for name in ("n_channels", "n_steps", "outer_iterations", "gauss_newton_steps",
+                     "cg_iterations", "high_order_min_order"):
+            _integer(getattr(self, name), name, 1)
+        _integer(self.seed, "seed", 0)
+        for name in ("batch_size", "chunk_size"):
+            if getattr(self, name) is not None:
+                _integer(getattr(self, name), name, 1)
+        if self.final_time is not None:
+            _real(self.final_time, "final_time", positive=True)
+        for name in ("high_order_penalty", "time_smoothness", "classifier_tikhonov"):
+            _real(getattr(self, name), name)
+        _real(self.kernel_scale, "kernel_scale", positive=True)
+        for name in ("cg_rtol", "classifier_rtol"):
+            if _real(getattr(self, name), name, positive=True) >= 1:
+                raise ValueError(f"TrainingSettings.{name} must lie in (0, 1), got {getattr(self, name)}")
+        for name in ("activation", "opening_activation"):
+            value = getattr(self, name)
+            if value is None and name == "opening_activation":
+                continue
+            if not isinstance(value, str):
+                raise TypeError(f"TrainingSettings.{name} must be an activation name (str), "
+                                f"got {type(value).__name__}")
+            try:
+                get_activation(value)
+            except (ValueError, KeyError, TypeError) as error:
+                raise ValueError(f"TrainingSettings.{name}: {error}") from None
+        if self.kernel_basis not in KERNEL_BASES:
+            raise ValueError(f"TrainingSettings.kernel_basis must be one of {KERNEL_BASES}, "
+                             f"got {self.kernel_basis!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"TrainingSettings.loss must be one of {sorted(LOSSES)}, got {self.loss!r}")
+        if not isinstance(self.stepper, str):
+            raise TypeError(f"TrainingSettings.stepper must be a stepper name (str), "
+                            f"got {type(self.stepper).__name__}")
+        try:
+            get_stepper(self.stepper)
+        except ValueError as error:
+            raise ValueError(f"TrainingSettings.stepper: {error}") from None
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"TrainingSettings.dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        if self.high_order_min_order > 6:
+            raise ValueError("TrainingSettings.high_order_min_order must be <= 2 * dim (at most 6), "
+                             f"got {self.high_order_min_order}")
+
+    # ------------------------------------------------------------------ derived
+    @property
+    def compute_dtype(self) -> np.dtype:
+        """:attr:`dtype` as a numpy dtype."""
+        return np.dtype(self.dtype)
+
+    @property
+    def exact_classifier(self) -> bool:
+        """Whether ``(W, c)`` is solved exactly (least squares) rather than trained by Gauss-Newton."""
+        return self.loss == "least_squares"
+
+    def make_loss(self):
+        """A new loss object of :attr:`loss`."""
+        return LOSSES[self.loss]()
+
+    @property
+    def time_horizon(self) -> float:
+        """``T``: :attr:`final_time`, else :attr:`n_steps` (fixed for the whole schedule, also
+        while time continuation trains fewer layers with a larger ``dt``)."""
+        return float(self.n_steps) if self.final_time is None else float(self.final_time)
+
+    def make_problem(self, mesh: Mesh, n_classes: int, *, in_channels: int = 1,
+                     reference_spacing=None) -> CNNProblem:
+        """The :class:`CNNProblem` of these settings on ``mesh`` (``reference_spacing``: the
+        finest spacing of a hierarchy; default ``mesh.h``)."""
+        return CNNProblem(mesh, self.n_channels, n_classes, in_channels=in_channels,
+                          activation=self.activation, opening_activation=self.opening_activation,
+                          kernel_basis=self.kernel_basis, reference_spacing=reference_spacing,
+                          loss=self.make_loss())
+
+    def make_regularizers(self, problem: CNNProblem) -> list:
+        """The regularisers of the training objective of ``problem`` (zero weights omitted):
+        high-order kernel penalty (units of ``problem.reference_spacing``), time smoothness of
+        ``K`` and ``b`` over ``[0, T]``, Tikhonov on ``W``."""
+        regularizers = []
+        if self.high_order_penalty > 0:
+            regularizers += high_order_kernel_penalty(problem, self.high_order_penalty,
+                                                      min_order=self.high_order_min_order)
+        if self.time_smoothness > 0:
+            regularizers += time_smoothness(self.time_smoothness, self.time_horizon)
+        if self.classifier_tikhonov > 0:
+            regularizers.append(classifier_tikhonov(self.classifier_tikhonov))
+        return regularizers
+
+    def classifier_solver(self, functional) -> ClassifierSolver:
+        """The exact ``(W, c)`` solve on ``functional``: the dual (Gram) solve for up to 4,000
+        examples with ``classifier_tikhonov > 0``, else CG to :attr:`classifier_rtol`."""
+        gram = functional.n_examples <= 4000 and self.classifier_tikhonov > 0
+        return ClassifierSolver(functional, method="gram" if gram else "cg",
+                                rtol=self.classifier_rtol, batch_size=self.chunk_size or 1000)
+
+    def replace(self, **changes) -> "TrainingSettings":
+        """A copy with some fields changed (validated)."""
+        return dataclasses.replace(self, **changes)
+
+    # ------------------------------------------------------------------ serialisation
+    def to_dict(self) -> dict:
+        """Plain dict of the fields (JSON-compatible)."""
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        """The settings as a JSON string (keys sorted)."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainingSettings":
+        """Settings from :meth:`to_dict` output; unknown keys raise ``ValueError``."""
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown TrainingSettings fields {unknown}; known fields are {sorted(known)}")
+        return cls(**values)
+
+    @classmethod
+    def from_json(cls, text: str) -> "TrainingSettings":
+        """Inverse of :meth:`to_json`."""
+        try:
+            values = json.loads(text)
+        except (TypeError, json.JSONDecodeError) as error:
+            raise ValueError(f"TrainingSettings JSON cannot be parsed: {error}") from None
+        if not isinstance(values, dict):
+            raise ValueError(f"TrainingSettings JSON must hold an object, got {type(values).__name__}")
+        return cls.from_dict(values)

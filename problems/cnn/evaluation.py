@@ -1,0 +1,347 @@
+"""Trained networks and inference across scales.
+
+A :class:`TrainedNetwork` is a :class:`~problems.cnn.network.CNNProblem` (mesh, channels,
+activation, basis, loss), a flat parameter vector and the :class:`~problems.cnn.config.TrainingSettings`
+that fix the time horizon, stepper and dtype. It classifies images on its own mesh and moves to
+coarser or finer meshes with :mod:`problems.cnn.transfer` (no data used):
+
+* :meth:`TrainedNetwork.restrict` - Galerkin kernels ``R K P``, classifier ``W_H = R W_h``,
+  biases kept (the paper's inference across scales);
+* :meth:`TrainedNetwork.restrict_classifier_only` - the paper's ablation: ``W`` restricted, the
+  fine stencil weights used unchanged on the coarse mesh;
+* :meth:`TrainedNetwork.prolong` - inverse Galerkin kernels, ``W_h = P (R P)^-1 W_H`` (a coarse
+  network used on finer images);
+* :meth:`TrainedNetwork.on_mesh` - whichever of those reaches a given mesh.
+
+:func:`evaluate_across_scales` tabulates accuracy by resolution and variant (an
+``xarray.Dataset``); :func:`image_pyramid` makes the restricted test sets.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import xarray as xr
+
+from pdecontrol.mesh import Mesh
+from pdecontrol.transfer import prolong, restrict_image
+
+from .config import TrainingSettings
+from .network import CNNProblem, cnn_functional, predict
+from .transfer import prolong_network, restrict_classifier_only, restrict_network
+
+__all__ = ["TrainedNetwork", "VARIANTS", "evaluate_across_scales", "image_pyramid",
+           "confusion_matrix", "as_labelled_images", "levels_between"]
+
+#: Columns of :func:`evaluate_across_scales`.
+VARIANTS = ("galerkin", "classifier_only", "galerkin_refit_classifier", "interpolated_input")
+
+
+def as_labelled_images(data, name: str = "data") -> tuple[np.ndarray, np.ndarray]:
+    """``(images, labels)`` from a pair of arrays or an image-set ``xarray.Dataset``.
+
+    Images keep their dtype (``(N, n, n)`` or ``(N, C_in, n, n)``); labels become int64.
+    """
+    if isinstance(data, xr.Dataset):
+        if "images" not in data or "labels" not in data:
+            raise ValueError(f"{name} as an xarray.Dataset needs 'images' and 'labels' variables "
+                             f"(see problems.cnn.data), got {list(data.data_vars)}")
+        images = data["images"]
+        spatial = [d for d in ("z", "y", "x") if d in images.dims]
+        others = [d for d in images.dims if d not in spatial and d != "example"]
+        images = images.transpose("example", *others, *spatial).values
+        return images, data["labels"].values.astype(np.int64)
+    if not isinstance(data, (tuple, list)) or len(data) != 2:
+        raise TypeError(f"{name} must be an (images, labels) pair or an image-set xarray.Dataset, "
+                        f"got {type(data).__name__}")
+    images, labels = np.asarray(data[0]), np.asarray(data[1])
+    if labels.ndim != 1 or images.shape[:1] != labels.shape:
+        raise ValueError(f"{name}: labels must be 1-D with one entry per image, got images "
+                         f"{images.shape} and labels {labels.shape}")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"{name}: labels must be integer class indices, got dtype {labels.dtype}")
+    return images, labels.astype(np.int64)
+
+
+def levels_between(source: Mesh, target: Mesh) -> int:
+    """Number of coarsenings from ``source`` to ``target`` (negative: refinements).
+
+    Raises ``ValueError`` naming both meshes if ``target`` is not ``source`` coarsened or refined
+    a whole number of times (same extent and origin, spacing ratio a power of 2).
+    """
+    if source == target:
+        return 0
+    for direction, step in ((1, Mesh.coarsen), (-1, Mesh.refine)):
+        mesh, levels = source, 0
+        while levels < 16:
+            if direction == 1 and not mesh.can_coarsen:
+                break
+            mesh, levels = step(mesh), levels + 1
+            if mesh == target:
+                return direction * levels
+            if mesh.dim != target.dim or (direction == 1 and mesh.size < target.size) \
+                    or (direction == -1 and mesh.size > target.size):
+                break
+    raise ValueError(f"the mesh {target!r} is not reached from {source!r} by coarsening or refining "
+                     "(halving or doubling every axis, same extent and origin); resample the images "
+                     "to a mesh of the network's hierarchy")
+
+
+@dataclass(frozen=True, eq=False)
+class TrainedNetwork:
+    """A network on one mesh: problem, flat parameters and the settings it runs with.
+
+    Parameters
+    ----------
+    problem : CNNProblem
+        Mesh, channels, classes, activation, kernel basis, loss.
+    parameters : ndarray, shape (problem.layout(n_steps).size,)
+        Flat float64 vector (copied, read-only). ``n_steps`` is read from its length.
+    settings : TrainingSettings
+        Time horizon ``T`` (:attr:`TrainingSettings.time_horizon`), stepper, compute dtype and
+        chunk size used to run the network; the network fields (channels, activation, basis,
+        loss) must agree with ``problem``.
+    """
+
+    problem: CNNProblem
+    parameters: np.ndarray
+    settings: TrainingSettings
+
+    def __post_init__(self):
+        if not isinstance(self.problem, CNNProblem):
+            raise TypeError(f"problem must be a CNNProblem, got {type(self.problem).__name__}")
+        if not isinstance(self.settings, TrainingSettings):
+            raise TypeError(f"settings must be TrainingSettings, got {type(self.settings).__name__}")
+        problem, settings = self.problem, self.settings
+        mismatched = [(name, mine, theirs) for name, mine, theirs in (
+            ("n_channels", problem.n_channels, settings.n_channels),
+            ("activation", problem.activation.name, settings.activation),
+            ("opening_activation",
+             None if problem.opening_activation is None else problem.opening_activation.name,
+             settings.opening_activation),
+            ("kernel_basis", problem.kernel_basis, settings.kernel_basis),
+            ("loss", type(problem.loss), type(settings.make_loss())),
+        ) if mine != theirs]
+        if mismatched:
+            raise ValueError("problem and settings disagree on " + ", ".join(
+                f"{name} ({mine!r} vs {theirs!r})" for name, mine, theirs in mismatched))
+        parameters = np.array(problem.parameters(self.parameters, "parameters").flat, dtype=np.float64)
+        parameters.setflags(write=False)
+        object.__setattr__(self, "parameters", parameters)
+
+    # ------------------------------------------------------------------ description
+    @property
+    def mesh(self) -> Mesh:
+        """The mesh the network runs on."""
+        return self.problem.mesh
+
+    @property
+    def n_steps(self) -> int:
+        """Residual layers."""
+        return self.problem.n_steps_of(self.parameters)
+
+    @property
+    def final_time(self) -> float:
+        """``T`` (``dt = T / n_steps``)."""
+        return self.settings.time_horizon
+
+    def blocks(self):
+        """Read-only structured view (:class:`~pdecontrol.control.Parameters`) of the parameters."""
+        return self.problem.layout(self.n_steps).unflatten(self.parameters)
+
+    def __repr__(self) -> str:
+        return (f"TrainedNetwork(mesh={self.mesh!r}, n_steps={self.n_steps}, "
+                f"n_channels={self.problem.n_channels}, n_classes={self.problem.n_classes}, "
+                f"final_time={self.final_time}, stepper={self.settings.stepper!r})")
+
+    # ------------------------------------------------------------------ running
+    def functional(self, images, labels, *, regularized: bool = False):
+        """The :class:`~pdecontrol.control.ControlFunctional` of this network on labelled images
+        (with the settings' regularisers if ``regularized``)."""
+        regularizers = self.settings.make_regularizers(self.problem) if regularized else ()
+        return cnn_functional(self.problem, images, labels, self.n_steps,
+                              final_time=self.final_time, stepper=self.settings.stepper,
+                              regularizers=regularizers, dtype=self.settings.compute_dtype,
+                              chunk_size=self.settings.chunk_size)
+
+    def predict(self, images, *, batch_size: int = 1000) -> np.ndarray:
+        """Class scores ``(N, n_classes)`` (float64) of images on :attr:`mesh`."""
+        images = self.problem.check_images(images)
+        labels = np.zeros(images.shape[0], dtype=np.int64)
+        return predict(self.functional(images, labels), self.parameters, batch_size=batch_size)
+
+    def classify(self, images, *, batch_size: int = 1000) -> np.ndarray:
+        """Predicted classes ``(N,)`` (int64)."""
+        return np.argmax(self.predict(images, batch_size=batch_size), axis=1)
+
+    def accuracy(self, images, labels, *, batch_size: int = 1000) -> float:
+        """Fraction of ``images`` classified as ``labels``."""
+        truth = np.argmax(self.problem.one_hot(labels), axis=1)
+        predicted = self.classify(images, batch_size=batch_size)
+        if predicted.shape != truth.shape:
+            raise ValueError(f"labels must have one entry per image: {predicted.size} images, "
+                             f"{truth.size} labels")
+        return float(np.mean(predicted == truth))
+
+    # ------------------------------------------------------------------ moving between meshes
+    def _moved(self, problem: CNNProblem, parameters) -> "TrainedNetwork":
+        return TrainedNetwork(problem, parameters, self.settings)
+
+    def _coarse_problem(self, levels: int) -> CNNProblem:
+        problem = self.problem
+        for _ in range(levels):
+            problem = problem.coarsen()
+        return problem
+
+    def restrict(self, levels: int = 1) -> "TrainedNetwork":
+        """The Galerkin-restricted network on the mesh coarsened ``levels`` times."""
+        x = restrict_network(self.problem, self.parameters, levels)
+        return self._moved(self._coarse_problem(levels), x)
+
+    def restrict_classifier_only(self, levels: int = 1) -> "TrainedNetwork":
+        """The ablation: only ``W`` restricted, stencil weights and biases as on the fine mesh."""
+        x = restrict_classifier_only(self.problem, self.parameters, levels)
+        return self._moved(self._coarse_problem(levels), x)
+
+    def prolong(self, levels: int = 1) -> "TrainedNetwork":
+        """The network prolonged (inverse Galerkin kernels) to the mesh refined ``levels`` times."""
+        x = prolong_network(self.problem, self.parameters, levels)
+        problem = self.problem
+        for _ in range(levels):
+            problem = problem.refine()
+        return self._moved(problem, x)
+
+    def on_mesh(self, mesh: Mesh) -> "TrainedNetwork":
+        """This network moved to ``mesh`` (restricted or prolonged; itself if the mesh is the same)."""
+        if not isinstance(mesh, Mesh):
+            raise TypeError(f"mesh must be a pdecontrol.mesh.Mesh, got {type(mesh).__name__}")
+        levels = levels_between(self.mesh, mesh)
+        if levels == 0:
+            return self
+        return self.restrict(levels) if levels > 0 else self.prolong(-levels)
+
+    def refit_classifier(self, images, labels) -> "TrainedNetwork":
+        """The same kernels with ``(W, c)`` re-solved (least squares, the settings' Tikhonov) on
+        labelled images of this mesh. Needs ``loss="least_squares"``."""
+        solver = self.settings.classifier_solver(self.functional(images, labels, regularized=True))
+        return self._moved(self.problem, solver(self.parameters))
+
+
+# ---------------------------------------------------------------------- evaluation tables
+def image_pyramid(data, levels: int, *, smoothing_sigma=None) -> list:
+    """``[(images, labels)]`` at the given resolution and ``levels`` coarsenings of it.
+
+    Images are restricted with :func:`pdecontrol.transfer.restrict_image` (full weighting,
+    optional Gaussian pre-smoothing in pixels of each level); labels are shared.
+    """
+    images, labels = as_labelled_images(data)
+    if isinstance(levels, bool) or not isinstance(levels, (int, np.integer)) or levels < 0:
+        raise ValueError(f"levels must be an integer >= 0, got {levels!r}")
+    pyramid = [(images, labels)]
+    for level in range(1, int(levels) + 1):
+        pyramid.append((restrict_image(images, 2, level, smoothing_sigma), labels))
+    return pyramid
+
+
+def _image_mesh(images, reference: Mesh) -> Mesh:
+    shape = np.shape(images)[-reference.dim:]
+    return Mesh(shape, extent=reference.extent, origin=reference.origin)
+
+
+def _interpolated(images, levels: int, dim: int) -> np.ndarray:
+    for _ in range(levels):
+        images = prolong(images, dim)
+    return images
+
+
+def evaluate_across_scales(network: TrainedNetwork, test_sets, *, refit_sets=None,
+                           variants=None, batch_size: int = 1000) -> xr.Dataset:
+    """Accuracy of ``network`` moved to the resolution of each test set, by variant.
+
+    Parameters
+    ----------
+    network : TrainedNetwork
+    test_sets : sequence of (images, labels) or image-set Datasets
+        One per resolution, each on a mesh of the network's hierarchy (coarser, equal or finer;
+        same extent as the network's mesh), e.g. :func:`image_pyramid` output.
+    refit_sets : sequence, optional
+        Labelled *training* images, one per test set (same resolutions), for the variant
+        ``"galerkin_refit_classifier"``; without them that variant is NaN.
+    variants : sequence of str, optional
+        Subset of :data:`VARIANTS` (default all):
+
+        * ``"galerkin"`` - :meth:`TrainedNetwork.on_mesh` (restricted or prolonged), no data used;
+        * ``"classifier_only"`` - coarser meshes only: ``W`` restricted, fine stencils unchanged;
+        * ``"galerkin_refit_classifier"`` - Galerkin kernels, ``(W, c)`` re-solved on the refit set;
+        * ``"interpolated_input"`` - coarser meshes only: the images interpolated (``P``) to the
+          network's mesh and classified by the network itself.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``accuracy`` with dims ``(resolution, variant)`` (NaN where a variant does not apply);
+        coords ``resolution`` (nodes on the first axis), ``mesh_shape`` (str), ``levels``
+        (coarsenings from the network's mesh; negative = finer), ``n_examples``.
+    """
+    if not isinstance(network, TrainedNetwork):
+        raise TypeError(f"network must be a TrainedNetwork, got {type(network).__name__}")
+    variants = VARIANTS if variants is None else tuple(variants)
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown or not variants:
+        raise ValueError(f"variants must be a non-empty subset of {VARIANTS}, got {variants}")
+    test_sets = [as_labelled_images(s, f"test_sets[{i}]") for i, s in enumerate(test_sets)]
+    if not test_sets:
+        raise ValueError("test_sets must hold at least one (images, labels) set")
+    if refit_sets is not None:
+        refit_sets = [as_labelled_images(s, f"refit_sets[{i}]") for i, s in enumerate(refit_sets)]
+        if len(refit_sets) != len(test_sets):
+            raise ValueError(f"refit_sets must have one set per test set: {len(test_sets)} test "
+                             f"sets, {len(refit_sets)} refit sets")
+    dim = network.problem.dim
+    accuracy = np.full((len(test_sets), len(variants)), np.nan)
+    meshes, levels = [], []
+    for row, (images, labels) in enumerate(test_sets):
+        mesh = _image_mesh(images, network.mesh)
+        level = levels_between(network.mesh, mesh)
+        meshes.append(mesh)
+        levels.append(level)
+        if refit_sets is not None and _image_mesh(refit_sets[row][0], network.mesh) != mesh:
+            raise ValueError(f"refit_sets[{row}] is on {_image_mesh(refit_sets[row][0], network.mesh)!r} "
+                             f"but test_sets[{row}] on {mesh!r}; give both at the same resolution")
+        moved = network.on_mesh(mesh)
+        for column, variant in enumerate(variants):
+            if variant == "galerkin":
+                value = moved.accuracy(images, labels, batch_size=batch_size)
+            elif variant == "classifier_only" and level > 0:
+                value = network.restrict_classifier_only(level).accuracy(images, labels,
+                                                                         batch_size=batch_size)
+            elif variant == "galerkin_refit_classifier" and refit_sets is not None:
+                value = moved.refit_classifier(*refit_sets[row]).accuracy(images, labels,
+                                                                          batch_size=batch_size)
+            elif variant == "interpolated_input" and level > 0:
+                value = network.accuracy(_interpolated(images, level, dim), labels,
+                                         batch_size=batch_size)
+            else:
+                continue
+            accuracy[row, column] = value
+    return xr.Dataset(
+        {"accuracy": (("resolution", "variant"), accuracy)},
+        coords={"resolution": [m.shape[0] for m in meshes], "variant": list(variants),
+                "mesh_shape": ("resolution", ["x".join(map(str, m.shape)) for m in meshes]),
+                "levels": ("resolution", levels),
+                "n_examples": ("resolution", [len(s[1]) for s in test_sets])},
+        attrs={"network_mesh_shape": "x".join(map(str, network.mesh.shape)),
+               "network_n_steps": network.n_steps},
+    )
+
+
+def confusion_matrix(network: TrainedNetwork, images, labels) -> xr.DataArray:
+    """Counts ``(true, predicted)`` of ``network`` on labelled images of its mesh (int64)."""
+    truth = np.argmax(network.problem.one_hot(labels), axis=1)
+    predicted = network.classify(images)
+    n = network.problem.n_classes
+    counts = np.zeros((n, n), dtype=np.int64)
+    np.add.at(counts, (truth, predicted), 1)
+    return xr.DataArray(counts, dims=("true", "predicted"),
+                        coords={"true": np.arange(n), "predicted": np.arange(n)},
+                        name="count")
