@@ -197,7 +197,9 @@ def conv_driver(
             fill_buffers(x2[n], x2[n], False, masks, pad, buf2)
             for o in range(0, n_out, BLOCK):
                 for r in range(BLOCK):
-                    acc[r, :] = bias[o + r]
+                    row = acc[r]
+                    for p in range(n_points):
+                        row[p] = bias[o + r]
                 accumulate_block(buf1, kernel1, o, shift, tap_mask, acc)
                 accumulate_block(buf2, kernel2, o, shift, tap_mask, acc)
                 for r in range(min(BLOCK, n_out - o)):
@@ -265,7 +267,39 @@ def _correlate_block(buf, rows, shift, tap_mask, kernel_sums, o):
             kernel_sums[o + 3, c, g, 2] += s32
 
 
-@njit(cache=True, error_model="numpy", parallel=True, fastmath=_REDUCE)
+@njit(cache=True, error_model="numpy", fastmath=_REDUCE)
+def _kernel_gradient_chunk(
+    x, z, z_scale, has_z_scale, masks, pad, shift, tap_mask, start, stop, kernel_sums, bias_sums
+):
+    """Add the sums of images ``start..stop-1`` to ``kernel_sums`` and ``bias_sums`` (float64)."""
+    n_in, n_points = x.shape[1], x.shape[2]
+    n_out = z.shape[1]
+    buf = np.empty((n_in, masks.shape[0], n_points + 2 * pad), x.dtype)
+    rows = np.zeros((BLOCK, n_points), x.dtype)
+    sums = np.empty(kernel_sums.shape, x.dtype)
+    flat_sums = sums.reshape(-1)
+    flat_kernel_sums = kernel_sums.reshape(-1)
+    for n in range(start, stop):
+        fill_buffers(x[n], x[n], False, masks, pad, buf)
+        for i in range(flat_sums.size):
+            flat_sums[i] = 0
+        for o in range(0, n_out, BLOCK):
+            for r in range(min(BLOCK, n_out - o)):
+                row = rows[r]
+                source = z[n, o + r]
+                factor = z_scale[n, o + r]
+                for p in range(n_points):
+                    row[p] = source[p] * factor[p] if has_z_scale else source[p]
+                total = constant_like(0.0, row[0])
+                for p in range(n_points):
+                    total += row[p]
+                bias_sums[o + r] += total
+            _correlate_block(buf, rows, shift, tap_mask, sums, o)
+        for i in range(flat_sums.size):
+            flat_kernel_sums[i] += flat_sums[i]
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
 def kernel_gradient_driver(
     x, z, z_scale, has_z_scale, masks, pad, shift, tap_mask, n_chunks, kernel_partial, bias_partial
 ):
@@ -274,33 +308,24 @@ def kernel_gradient_driver(
     ``x`` (N, C, P), ``z`` and ``z_scale`` (N, O, P) (``z`` is multiplied by ``z_scale``
     pointwise when ``has_z_scale``); ``kernel_partial`` (n_chunks, O_padded, C, G, 3) and
     ``bias_partial`` (n_chunks, O_padded), float64, zero on entry (summed by the caller).
-    Per image the sums run in the array dtype, across images in float64.
+    Per image the sums run in the array dtype, across images in float64. The parallel loop
+    only calls :func:`_kernel_gradient_chunk`, whose array updates are explicit loops: the
+    same code with array expressions (``sums[:] = 0``, ``kernel_sums += sums``) inside the
+    ``prange`` body took 9.5 s instead of 4 s (CPU) to compile.
     """
-    n_images, n_in, n_points = x.shape
-    n_out = z.shape[1]
-    width = n_points + 2 * pad
+    n_images = x.shape[0]
     for chunk in prange(n_chunks):
-        start = chunk * n_images // n_chunks
-        stop = (chunk + 1) * n_images // n_chunks
-        buf = np.empty((n_in, masks.shape[0], width), x.dtype)
-        rows = np.zeros((BLOCK, n_points), x.dtype)
-        sums = np.empty(kernel_partial.shape[1:], x.dtype)
-        for n in range(start, stop):
-            fill_buffers(x[n], x[n], False, masks, pad, buf)
-            sums[:] = 0
-            for o in range(0, n_out, BLOCK):
-                for r in range(min(BLOCK, n_out - o)):
-                    row = rows[r]
-                    source = z[n, o + r]
-                    if has_z_scale:
-                        factor = z_scale[n, o + r]
-                        for p in range(n_points):
-                            row[p] = source[p] * factor[p]
-                    else:
-                        row[:] = source
-                    total = constant_like(0.0, row[0])
-                    for p in range(n_points):
-                        total += row[p]
-                    bias_partial[chunk, o + r] += total
-                _correlate_block(buf, rows, shift, tap_mask, sums, o)
-            kernel_partial[chunk] += sums
+        _kernel_gradient_chunk(
+            x,
+            z,
+            z_scale,
+            has_z_scale,
+            masks,
+            pad,
+            shift,
+            tap_mask,
+            chunk * n_images // n_chunks,
+            (chunk + 1) * n_images // n_chunks,
+            kernel_partial[chunk],
+            bias_partial[chunk],
+        )
