@@ -1,0 +1,178 @@
+"""The ``pdecontrol`` command line: help, a tiny training run and what it writes, evaluate,
+plot, resume, the paper job on a tiny MNIST subset, and one-line errors."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from problems.cnn.checkpoint import read_checkpoint
+from problems.cnn.cli import build_parser, main
+
+TINY = ["--resolution", "16", "--n-train", "120", "--n-val", "40", "--channels", "2",
+        "--outer-iterations", "1", "--gauss-newton-steps", "1", "--cg-iterations", "2",
+        "--batch", "60", "-q"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A finished tiny multilevel run (8x8 -> 16x16) on the synthetic set."""
+    out = tmp_path_factory.mktemp("cli") / "run"
+    assert main(["train", *TINY, "--out", str(out)]) == 0
+    return out
+
+
+def _error_line(capsys):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err, "expected a message on stderr"
+    assert "Traceback" not in "\n".join(err)
+    return err[-1]
+
+
+@pytest.mark.parametrize("command", [[], ["train"], ["evaluate"], ["paper"], ["plot"]])
+def test_help_of_every_subcommand(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: pdecontrol {' '.join(command)}".rstrip())
+
+
+def test_version_and_module_entry_point():
+    completed = subprocess.run([sys.executable, "-m", "problems.cnn.cli", "--version"],
+                               capture_output=True, text=True, check=True)
+    assert completed.stdout.startswith("pdecontrol ")
+
+
+def test_parser_defaults_are_not_shared():
+    first, second = build_parser(), build_parser()
+    a = first.parse_args(["train", "--channels", "3"])
+    b = second.parse_args(["train"])
+    assert a.n_channels == 3 and b.n_channels is None
+
+
+def test_train_writes_a_run_directory_that_loads_back(run_dir):
+    summary = json.loads((run_dir / "summary.json").read_text())
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["mode"] == "multilevel" and config["resolution"] == 16
+    assert config["settings"]["n_channels"] == 2 and config["settings"]["batch_size"] == 60
+    checkpoint = read_checkpoint(run_dir / "network.nc")
+    network = checkpoint.network
+    assert network.mesh.shape == (16, 16) and network.mesh.h == (1 / 16, 1 / 16)
+    assert checkpoint.metadata["run"]["data"] == "synthetic"
+    history = xr.open_dataset(run_dir / "history.nc").load()
+    # 8x8 stage: start + 1 outer iteration; 16x16: prolonged start + 1 outer iteration
+    assert list(history["mesh_shape"].values) == ["8x8", "8x8", "16x16", "16x16"]
+    assert list(history["phase"].values) == ["start", "train", "prolonged_start", "train"]
+    np.testing.assert_allclose(history["objective"].values, checkpoint.history["objective"].values)
+    assert summary["final_objective"] == pytest.approx(float(history["objective"].values[-1]))
+    assert summary["network_mesh_shape"] == [16, 16] and summary["status"] == "completed"
+    assert 0 <= summary["final_validation_accuracy"] <= 1
+    assert set(summary["validation_accuracy_by_resolution"]) == {"16", "8"}
+    for name in summary["figures"]:
+        assert (run_dir / name).read_bytes()[:4] == b"\x89PNG"
+    assert {"figures/training.png", "figures/confusion_8.png", "figures/kernels.png",
+            "figures/convolved.png", "figures/accuracy.png"} <= set(summary["figures"])
+    predictions = xr.open_dataset(run_dir / "predictions.nc").load()
+    assert list(predictions["resolution"].values) == [16, 8]
+    assert predictions.sizes["example"] == 40
+    # the stored predictions are those of the saved network
+    accuracy = network.accuracy(*_validation_images(config))
+    assert summary["validation_accuracy_by_resolution"]["16"] == pytest.approx(accuracy)
+
+
+def _validation_images(config):
+    from problems.cnn.cli import load_image_sets
+
+    _, validation = load_image_sets("synthetic", 16, config["n_train"], config["n_val"],
+                                    seed=config["seed"])
+    return validation["images"].values, validation["labels"].values
+
+
+def test_evaluate_at_a_coarser_and_a_finer_resolution(run_dir, tmp_path, capsys):
+    assert main(["evaluate", str(run_dir), "--resolution", "8", "--out", str(tmp_path), "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "restricted" in out and "classifier-only" in out and "resolved" in out
+    result = json.loads((tmp_path / "evaluation_8.json").read_text())
+    assert result["levels"] == 1 and result["n_validation"] == 40 and result["n_refit"] == 120
+    assert set(result["accuracy"]) == {"restricted", "classifier-only", "interpolated", "resolved"}
+    # the restricted accuracy is that of the train command's restricted predictions
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert result["accuracy"]["restricted"] == pytest.approx(
+        summary["validation_accuracy_by_resolution"]["8"])
+    table = xr.open_dataset(tmp_path / "evaluation_8.nc").load()
+    assert "restricted" in list(table["variant"].values)
+    assert main(["evaluate", str(run_dir / "network.nc"), "--resolution", "32", "--variant",
+                 "prolonged", "--out", str(tmp_path), "-q"]) == 0
+    result = json.loads((tmp_path / "evaluation_32.json").read_text())
+    assert result["levels"] == -1 and list(result["accuracy"]) == ["prolonged"]
+
+
+def test_plot_regenerates_the_figures(run_dir, capsys):
+    figure = run_dir / "figures" / "training.png"
+    figure.unlink()
+    assert main(["plot", str(run_dir), "-q"]) == 0
+    assert figure.read_bytes()[:4] == b"\x89PNG"
+    assert str(figure) in capsys.readouterr().out
+
+
+def test_resume_and_refusal_to_overwrite(run_dir, capsys):
+    assert main(["train", *TINY, "--out", str(run_dir)]) == 2
+    assert "already holds a run" in _error_line(capsys)
+    # a finished run resumes to the same network without training again
+    before = read_checkpoint(run_dir / "network.nc").network.parameters.copy()
+    assert main(["train", "--resume", "--out", str(run_dir), "-q"]) == 0
+    np.testing.assert_array_equal(read_checkpoint(run_dir / "network.nc").network.parameters, before)
+    assert main(["train", "--resume", "--out", str(run_dir), "--channels", "3", "-q"]) == 2
+    assert "n_channels" in _error_line(capsys)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--data", "mnist", "--data-dir", "/nonexistent/mnist"], "is not a directory"),
+    (["train", "--data", "mnist", "--resolution", "20", "--data-dir", "."], "use 28, 14 or 7"),
+    (["train", "--resolution", "2"], "--resolution must be >= 4"),
+    (["train", "--channels", "0"], "setting n_channels must be >= 1"),
+    (["train", "--resolution", "18", "--levels", "3"], "cannot be coarsened"),
+    (["evaluate", "/nonexistent/run", "--resolution", "8"], "no network file"),
+    (["plot", "/nonexistent/run"], "not a finished run directory"),
+])
+def test_errors_are_one_line_and_exit_2(argv, message, tmp_path, capsys):
+    argv = [*argv, "-q"] + (["--out", str(tmp_path / "run")] if argv[0] == "train" else [])
+    assert main(argv) == 2
+    line = _error_line(capsys)
+    assert line.startswith(f"pdecontrol {argv[0]}: error:") and message in line
+
+
+def test_evaluate_resolution_errors(run_dir, capsys):
+    assert main(["evaluate", str(run_dir), "--resolution", "12", "-q"]) == 2
+    assert "not on the mesh hierarchy" in _error_line(capsys)
+    assert main(["evaluate", str(run_dir), "--resolution", "32", "--variant", "restricted", "-q"]) == 2
+    assert "does not apply" in _error_line(capsys)
+
+
+def test_verbose_shows_the_traceback(tmp_path):
+    with pytest.raises(ValueError, match="not a directory"):
+        main(["train", "--data", "mnist", "--data-dir", "/nonexistent", "-v",
+              "--out", str(tmp_path / "run")])
+
+
+def test_paper_smoke_on_a_tiny_mnist_subset(mnist_dir, tmp_path, capsys):
+    out = tmp_path / "paper"
+    assert main(["paper", "--data-dir", str(mnist_dir), "--n-train", "100", "--n-val", "50",
+                 "--outer-iterations", "1", "--gauss-newton-steps", "1", "--cg-iterations", "2",
+                 "--batch", "50", "--out", str(out), "-q"]) == 0
+    table = (out / "paper_table.md").read_text()
+    assert table == capsys.readouterr().out.split("\n", 1)[1].rstrip("\n") + "\n"
+    for paper_number in ("0.218 -> 0.082", "82.9% -> 96.7%", "0.212 -> 0.081", "82.0% -> 96.4%",
+                         "0.218 -> 0.147", "87.0% -> 92.0%", "84.1%", "81.8% (worse)", "0.03 s"):
+        assert paper_number in table
+    results = json.loads((out / "results.json").read_text())
+    assert results["n_train"] == 100 and results["n_val"] == 50
+    assert results["settings"]["n_channels"] == 2 and results["settings"]["outer_iterations"] == 1
+    assert f"{100 * results['restricted']['accuracy']:.1f}%" in table
+    for name in ("training", "confusion_restricted_14", "convolved", "kernels", "accuracy"):
+        assert (out / "figures" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+    history = xr.open_dataset(out / "history_multilevel.nc").load()
+    assert list(history["mesh_shape"].values) == ["14x14", "14x14", "28x28", "28x28"]
