@@ -26,10 +26,9 @@ the exact classifier solve (``W, c`` on the whole training set,
 of the kernels and biases ``K, b, K0, b0``) followed by the classifier solve. This is the paper's
 order (solve W, then k GN steps, repeat) with the solve of iteration ``i + 1`` done at the end of
 iteration ``i``, so every recorded row has the optimal classifier for its kernels.
-With the resolution-consistent objective, or the cross-entropy loss, the classifier enters
-every term (or not linearly), so the stage starts with the classifier solve of the *fine* term
-only and the Gauss-Newton steps then update all parameters (``W`` and ``c`` included) of the
-full objective: no block solve that ignores the coarse terms.
+With the cross-entropy loss the classifier is not a least-squares block: the Gauss-Newton steps
+update all parameters (``W`` and ``c`` included). The resolution-consistent objective offers both
+(``classifier="fine_solve"`` or ``"gauss_newton"``, see :func:`train_resolution_consistent`).
 
 **History** (``xarray.Dataset``, dimension ``iteration``: one row per stage start and per outer
 iteration): ``stage``, ``outer_iteration`` (0 = stage start), ``phase`` (``"start"``,
@@ -261,11 +260,14 @@ class _Stage:
     start: str                      # phase name of the stage's first row
     consistency_levels: tuple = ()  # extra coarsenings (relative to this stage) in the objective
     consistency_weight: float = 0.0
+    classifier_in_gauss_newton: bool = False  # W, c trained with the kernels (no block solve)
 
     def describe(self) -> dict:
-        return {"level": self.level, "n_steps": self.n_steps, "outer_iterations": self.outer_iterations,
-                "start": self.start, "consistency_levels": list(self.consistency_levels),
-                "consistency_weight": self.consistency_weight}
+        return {"level": self.level, "n_steps": self.n_steps,
+                "outer_iterations": self.outer_iterations, "start": self.start,
+                "consistency_levels": list(self.consistency_levels),
+                "consistency_weight": self.consistency_weight,
+                "classifier_in_gauss_newton": self.classifier_in_gauss_newton}
 
 
 def _check_int(value, name: str, minimum: int) -> int:
@@ -487,7 +489,7 @@ class _Schedule:
                 layout = fine_functional.layout
                 classifier = np.r_[tuple(np.arange(layout.slices[b].start, layout.slices[b].stop)
                                          for b in _CLASSIFIER_BLOCKS)]
-                block_schedule = solver is not None and not stage.consistency_levels
+                block_schedule = solver is not None and not stage.classifier_in_gauss_newton
                 free = np.setdiff1d(np.arange(layout.size), classifier) if block_schedule else None
                 solve_cost = (CONVOLUTIONS_PER_EXAMPLE["classifier_solve"] * objective_meter.cost
                               * fine_functional.n_examples)
@@ -710,15 +712,25 @@ def train_time_continuation(train, validation=None, settings=None, *, layer_sche
 
 
 def train_resolution_consistent(train, validation=None, settings=None, *, consistency_levels=(1,),
-                                consistency_weight: float = 1.0, smoothing_sigma=None,
-                                n_classes=None, initial=None, checkpoint_dir=None, callback=None,
+                                consistency_weight: float = 1.0, classifier: str = "fine_solve",
+                                smoothing_sigma=None, n_classes=None, initial=None,
+                                checkpoint_dir=None, callback=None,
                                 progress=False) -> TrainingResult:
     """One network valid at several resolutions: fine loss + weight * restricted-network losses.
 
     The objective is :func:`resolution_consistent_functional` (regularisers on the fine term
-    only). The classifier is solved on the fine term at the start; every outer iteration is then
-    ``settings.gauss_newton_steps`` sub-sampled GN-CG steps on *all* parameters (``W`` enters
-    the coarse terms as ``R W``, so a fine-only block solve would not minimise the objective).
+    only); the kernels and biases take ``settings.gauss_newton_steps`` sub-sampled GN-CG steps
+    on it per outer iteration. ``W`` enters every coarse term as ``R W``, so the exact
+    classifier solve of the fine term alone does not minimise the objective in ``W``; two
+    choices (``classifier``):
+
+    * ``"fine_solve"`` (default): the block schedule as in the other drivers, ``(W, c)`` solved
+      exactly on the *fine* term (the fine loss decides the classifier; the kernels learn to
+      make ``R W`` work on the coarse levels). A block-coordinate method on two slightly
+      different objectives: the recorded objective may rise after a block solve.
+    * ``"gauss_newton"``: ``(W, c)`` solved on the fine term once at the start, then trained
+      with the kernels by the GN-CG steps on the full objective (a true descent method on it,
+      but ``W`` moves only as far as a few CG iterations take it).
 
     Parameters
     ----------{common}
@@ -726,6 +738,8 @@ def train_resolution_consistent(train, validation=None, settings=None, *, consis
         Coarsenings (>= 1, distinct) whose restricted-network loss is added.
     consistency_weight : float
         Coefficient ``>= 0`` of every coarse term.
+    classifier : {"fine_solve", "gauss_newton"}
+        How ``(W, c)`` is trained (see above). Ignored with the cross-entropy loss (always GN).
     smoothing_sigma : float, optional
         Gaussian pre-smoothing when restricting the images.
     initial : ndarray, optional
@@ -739,7 +753,10 @@ def train_resolution_consistent(train, validation=None, settings=None, *, consis
     weight = float(consistency_weight)
     if not np.isfinite(weight) or weight < 0:
         raise ValueError(f"consistency_weight must be finite and >= 0, got {consistency_weight}")
-    stages = [_Stage(0, _n_steps(settings), settings.outer_iterations, "start", levels, weight)]
+    if classifier not in ("fine_solve", "gauss_newton"):
+        raise ValueError(f"classifier must be 'fine_solve' or 'gauss_newton', got {classifier!r}")
+    stages = [_Stage(0, _n_steps(settings), settings.outer_iterations, "start", levels, weight,
+                     classifier == "gauss_newton")]
     return _Schedule("train_resolution_consistent", settings, stages, train, validation, n_classes,
                      initial=initial, smoothing_sigma=smoothing_sigma,
                      checkpoint_dir=checkpoint_dir, callback=callback, progress=progress).run()
