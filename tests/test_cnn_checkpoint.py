@@ -1,0 +1,159 @@
+"""Network files (problems.cnn.checkpoint), moving loaded networks, and resuming training."""
+import numpy as np
+import pytest
+import xarray as xr
+
+from pdecontrol.mesh import Mesh
+from problems.cnn.checkpoint import (load_history, load_network, network_to_dataset,
+                                     read_checkpoint, save_network)
+from problems.cnn.config import TrainingSettings
+from problems.cnn.data import make_synthetic, to_numpy
+from problems.cnn.evaluation import TrainedNetwork
+from problems.cnn.training import STATE_FILE, train_multilevel, train_single_level
+from problems.cnn.transfer import prolong_network, restrict_network
+
+SETTINGS = TrainingSettings(n_channels=2, n_steps=2, outer_iterations=2, gauss_newton_steps=1,
+                            cg_iterations=2, batch_size=30, dtype="float64")
+
+
+def random_network(rng, settings=SETTINGS, shape=(8, 8), n_classes=3):
+    problem = settings.make_problem(Mesh(shape), n_classes)
+    layout = problem.layout(settings.n_steps)
+    return TrainedNetwork(problem, layout.random(rng, scale=0.5).flat, settings)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return to_numpy(make_synthetic(50, 8, seed=0)), to_numpy(make_synthetic(20, 8, seed=1))
+
+
+# ---------------------------------------------------------------------- save / load
+@pytest.mark.parametrize("basis", ["stencil", "derivative"])
+def test_round_trip_is_exact(tmp_path, rng, basis):
+    settings = SETTINGS.replace(kernel_basis=basis, opening_activation="tanh", n_steps=3)
+    network = random_network(rng, settings)
+    history = xr.Dataset({"objective": ("iteration", [0.5, 0.25]),
+                          "phase": ("iteration", ["start", "train"])})
+    path = save_network(tmp_path / "net.nc", network, history=history, metadata={"note": "x"})
+    checkpoint = read_checkpoint(path)
+    np.testing.assert_array_equal(checkpoint.network.parameters, network.parameters)
+    assert repr(checkpoint.network.problem) == repr(network.problem)
+    assert checkpoint.network.settings == settings and checkpoint.metadata == {"note": "x"}
+    xr.testing.assert_identical(checkpoint.history, history)
+    assert load_network(path, network.problem).n_steps == 3
+
+
+def test_file_layout_has_named_dims(rng):
+    dataset = network_to_dataset(random_network(rng))
+    assert dataset["K"].dims == ("layer", "out_channel", "in_channel", "kernel_y", "kernel_x")
+    assert dataset["W"].dims == ("class", "out_channel", "y", "x")
+    assert dataset["K0"].dims == ("out_channel", "image_channel", "kernel_y", "kernel_x")
+    np.testing.assert_allclose(dataset["x"].values, np.arange(8) / 8)
+    assert dataset.attrs["mesh_shape"].tolist() == [8, 8] and dataset.attrs["n_steps"] == 2
+    assert dataset.attrs["stepper"] == "euler" and dataset.attrs["loss"] == "least_squares"
+
+
+def test_history_is_optional(tmp_path, rng):
+    path = save_network(tmp_path / "net.nc", random_network(rng))
+    assert load_history(path) is None and read_checkpoint(path).history is None
+
+
+def test_loading_onto_another_mesh_names_both_and_the_move(tmp_path, rng):
+    network = random_network(rng)
+    path = save_network(tmp_path / "net.nc", network)
+    coarse = SETTINGS.make_problem(Mesh((4, 4)), 3)
+    with pytest.raises(ValueError, match=r"(?s)shape=\(8, 8\).*shape=\(4, 4\).*restrict\(1\)"):
+        load_network(path, coarse)
+    fine = SETTINGS.make_problem(Mesh((16, 16)), 3)
+    with pytest.raises(ValueError, match=r"prolong\(1\)"):
+        load_network(path, fine)
+    other = SETTINGS.replace(n_channels=3).make_problem(Mesh((8, 8)), 3)
+    with pytest.raises(ValueError, match="differs from the problem"):
+        load_network(path, other)
+
+
+def test_corrupt_foreign_and_missing_files(tmp_path, rng):
+    corrupt = tmp_path / "corrupt.nc"
+    corrupt.write_bytes(b"\x89HDF\r\n" + rng.bytes(200))
+    with pytest.raises(ValueError, match="corrupt or not netCDF"):
+        read_checkpoint(corrupt)
+    foreign = tmp_path / "foreign.nc"
+    xr.Dataset({"a": ("x", np.arange(3.0))}).to_netcdf(foreign)
+    with pytest.raises(ValueError, match="not a pdecontrol network file"):
+        load_network(foreign)
+    truncated = tmp_path / "truncated.nc"
+    network_to_dataset(random_network(rng)).drop_vars("W").to_netcdf(truncated)
+    with pytest.raises(ValueError, match=r"missing \['W'\]"):
+        load_network(truncated)
+    with pytest.raises(FileNotFoundError):
+        load_network(tmp_path / "absent.nc")
+
+
+def test_loaded_network_moves_and_classifies_at_other_resolutions(tmp_path, data):
+    (images, labels), _ = data
+    result = train_single_level((images, labels), settings=SETTINGS)
+    path = save_network(tmp_path / "net.nc", result.network, history=result.history)
+    network = load_network(path)
+    coarse = network.on_mesh(Mesh((4, 4)))
+    np.testing.assert_array_equal(coarse.parameters,
+                                  restrict_network(network.problem, network.parameters))
+    fine = network.on_mesh(Mesh((16, 16)))
+    np.testing.assert_array_equal(fine.parameters,
+                                  prolong_network(network.problem, network.parameters))
+    restricted_images = images.reshape(50, 4, 2, 4, 2)[:, :, 0, :, 0]      # any 4x4 images
+    assert 0.0 <= coarse.accuracy(restricted_images, labels) <= 1.0
+    assert fine.predict(np.repeat(np.repeat(images, 2, 1), 2, 2)).shape == (50, 10)
+    with pytest.raises(ValueError, match="not reached from"):
+        network.on_mesh(Mesh((6, 6)))
+    xr.testing.assert_identical(load_history(path), result.history)
+
+
+# ---------------------------------------------------------------------- resume
+class Interrupted(Exception):
+    pass
+
+
+def interrupt_at(stage, outer):
+    def callback(row):
+        if row["stage"] == stage and row["outer_iteration"] == outer:
+            raise Interrupted
+    return callback
+
+
+def without_wall_time(history):
+    return history.drop_vars("wall_time").assign_attrs({})
+
+
+@pytest.mark.parametrize("stage, outer", [(0, 1), (0, 2), (1, 0)])
+def test_resume_equals_uninterrupted(tmp_path, data, stage, outer):
+    train, validation = data
+    reference = train_multilevel(train, validation, SETTINGS)
+    with pytest.raises(Interrupted):
+        train_multilevel(train, validation, SETTINGS, checkpoint_dir=tmp_path,
+                         callback=interrupt_at(stage, outer))
+    assert (tmp_path / STATE_FILE).is_file()
+    resumed = train_multilevel(train, validation, SETTINGS, checkpoint_dir=tmp_path)
+    np.testing.assert_array_equal(resumed.x, reference.x)
+    xr.testing.assert_identical(without_wall_time(resumed.history),
+                                without_wall_time(reference.history))
+    for a, b in zip(resumed.stage_networks, reference.stage_networks):
+        np.testing.assert_array_equal(a.parameters, b.parameters)
+    # a finished run is returned from the checkpoint without training again
+    again = train_multilevel(train, validation, SETTINGS, checkpoint_dir=tmp_path,
+                             callback=interrupt_at(0, 0))
+    np.testing.assert_array_equal(again.x, reference.x)
+
+
+def test_resume_refuses_a_different_run(tmp_path, data):
+    train, validation = data
+    with pytest.raises(Interrupted):
+        train_single_level(train, validation, SETTINGS, checkpoint_dir=tmp_path,
+                           callback=interrupt_at(0, 1))
+    with pytest.raises(ValueError, match="different run.*settings"):
+        train_single_level(train, validation, SETTINGS.replace(seed=1), checkpoint_dir=tmp_path)
+    with pytest.raises(ValueError, match="different run.*driver"):
+        train_multilevel(train, validation, SETTINGS, checkpoint_dir=tmp_path)
+    images, labels = train
+    with pytest.raises(ValueError, match="different run.*data_sha256"):
+        train_single_level((images[::-1], labels[::-1]), validation, SETTINGS,
+                           checkpoint_dir=tmp_path)
