@@ -1,0 +1,107 @@
+"""End to end: train on the synthetic set (and a small MNIST subset), compare the multilevel start
+with a random start, and the restricted network with the W-only ablation across scales.
+
+Every run is seeded, so the numbers are reproducible; the asserted inequalities are the claims
+of METHOD.md (sections 5 to 7) at CI size and would fail if the transfers, the work accounting or
+the schedule regressed.
+"""
+import numpy as np
+import pytest
+
+from problems.cnn.config import TrainingSettings
+from problems.cnn.data import load_mnist, make_synthetic, to_numpy, train_validation_split
+from problems.cnn.evaluation import evaluate_across_scales, image_pyramid
+from problems.cnn.training import (train_multilevel, train_resolution_consistent,
+                                   train_single_level)
+
+SETTINGS = TrainingSettings(n_channels=2, n_steps=2, outer_iterations=2, cg_iterations=4,
+                            batch_size=200, high_order_penalty=1e-3, dtype="float64")
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    return to_numpy(make_synthetic(400, 16, seed=0)), to_numpy(make_synthetic(400, 16, seed=1))
+
+
+@pytest.fixture(scope="module")
+def single(synthetic):
+    return train_single_level(*synthetic, SETTINGS)
+
+
+def test_multilevel_beats_random_start_at_first_fine_iteration(synthetic, single):
+    multilevel = train_multilevel(*synthetic, SETTINGS, n_levels=2)
+    fine = multilevel.history.where(multilevel.history.level == 0, drop=True)
+    reference = single.history
+    assert fine.phase.values[0] == "prolonged_start"
+    # prolonged coarse network (W re-solved) vs random kernels (W solved), before fine training
+    assert fine.objective.values[0] < reference.objective.values[0]
+    # after the first fine outer iteration
+    assert fine.objective.values[1] < reference.objective.values[1]
+    assert fine.validation_accuracy.values[1] > reference.validation_accuracy.values[1]
+    # the same number of fine iterations cost about the same fine-level work
+    np.testing.assert_allclose(fine.fine_level_work.values[-1],
+                               reference.fine_level_work.values[-1], rtol=0.1)
+
+
+def test_restricted_network_beats_classifier_only_ablation(synthetic, single):
+    train, validation = synthetic
+    consistent = train_resolution_consistent(train, validation, SETTINGS)
+    for result in (single, consistent):
+        table = evaluate_across_scales(result.network, image_pyramid(validation, 1),
+                                       variants=("galerkin", "classifier_only"))
+        coarse = table.accuracy.sel(resolution=8)
+        assert coarse.sel(variant="galerkin") > coarse.sel(variant="classifier_only")
+        assert np.isnan(table.accuracy.sel(resolution=16, variant="classifier_only"))
+        assert table.accuracy.sel(resolution=16, variant="galerkin") == pytest.approx(
+            result.history.validation_accuracy.values[-1])
+
+
+def test_evaluation_across_three_levels_and_a_finer_mesh(synthetic, single):
+    train, validation = synthetic
+    test_sets = image_pyramid(validation, 2)
+    table = evaluate_across_scales(single.network, test_sets, refit_sets=image_pyramid(train, 2))
+    assert table.resolution.values.tolist() == [16, 8, 4]
+    assert table.levels.values.tolist() == [0, 1, 2]
+    assert table.mesh_shape.values.tolist() == ["16x16", "8x8", "4x4"]
+    accuracy = table.accuracy
+    assert np.all(np.isfinite(accuracy.sel(variant=["galerkin", "galerkin_refit_classifier"])))
+    assert np.all(np.isfinite(accuracy.sel(resolution=[8, 4])))
+    # re-solving W on coarse training data fits the coarse images better than moving W
+    assert accuracy.sel(resolution=4, variant="galerkin_refit_classifier") > accuracy.sel(
+        resolution=4, variant="galerkin")
+    # a network trained on 8x8 images, prolonged to classify 16x16 images
+    coarse_network = single.network.restrict()
+    finer = evaluate_across_scales(coarse_network, test_sets[:2], variants=("galerkin",))
+    assert finer.levels.values.tolist() == [-1, 0]
+    assert 0.1 < float(finer.accuracy.sel(resolution=16, variant="galerkin")) <= 1.0
+
+
+def test_evaluation_errors(synthetic, single):
+    _, validation = synthetic
+    with pytest.raises(ValueError, match="variants must be"):
+        evaluate_across_scales(single.network, [validation], variants=("bilinear",))
+    with pytest.raises(ValueError, match="not reached from"):
+        images, labels = validation
+        evaluate_across_scales(single.network, [(images[:, :12, :12], labels)])
+    with pytest.raises(ValueError, match="one set per test set"):
+        evaluate_across_scales(single.network, image_pyramid(validation, 1),
+                               refit_sets=[validation])
+    with pytest.raises(TypeError, match="TrainedNetwork"):
+        evaluate_across_scales(single.x, [validation])
+
+
+@pytest.mark.mnist
+@pytest.mark.slow
+def test_mnist_multilevel_14_to_28(mnist_dir):
+    mnist = load_mnist("train", data_dir=mnist_dir)
+    train, validation = (to_numpy(s) for s in train_validation_split(mnist, 2000, 1000, seed=0))
+    settings = SETTINGS.replace(n_channels=2, outer_iterations=1, batch_size=1000, dtype="float32")
+    result = train_multilevel(train, validation, settings, n_levels=2)
+    history = result.history
+    assert history.mesh_shape.values.tolist() == ["14x14"] * 2 + ["28x28"] * 2
+    # well above chance (10%) at both levels; training lowers the fine objective
+    assert np.all(history.validation_accuracy.values > 0.5)
+    assert history.objective.values[3] < history.objective.values[2]
+    table = evaluate_across_scales(result.network, image_pyramid(validation, 1),
+                                   variants=("galerkin", "interpolated_input"))
+    assert float(table.accuracy.sel(resolution=14, variant="interpolated_input")) > 0.5
