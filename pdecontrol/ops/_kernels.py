@@ -10,9 +10,10 @@ Performance design (measured on the 2-core AVX-512 machine, see docs/operators.m
   (:func:`fill_buffers`), so every tap is one contiguous, unit-stride read and the innermost
   loop runs over all ``P`` points of the image (784 for 28x28), which LLVM vectorises;
 * the innermost loop updates :data:`BLOCK` = 4 output channels at once from the three loads of a
-  tap triple (12 FMAs per 3 loads + 4 load/store pairs of L1-resident accumulators); one output
-  channel per pass was ~3x slower, 8 channels per pass gave no clear further gain; the kernel
-  gradient likewise forms 12 dot products (4 output channels x 3 taps) per pass over the points;
+  tap triple (12 FMAs per 3 loads + 4 load/store pairs of L1-resident accumulators); in an
+  early prototype one output channel per pass ran at half the speed of two, and 8 channels per
+  pass gave no clear gain over 4; the kernel gradient likewise forms 12 dot products
+  (4 output channels x 3 taps) per pass over the points;
 * accumulators live in a per-thread ``(BLOCK, P)`` scratch array; the epilogue (bias, activation,
   residual update, derivative store) runs on it while it is hot in L1 (fusion);
 * ``parallel=True`` over contiguous chunks of the batch, :data:`CHUNKS_PER_THREAD` per thread,
