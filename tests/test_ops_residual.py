@@ -123,3 +123,40 @@ def test_bad_inputs_raise_clear_errors(rng):
         residual_tangent(lin, dy=y[:1])
     with pytest.raises(TypeError, match="out_bar has dtype float32"):
         residual_adjoint(lin, y.astype(np.float32))
+
+
+def test_documented_control_problem_wiring_passes_verify_problem(rng):
+    # The rhs hooks of docs/operators.md, plugged into the control framework (skip=False, dt=1).
+    from pdecontrol.control import (
+        ControlFunctional,
+        ControlProblem,
+        LeastSquaresLoss,
+        ParameterLayout,
+    )
+    from pdecontrol.verify import verify_problem
+
+    class ConvResNet(ControlProblem):
+        def linearize(self, y, control, static, t):
+            return residual_linearize(y, control["K"], control["b"], skip=False)
+
+        def rhs(self, y, control, static, t):
+            return residual_step(y, control["K"], control["b"], skip=False)
+
+        def rhs_tangent(self, y, control, static, t, dy, dcontrol, dstatic, cache=None):
+            cache = cache or self.linearize(y, control, static, t)[1]
+            return residual_tangent(cache, dy, dcontrol["K"], dcontrol["b"])
+
+        def rhs_adjoint(self, y, control, static, t, f_bar, cache=None):
+            cache = cache or self.linearize(y, control, static, t)[1]
+            y_bar, K_bar, b_bar = residual_adjoint(cache, f_bar)
+            return y_bar, {"K": K_bar, "b": b_bar}, {}
+
+    channels, size = 3, 6
+    layout = ParameterLayout(2, controls={"K": (channels, channels, 3, 3), "b": (channels,)})
+    data = rng.standard_normal((10, channels, size, size))
+    targets = rng.standard_normal((10, channels * size * size))
+    functional = ControlFunctional(
+        ConvResNet(LeastSquaresLoss()), layout, data, targets, final_time=1.0
+    )
+    report = verify_problem(functional, layout.random(rng, scale=0.3).flat)
+    assert report.passed, report
