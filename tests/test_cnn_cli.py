@@ -1,5 +1,6 @@
 """The ``pdecontrol`` command line: help, a tiny training run and what it writes, evaluate,
 plot, resume, the paper job on a tiny MNIST subset, and one-line errors."""
+
 import json
 import subprocess
 import sys
@@ -11,9 +12,25 @@ import xarray as xr
 from problems.cnn.checkpoint import read_checkpoint
 from problems.cnn.cli import build_parser, main
 
-TINY = ["--resolution", "16", "--n-train", "120", "--n-val", "40", "--channels", "2",
-        "--outer-iterations", "1", "--gauss-newton-steps", "1", "--cg-iterations", "2",
-        "--batch", "60", "-q"]
+TINY = [
+    "--resolution",
+    "16",
+    "--n-train",
+    "120",
+    "--n-val",
+    "40",
+    "--channels",
+    "2",
+    "--outer-iterations",
+    "1",
+    "--gauss-newton-steps",
+    "1",
+    "--cg-iterations",
+    "2",
+    "--batch",
+    "60",
+    "-q",
+]
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +58,12 @@ def test_help_of_every_subcommand(command, capsys):
 
 
 def test_version_and_module_entry_point():
-    completed = subprocess.run([sys.executable, "-m", "problems.cnn.cli", "--version"],
-                               capture_output=True, text=True, check=True)
+    completed = subprocess.run(
+        [sys.executable, "-m", "problems.cnn.cli", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert completed.stdout.startswith("pdecontrol ")
 
 
@@ -73,8 +94,13 @@ def test_train_writes_a_run_directory_that_loads_back(run_dir):
     assert set(summary["validation_accuracy_by_resolution"]) == {"16", "8"}
     for name in summary["figures"]:
         assert (run_dir / name).read_bytes()[:4] == b"\x89PNG"
-    assert {"figures/training.png", "figures/confusion_8.png", "figures/kernels.png",
-            "figures/convolved.png", "figures/accuracy.png"} <= set(summary["figures"])
+    assert {
+        "figures/training.png",
+        "figures/confusion_8.png",
+        "figures/kernels.png",
+        "figures/convolved.png",
+        "figures/accuracy.png",
+    } <= set(summary["figures"])
     predictions = xr.open_dataset(run_dir / "predictions.nc").load()
     assert list(predictions["resolution"].values) == [16, 8]
     assert predictions.sizes["example"] == 40
@@ -86,8 +112,9 @@ def test_train_writes_a_run_directory_that_loads_back(run_dir):
 def _validation_images(config):
     from problems.cnn.cli import load_image_sets
 
-    _, validation = load_image_sets("synthetic", 16, config["n_train"], config["n_val"],
-                                    seed=config["seed"])
+    _, validation = load_image_sets(
+        "synthetic", 16, config["n_train"], config["n_val"], seed=config["seed"]
+    )
     return validation["images"].values, validation["labels"].values
 
 
@@ -101,11 +128,26 @@ def test_evaluate_at_a_coarser_and_a_finer_resolution(run_dir, tmp_path, capsys)
     # the restricted accuracy is that of the train command's restricted predictions
     summary = json.loads((run_dir / "summary.json").read_text())
     assert result["accuracy"]["restricted"] == pytest.approx(
-        summary["validation_accuracy_by_resolution"]["8"])
+        summary["validation_accuracy_by_resolution"]["8"]
+    )
     table = xr.open_dataset(tmp_path / "evaluation_8.nc").load()
     assert "restricted" in list(table["variant"].values)
-    assert main(["evaluate", str(run_dir / "network.nc"), "--resolution", "32", "--variant",
-                 "prolonged", "--out", str(tmp_path), "-q"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(run_dir / "network.nc"),
+                "--resolution",
+                "32",
+                "--variant",
+                "prolonged",
+                "--out",
+                str(tmp_path),
+                "-q",
+            ]
+        )
+        == 0
+    )
     result = json.loads((tmp_path / "evaluation_32.json").read_text())
     assert result["levels"] == -1 and list(result["accuracy"]) == ["prolonged"]
 
@@ -124,20 +166,25 @@ def test_resume_and_refusal_to_overwrite(run_dir, capsys):
     # a finished run resumes to the same network without training again
     before = read_checkpoint(run_dir / "network.nc").network.parameters.copy()
     assert main(["train", "--resume", "--out", str(run_dir), "-q"]) == 0
-    np.testing.assert_array_equal(read_checkpoint(run_dir / "network.nc").network.parameters, before)
+    np.testing.assert_array_equal(
+        read_checkpoint(run_dir / "network.nc").network.parameters, before
+    )
     assert main(["train", "--resume", "--out", str(run_dir), "--channels", "3", "-q"]) == 2
     assert "n_channels" in _error_line(capsys)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["train", "--data", "mnist", "--data-dir", "/nonexistent/mnist"], "is not a directory"),
-    (["train", "--data", "mnist", "--resolution", "20", "--data-dir", "."], "use 28, 14 or 7"),
-    (["train", "--resolution", "2"], "--resolution must be >= 4"),
-    (["train", "--channels", "0"], "setting n_channels must be >= 1"),
-    (["train", "--resolution", "18", "--levels", "3"], "cannot be coarsened"),
-    (["evaluate", "/nonexistent/run", "--resolution", "8"], "no network file"),
-    (["plot", "/nonexistent/run"], "not a finished run directory"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--data", "mnist", "--data-dir", "/nonexistent/mnist"], "is not a directory"),
+        (["train", "--data", "mnist", "--resolution", "20", "--data-dir", "."], "use 28, 14 or 7"),
+        (["train", "--resolution", "2"], "--resolution must be >= 4"),
+        (["train", "--channels", "0"], "setting n_channels must be >= 1"),
+        (["train", "--resolution", "18", "--levels", "3"], "cannot be coarsened"),
+        (["evaluate", "/nonexistent/run", "--resolution", "8"], "no network file"),
+        (["plot", "/nonexistent/run"], "not a finished run directory"),
+    ],
+)
 def test_errors_are_one_line_and_exit_2(argv, message, tmp_path, capsys):
     argv = [*argv, "-q"] + (["--out", str(tmp_path / "run")] if argv[0] == "train" else [])
     assert main(argv) == 2
@@ -148,25 +195,68 @@ def test_errors_are_one_line_and_exit_2(argv, message, tmp_path, capsys):
 def test_evaluate_resolution_errors(run_dir, capsys):
     assert main(["evaluate", str(run_dir), "--resolution", "12", "-q"]) == 2
     assert "not on the mesh hierarchy" in _error_line(capsys)
-    assert main(["evaluate", str(run_dir), "--resolution", "32", "--variant", "restricted", "-q"]) == 2
+    assert (
+        main(["evaluate", str(run_dir), "--resolution", "32", "--variant", "restricted", "-q"]) == 2
+    )
     assert "does not apply" in _error_line(capsys)
 
 
 def test_verbose_shows_the_traceback(tmp_path):
     with pytest.raises(ValueError, match="not a directory"):
-        main(["train", "--data", "mnist", "--data-dir", "/nonexistent", "-v",
-              "--out", str(tmp_path / "run")])
+        main(
+            [
+                "train",
+                "--data",
+                "mnist",
+                "--data-dir",
+                "/nonexistent",
+                "-v",
+                "--out",
+                str(tmp_path / "run"),
+            ]
+        )
 
 
 def test_paper_smoke_on_a_tiny_mnist_subset(mnist_dir, tmp_path, capsys):
     out = tmp_path / "paper"
-    assert main(["paper", "--data-dir", str(mnist_dir), "--n-train", "100", "--n-val", "50",
-                 "--outer-iterations", "1", "--gauss-newton-steps", "1", "--cg-iterations", "2",
-                 "--batch", "50", "--out", str(out), "-q"]) == 0
+    assert (
+        main(
+            [
+                "paper",
+                "--data-dir",
+                str(mnist_dir),
+                "--n-train",
+                "100",
+                "--n-val",
+                "50",
+                "--outer-iterations",
+                "1",
+                "--gauss-newton-steps",
+                "1",
+                "--cg-iterations",
+                "2",
+                "--batch",
+                "50",
+                "--out",
+                str(out),
+                "-q",
+            ]
+        )
+        == 0
+    )
     table = (out / "paper_table.md").read_text()
     assert table == capsys.readouterr().out.split("\n", 1)[1].rstrip("\n") + "\n"
-    for paper_number in ("0.218 -> 0.082", "82.9% -> 96.7%", "0.212 -> 0.081", "82.0% -> 96.4%",
-                         "0.218 -> 0.147", "87.0% -> 92.0%", "84.1%", "81.8% (worse)", "0.03 s"):
+    for paper_number in (
+        "0.218 -> 0.082",
+        "82.9% -> 96.7%",
+        "0.212 -> 0.081",
+        "82.0% -> 96.4%",
+        "0.218 -> 0.147",
+        "87.0% -> 92.0%",
+        "84.1%",
+        "81.8% (worse)",
+        "0.03 s",
+    ):
         assert paper_number in table
     results = json.loads((out / "results.json").read_text())
     assert results["n_train"] == 100 and results["n_val"] == 50

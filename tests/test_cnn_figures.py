@@ -1,4 +1,5 @@
-"""Figures of the CNN experiments: content of the returned Figures (axes, labels, data), not pixels."""
+"""CNN figures: the content of the returned Figures (axes, labels, data), not pixels."""
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -6,15 +7,24 @@ from matplotlib.figure import Figure
 
 from pdecontrol.ops import conv
 from pdecontrol.transfer import restrict, restrict_stencil
-from problems.cnn.figures import (confusion_matrix, plot_accuracy_by_resolution,
-                                  plot_confusion_matrix, plot_convolved_image, plot_kernels,
-                                  plot_training_curves)
+from problems.cnn.figures import (
+    confusion_matrix,
+    plot_accuracy_by_resolution,
+    plot_confusion_matrix,
+    plot_convolved_image,
+    plot_kernels,
+    plot_training_curves,
+)
 
 
 def _history(objective, accuracy, resolution):
-    return xr.Dataset({"objective": ("outer_iteration", objective),
-                       "validation_accuracy": ("outer_iteration", accuracy),
-                       "resolution": ("outer_iteration", resolution)})
+    return xr.Dataset(
+        {
+            "objective": ("outer_iteration", objective),
+            "validation_accuracy": ("outer_iteration", accuracy),
+            "resolution": ("outer_iteration", resolution),
+        }
+    )
 
 
 def _is_png(path):
@@ -32,14 +42,20 @@ def test_training_curves_lines_labels_and_switch(tmp_path):
     assert ax_objective.get_ylabel() == "objective"
     assert ax_accuracy.get_ylabel() == "validation accuracy (%)"
     assert ax_accuracy.get_xlabel() == "outer iteration"
-    assert [t.get_text() for t in ax_objective.get_legend().get_texts()] == ["fine only", "multilevel"]
+    assert [t.get_text() for t in ax_objective.get_legend().get_texts()] == [
+        "fine only",
+        "multilevel",
+    ]
     lines = [line for line in ax_accuracy.get_lines() if line.get_label() == "multilevel"]
     # NaN accuracy is skipped; values in percent
     np.testing.assert_allclose(lines[0].get_ydata(), [82.0, 95.0, 92.0])
     # the 14 -> 28 switch is marked before row 2 on both axes, only for the multilevel run
     for ax in (ax_objective, ax_accuracy):
-        verticals = [line for line in ax.get_lines() if line.get_label().startswith("_")
-                     and np.ptp(line.get_xdata()) == 0]
+        verticals = [
+            line
+            for line in ax.get_lines()
+            if line.get_label().startswith("_") and np.ptp(line.get_xdata()) == 0
+        ]
         assert [line.get_xdata()[0] for line in verticals] == [1.5]
     assert any("14 \u2192 28" in text.get_text() for text in ax_accuracy.texts)
 
@@ -59,8 +75,13 @@ def test_confusion_matrix_counts_and_figure(tmp_path):
     predictions = np.array([0, 1, 1, 1, 2, 0])
     counts = confusion_matrix(labels, predictions)
     np.testing.assert_array_equal(counts, [[1, 1, 0], [0, 2, 0], [1, 0, 1]])
-    figure = plot_confusion_matrix(labels, predictions, class_names=["a", "b", "c"],
-                                   title="restricted", path=tmp_path / "c.png")
+    figure = plot_confusion_matrix(
+        labels,
+        predictions,
+        class_names=["a", "b", "c"],
+        title="restricted",
+        path=tmp_path / "c.png",
+    )
     ax = figure.axes[0]
     np.testing.assert_allclose(ax.images[0].get_array(), counts / 2)
     assert ax.get_xlabel() == "predicted class" and ax.get_ylabel() == "true class"
@@ -115,8 +136,10 @@ def test_convolved_image_errors():
 
 
 def test_kernel_grid_one_panel_per_stencil(rng, tmp_path):
-    kernels = {"opening": rng.standard_normal((4, 1, 3, 3)),
-               "layer 1": rng.standard_normal((4, 4, 3, 3))}
+    kernels = {
+        "opening": rng.standard_normal((4, 1, 3, 3)),
+        "layer 1": rng.standard_normal((4, 4, 3, 3)),
+    }
     figure = plot_kernels(kernels, path=tmp_path / "k.png")
     panels = [ax for subfigure in figure.subfigs for ax in subfigure.axes if ax.images]
     stencil_panels = [ax for ax in panels if ax.images[0].get_array().shape == (3, 3)]
@@ -132,14 +155,17 @@ def test_kernel_grid_one_panel_per_stencil(rng, tmp_path):
 
 
 def test_accuracy_bars_and_reference(tmp_path):
-    accuracy = xr.DataArray([[0.96, 0.95, np.nan], [0.84, 0.818, 0.9]], dims=("resolution", "variant"),
-                            coords={"resolution": [28, 14],
-                                    "variant": ["restricted", "classifier-only", "resolved"]})
-    figure = plot_accuracy_by_resolution(accuracy, reference={(14, "restricted"): 0.841},
-                                         path=tmp_path / "a.png")
+    accuracy = xr.DataArray(
+        [[0.96, 0.95, np.nan], [0.84, 0.818, 0.9]],
+        dims=("resolution", "variant"),
+        coords={"resolution": [28, 14], "variant": ["restricted", "classifier-only", "resolved"]},
+    )
+    figure = plot_accuracy_by_resolution(
+        accuracy, reference={(14, "restricted"): 0.841}, path=tmp_path / "a.png"
+    )
     ax = figure.axes[0]
     heights = sorted(round(patch.get_height(), 6) for patch in ax.patches)
-    assert heights == sorted([96.0, 95.0, 84.0, 81.8, 90.0])   # NaN: no bar
+    assert heights == sorted([96.0, 95.0, 84.0, 81.8, 90.0])  # NaN: no bar
     assert [t.get_text() for t in ax.get_xticklabels()] == ["28x28", "14x14"]
     assert ax.get_ylabel() == "accuracy (%)"
     legend = [t.get_text() for t in ax.get_legend().get_texts()]

@@ -3,7 +3,8 @@
 Every function returns a :class:`matplotlib.figure.Figure` and, when ``path`` is given, also
 saves it there as PNG (``dpi`` 120). Images are drawn with row 0 at the top (as stored) and
 pixel ``(i, j)`` at node ``(i h, j h)``; stencils are drawn as their 3x3 weights in the
-correlation convention of :mod:`pdecontrol.ops` (entry ``[a, b]`` multiplies ``y[i + a - 1, j + b - 1]``).
+correlation convention of :mod:`pdecontrol.ops` (entry ``[a, b]`` multiplies
+``y[i + a - 1, j + b - 1]``).
 
 * :func:`plot_training_curves` - objective and validation accuracy per outer iteration for
   several runs (e.g. fine-only vs multilevel), with every change of resolution marked.
@@ -13,6 +14,7 @@ correlation convention of :mod:`pdecontrol.ops` (entry ``[a, b]`` multiplies ``y
 * :func:`plot_kernels` - a grid of learned 3x3 kernels, one panel group per layer.
 * :func:`plot_accuracy_by_resolution` - accuracy by resolution and network variant (grouped bars).
 """
+
 from __future__ import annotations
 
 import os
@@ -27,8 +29,15 @@ from pdecontrol._validation import as_float_array, check_finite
 from pdecontrol.ops import conv
 from pdecontrol.transfer import restrict_image, restrict_stencil
 
-__all__ = ["plot_training_curves", "plot_confusion_matrix", "plot_convolved_image",
-           "plot_kernels", "plot_accuracy_by_resolution", "save_figure", "confusion_matrix"]
+__all__ = [
+    "plot_training_curves",
+    "plot_confusion_matrix",
+    "plot_convolved_image",
+    "plot_kernels",
+    "plot_accuracy_by_resolution",
+    "save_figure",
+    "confusion_matrix",
+]
 
 #: Resolution used by :func:`save_figure`.
 DPI = 120
@@ -46,7 +55,9 @@ def save_figure(figure: Figure, path) -> Figure:
         path = os.fspath(path)
         directory = os.path.dirname(path)
         if directory and not os.path.isdir(directory):
-            raise ValueError(f"path {path!r}: directory {directory!r} does not exist; create it first")
+            raise ValueError(
+                f"path {path!r}: directory {directory!r} does not exist; create it first"
+            )
         figure.savefig(path, dpi=DPI, format="png")
     return figure
 
@@ -54,10 +65,14 @@ def save_figure(figure: Figure, path) -> Figure:
 # ---------------------------------------------------------------------- training curves
 def _history_dim(history: xr.Dataset, name: str) -> str:
     if not isinstance(history, xr.Dataset):
-        raise TypeError(f"histories[{name!r}] must be an xarray.Dataset, got {type(history).__name__}")
+        raise TypeError(
+            f"histories[{name!r}] must be an xarray.Dataset, got {type(history).__name__}"
+        )
     if len(history.dims) != 1:
-        raise ValueError(f"histories[{name!r}] must have exactly one dimension (the outer iteration), "
-                         f"got {dict(history.sizes)}")
+        raise ValueError(
+            f"histories[{name!r}] must have exactly one dimension (the outer iteration), "
+            f"got {dict(history.sizes)}"
+        )
     return next(iter(history.dims))
 
 
@@ -66,13 +81,22 @@ def _switches(history: xr.Dataset, dim: str, level_variable: str) -> list:
     if level_variable not in history.variables:
         return []
     values = np.asarray(history[level_variable].values)
-    return [(row, f"{values[row - 1]} \u2192 {values[row]}")
-            for row in range(1, values.size) if values[row] != values[row - 1]]
+    return [
+        (row, f"{values[row - 1]} \u2192 {values[row]}")
+        for row in range(1, values.size)
+        if values[row] != values[row - 1]
+    ]
 
 
-def plot_training_curves(histories: Mapping, *, objective: str = "objective",
-                         accuracy: str = "validation_accuracy", level_variable: str = "resolution",
-                         title: str | None = None, path=None) -> Figure:
+def plot_training_curves(
+    histories: Mapping,
+    *,
+    objective: str = "objective",
+    accuracy: str = "validation_accuracy",
+    level_variable: str = "resolution",
+    title: str | None = None,
+    path=None,
+) -> Figure:
     """Objective (log scale) and validation accuracy per outer iteration, one line per run.
 
     Parameters
@@ -103,8 +127,10 @@ def plot_training_curves(histories: Mapping, *, objective: str = "objective",
         dim = _history_dim(history, name)
         for variable in (objective, accuracy):
             if variable not in history.variables:
-                raise ValueError(f"histories[{name!r}] has no variable {variable!r}; it has "
-                                 f"{sorted(history.data_vars)}")
+                raise ValueError(
+                    f"histories[{name!r}] has no variable {variable!r}; it has "
+                    f"{sorted(history.data_vars)}"
+                )
         color = f"C{index}"
         rows = np.arange(history.sizes[dim])
         values = np.asarray(history[objective].values, dtype=float)
@@ -115,9 +141,16 @@ def plot_training_curves(histories: Mapping, *, objective: str = "objective",
         for row, label in _switches(history, dim, level_variable):
             for ax in (ax_objective, ax_accuracy):
                 ax.axvline(row - 0.5, color=color, linestyle="--", linewidth=1)
-            ax_accuracy.annotate(f"{name}: {label}", xy=(row - 0.5, 0.03),
-                                 xycoords=("data", "axes fraction"), rotation=90, fontsize=7,
-                                 color=color, ha="right", va="bottom")
+            ax_accuracy.annotate(
+                f"{name}: {label}",
+                xy=(row - 0.5, 0.03),
+                xycoords=("data", "axes fraction"),
+                rotation=90,
+                fontsize=7,
+                color=color,
+                ha="right",
+                va="bottom",
+            )
     ax_objective.set_yscale("log")
     ax_objective.set_xlabel("outer iteration")
     ax_objective.set_ylabel("objective")
@@ -138,20 +171,24 @@ def plot_training_curves(histories: Mapping, *, objective: str = "objective",
 def _labels(values, name: str) -> np.ndarray:
     values = np.asarray(values)
     if values.ndim != 1 or values.size == 0 or not np.issubdtype(values.dtype, np.integer):
-        raise ValueError(f"{name} must be a non-empty 1-D array of integer class indices, got "
-                         f"dtype {values.dtype} shape {values.shape}")
+        raise ValueError(
+            f"{name} must be a non-empty 1-D array of integer class indices, got "
+            f"dtype {values.dtype} shape {values.shape}"
+        )
     if values.min() < 0:
         raise ValueError(f"{name} must be >= 0 (class indices), got minimum {values.min()}")
     return values.astype(np.int64)
 
 
 def confusion_matrix(labels, predictions, n_classes: int | None = None) -> np.ndarray:
-    """Counts ``(n_classes, n_classes)``: entry ``[i, j]`` = examples of class ``i`` predicted ``j``."""
+    """Counts ``(n_classes, n_classes)``: ``[i, j]`` = examples of class ``i`` predicted ``j``."""
     labels = _labels(labels, "labels")
     predictions = _labels(predictions, "predictions")
     if labels.shape != predictions.shape:
-        raise ValueError(f"labels and predictions must have the same length, got {labels.size} "
-                         f"and {predictions.size}")
+        raise ValueError(
+            f"labels and predictions must have the same length, got {labels.size} "
+            f"and {predictions.size}"
+        )
     n = int(max(labels.max(), predictions.max())) + 1 if n_classes is None else int(n_classes)
     if max(labels.max(), predictions.max()) >= n:
         raise ValueError(f"class indices must be < n_classes = {n}")
@@ -160,8 +197,9 @@ def confusion_matrix(labels, predictions, n_classes: int | None = None) -> np.nd
     return counts
 
 
-def plot_confusion_matrix(labels, predictions, *, class_names=None, title: str | None = None,
-                          path=None) -> Figure:
+def plot_confusion_matrix(
+    labels, predictions, *, class_names=None, title: str | None = None, path=None
+) -> Figure:
     """Confusion matrix, rows = true class, columns = predicted class, normalised per row.
 
     Colour is the fraction of the true class (row) predicted as each class; the cells show the
@@ -177,7 +215,9 @@ def plot_confusion_matrix(labels, predictions, *, class_names=None, title: str |
     n_classes = None if class_names is None else len(class_names)
     counts = confusion_matrix(labels, predictions, n_classes)
     n_classes = counts.shape[0]
-    names = [str(k) for k in range(n_classes)] if class_names is None else list(map(str, class_names))
+    names = (
+        [str(k) for k in range(n_classes)] if class_names is None else list(map(str, class_names))
+    )
     totals = counts.sum(axis=1, keepdims=True)
     fraction = counts / np.maximum(totals, 1)
     accuracy = np.trace(counts) / counts.sum()
@@ -187,10 +227,22 @@ def plot_confusion_matrix(labels, predictions, *, class_names=None, title: str |
     for i in range(n_classes):
         for j in range(n_classes):
             if fraction[i, j] >= 0.005:
-                ax.text(j, i, f"{100 * fraction[i, j]:.0f}", ha="center", va="center", fontsize=7,
-                        color="white" if fraction[i, j] > 0.5 else "black")
-    ax.set_xticks(range(n_classes), names, rotation=45 if max(map(len, names)) > 2 else 0,
-                  ha="right" if max(map(len, names)) > 2 else "center", fontsize=8)
+                ax.text(
+                    j,
+                    i,
+                    f"{100 * fraction[i, j]:.0f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if fraction[i, j] > 0.5 else "black",
+                )
+    ax.set_xticks(
+        range(n_classes),
+        names,
+        rotation=45 if max(map(len, names)) > 2 else 0,
+        ha="right" if max(map(len, names)) > 2 else "center",
+        fontsize=8,
+    )
     ax.set_yticks(range(n_classes), names, fontsize=8)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
@@ -221,8 +273,10 @@ def plot_convolved_image(image, stencil, *, title: str | None = None, path=None)
     image = check_finite(as_float_array(image, "image", dtype=np.float64), "image")
     stencil = check_finite(as_float_array(stencil, "stencil", dtype=np.float64), "stencil")
     if image.ndim != 2 or image.shape[0] % 2 or image.shape[1] % 2 or min(image.shape) < 2:
-        raise ValueError(f"image must be a 2-D array with even sizes (it is restricted once), "
-                         f"got shape {image.shape}; pad or crop it")
+        raise ValueError(
+            f"image must be a 2-D array with even sizes (it is restricted once), "
+            f"got shape {image.shape}; pad or crop it"
+        )
     if stencil.shape != (3, 3):
         raise ValueError(f"stencil must have shape (3, 3), got {stencil.shape}")
     coarse_image = restrict_image(image, dim=2)
@@ -239,23 +293,35 @@ def plot_convolved_image(image, stencil, *, title: str | None = None, path=None)
     fine_size = f"{image.shape[0]}x{image.shape[1]}"
     coarse_size = f"{coarse_image.shape[0]}x{coarse_image.shape[1]}"
     panels = [
-        [(image, "gray", f"fine image $x$ ({fine_size})"),
-         (stencil, "stencil", "fine stencil $s_h$"),
-         (fine_result, "result", f"$K_h\\,x$ ({fine_size})"),
-         (reference, "result", f"$R\\,K_h\\,x$ ({coarse_size})")],
-        [(coarse_image, "gray", f"coarse image $R\\,x$ ({coarse_size})"),
-         (coarse_stencil, "stencil", "coarse stencil $s_H$ (Galerkin)"),
-         (coarse_result, "result", f"$K_H\\,R\\,x$ ({coarse_size})"),
-         (reference - coarse_result, "result", "$R\\,K_h\\,x - K_H\\,R\\,x$")],
+        [
+            (image, "gray", f"fine image $x$ ({fine_size})"),
+            (stencil, "stencil", "fine stencil $s_h$"),
+            (fine_result, "result", f"$K_h\\,x$ ({fine_size})"),
+            (reference, "result", f"$R\\,K_h\\,x$ ({coarse_size})"),
+        ],
+        [
+            (coarse_image, "gray", f"coarse image $R\\,x$ ({coarse_size})"),
+            (coarse_stencil, "stencil", "coarse stencil $s_H$ (Galerkin)"),
+            (coarse_result, "result", f"$K_H\\,R\\,x$ ({coarse_size})"),
+            (reference - coarse_result, "result", "$R\\,K_h\\,x - K_H\\,R\\,x$"),
+        ],
     ]
-    colours = {"gray": ("gray", None), "stencil": ("RdBu_r", stencil_limit),
-               "result": ("RdBu_r", result_limit)}
+    colours = {
+        "gray": ("gray", None),
+        "stencil": ("RdBu_r", stencil_limit),
+        "result": ("RdBu_r", result_limit),
+    }
     drawn = {}
     for (row, column), ax in np.ndenumerate(axes):
         values, kind, label = panels[row][column]
         cmap, limit = colours[kind]
-        drawn[kind] = ax.imshow(values, cmap=cmap, interpolation="nearest",
-                                vmin=None if limit is None else -limit, vmax=limit)
+        drawn[kind] = ax.imshow(
+            values,
+            cmap=cmap,
+            interpolation="nearest",
+            vmin=None if limit is None else -limit,
+            vmax=limit,
+        )
         if kind == "stencil":
             for (a, b), value in np.ndenumerate(values):
                 ax.text(b, a, f"{value:.2f}", ha="center", va="center", fontsize=8)
@@ -264,7 +330,9 @@ def plot_convolved_image(image, stencil, *, title: str | None = None, path=None)
         ax.set_yticks([])
     figure.colorbar(drawn["stencil"], ax=axes[:, 1], shrink=0.6, label="stencil weight")
     figure.colorbar(drawn["result"], ax=axes[:, 2:], shrink=0.6, label="response")
-    heading = f"Galerkin kernel on the coarse mesh: |R K_h x - K_H R x| / |R K_h x| = {mismatch:.3f}"
+    heading = (
+        f"Galerkin kernel on the coarse mesh: |R K_h x - K_H R x| / |R K_h x| = {mismatch:.3f}"
+    )
     figure.suptitle(heading if title is None else f"{title}\n{heading}", fontsize=10)
     return save_figure(figure, path)
 
@@ -281,16 +349,20 @@ def plot_kernels(kernels: Mapping, *, title: str | None = None, path=None) -> Fi
         absolute weight is in the group title.
     """
     if not isinstance(kernels, Mapping) or not kernels:
-        raise ValueError("kernels must be a non-empty mapping of layer name to (C_out, C_in, 3, 3) stencils")
+        raise ValueError(
+            "kernels must be a non-empty mapping of layer name to (C_out, C_in, 3, 3) stencils"
+        )
     groups = []
     for name, weights in kernels.items():
         weights = check_finite(as_float_array(weights, f"kernels[{name!r}]"), f"kernels[{name!r}]")
         if weights.ndim != 4 or weights.shape[2:] != (3, 3):
-            raise ValueError(f"kernels[{name!r}] must have shape (C_out, C_in, 3, 3), got {weights.shape}")
+            raise ValueError(
+                f"kernels[{name!r}] must have shape (C_out, C_in, 3, 3), got {weights.shape}"
+            )
         groups.append((str(name), weights))
     rows = max(w.shape[0] for _, w in groups)
     widths = [w.shape[1] for _, w in groups]
-    widths = [max(width, 3) for width in widths]      # room for the title and colour bar
+    widths = [max(width, 3) for width in widths]  # room for the title and colour bar
     figure = _new_figure((0.55 * sum(widths) + 0.5, 0.55 * rows + 1.6))
     subfigures = np.atleast_1d(figure.subfigures(1, len(groups), width_ratios=widths))
     for subfigure, (name, weights) in zip(subfigures, groups):
@@ -315,8 +387,9 @@ def plot_kernels(kernels: Mapping, *, title: str | None = None, path=None) -> Fi
 
 
 # ---------------------------------------------------------------------- accuracy table
-def plot_accuracy_by_resolution(accuracy: xr.DataArray, *, reference: Mapping | None = None,
-                                title: str | None = None, path=None) -> Figure:
+def plot_accuracy_by_resolution(
+    accuracy: xr.DataArray, *, reference: Mapping | None = None, title: str | None = None, path=None
+) -> Figure:
     """Grouped bars: accuracy (%) per resolution (groups) and network variant (bars).
 
     Parameters
@@ -329,8 +402,10 @@ def plot_accuracy_by_resolution(accuracy: xr.DataArray, *, reference: Mapping | 
         Numbers to compare with (e.g. the paper's), drawn as black ticks over the bars.
     """
     if not isinstance(accuracy, xr.DataArray) or set(accuracy.dims) != {"resolution", "variant"}:
-        raise ValueError("accuracy must be an xarray.DataArray with dims ('resolution', 'variant'), "
-                         f"got {type(accuracy).__name__} {getattr(accuracy, 'dims', None)}")
+        raise ValueError(
+            "accuracy must be an xarray.DataArray with dims ('resolution', 'variant'), "
+            f"got {type(accuracy).__name__} {getattr(accuracy, 'dims', None)}"
+        )
     accuracy = accuracy.transpose("resolution", "variant")
     resolutions = [str(r) for r in accuracy["resolution"].values]
     variants = [str(v) for v in accuracy["variant"].values]
@@ -347,8 +422,13 @@ def plot_accuracy_by_resolution(accuracy: xr.DataArray, *, reference: Mapping | 
         for i, resolution in enumerate(accuracy["resolution"].values):
             paper = None if reference is None else reference.get((resolution, variant))
             if paper is not None:
-                ax.plot([x[i] - width / 2, x[i] + width / 2], [100 * paper] * 2, "k-", linewidth=2,
-                        label="paper" if "paper" not in ax.get_legend_handles_labels()[1] else None)
+                ax.plot(
+                    [x[i] - width / 2, x[i] + width / 2],
+                    [100 * paper] * 2,
+                    "k-",
+                    linewidth=2,
+                    label="paper" if "paper" not in ax.get_legend_handles_labels()[1] else None,
+                )
     ax.set_xticks(positions, [f"{r}x{r}" for r in resolutions])
     ax.set_xlabel("image resolution")
     ax.set_ylabel("accuracy (%)")
