@@ -295,6 +295,8 @@ def _kernel_gradient_chunk(
                 for p in range(n_points):
                     total += row[p]
                 bias_sums[o + r] += total
+            # in a last, partial block the rows past n_out hold stale values: they only feed the
+            # zero-padded output channels, which the caller discards
             _correlate_block(buf, rows, shift, tap_mask, sums, o)
         for i in range(flat_sums.size):
             flat_kernel_sums[i] += flat_sums[i]
