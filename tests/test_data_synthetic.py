@@ -201,3 +201,18 @@ def test_plot_examples_grid(tmp_path):
     assert (tmp_path / "grid.png").stat().st_size > 0
     with pytest.raises(ValueError, match="datasets\\[1\\] holds other examples"):
         plot_examples(examples.render(8), make_synthetic(20, 8, seed=1, classes=["disk", "ring"]))
+
+
+def test_position_jitter_controls_the_spread_of_centres():
+    centred = draw_synthetic(200, seed=3, position_jitter=0.0)
+    spread = draw_synthetic(200, seed=3, position_jitter=1.0)
+    np.testing.assert_allclose(centred.center, 0.5)
+    assert np.ptp(spread.center) > 0.3
+    default = draw_synthetic(200, seed=3)
+    assert 0 < np.ptp(default.center) < np.ptp(spread.center)
+
+
+@pytest.mark.parametrize("jitter", [-0.1, 1.5, True, "a"])
+def test_bad_position_jitter_is_an_error(jitter):
+    with pytest.raises(ValueError, match="position_jitter"):
+        draw_synthetic(10, seed=0, position_jitter=jitter)

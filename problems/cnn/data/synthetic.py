@@ -43,6 +43,7 @@ __all__ = [
     "MAX_NOISE_FREQUENCY",
     "SCALE_RANGE",
     "CONTRAST_RANGE",
+    "POSITION_JITTER",
     "SyntheticExamples",
     "draw_synthetic",
     "make_synthetic",
@@ -56,6 +57,8 @@ N_NOISE_MODES = 6
 MAX_NOISE_FREQUENCY = 3.0
 #: Range of the example scale ``s`` (radius of the disk holding the pattern, physical units).
 SCALE_RANGE = (0.2, 0.32)
+#: Default fraction of the free room over which a pattern's centre is drawn (see draw_synthetic).
+POSITION_JITTER = 0.25
 #: Range of the pattern contrast.
 CONTRAST_RANGE = (0.5, 1.0)
 #: Smallest distance between a pattern's disk and the domain boundary.
@@ -310,8 +313,8 @@ def _class_names(classes) -> tuple:
     return tuple(names)
 
 
-def draw_synthetic(n_examples: int, seed: int, *, classes=None, noise: float = 0.3
-                   ) -> SyntheticExamples:
+def draw_synthetic(n_examples: int, seed: int, *, classes=None, noise: float = 0.3,
+                   position_jitter: float = POSITION_JITTER) -> SyntheticExamples:
     """Draw the parameters of ``n_examples`` synthetic examples from ``seed`` (no resolution).
 
     Parameters
@@ -325,22 +328,30 @@ def draw_synthetic(n_examples: int, seed: int, *, classes=None, noise: float = 0
         Subset of :data:`SYNTHETIC_CLASSES` (names or indices) in label order; default all ten.
     noise : float
         Weight of the smooth random background, in ``[0, 1)``.
+    position_jitter : float
+        Fraction, in ``[0, 1]``, of the room left by the pattern's disk over which its centre is
+        drawn uniformly (per axis, around the domain centre). 0 centres every pattern (as MNIST
+        centres its digits); 1 lets it reach the margin anywhere in the domain.
 
     Raises
     ------
     ValueError
-        If ``n_examples < 1``, ``noise`` is outside ``[0, 1)`` or a class is unknown.
+        If ``n_examples < 1``, ``noise`` is outside ``[0, 1)``, ``position_jitter`` outside
+        ``[0, 1]`` or a class is unknown.
     """
     n_examples = _check_int(n_examples, "n_examples", 1)
     seed = _check_int(seed, "seed", 0)
     class_names = _class_names(classes)
     if isinstance(noise, bool) or not isinstance(noise, numbers.Real) or not 0 <= noise < 1:
         raise ValueError(f"noise must be a number in [0, 1), got {noise!r}")
+    if (isinstance(position_jitter, bool) or not isinstance(position_jitter, numbers.Real)
+            or not 0 <= position_jitter <= 1):
+        raise ValueError(f"position_jitter must be a number in [0, 1], got {position_jitter!r}")
     rng = np.random.default_rng(seed)
     labels = rng.permutation(np.arange(n_examples) % len(class_names)).astype(np.int64)
     scale = rng.uniform(*SCALE_RANGE, n_examples)
-    room = 1 - 2 * (MARGIN + scale)
-    center = (MARGIN + scale)[:, None] + room[:, None] * rng.uniform(size=(n_examples, 2))
+    room = position_jitter * (1 - 2 * (MARGIN + scale))
+    center = 0.5 + room[:, None] * (rng.uniform(size=(n_examples, 2)) - 0.5)
     angle = rng.uniform(0, 2 * np.pi, n_examples)
     contrast = rng.uniform(*CONTRAST_RANGE, n_examples)
     variation = rng.uniform(size=n_examples)
@@ -356,11 +367,14 @@ def draw_synthetic(n_examples: int, seed: int, *, classes=None, noise: float = 0
 
 
 def make_synthetic(n_examples: int, resolution: int, seed: int, *, classes=None,
-                   noise: float = 0.3, dtype=np.float32) -> xr.Dataset:
+                   noise: float = 0.3, position_jitter: float = POSITION_JITTER,
+                   dtype=np.float32) -> xr.Dataset:
     """Draw ``n_examples`` synthetic examples from ``seed`` and render them at ``resolution``.
 
-    Shorthand for ``draw_synthetic(n_examples, seed, classes=classes, noise=noise)
-    .render(resolution, dtype)``; see those for the parameters. The same seed at two resolutions
+    Shorthand for ``draw_synthetic(n_examples, seed, classes=classes, noise=noise,
+    position_jitter=position_jitter).render(resolution, dtype)``; see those for the parameters. The same seed at two resolutions
     gives the same examples.
     """
-    return draw_synthetic(n_examples, seed, classes=classes, noise=noise).render(resolution, dtype)
+    examples = draw_synthetic(n_examples, seed, classes=classes, noise=noise,
+                              position_jitter=position_jitter)
+    return examples.render(resolution, dtype)
