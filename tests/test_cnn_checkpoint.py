@@ -1,19 +1,32 @@
 """Network files (problems.cnn.checkpoint), moving loaded networks, and resuming training."""
+
 import numpy as np
 import pytest
 import xarray as xr
 
 from pdecontrol.mesh import Mesh
-from problems.cnn.checkpoint import (load_history, load_network, network_to_dataset,
-                                     read_checkpoint, save_network)
+from problems.cnn.checkpoint import (
+    load_history,
+    load_network,
+    network_to_dataset,
+    read_checkpoint,
+    save_network,
+)
 from problems.cnn.config import TrainingSettings
 from problems.cnn.data import make_synthetic, to_numpy
 from problems.cnn.evaluation import TrainedNetwork
 from problems.cnn.training import STATE_FILE, train_multilevel, train_single_level
 from problems.cnn.transfer import prolong_network, restrict_network
 
-SETTINGS = TrainingSettings(n_channels=2, n_steps=2, outer_iterations=2, gauss_newton_steps=1,
-                            cg_iterations=2, batch_size=30, dtype="float64")
+SETTINGS = TrainingSettings(
+    n_channels=2,
+    n_steps=2,
+    outer_iterations=2,
+    gauss_newton_steps=1,
+    cg_iterations=2,
+    batch_size=30,
+    dtype="float64",
+)
 
 
 def random_network(rng, settings=SETTINGS, shape=(8, 8), n_classes=3):
@@ -32,8 +45,9 @@ def data():
 def test_round_trip_is_exact(tmp_path, rng, basis):
     settings = SETTINGS.replace(kernel_basis=basis, opening_activation="tanh", n_steps=3)
     network = random_network(rng, settings)
-    history = xr.Dataset({"objective": ("iteration", [0.5, 0.25]),
-                          "phase": ("iteration", ["start", "train"])})
+    history = xr.Dataset(
+        {"objective": ("iteration", [0.5, 0.25]), "phase": ("iteration", ["start", "train"])}
+    )
     path = save_network(tmp_path / "net.nc", network, history=history, metadata={"note": "x"})
     checkpoint = read_checkpoint(path)
     np.testing.assert_array_equal(checkpoint.network.parameters, network.parameters)
@@ -95,12 +109,14 @@ def test_loaded_network_moves_and_classifies_at_other_resolutions(tmp_path, data
     path = save_network(tmp_path / "net.nc", result.network, history=result.history)
     network = load_network(path)
     coarse = network.on_mesh(Mesh((4, 4)))
-    np.testing.assert_array_equal(coarse.parameters,
-                                  restrict_network(network.problem, network.parameters))
+    np.testing.assert_array_equal(
+        coarse.parameters, restrict_network(network.problem, network.parameters)
+    )
     fine = network.on_mesh(Mesh((16, 16)))
-    np.testing.assert_array_equal(fine.parameters,
-                                  prolong_network(network.problem, network.parameters))
-    restricted_images = images.reshape(50, 4, 2, 4, 2)[:, :, 0, :, 0]      # any 4x4 images
+    np.testing.assert_array_equal(
+        fine.parameters, prolong_network(network.problem, network.parameters)
+    )
+    restricted_images = images.reshape(50, 4, 2, 4, 2)[:, :, 0, :, 0]  # any 4x4 images
     assert 0.0 <= coarse.accuracy(restricted_images, labels) <= 1.0
     assert fine.predict(np.repeat(np.repeat(images, 2, 1), 2, 2)).shape == (50, 10)
     with pytest.raises(ValueError, match="not reached from"):
@@ -117,6 +133,7 @@ def interrupt_at(stage, outer):
     def callback(row):
         if row["stage"] == stage and row["outer_iteration"] == outer:
             raise Interrupted
+
     return callback
 
 
@@ -129,31 +146,40 @@ def test_resume_equals_uninterrupted(tmp_path, data, stage, outer):
     train, validation = data
     reference = train_multilevel(train, validation, SETTINGS)
     with pytest.raises(Interrupted):
-        train_multilevel(train, validation, SETTINGS, checkpoint_dir=tmp_path,
-                         callback=interrupt_at(stage, outer))
+        train_multilevel(
+            train,
+            validation,
+            SETTINGS,
+            checkpoint_dir=tmp_path,
+            callback=interrupt_at(stage, outer),
+        )
     assert (tmp_path / STATE_FILE).is_file()
     resumed = train_multilevel(train, validation, SETTINGS, checkpoint_dir=tmp_path)
     np.testing.assert_array_equal(resumed.x, reference.x)
-    xr.testing.assert_identical(without_wall_time(resumed.history),
-                                without_wall_time(reference.history))
+    xr.testing.assert_identical(
+        without_wall_time(resumed.history), without_wall_time(reference.history)
+    )
     for a, b in zip(resumed.stage_networks, reference.stage_networks):
         np.testing.assert_array_equal(a.parameters, b.parameters)
     # a finished run is returned from the checkpoint without training again
-    again = train_multilevel(train, validation, SETTINGS, checkpoint_dir=tmp_path,
-                             callback=interrupt_at(0, 0))
+    again = train_multilevel(
+        train, validation, SETTINGS, checkpoint_dir=tmp_path, callback=interrupt_at(0, 0)
+    )
     np.testing.assert_array_equal(again.x, reference.x)
 
 
 def test_resume_refuses_a_different_run(tmp_path, data):
     train, validation = data
     with pytest.raises(Interrupted):
-        train_single_level(train, validation, SETTINGS, checkpoint_dir=tmp_path,
-                           callback=interrupt_at(0, 1))
+        train_single_level(
+            train, validation, SETTINGS, checkpoint_dir=tmp_path, callback=interrupt_at(0, 1)
+        )
     with pytest.raises(ValueError, match="different run.*settings"):
         train_single_level(train, validation, SETTINGS.replace(seed=1), checkpoint_dir=tmp_path)
     with pytest.raises(ValueError, match="different run.*driver"):
         train_multilevel(train, validation, SETTINGS, checkpoint_dir=tmp_path)
     images, labels = train
     with pytest.raises(ValueError, match="different run.*data_sha256"):
-        train_single_level((images[::-1], labels[::-1]), validation, SETTINGS,
-                           checkpoint_dir=tmp_path)
+        train_single_level(
+            (images[::-1], labels[::-1]), validation, SETTINGS, checkpoint_dir=tmp_path
+        )

@@ -1,23 +1,38 @@
 """Training drivers (problems.cnn.training) and settings (problems.cnn.config): schedule, history,
 work accounting, the resolution-consistent functional's derivatives, errors."""
+
 import dataclasses
 
 import numpy as np
 import pytest
 
+from pdecontrol.control import refine_in_time
 from pdecontrol.mesh import Mesh
 from pdecontrol.verify import adjoint_test, gauss_newton_test, taylor_test
 from problems.cnn.config import TrainingSettings
 from problems.cnn.data import make_synthetic, to_numpy
 from problems.cnn.network import cnn_functional
-from problems.cnn.training import (CONVOLUTIONS_PER_EXAMPLE, resolution_consistent_functional,
-                                   train_multilevel, train_resolution_consistent,
-                                   train_single_level, train_time_continuation)
+from problems.cnn.training import (
+    CONVOLUTIONS_PER_EXAMPLE,
+    resolution_consistent_functional,
+    train_multilevel,
+    train_resolution_consistent,
+    train_single_level,
+    train_time_continuation,
+)
 from problems.cnn.transfer import network_restriction_operator, restrict_network
 from pdecontrol.transfer import restrict
 
-TINY = TrainingSettings(n_channels=2, n_steps=2, outer_iterations=1, gauss_newton_steps=1,
-                        cg_iterations=2, batch_size=40, dtype="float64", high_order_penalty=1e-3)
+TINY = TrainingSettings(
+    n_channels=2,
+    n_steps=2,
+    outer_iterations=1,
+    gauss_newton_steps=1,
+    cg_iterations=2,
+    batch_size=40,
+    dtype="float64",
+    high_order_penalty=1e-3,
+)
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +42,9 @@ def tiny_data():
 
 # ---------------------------------------------------------------------- settings
 def test_settings_round_trip_and_are_immutable():
-    settings = TrainingSettings(n_channels=3, final_time=1.5, opening_activation="tanh",
-                                batch_size=None, seed=4)
+    settings = TrainingSettings(
+        n_channels=3, final_time=1.5, opening_activation="tanh", batch_size=None, seed=4
+    )
     assert TrainingSettings.from_json(settings.to_json()) == settings
     assert settings.time_horizon == 1.5
     assert TrainingSettings(n_steps=3).time_horizon == 3.0
@@ -37,14 +53,22 @@ def test_settings_round_trip_and_are_immutable():
     assert settings.replace(seed=5).seed == 5 and settings.seed == 4
 
 
-@pytest.mark.parametrize("changes, match", [
-    ({"n_channels": 0}, "n_channels"), ({"n_steps": 1.5}, "n_steps"),
-    ({"dtype": "float16"}, "dtype"), ({"loss": "hinge"}, "loss"), ({"cg_rtol": 1.0}, "cg_rtol"),
-    ({"activation": "sigmoid"}, "activation"), ({"stepper": "rk3"}, "stepper"),
-    ({"kernel_basis": "fourier"}, "kernel_basis"), ({"batch_size": 0}, "batch_size"),
-    ({"classifier_tikhonov": -1.0}, "classifier_tikhonov"),
-    ({"final_time": float("nan")}, "final_time"),
-])
+@pytest.mark.parametrize(
+    "changes, match",
+    [
+        ({"n_channels": 0}, "n_channels"),
+        ({"n_steps": 1.5}, "n_steps"),
+        ({"dtype": "float16"}, "dtype"),
+        ({"loss": "hinge"}, "loss"),
+        ({"cg_rtol": 1.0}, "cg_rtol"),
+        ({"activation": "sigmoid"}, "activation"),
+        ({"stepper": "rk3"}, "stepper"),
+        ({"kernel_basis": "fourier"}, "kernel_basis"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"classifier_tikhonov": -1.0}, "classifier_tikhonov"),
+        ({"final_time": float("nan")}, "final_time"),
+    ],
+)
 def test_settings_reject_bad_values(changes, match):
     with pytest.raises((ValueError, TypeError), match=match):
         TrainingSettings(**changes)
@@ -65,7 +89,7 @@ def test_settings_regularizers_follow_weights():
     assert none.make_regularizers(problem) == []
 
 
-# ---------------------------------------------------------------------- resolution-consistent functional
+# ------------------------------------------------------------ resolution-consistent functional
 @pytest.fixture(scope="module")
 def consistent_functional():
     rng = np.random.default_rng(3)
@@ -73,12 +97,21 @@ def consistent_functional():
     fine = settings.make_problem(Mesh((8, 8)), 3)
     images = rng.random((6, 8, 8))
     labels = np.arange(6) % 3
-    make = lambda problem, data, regs: cnn_functional(problem, data, labels, 2, final_time=1.0,
-                                                      regularizers=regs)
+    make = lambda problem, data, regs: cnn_functional(
+        problem, data, labels, 2, final_time=1.0, regularizers=regs
+    )
     J_fine = make(fine, images, settings.make_regularizers(fine))
-    coarse = [(k, make(fine.coarsen() if k == 1 else fine.coarsen().coarsen(),
-                       restrict(images, 2) if k == 1 else restrict(restrict(images, 2), 2), ()))
-              for k in (1, 2)]
+    coarse = [
+        (
+            k,
+            make(
+                fine.coarsen() if k == 1 else fine.coarsen().coarsen(),
+                restrict(images, 2) if k == 1 else restrict(restrict(images, 2), 2),
+                (),
+            ),
+        )
+        for k in (1, 2)
+    ]
     functional = resolution_consistent_functional(J_fine, coarse, weight=0.7)
     x = fine.initial_parameters(2, seed=0)
     params = J_fine.layout.unflatten(x)
@@ -91,7 +124,8 @@ def consistent_functional():
 def test_resolution_consistent_value_is_fine_plus_weighted_restricted(consistent_functional):
     functional, J_fine, coarse, x = consistent_functional
     expected = J_fine.value(x) + 0.7 * sum(
-        J.value(restrict_network(J_fine.problem, x, k)) for k, J in coarse)
+        J.value(restrict_network(J_fine.problem, x, k)) for k, J in coarse
+    )
     assert functional.value(x) == pytest.approx(expected, rel=1e-12)
 
 
@@ -112,12 +146,17 @@ def test_resolution_consistent_gauss_newton_symmetric_psd(consistent_functional)
 def test_network_restriction_operator_adjoint(consistent_functional, levels):
     _, J_fine, _, _ = consistent_functional
     operator = network_restriction_operator(J_fine.problem, 2, levels)
-    result = adjoint_test(operator.matvec, operator.rmatvec, operator.shape[1], operator.shape[0],
-                          rng=np.random.default_rng(levels))
+    result = adjoint_test(
+        operator.matvec,
+        operator.rmatvec,
+        operator.shape[1],
+        operator.shape[0],
+        rng=np.random.default_rng(levels),
+    )
     assert result.passed and result.relative_error < 1e-10, result
 
 
-# ---------------------------------------------------------------------- drivers: schedule and history
+# ------------------------------------------------------------ drivers: schedule and history
 def test_single_level_history_and_work(tiny_data):
     train, validation = tiny_data
     result = train_single_level(train, validation, TINY.replace(outer_iterations=2))
@@ -129,7 +168,9 @@ def test_single_level_history_and_work(tiny_data):
     assert np.all(np.diff(history.convolution_work.values) > 0)
     np.testing.assert_array_equal(history.fine_level_work, history.convolution_work)
     # row 0: one classifier solve = one forward solve of the 60 examples through 2 layers
-    assert history.convolution_work.values[0] == CONVOLUTIONS_PER_EXAMPLE["classifier_solve"] * 60 * 2
+    assert (
+        history.convolution_work.values[0] == CONVOLUTIONS_PER_EXAMPLE["classifier_solve"] * 60 * 2
+    )
     assert history.n_classifier_solves.values.tolist() == [1, 2, 3]
     assert np.all(history.n_gauss_newton_products.values[1:] > 0)
     assert np.all((history.validation_accuracy >= 0) & (history.validation_accuracy <= 1))
@@ -154,22 +195,27 @@ def test_multilevel_schedule_counts_coarse_work_at_quarter_cost(tiny_data):
 
 def test_time_continuation_refines_layers(tiny_data):
     train, validation = tiny_data
-    result = train_time_continuation(train, validation, TINY.replace(n_steps=4),
-                                     outer_iterations=1)
+    settings = TINY.replace(n_steps=4)
+    result = train_time_continuation(train, validation, settings, outer_iterations=[1, 1, 0])
     history = result.history
-    assert list(history.n_steps.values) == [1, 1, 2, 2, 4, 4]
-    assert list(history.phase.values) == ["start", "train", "time_refined_start", "train"] * 1 + [
-        "time_refined_start", "train"]
+    assert list(history.n_steps.values) == [1, 1, 2, 2, 4]
+    assert list(history.phase.values) == [
+        "start", "train", "time_refined_start", "train", "time_refined_start"]
     assert result.network.n_steps == 4 and result.network.final_time == 4.0
-    # refined in time from a trained network: better than the random start
-    assert history.objective.values[2] < history.objective.values[0]
+    # the last stage's start is the 2-layer network refined in time (T fixed), W re-solved
+    two, four = result.stage_networks[1], result.stage_networks[2]
+    refined = refine_in_time(two.blocks(), 4)
+    for block in ("K", "b", "K0", "b0"):
+        np.testing.assert_array_equal(four.blocks()[block], refined[block])
+    assert not np.array_equal(four.blocks()["W"], two.blocks()["W"])
 
 
 def test_resolution_consistent_driver_both_classifier_modes(tiny_data):
     train, validation = tiny_data
     for mode in ("fine_solve", "gauss_newton"):
-        result = train_resolution_consistent(train, validation, TINY.replace(batch_size=None),
-                                             classifier=mode)
+        result = train_resolution_consistent(
+            train, validation, TINY.replace(batch_size=None), classifier=mode
+        )
         history = result.history
         assert history.sizes["iteration"] == 2
         assert history.n_classifier_solves.values[-1] == (2 if mode == "fine_solve" else 1)
@@ -191,8 +237,12 @@ def test_cross_entropy_trains_classifier_by_gauss_newton(tiny_data):
 def test_callback_stops(tiny_data):
     train, _ = tiny_data
     rows = []
-    result = train_single_level(train, None, TINY.replace(outer_iterations=3),
-                                callback=lambda row: rows.append(row) or row["outer_iteration"] == 1)
+    result = train_single_level(
+        train,
+        None,
+        TINY.replace(outer_iterations=3),
+        callback=lambda row: rows.append(row) or row["outer_iteration"] == 1,
+    )
     assert result.status == "stopped_by_callback"
     assert result.history.sizes["iteration"] == 2 and len(rows) == 2
 

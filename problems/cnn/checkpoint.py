@@ -9,7 +9,7 @@ variable    dims                                                             mea
 ``b``       ``(layer, out_channel)``                                         residual biases
 ``K0``      ``(out_channel, image_channel, *kernel)``                        opening kernels
 ``b0``      ``(out_channel,)``                                               opening biases
-``W``       ``(class, out_channel, *spatial)``                               classifier (grid function)
+``W``       ``(class, out_channel, *spatial)``                               classifier (grid fn.)
 ``c``       ``(class,)``                                                     classifier offsets
 ==========  ===============================================================  =====================
 
@@ -28,6 +28,7 @@ Parameters are stored in float64, so save/load is exact. A file holds a network 
 and move it with :meth:`~problems.cnn.evaluation.TrainedNetwork.on_mesh` (``restrict`` /
 ``prolong``).
 """
+
 from __future__ import annotations
 
 import json
@@ -46,8 +47,17 @@ from .config import TrainingSettings
 from .evaluation import TrainedNetwork, levels_between
 from .network import CNNProblem
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "NetworkCheckpoint", "save_network", "read_checkpoint",
-           "load_network", "load_history", "network_to_dataset", "network_from_dataset"]
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "NetworkCheckpoint",
+    "save_network",
+    "read_checkpoint",
+    "load_network",
+    "load_history",
+    "network_to_dataset",
+    "network_from_dataset",
+]
 
 #: Value of the ``format`` attribute of a network file.
 FORMAT = "pdecontrol-cnn-network"
@@ -79,35 +89,56 @@ def network_to_dataset(network: TrainedNetwork, metadata: dict | None = None) ->
         raise TypeError(f"network must be a TrainedNetwork, got {type(network).__name__}")
     problem, blocks = network.problem, network.blocks()
     spatial, kernel = _AXES[problem.dim], _kernel_dims(problem)
-    dims = {"K": ("layer", "out_channel", "in_channel") + kernel, "b": ("layer", "out_channel"),
-            "K0": ("out_channel", "image_channel") + kernel, "b0": ("out_channel",),
-            "W": ("class", "out_channel") + spatial, "c": ("class",)}
+    dims = {
+        "K": ("layer", "out_channel", "in_channel") + kernel,
+        "b": ("layer", "out_channel"),
+        "K0": ("out_channel", "image_channel") + kernel,
+        "b0": ("out_channel",),
+        "W": ("class", "out_channel") + spatial,
+        "c": ("class",),
+    }
     mesh = problem.mesh
-    coords = {axis: mesh.origin[k] + mesh.h[k] * np.arange(mesh.shape[k])
-              for k, axis in enumerate(spatial)}
+    coords = {
+        axis: mesh.origin[k] + mesh.h[k] * np.arange(mesh.shape[k])
+        for k, axis in enumerate(spatial)
+    }
     if problem.kernel_basis == "derivative":
         coords["derivative"] = list(derivative_basis(problem.dim).names)
     opening = "none" if problem.opening_activation is None else problem.opening_activation.name
     attrs = {
-        "format": FORMAT, "format_version": FORMAT_VERSION,
-        "mesh_shape": np.array(mesh.shape, dtype=np.int64), "mesh_h": np.array(mesh.h),
-        "mesh_extent": np.array(mesh.extent), "mesh_origin": np.array(mesh.origin),
-        "n_steps": network.n_steps, "final_time": network.final_time,
-        "n_channels": problem.n_channels, "n_classes": problem.n_classes,
-        "in_channels": problem.in_channels, "activation": problem.activation.name,
-        "opening_activation": opening, "loss": network.settings.loss,
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "mesh_shape": np.array(mesh.shape, dtype=np.int64),
+        "mesh_h": np.array(mesh.h),
+        "mesh_extent": np.array(mesh.extent),
+        "mesh_origin": np.array(mesh.origin),
+        "n_steps": network.n_steps,
+        "final_time": network.final_time,
+        "n_channels": problem.n_channels,
+        "n_classes": problem.n_classes,
+        "in_channels": problem.in_channels,
+        "activation": problem.activation.name,
+        "opening_activation": opening,
+        "loss": network.settings.loss,
         "kernel_basis": problem.kernel_basis,
         "reference_spacing": np.array(problem.reference_spacing),
-        "stepper": network.settings.stepper, "dtype": network.settings.dtype,
+        "stepper": network.settings.stepper,
+        "dtype": network.settings.dtype,
         "settings": network.settings.to_json(),
         "metadata": json.dumps(metadata or {}, sort_keys=True),
     }
-    return xr.Dataset({name: (dims[name], np.array(blocks[name])) for name in _BLOCKS},
-                      coords=coords, attrs=attrs)
+    return xr.Dataset(
+        {name: (dims[name], np.array(blocks[name])) for name in _BLOCKS}, coords=coords, attrs=attrs
+    )
 
 
-def save_network(path, network: TrainedNetwork, *, history: xr.Dataset | None = None,
-                 metadata: dict | None = None) -> Path:
+def save_network(
+    path,
+    network: TrainedNetwork,
+    *,
+    history: xr.Dataset | None = None,
+    metadata: dict | None = None,
+) -> Path:
     """Write ``network`` (and optionally its training ``history``) to a netCDF file.
 
     The file is written to a temporary name and renamed, so an interrupted save never leaves a
@@ -132,42 +163,63 @@ def _open(path: Path, group=None) -> xr.Dataset:
     except FileNotFoundError:
         raise
     except (OSError, ValueError, KeyError, RuntimeError) as error:
-        raise ValueError(f"{path} cannot be read as a pdecontrol network file (corrupt or not "
-                         f"netCDF): {error}") from None
+        raise ValueError(
+            f"{path} cannot be read as a pdecontrol network file (corrupt or not "
+            f"netCDF): {error}"
+        ) from None
 
 
 def network_from_dataset(dataset: xr.Dataset, source: str = "dataset") -> tuple:
     """``(TrainedNetwork, metadata)`` from a Dataset in the file layout; clear errors otherwise."""
     attrs = dataset.attrs
     if attrs.get("format") != FORMAT:
-        raise ValueError(f"{source} is not a pdecontrol network file (format attribute "
-                         f"{attrs.get('format')!r}, expected {FORMAT!r})")
+        raise ValueError(
+            f"{source} is not a pdecontrol network file (format attribute "
+            f"{attrs.get('format')!r}, expected {FORMAT!r})"
+        )
     if int(attrs.get("format_version", -1)) != FORMAT_VERSION:
-        raise ValueError(f"{source} has format_version {attrs.get('format_version')!r}; this "
-                         f"version of pdecontrol reads version {FORMAT_VERSION}")
+        raise ValueError(
+            f"{source} has format_version {attrs.get('format_version')!r}; this "
+            f"version of pdecontrol reads version {FORMAT_VERSION}"
+        )
     missing = [name for name in _BLOCKS if name not in dataset]
-    required = ("mesh_shape", "mesh_extent", "mesh_origin", "n_classes", "in_channels",
-                "reference_spacing", "settings", "metadata")
+    required = (
+        "mesh_shape",
+        "mesh_extent",
+        "mesh_origin",
+        "n_classes",
+        "in_channels",
+        "reference_spacing",
+        "settings",
+        "metadata",
+    )
     missing += [f"attribute {name}" for name in required if name not in attrs]
     if missing:
         raise ValueError(f"{source} is a truncated or foreign network file: missing {missing}")
     try:
         settings = TrainingSettings.from_json(attrs["settings"])
         metadata = json.loads(attrs["metadata"])
-        mesh = Mesh(tuple(int(n) for n in np.atleast_1d(attrs["mesh_shape"])),
-                    extent=tuple(np.atleast_1d(attrs["mesh_extent"]).tolist()),
-                    origin=tuple(np.atleast_1d(attrs["mesh_origin"]).tolist()))
+        mesh = Mesh(
+            tuple(int(n) for n in np.atleast_1d(attrs["mesh_shape"])),
+            extent=tuple(np.atleast_1d(attrs["mesh_extent"]).tolist()),
+            origin=tuple(np.atleast_1d(attrs["mesh_origin"]).tolist()),
+        )
         problem = settings.make_problem(
-            mesh, int(attrs["n_classes"]), in_channels=int(attrs["in_channels"]),
-            reference_spacing=tuple(np.atleast_1d(attrs["reference_spacing"]).tolist()))
+            mesh,
+            int(attrs["n_classes"]),
+            in_channels=int(attrs["in_channels"]),
+            reference_spacing=tuple(np.atleast_1d(attrs["reference_spacing"]).tolist()),
+        )
     except (TypeError, ValueError, json.JSONDecodeError) as error:
         raise ValueError(f"{source} has inconsistent network attributes: {error}") from None
     n_steps = int(dataset["K"].shape[0])
     layout = problem.layout(n_steps)
     for name in _BLOCKS:
         if dataset[name].shape != layout.shapes[name]:
-            raise ValueError(f"{source}: block {name} has shape {dataset[name].shape}, but the network "
-                             f"described by the attributes needs {layout.shapes[name]}")
+            raise ValueError(
+                f"{source}: block {name} has shape {dataset[name].shape}, but the network "
+                f"described by the attributes needs {layout.shapes[name]}"
+            )
     params = layout.from_blocks({name: dataset[name].values for name in _BLOCKS}, source)
     return TrainedNetwork(problem, params.flat, settings), metadata
 
@@ -188,8 +240,10 @@ def load_history(path) -> xr.Dataset | None:
         with netCDF4.Dataset(path) as handle:
             has_history = "history" in handle.groups
     except OSError as error:
-        raise ValueError(f"{path} cannot be read as a pdecontrol network file (corrupt or not "
-                         f"netCDF): {error}") from None
+        raise ValueError(
+            f"{path} cannot be read as a pdecontrol network file (corrupt or not "
+            f"netCDF): {error}"
+        ) from None
     return _open(path, group="history") if has_history else None
 
 
@@ -209,14 +263,20 @@ def load_network(path, problem: CNNProblem | None = None) -> TrainedNetwork:
     if problem.mesh != saved.mesh:
         try:
             levels = levels_between(saved.mesh, problem.mesh)
-            how = (f"load_network(path).restrict({levels})" if levels > 0
-                   else f"load_network(path).prolong({-levels})")
+            how = (
+                f"load_network(path).restrict({levels})"
+                if levels > 0
+                else f"load_network(path).prolong({-levels})"
+            )
         except ValueError:
             how = "no restriction or prolongation reaches it; retrain on that mesh"
-        raise ValueError(f"{path} holds a network on {saved.mesh!r}, but the problem is on "
-                         f"{problem.mesh!r}; load it without problem= and move it with "
-                         f".on_mesh(mesh) ({how})")
+        raise ValueError(
+            f"{path} holds a network on {saved.mesh!r}, but the problem is on "
+            f"{problem.mesh!r}; load it without problem= and move it with "
+            f".on_mesh(mesh) ({how})"
+        )
     if repr(problem) != repr(saved):
-        raise ValueError(f"{path} holds the network {saved!r}, which differs from the problem "
-                         f"{problem!r}")
+        raise ValueError(
+            f"{path} holds the network {saved!r}, which differs from the problem " f"{problem!r}"
+        )
     return network

@@ -8,6 +8,7 @@ sub-sample size), the seed and the compute dtype. It round-trips through JSON
 (:meth:`TrainingSettings.to_json` / :meth:`TrainingSettings.from_json`), which is how checkpoints
 store it.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -43,7 +44,9 @@ def _integer(value, name: str, minimum: int) -> int:
 
 def _real(value, name: str, *, positive: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"TrainingSettings.{name} must be a real number, got {type(value).__name__}")
+        raise TypeError(
+            f"TrainingSettings.{name} must be a real number, got {type(value).__name__}"
+        )
     value = float(value)
     if not np.isfinite(value) or value < 0 or (positive and value == 0):
         bound = "> 0" if positive else ">= 0"
@@ -132,8 +135,14 @@ class TrainingSettings:
     chunk_size: int | None = None
 
     def __post_init__(self):
-        for name in ("n_channels", "n_steps", "outer_iterations", "gauss_newton_steps",
-                     "cg_iterations", "high_order_min_order"):
+        for name in (
+            "n_channels",
+            "n_steps",
+            "outer_iterations",
+            "gauss_newton_steps",
+            "cg_iterations",
+            "high_order_min_order",
+        ):
             _integer(getattr(self, name), name, 1)
         _integer(self.seed, "seed", 0)
         for name in ("batch_size", "chunk_size"):
@@ -146,35 +155,49 @@ class TrainingSettings:
         _real(self.kernel_scale, "kernel_scale", positive=True)
         for name in ("cg_rtol", "classifier_rtol"):
             if _real(getattr(self, name), name, positive=True) >= 1:
-                raise ValueError(f"TrainingSettings.{name} must lie in (0, 1), got {getattr(self, name)}")
+                raise ValueError(
+                    f"TrainingSettings.{name} must lie in (0, 1), got {getattr(self, name)}"
+                )
         for name in ("activation", "opening_activation"):
             value = getattr(self, name)
             if value is None and name == "opening_activation":
                 continue
             if not isinstance(value, str):
-                raise TypeError(f"TrainingSettings.{name} must be an activation name (str), "
-                                f"got {type(value).__name__}")
+                raise TypeError(
+                    f"TrainingSettings.{name} must be an activation name (str), "
+                    f"got {type(value).__name__}"
+                )
             try:
                 get_activation(value)
             except (ValueError, KeyError, TypeError) as error:
                 raise ValueError(f"TrainingSettings.{name}: {error}") from None
         if self.kernel_basis not in KERNEL_BASES:
-            raise ValueError(f"TrainingSettings.kernel_basis must be one of {KERNEL_BASES}, "
-                             f"got {self.kernel_basis!r}")
+            raise ValueError(
+                f"TrainingSettings.kernel_basis must be one of {KERNEL_BASES}, "
+                f"got {self.kernel_basis!r}"
+            )
         if self.loss not in LOSSES:
-            raise ValueError(f"TrainingSettings.loss must be one of {sorted(LOSSES)}, got {self.loss!r}")
+            raise ValueError(
+                f"TrainingSettings.loss must be one of {sorted(LOSSES)}, got {self.loss!r}"
+            )
         if not isinstance(self.stepper, str):
-            raise TypeError(f"TrainingSettings.stepper must be a stepper name (str), "
-                            f"got {type(self.stepper).__name__}")
+            raise TypeError(
+                f"TrainingSettings.stepper must be a stepper name (str), "
+                f"got {type(self.stepper).__name__}"
+            )
         try:
             get_stepper(self.stepper)
         except ValueError as error:
             raise ValueError(f"TrainingSettings.stepper: {error}") from None
         if self.dtype not in ("float32", "float64"):
-            raise ValueError(f"TrainingSettings.dtype must be 'float32' or 'float64', got {self.dtype!r}")
+            raise ValueError(
+                f"TrainingSettings.dtype must be 'float32' or 'float64', got {self.dtype!r}"
+            )
         if self.high_order_min_order > 6:
-            raise ValueError("TrainingSettings.high_order_min_order must be <= 2 * dim (at most 6), "
-                             f"got {self.high_order_min_order}")
+            raise ValueError(
+                "TrainingSettings.high_order_min_order must be <= 2 * dim (at most 6), "
+                f"got {self.high_order_min_order}"
+            )
 
     # ------------------------------------------------------------------ derived
     @property
@@ -184,7 +207,7 @@ class TrainingSettings:
 
     @property
     def exact_classifier(self) -> bool:
-        """Whether ``(W, c)`` is solved exactly (least squares) rather than trained by Gauss-Newton."""
+        """Whether ``(W, c)`` is solved exactly (least squares), not trained by Gauss-Newton."""
         return self.loss == "least_squares"
 
     def make_loss(self):
@@ -197,14 +220,22 @@ class TrainingSettings:
         while time continuation trains fewer layers with a larger ``dt``)."""
         return float(self.n_steps) if self.final_time is None else float(self.final_time)
 
-    def make_problem(self, mesh: Mesh, n_classes: int, *, in_channels: int = 1,
-                     reference_spacing=None) -> CNNProblem:
+    def make_problem(
+        self, mesh: Mesh, n_classes: int, *, in_channels: int = 1, reference_spacing=None
+    ) -> CNNProblem:
         """The :class:`CNNProblem` of these settings on ``mesh`` (``reference_spacing``: the
         finest spacing of a hierarchy; default ``mesh.h``)."""
-        return CNNProblem(mesh, self.n_channels, n_classes, in_channels=in_channels,
-                          activation=self.activation, opening_activation=self.opening_activation,
-                          kernel_basis=self.kernel_basis, reference_spacing=reference_spacing,
-                          loss=self.make_loss())
+        return CNNProblem(
+            mesh,
+            self.n_channels,
+            n_classes,
+            in_channels=in_channels,
+            activation=self.activation,
+            opening_activation=self.opening_activation,
+            kernel_basis=self.kernel_basis,
+            reference_spacing=reference_spacing,
+            loss=self.make_loss(),
+        )
 
     def make_regularizers(self, problem: CNNProblem) -> list:
         """The regularisers of the training objective of ``problem`` (zero weights omitted):
@@ -212,8 +243,9 @@ class TrainingSettings:
         ``K`` and ``b`` over ``[0, T]``, Tikhonov on ``W``."""
         regularizers = []
         if self.high_order_penalty > 0:
-            regularizers += high_order_kernel_penalty(problem, self.high_order_penalty,
-                                                      min_order=self.high_order_min_order)
+            regularizers += high_order_kernel_penalty(
+                problem, self.high_order_penalty, min_order=self.high_order_min_order
+            )
         if self.time_smoothness > 0:
             regularizers += time_smoothness(self.time_smoothness, self.time_horizon)
         if self.classifier_tikhonov > 0:
@@ -224,8 +256,12 @@ class TrainingSettings:
         """The exact ``(W, c)`` solve on ``functional``: the dual (Gram) solve for up to 4,000
         examples with ``classifier_tikhonov > 0``, else CG to :attr:`classifier_rtol`."""
         gram = functional.n_examples <= 4000 and self.classifier_tikhonov > 0
-        return ClassifierSolver(functional, method="gram" if gram else "cg",
-                                rtol=self.classifier_rtol, batch_size=self.chunk_size or 1000)
+        return ClassifierSolver(
+            functional,
+            method="gram" if gram else "cg",
+            rtol=self.classifier_rtol,
+            batch_size=self.chunk_size or 1000,
+        )
 
     def replace(self, **changes) -> "TrainingSettings":
         """A copy with some fields changed (validated)."""
@@ -246,7 +282,9 @@ class TrainingSettings:
         known = {field.name for field in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"unknown TrainingSettings fields {unknown}; known fields are {sorted(known)}")
+            raise ValueError(
+                f"unknown TrainingSettings fields {unknown}; known fields are {sorted(known)}"
+            )
         return cls(**values)
 
     @classmethod
@@ -257,5 +295,7 @@ class TrainingSettings:
         except (TypeError, json.JSONDecodeError) as error:
             raise ValueError(f"TrainingSettings JSON cannot be parsed: {error}") from None
         if not isinstance(values, dict):
-            raise ValueError(f"TrainingSettings JSON must hold an object, got {type(values).__name__}")
+            raise ValueError(
+                f"TrainingSettings JSON must hold an object, got {type(values).__name__}"
+            )
         return cls.from_dict(values)

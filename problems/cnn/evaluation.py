@@ -1,9 +1,10 @@
 """Trained networks and inference across scales.
 
 A :class:`TrainedNetwork` is a :class:`~problems.cnn.network.CNNProblem` (mesh, channels,
-activation, basis, loss), a flat parameter vector and the :class:`~problems.cnn.config.TrainingSettings`
-that fix the time horizon, stepper and dtype. It classifies images on its own mesh and moves to
-coarser or finer meshes with :mod:`problems.cnn.transfer` (no data used):
+activation, basis, loss), a flat parameter vector and the
+:class:`~problems.cnn.config.TrainingSettings` that fix the time horizon, stepper and dtype.
+It classifies images on its own mesh and moves to coarser or finer meshes with
+:mod:`problems.cnn.transfer` (no data used):
 
 * :meth:`TrainedNetwork.restrict` - Galerkin kernels ``R K P``, classifier ``W_H = R W_h``,
   biases kept (the paper's inference across scales);
@@ -16,6 +17,7 @@ coarser or finer meshes with :mod:`problems.cnn.transfer` (no data used):
 :func:`evaluate_across_scales` tabulates accuracy by resolution and variant (an
 ``xarray.Dataset``); :func:`image_pyramid` makes the restricted test sets.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -30,8 +32,15 @@ from .config import TrainingSettings
 from .network import CNNProblem, cnn_functional, predict
 from .transfer import prolong_network, restrict_classifier_only, restrict_network
 
-__all__ = ["TrainedNetwork", "VARIANTS", "evaluate_across_scales", "image_pyramid",
-           "confusion_matrix", "as_labelled_images", "levels_between"]
+__all__ = [
+    "TrainedNetwork",
+    "VARIANTS",
+    "evaluate_across_scales",
+    "image_pyramid",
+    "confusion_matrix",
+    "as_labelled_images",
+    "levels_between",
+]
 
 #: Columns of :func:`evaluate_across_scales`.
 VARIANTS = ("galerkin", "classifier_only", "galerkin_refit_classifier", "interpolated_input")
@@ -44,20 +53,26 @@ def as_labelled_images(data, name: str = "data") -> tuple[np.ndarray, np.ndarray
     """
     if isinstance(data, xr.Dataset):
         if "images" not in data or "labels" not in data:
-            raise ValueError(f"{name} as an xarray.Dataset needs 'images' and 'labels' variables "
-                             f"(see problems.cnn.data), got {list(data.data_vars)}")
+            raise ValueError(
+                f"{name} as an xarray.Dataset needs 'images' and 'labels' variables "
+                f"(see problems.cnn.data), got {list(data.data_vars)}"
+            )
         images = data["images"]
         spatial = [d for d in ("z", "y", "x") if d in images.dims]
         others = [d for d in images.dims if d not in spatial and d != "example"]
         images = images.transpose("example", *others, *spatial).values
         return images, data["labels"].values.astype(np.int64)
     if not isinstance(data, (tuple, list)) or len(data) != 2:
-        raise TypeError(f"{name} must be an (images, labels) pair or an image-set xarray.Dataset, "
-                        f"got {type(data).__name__}")
+        raise TypeError(
+            f"{name} must be an (images, labels) pair or an image-set xarray.Dataset, "
+            f"got {type(data).__name__}"
+        )
     images, labels = np.asarray(data[0]), np.asarray(data[1])
     if labels.ndim != 1 or images.shape[:1] != labels.shape:
-        raise ValueError(f"{name}: labels must be 1-D with one entry per image, got images "
-                         f"{images.shape} and labels {labels.shape}")
+        raise ValueError(
+            f"{name}: labels must be 1-D with one entry per image, got images "
+            f"{images.shape} and labels {labels.shape}"
+        )
     if not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(f"{name}: labels must be integer class indices, got dtype {labels.dtype}")
     return images, labels.astype(np.int64)
@@ -79,12 +94,17 @@ def levels_between(source: Mesh, target: Mesh) -> int:
             mesh, levels = step(mesh), levels + 1
             if mesh == target:
                 return direction * levels
-            if mesh.dim != target.dim or (direction == 1 and mesh.size < target.size) \
-                    or (direction == -1 and mesh.size > target.size):
+            if (
+                mesh.dim != target.dim
+                or (direction == 1 and mesh.size < target.size)
+                or (direction == -1 and mesh.size > target.size)
+            ):
                 break
-    raise ValueError(f"the mesh {target!r} is not reached from {source!r} by coarsening or refining "
-                     "(halving or doubling every axis, same extent and origin); resample the images "
-                     "to a mesh of the network's hierarchy")
+    raise ValueError(
+        f"the mesh {target!r} is not reached from {source!r} by coarsening or refining "
+        "(halving or doubling every axis, same extent and origin); resample the images "
+        "to a mesh of the network's hierarchy"
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -111,21 +131,33 @@ class TrainedNetwork:
         if not isinstance(self.problem, CNNProblem):
             raise TypeError(f"problem must be a CNNProblem, got {type(self.problem).__name__}")
         if not isinstance(self.settings, TrainingSettings):
-            raise TypeError(f"settings must be TrainingSettings, got {type(self.settings).__name__}")
+            raise TypeError(
+                f"settings must be TrainingSettings, got {type(self.settings).__name__}"
+            )
         problem, settings = self.problem, self.settings
-        mismatched = [(name, mine, theirs) for name, mine, theirs in (
-            ("n_channels", problem.n_channels, settings.n_channels),
-            ("activation", problem.activation.name, settings.activation),
-            ("opening_activation",
-             None if problem.opening_activation is None else problem.opening_activation.name,
-             settings.opening_activation),
-            ("kernel_basis", problem.kernel_basis, settings.kernel_basis),
-            ("loss", type(problem.loss), type(settings.make_loss())),
-        ) if mine != theirs]
+        mismatched = [
+            (name, mine, theirs)
+            for name, mine, theirs in (
+                ("n_channels", problem.n_channels, settings.n_channels),
+                ("activation", problem.activation.name, settings.activation),
+                (
+                    "opening_activation",
+                    None if problem.opening_activation is None else problem.opening_activation.name,
+                    settings.opening_activation,
+                ),
+                ("kernel_basis", problem.kernel_basis, settings.kernel_basis),
+                ("loss", type(problem.loss), type(settings.make_loss())),
+            )
+            if mine != theirs
+        ]
         if mismatched:
-            raise ValueError("problem and settings disagree on " + ", ".join(
-                f"{name} ({mine!r} vs {theirs!r})" for name, mine, theirs in mismatched))
-        parameters = np.array(problem.parameters(self.parameters, "parameters").flat, dtype=np.float64)
+            raise ValueError(
+                "problem and settings disagree on "
+                + ", ".join(f"{name} ({mine!r} vs {theirs!r})" for name, mine, theirs in mismatched)
+            )
+        parameters = np.array(
+            problem.parameters(self.parameters, "parameters").flat, dtype=np.float64
+        )
         parameters.setflags(write=False)
         object.__setattr__(self, "parameters", parameters)
 
@@ -150,19 +182,28 @@ class TrainedNetwork:
         return self.problem.layout(self.n_steps).unflatten(self.parameters)
 
     def __repr__(self) -> str:
-        return (f"TrainedNetwork(mesh={self.mesh!r}, n_steps={self.n_steps}, "
-                f"n_channels={self.problem.n_channels}, n_classes={self.problem.n_classes}, "
-                f"final_time={self.final_time}, stepper={self.settings.stepper!r})")
+        return (
+            f"TrainedNetwork(mesh={self.mesh!r}, n_steps={self.n_steps}, "
+            f"n_channels={self.problem.n_channels}, n_classes={self.problem.n_classes}, "
+            f"final_time={self.final_time}, stepper={self.settings.stepper!r})"
+        )
 
     # ------------------------------------------------------------------ running
     def functional(self, images, labels, *, regularized: bool = False):
         """The :class:`~pdecontrol.control.ControlFunctional` of this network on labelled images
         (with the settings' regularisers if ``regularized``)."""
         regularizers = self.settings.make_regularizers(self.problem) if regularized else ()
-        return cnn_functional(self.problem, images, labels, self.n_steps,
-                              final_time=self.final_time, stepper=self.settings.stepper,
-                              regularizers=regularizers, dtype=self.settings.compute_dtype,
-                              chunk_size=self.settings.chunk_size)
+        return cnn_functional(
+            self.problem,
+            images,
+            labels,
+            self.n_steps,
+            final_time=self.final_time,
+            stepper=self.settings.stepper,
+            regularizers=regularizers,
+            dtype=self.settings.compute_dtype,
+            chunk_size=self.settings.chunk_size,
+        )
 
     def predict(self, images, *, batch_size: int = 1000) -> np.ndarray:
         """Class scores ``(N, n_classes)`` (float64) of images on :attr:`mesh`."""
@@ -179,8 +220,10 @@ class TrainedNetwork:
         truth = np.argmax(self.problem.one_hot(labels), axis=1)
         predicted = self.classify(images, batch_size=batch_size)
         if predicted.shape != truth.shape:
-            raise ValueError(f"labels must have one entry per image: {predicted.size} images, "
-                             f"{truth.size} labels")
+            raise ValueError(
+                f"labels must have one entry per image: {predicted.size} images, "
+                f"{truth.size} labels"
+            )
         return float(np.mean(predicted == truth))
 
     # ------------------------------------------------------------------ moving between meshes
@@ -212,7 +255,7 @@ class TrainedNetwork:
         return self._moved(problem, x)
 
     def on_mesh(self, mesh: Mesh) -> "TrainedNetwork":
-        """This network moved to ``mesh`` (restricted or prolonged; itself if the mesh is the same)."""
+        """This network moved to ``mesh`` (restricted or prolonged; itself on the same mesh)."""
         if not isinstance(mesh, Mesh):
             raise TypeError(f"mesh must be a pdecontrol.mesh.Mesh, got {type(mesh).__name__}")
         levels = levels_between(self.mesh, mesh)
@@ -244,7 +287,7 @@ def image_pyramid(data, levels: int, *, smoothing_sigma=None) -> list:
 
 
 def _image_mesh(images, reference: Mesh) -> Mesh:
-    shape = np.shape(images)[-reference.dim:]
+    shape = np.shape(images)[-reference.dim :]
     return Mesh(shape, extent=reference.extent, origin=reference.origin)
 
 
@@ -254,8 +297,9 @@ def _interpolated(images, levels: int, dim: int) -> np.ndarray:
     return images
 
 
-def evaluate_across_scales(network: TrainedNetwork, test_sets, *, refit_sets=None,
-                           variants=None, batch_size: int = 1000) -> xr.Dataset:
+def evaluate_across_scales(
+    network: TrainedNetwork, test_sets, *, refit_sets=None, variants=None, batch_size: int = 1000
+) -> xr.Dataset:
     """Accuracy of ``network`` moved to the resolution of each test set, by variant.
 
     Parameters
@@ -295,8 +339,10 @@ def evaluate_across_scales(network: TrainedNetwork, test_sets, *, refit_sets=Non
     if refit_sets is not None:
         refit_sets = [as_labelled_images(s, f"refit_sets[{i}]") for i, s in enumerate(refit_sets)]
         if len(refit_sets) != len(test_sets):
-            raise ValueError(f"refit_sets must have one set per test set: {len(test_sets)} test "
-                             f"sets, {len(refit_sets)} refit sets")
+            raise ValueError(
+                f"refit_sets must have one set per test set: {len(test_sets)} test "
+                f"sets, {len(refit_sets)} refit sets"
+            )
     dim = network.problem.dim
     accuracy = np.full((len(test_sets), len(variants)), np.nan)
     meshes, levels = [], []
@@ -306,32 +352,42 @@ def evaluate_across_scales(network: TrainedNetwork, test_sets, *, refit_sets=Non
         meshes.append(mesh)
         levels.append(level)
         if refit_sets is not None and _image_mesh(refit_sets[row][0], network.mesh) != mesh:
-            raise ValueError(f"refit_sets[{row}] is on {_image_mesh(refit_sets[row][0], network.mesh)!r} "
-                             f"but test_sets[{row}] on {mesh!r}; give both at the same resolution")
+            raise ValueError(
+                f"refit_sets[{row}] is on {_image_mesh(refit_sets[row][0], network.mesh)!r} "
+                f"but test_sets[{row}] on {mesh!r}; give both at the same resolution"
+            )
         moved = network.on_mesh(mesh)
         for column, variant in enumerate(variants):
             if variant == "galerkin":
                 value = moved.accuracy(images, labels, batch_size=batch_size)
             elif variant == "classifier_only" and level > 0:
-                value = network.restrict_classifier_only(level).accuracy(images, labels,
-                                                                         batch_size=batch_size)
+                value = network.restrict_classifier_only(level).accuracy(
+                    images, labels, batch_size=batch_size
+                )
             elif variant == "galerkin_refit_classifier" and refit_sets is not None:
-                value = moved.refit_classifier(*refit_sets[row]).accuracy(images, labels,
-                                                                          batch_size=batch_size)
+                value = moved.refit_classifier(*refit_sets[row]).accuracy(
+                    images, labels, batch_size=batch_size
+                )
             elif variant == "interpolated_input" and level > 0:
-                value = network.accuracy(_interpolated(images, level, dim), labels,
-                                         batch_size=batch_size)
+                value = network.accuracy(
+                    _interpolated(images, level, dim), labels, batch_size=batch_size
+                )
             else:
                 continue
             accuracy[row, column] = value
     return xr.Dataset(
         {"accuracy": (("resolution", "variant"), accuracy)},
-        coords={"resolution": [m.shape[0] for m in meshes], "variant": list(variants),
-                "mesh_shape": ("resolution", ["x".join(map(str, m.shape)) for m in meshes]),
-                "levels": ("resolution", levels),
-                "n_examples": ("resolution", [len(s[1]) for s in test_sets])},
-        attrs={"network_mesh_shape": "x".join(map(str, network.mesh.shape)),
-               "network_n_steps": network.n_steps},
+        coords={
+            "resolution": [m.shape[0] for m in meshes],
+            "variant": list(variants),
+            "mesh_shape": ("resolution", ["x".join(map(str, m.shape)) for m in meshes]),
+            "levels": ("resolution", levels),
+            "n_examples": ("resolution", [len(s[1]) for s in test_sets]),
+        },
+        attrs={
+            "network_mesh_shape": "x".join(map(str, network.mesh.shape)),
+            "network_n_steps": network.n_steps,
+        },
     )
 
 
@@ -342,6 +398,9 @@ def confusion_matrix(network: TrainedNetwork, images, labels) -> xr.DataArray:
     n = network.problem.n_classes
     counts = np.zeros((n, n), dtype=np.int64)
     np.add.at(counts, (truth, predicted), 1)
-    return xr.DataArray(counts, dims=("true", "predicted"),
-                        coords={"true": np.arange(n), "predicted": np.arange(n)},
-                        name="count")
+    return xr.DataArray(
+        counts,
+        dims=("true", "predicted"),
+        coords={"true": np.arange(n), "predicted": np.arange(n)},
+        name="count",
+    )

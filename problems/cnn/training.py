@@ -1,4 +1,4 @@
-"""Training drivers of the CNN problem: the paper's block-coordinate schedule over levels and layers.
+"""Training drivers of the CNN problem: the paper's block-coordinate schedule, levels, layers.
 
 Every driver runs a *schedule*: a list of stages (a mesh level and a number of layers), each
 trained for some outer iterations, the next started from the last by a transfer.
@@ -57,6 +57,7 @@ atomically). Calling the same driver with the same data, settings and schedule r
 the result is identical to an uninterrupted run (same parameters bit for bit, same history apart
 from ``wall_time``). A checkpoint of a different run is an error.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -84,9 +85,16 @@ from .evaluation import TrainedNetwork, as_labelled_images
 from .network import CNNProblem, cnn_functional
 from .transfer import network_restriction_operator, prolong_network
 
-__all__ = ["TrainingResult", "train_single_level", "train_multilevel", "train_time_continuation",
-           "train_resolution_consistent", "resolution_consistent_functional",
-           "STATE_FILE", "CONVOLUTIONS_PER_EXAMPLE"]
+__all__ = [
+    "TrainingResult",
+    "train_single_level",
+    "train_multilevel",
+    "train_time_continuation",
+    "train_resolution_consistent",
+    "resolution_consistent_functional",
+    "STATE_FILE",
+    "CONVOLUTIONS_PER_EXAMPLE",
+]
 
 logger = logging.getLogger("problems.cnn.training")
 
@@ -94,12 +102,23 @@ logger = logging.getLogger("problems.cnn.training")
 STATE_FILE = "training_state.nc"
 
 #: Convolutions per example, layer and Runge-Kutta stage, by kind of evaluation (the work model).
-CONVOLUTIONS_PER_EXAMPLE = {"value": 1, "gradient": 3, "gauss_newton_operator": 1,
-                            "gauss_newton_product": 4, "classifier_solve": 1}
+CONVOLUTIONS_PER_EXAMPLE = {
+    "value": 1,
+    "gradient": 3,
+    "gauss_newton_operator": 1,
+    "gauss_newton_product": 4,
+    "classifier_solve": 1,
+}
 
 _CLASSIFIER_BLOCKS = ("W", "c")
-_COUNTERS = ("n_value_evaluations", "n_gradient_evaluations", "n_gauss_newton_products",
-             "n_classifier_solves", "convolution_work", "fine_level_work")
+_COUNTERS = (
+    "n_value_evaluations",
+    "n_gradient_evaluations",
+    "n_gauss_newton_products",
+    "n_classifier_solves",
+    "convolution_work",
+    "fine_level_work",
+)
 
 
 # ---------------------------------------------------------------------- result
@@ -170,8 +189,9 @@ class _WorkMeter(ReducedFunctional):
         self.tally = tally
         problem = functional.problem
         self.fine = problem.mesh.size == fine_size
-        self.cost = (functional.layout.n_steps * len(functional.stepper.b)
-                     * problem.mesh.size / fine_size)
+        self.cost = (
+            functional.layout.n_steps * len(functional.stepper.b) * problem.mesh.size / fine_size
+        )
 
     def _count(self, examples) -> int:
         return self.functional.n_examples if examples is None else len(examples)
@@ -254,20 +274,24 @@ def resolution_consistent_functional(fine, coarse_terms, weight: float = 1.0):
 # ---------------------------------------------------------------------- schedule
 @dataclass(frozen=True)
 class _Stage:
-    level: int                      # coarsenings from the finest mesh
+    level: int  # coarsenings from the finest mesh
     n_steps: int
     outer_iterations: int
-    start: str                      # phase name of the stage's first row
+    start: str  # phase name of the stage's first row
     consistency_levels: tuple = ()  # extra coarsenings (relative to this stage) in the objective
     consistency_weight: float = 0.0
     classifier_in_gauss_newton: bool = False  # W, c trained with the kernels (no block solve)
 
     def describe(self) -> dict:
-        return {"level": self.level, "n_steps": self.n_steps,
-                "outer_iterations": self.outer_iterations, "start": self.start,
-                "consistency_levels": list(self.consistency_levels),
-                "consistency_weight": self.consistency_weight,
-                "classifier_in_gauss_newton": self.classifier_in_gauss_newton}
+        return {
+            "level": self.level,
+            "n_steps": self.n_steps,
+            "outer_iterations": self.outer_iterations,
+            "start": self.start,
+            "consistency_levels": list(self.consistency_levels),
+            "consistency_weight": self.consistency_weight,
+            "classifier_in_gauss_newton": self.classifier_in_gauss_newton,
+        }
 
 
 def _check_int(value, name: str, minimum: int) -> int:
@@ -282,59 +306,99 @@ def _per_stage(values, n_stages: int, default: int, name: str) -> list:
     if values is None:
         return [default] * n_stages
     if isinstance(values, (int, np.integer)) and not isinstance(values, bool):
-        return [_check_int(values, name, 1)] * n_stages
+        return [_check_int(values, name, 0)] * n_stages
     values = list(values)
     if len(values) != n_stages:
         raise ValueError(f"{name} must be an int or one value per stage ({n_stages}), got {values}")
-    return [_check_int(v, f"{name}[{i}]", 1) for i, v in enumerate(values)]
+    return [_check_int(v, f"{name}[{i}]", 0) for i, v in enumerate(values)]
 
 
-def _fingerprint(driver: str, settings: TrainingSettings, stages, images, labels, n_classes,
-                 validation, initial) -> str:
+def _fingerprint(
+    driver: str, settings: TrainingSettings, stages, images, labels, n_classes, validation, initial
+) -> str:
     digest = hashlib.sha256()
-    for array in (images, labels) + (() if validation is None else validation) + (
-            () if initial is None else (initial,)):
+    for array in (
+        (images, labels)
+        + (() if validation is None else validation)
+        + (() if initial is None else (initial,))
+    ):
         digest.update(np.ascontiguousarray(array).tobytes())
-    return json.dumps({"driver": driver, "settings": settings.to_dict(),
-                       "stages": [s.describe() for s in stages], "n_classes": n_classes,
-                       "images_shape": list(images.shape), "data_sha256": digest.hexdigest()},
-                      sort_keys=True)
+    return json.dumps(
+        {
+            "driver": driver,
+            "settings": settings.to_dict(),
+            "stages": [s.describe() for s in stages],
+            "n_classes": n_classes,
+            "images_shape": list(images.shape),
+            "data_sha256": digest.hexdigest(),
+        },
+        sort_keys=True,
+    )
 
 
 class _Schedule:
     """Runs the stages; owns the data pyramid, the random generator, tallies and checkpoints."""
 
-    def __init__(self, driver, settings, stages, train, validation, n_classes, *, initial,
-                 smoothing_sigma, checkpoint_dir, callback, progress):
+    def __init__(
+        self,
+        driver,
+        settings,
+        stages,
+        train,
+        validation,
+        n_classes,
+        *,
+        initial,
+        smoothing_sigma,
+        checkpoint_dir,
+        callback,
+        progress,
+    ):
         self.settings = TrainingSettings() if settings is None else settings
         if not isinstance(self.settings, TrainingSettings):
-            raise TypeError(f"settings must be TrainingSettings, got {type(self.settings).__name__}")
+            raise TypeError(
+                f"settings must be TrainingSettings, got {type(self.settings).__name__}"
+            )
         self.images, self.labels = as_labelled_images(train, "train")
-        self.validation = None if validation is None else as_labelled_images(validation, "validation")
+        self.validation = (
+            None if validation is None else as_labelled_images(validation, "validation")
+        )
         if self.images.ndim not in (3, 4):
-            raise ValueError("train images must have shape (N, n, n) or (N, C_in, n, n) (2D images), "
-                             f"got {self.images.shape}")
+            raise ValueError(
+                "train images must have shape (N, n, n) or (N, C_in, n, n) (2D images), "
+                f"got {self.images.shape}"
+            )
         in_channels = 1 if self.images.ndim == 3 else self.images.shape[1]
         labels = self.labels if self.validation is None else np.r_[self.labels, self.validation[1]]
         if n_classes is None:
-            n_classes = int(train.attrs["n_classes"]) if isinstance(train, xr.Dataset) \
-                and "n_classes" in train.attrs else int(labels.max()) + 1
+            n_classes = (
+                int(train.attrs["n_classes"])
+                if isinstance(train, xr.Dataset) and "n_classes" in train.attrs
+                else int(labels.max()) + 1
+            )
         self.n_classes = _check_int(n_classes, "n_classes", 2)
         if labels.min() < 0 or labels.max() >= self.n_classes:
-            raise ValueError(f"labels must lie in [0, n_classes={self.n_classes}), got range "
-                             f"[{labels.min()}, {labels.max()}]")
+            raise ValueError(
+                f"labels must lie in [0, n_classes={self.n_classes}), got range "
+                f"[{labels.min()}, {labels.max()}]"
+            )
         self.fine_mesh = Mesh(self.images.shape[-2:], extent=1.0)
         deepest = max(s.level + max(s.consistency_levels, default=0) for s in stages)
-        factor = 2 ** deepest
+        factor = 2**deepest
         if any(n % factor for n in self.fine_mesh.shape):
-            raise ValueError(f"train images of shape {self.fine_mesh.shape} cannot be coarsened "
-                             f"{deepest} times (every size must be divisible by {factor}); pad or "
-                             "crop the images, or use fewer levels")
+            raise ValueError(
+                f"train images of shape {self.fine_mesh.shape} cannot be coarsened "
+                f"{deepest} times (every size must be divisible by {factor}); pad or "
+                "crop the images, or use fewer levels"
+            )
         if self.validation is not None and self.validation[0].shape[1:] != self.images.shape[1:]:
-            raise ValueError(f"validation images must have the shape of the train images "
-                             f"{self.images.shape[1:]}, got {self.validation[0].shape[1:]}")
-        self.fine_problem = self.settings.make_problem(self.fine_mesh, self.n_classes,
-                                                       in_channels=in_channels)
+            raise ValueError(
+                f"validation images must have the shape of the train images "
+                f"{self.images.shape[1:]}, got {self.validation[0].shape[1:]}"
+            )
+        self.fine_problem = self.settings.make_problem(
+            self.fine_mesh, self.n_classes, in_channels=in_channels
+        )
         self.stages = stages
         self.smoothing_sigma = smoothing_sigma
         self.initial = initial
@@ -343,16 +407,28 @@ class _Schedule:
             expected = first.layout(stages[0].n_steps).size
             initial = np.asarray(initial, dtype=np.float64)
             if initial.shape != (expected,):
-                raise ValueError(f"initial must be a flat vector of length {expected} for the first "
-                                 f"stage ({first.mesh!r}, {stages[0].n_steps} layers), got shape "
-                                 f"{initial.shape}")
+                raise ValueError(
+                    f"initial must be a flat vector of length {expected} for the first "
+                    f"stage ({first.mesh!r}, {stages[0].n_steps} layers), got shape "
+                    f"{initial.shape}"
+                )
             self.initial = first.parameters(initial, "initial").flat.copy()
         self.driver = driver
-        self.fingerprint = _fingerprint(driver, self.settings, stages, self.images, self.labels,
-                                        self.n_classes, self.validation, self.initial)
+        self.fingerprint = _fingerprint(
+            driver,
+            self.settings,
+            stages,
+            self.images,
+            self.labels,
+            self.n_classes,
+            self.validation,
+            self.initial,
+        )
         self.checkpoint_path = None if checkpoint_dir is None else Path(checkpoint_dir) / STATE_FILE
         if callback is not None and not callable(callback):
-            raise TypeError(f"callback must be callable(row) -> bool | None, got {type(callback).__name__}")
+            raise TypeError(
+                f"callback must be callable(row) -> bool | None, got {type(callback).__name__}"
+            )
         self.callback = callback
         self.progress = progress
         self._pyramid = {}
@@ -369,9 +445,10 @@ class _Schedule:
             if level == 0:
                 images = (self.images, None if self.validation is None else self.validation[0])
             else:
-                images = tuple(None if x is None else restrict_image(
-                    x, 2, level, self.smoothing_sigma) for x in (self.images, self.validation[0]
-                                                                  if self.validation else None))
+                images = tuple(
+                    None if x is None else restrict_image(x, 2, level, self.smoothing_sigma)
+                    for x in (self.images, self.validation[0] if self.validation else None)
+                )
             self._pyramid[level] = images
         return self._pyramid[level]
 
@@ -379,10 +456,17 @@ class _Schedule:
         problem = self._problem(level)
         images = self._data(level)[0]
         regularizers = self.settings.make_regularizers(problem) if regularized else ()
-        return cnn_functional(problem, images, self.labels, n_steps,
-                              final_time=self.settings.time_horizon, stepper=self.settings.stepper,
-                              regularizers=regularizers, dtype=self.settings.compute_dtype,
-                              chunk_size=self.settings.chunk_size)
+        return cnn_functional(
+            problem,
+            images,
+            self.labels,
+            n_steps,
+            final_time=self.settings.time_horizon,
+            stepper=self.settings.stepper,
+            regularizers=regularizers,
+            dtype=self.settings.compute_dtype,
+            chunk_size=self.settings.chunk_size,
+        )
 
     # ------------------------------------------------------------------ checkpoints
     def _save(self, x, problem, position, rng, tally, wall_time, history_rows, status):
@@ -390,13 +474,23 @@ class _Schedule:
             return
         self.checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
         network = TrainedNetwork(problem, x, self.settings)
-        state = {"fingerprint": self.fingerprint, "stage": position[0],
-                 "outer_iteration": position[1], "rng_state": rng.bit_generator.state,
-                 "tally": tally.values, "wall_time": wall_time, "status": status,
-                 "rows": history_rows,
-                 "stage_parameters": [list(map(float, p)) for p in self._stage_ends]}
-        save_network(self.checkpoint_path, network, history=_history(history_rows),
-                     metadata={"training_state": json.dumps(state)})
+        state = {
+            "fingerprint": self.fingerprint,
+            "stage": position[0],
+            "outer_iteration": position[1],
+            "rng_state": rng.bit_generator.state,
+            "tally": tally.values,
+            "wall_time": wall_time,
+            "status": status,
+            "rows": history_rows,
+            "stage_parameters": [list(map(float, p)) for p in self._stage_ends],
+        }
+        save_network(
+            self.checkpoint_path,
+            network,
+            history=_history(history_rows),
+            metadata={"training_state": json.dumps(state)},
+        )
 
     def _load(self):
         if self.checkpoint_path is None or not self.checkpoint_path.exists():
@@ -404,15 +498,19 @@ class _Schedule:
         checkpoint = read_checkpoint(self.checkpoint_path)
         text = checkpoint.metadata.get("training_state")
         if text is None:
-            raise ValueError(f"{self.checkpoint_path} is a network file without a training state; "
-                             "it cannot be resumed (use another checkpoint_dir)")
+            raise ValueError(
+                f"{self.checkpoint_path} is a network file without a training state; "
+                "it cannot be resumed (use another checkpoint_dir)"
+            )
         state = json.loads(text)
         if state["fingerprint"] != self.fingerprint:
             saved, now = json.loads(state["fingerprint"]), json.loads(self.fingerprint)
             differ = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
-            raise ValueError(f"{self.checkpoint_path} holds a checkpoint of a different run "
-                             f"({', '.join(differ)} differ); resume with the same driver, data, "
-                             "settings and schedule, or use another checkpoint_dir")
+            raise ValueError(
+                f"{self.checkpoint_path} holds a checkpoint of a different run "
+                f"({', '.join(differ)} differ); resume with the same driver, data, "
+                "settings and schedule, or use another checkpoint_dir"
+            )
         return checkpoint.network, state
 
     # ------------------------------------------------------------------ monitoring
@@ -423,18 +521,24 @@ class _Schedule:
             forward = fine_functional.forward(x)
             params = fine_functional.parameters(x)
             value = float(np.mean(forward.losses)) + sum(
-                reg.value(params) for reg in fine_functional.regularizers)
+                reg.value(params) for reg in fine_functional.regularizers
+            )
             if isinstance(objective, SumFunctional):
-                value += sum(a * term.value(x) for a, term in
-                             zip(objective.coefficients[1:], objective.functionals[1:]))
+                value += sum(
+                    a * term.value(x)
+                    for a, term in zip(objective.coefficients[1:], objective.functionals[1:])
+                )
             truth = np.argmax(fine_functional.targets, axis=1)
-            row = {"objective": value,
-                   "training_accuracy": float(np.mean(np.argmax(forward.outputs, axis=1) == truth)),
-                   "validation_accuracy": float("nan")}
+            row = {
+                "objective": value,
+                "training_accuracy": float(np.mean(np.argmax(forward.outputs, axis=1) == truth)),
+                "validation_accuracy": float("nan"),
+            }
             if validation_functional is not None:
                 outputs = validation_functional.forward(x).outputs
-                row["validation_accuracy"] = float(np.mean(
-                    np.argmax(outputs, axis=1) == self.validation[1]))
+                row["validation_accuracy"] = float(
+                    np.mean(np.argmax(outputs, axis=1) == self.validation[1])
+                )
         finally:
             tally.paused = False
         return row
@@ -457,8 +561,12 @@ class _Schedule:
             self._stage_ends = [np.array(p) for p in state["stage_parameters"]]
             if state["status"] != "running":
                 return self._result(rows, x, state["status"])
-            logger.info("resuming %s from %s at stage %d, outer iteration %d", self.driver,
-                        self.checkpoint_path, *resume_at)
+            logger.info(
+                "resuming %s from %s at stage %d, outer iteration %d",
+                self.driver,
+                self.checkpoint_path,
+                *resume_at,
+            )
         total = sum(s.outer_iterations + 1 for s in self.stages)
         done = len(rows)
         status = "completed"
@@ -472,27 +580,49 @@ class _Schedule:
                 objective_meter = _WorkMeter(fine_functional, tally, self.fine_mesh.size)
                 objective = objective_meter
                 if stage.consistency_levels:
-                    coarse = [(k, _WorkMeter(self._functional(stage.level + k, stage.n_steps, False),
-                                             tally, self.fine_mesh.size))
-                              for k in stage.consistency_levels]
-                    objective = resolution_consistent_functional(objective, coarse,
-                                                                 stage.consistency_weight)
+                    coarse = [
+                        (
+                            k,
+                            _WorkMeter(
+                                self._functional(stage.level + k, stage.n_steps, False),
+                                tally,
+                                self.fine_mesh.size,
+                            ),
+                        )
+                        for k in stage.consistency_levels
+                    ]
+                    objective = resolution_consistent_functional(
+                        objective, coarse, stage.consistency_weight
+                    )
                 validation_functional = None
                 if self.validation is not None:
                     validation_functional = cnn_functional(
-                        problem, self._data(stage.level)[1], self.validation[1], stage.n_steps,
-                        final_time=settings.time_horizon, stepper=settings.stepper,
-                        dtype=settings.compute_dtype, chunk_size=settings.chunk_size)
+                        problem,
+                        self._data(stage.level)[1],
+                        self.validation[1],
+                        stage.n_steps,
+                        final_time=settings.time_horizon,
+                        stepper=settings.stepper,
+                        dtype=settings.compute_dtype,
+                        chunk_size=settings.chunk_size,
+                    )
                 solver = None
                 if settings.exact_classifier:
                     solver = settings.classifier_solver(fine_functional)
                 layout = fine_functional.layout
-                classifier = np.r_[tuple(np.arange(layout.slices[b].start, layout.slices[b].stop)
-                                         for b in _CLASSIFIER_BLOCKS)]
+                classifier = np.r_[
+                    tuple(
+                        np.arange(layout.slices[b].start, layout.slices[b].stop)
+                        for b in _CLASSIFIER_BLOCKS
+                    )
+                ]
                 block_schedule = solver is not None and not stage.classifier_in_gauss_newton
                 free = np.setdiff1d(np.arange(layout.size), classifier) if block_schedule else None
-                solve_cost = (CONVOLUTIONS_PER_EXAMPLE["classifier_solve"] * objective_meter.cost
-                              * fine_functional.n_examples)
+                solve_cost = (
+                    CONVOLUTIONS_PER_EXAMPLE["classifier_solve"]
+                    * objective_meter.cost
+                    * fine_functional.n_examples
+                )
 
                 def solve_classifier(x):
                     if solver is None:
@@ -506,24 +636,44 @@ class _Schedule:
                     x = self._start(stage, index, problem, x)
                     x = solve_classifier(x)
                     training_time += time.perf_counter() - start
-                    self._record(rows, index, 0, stage, problem, stage.start, x, fine_functional,
-                                 objective, validation_functional, training_time, {})
+                    self._record(
+                        rows,
+                        index,
+                        0,
+                        stage,
+                        problem,
+                        stage.start,
+                        x,
+                        fine_functional,
+                        objective,
+                        validation_functional,
+                        training_time,
+                        {},
+                    )
                     first_outer = 1
+                    if stage.outer_iterations == 0:
+                        self._stage_ends.append(x.copy())
                     if self._after_row(rows, x, problem, (index, 0), rng, training_time, bar):
                         status = "stopped_by_callback"
                         break
                 stopped = False
                 for outer in range(first_outer, stage.outer_iterations + 1):
                     start = time.perf_counter()
-                    inner_functional = (objective if free is None
-                                        else RestrictedFunctional(objective, free, x))
+                    inner_functional = (
+                        objective if free is None else RestrictedFunctional(objective, free, x)
+                    )
                     batch = settings.batch_size
                     batch = None if batch is None or batch >= fine_functional.n_examples else batch
                     inner = gauss_newton_cg(
-                        inner_functional, x if free is None else x[free],
+                        inner_functional,
+                        x if free is None else x[free],
                         stopping=Stopping(maxiter=settings.gauss_newton_steps, grtol=0.0),
-                        cg_rtol=settings.cg_rtol, cg_maxiter=settings.cg_iterations,
-                        gradient_batch_size=batch, gauss_newton_batch_size=batch, seed=rng)
+                        cg_rtol=settings.cg_rtol,
+                        cg_maxiter=settings.cg_iterations,
+                        gradient_batch_size=batch,
+                        gauss_newton_batch_size=batch,
+                        seed=rng,
+                    )
                     x = x.copy()
                     if free is None:
                         x = np.array(inner.x)
@@ -532,11 +682,28 @@ class _Schedule:
                     if block_schedule:
                         x = solve_classifier(x)
                     training_time += time.perf_counter() - start
-                    extra = {"inner_status": str(inner.status),
-                             "cg_iterations": int(np.nansum(inner.history["cg_iterations"].values))
-                             if "cg_iterations" in inner.history else 0}
-                    self._record(rows, index, outer, stage, problem, "train", x, fine_functional,
-                                 objective, validation_functional, training_time, extra)
+                    extra = {
+                        "inner_status": str(inner.status),
+                        "cg_iterations": (
+                            int(np.nansum(inner.history["cg_iterations"].values))
+                            if "cg_iterations" in inner.history
+                            else 0
+                        ),
+                    }
+                    self._record(
+                        rows,
+                        index,
+                        outer,
+                        stage,
+                        problem,
+                        "train",
+                        x,
+                        fine_functional,
+                        objective,
+                        validation_functional,
+                        training_time,
+                        extra,
+                    )
                     if outer == stage.outer_iterations:
                         self._stage_ends.append(x.copy())
                     if self._after_row(rows, x, problem, (index, outer), rng, training_time, bar):
@@ -549,8 +716,16 @@ class _Schedule:
             bar.close()
         if status == "completed" and self.checkpoint_path is not None:
             last = self.stages[-1]
-            self._save(x, self._problem(last.level), (len(self.stages) - 1, last.outer_iterations),
-                       rng, tally, rows[-1]["wall_time"], rows, "completed")
+            self._save(
+                x,
+                self._problem(last.level),
+                (len(self.stages) - 1, last.outer_iterations),
+                rng,
+                tally,
+                rows[-1]["wall_time"],
+                rows,
+                "completed",
+            )
         return self._result(rows, x, status)
 
     def _start(self, stage: _Stage, index: int, problem: CNNProblem, previous_x):
@@ -558,8 +733,9 @@ class _Schedule:
         if index == 0:
             if self.initial is not None:
                 return self.initial.copy()
-            return problem.initial_parameters(stage.n_steps, settings.seed,
-                                              kernel_scale=settings.kernel_scale)
+            return problem.initial_parameters(
+                stage.n_steps, settings.seed, kernel_scale=settings.kernel_scale
+            )
         before = self.stages[index - 1]
         x = previous_x
         if before.level > stage.level:
@@ -569,19 +745,47 @@ class _Schedule:
             x = refine_in_time(layout.unflatten(np.array(x)), stage.n_steps).flat
         return np.array(x, dtype=np.float64)
 
-    def _record(self, rows, index, outer, stage, problem, phase, x, fine_functional, objective,
-                validation_functional, wall_time, extra):
-        row = {"stage": index, "outer_iteration": outer, "phase": phase, "level": stage.level,
-               "mesh_shape": "x".join(map(str, problem.mesh.shape)), "n_steps": stage.n_steps}
+    def _record(
+        self,
+        rows,
+        index,
+        outer,
+        stage,
+        problem,
+        phase,
+        x,
+        fine_functional,
+        objective,
+        validation_functional,
+        wall_time,
+        extra,
+    ):
+        row = {
+            "stage": index,
+            "outer_iteration": outer,
+            "phase": phase,
+            "level": stage.level,
+            "mesh_shape": "x".join(map(str, problem.mesh.shape)),
+            "n_steps": stage.n_steps,
+        }
         row.update(self._monitor(fine_functional, objective, x, validation_functional))
         row.update({"inner_status": "", "cg_iterations": 0})
         row.update(extra)
         row.update(self._tally.values)
         row["wall_time"] = wall_time
         rows.append(row)
-        logger.info("%s stage %d (%s, %d layers) outer %d: objective %.5e, training %.4f, "
-                    "validation %.4f", self.driver, index, row["mesh_shape"], stage.n_steps, outer,
-                    row["objective"], row["training_accuracy"], row["validation_accuracy"])
+        logger.info(
+            "%s stage %d (%s, %d layers) outer %d: objective %.5e, training %.4f, "
+            "validation %.4f",
+            self.driver,
+            index,
+            row["mesh_shape"],
+            stage.n_steps,
+            outer,
+            row["objective"],
+            row["training_accuracy"],
+            row["validation_accuracy"],
+        )
 
     def _after_row(self, rows, x, problem, position, rng, wall_time, bar) -> bool:
         self._save(x, problem, position, rng, self._tally, wall_time, rows, "running")
@@ -603,9 +807,14 @@ class _Schedule:
         if len(networks) < len(self.stages) and status != "completed":
             networks.append(final)
         history = _history(rows)
-        history.attrs.update({"driver": self.driver, "status": status,
-                              "settings": self.settings.to_json(),
-                              "fine_mesh_shape": "x".join(map(str, self.fine_mesh.shape))})
+        history.attrs.update(
+            {
+                "driver": self.driver,
+                "status": status,
+                "settings": self.settings.to_json(),
+                "fine_mesh_shape": "x".join(map(str, self.fine_mesh.shape)),
+            }
+        )
         return TrainingResult(final, tuple(networks), history, status)
 
 
@@ -636,8 +845,17 @@ _DOC_COMMON = """
 """
 
 
-def train_single_level(train, validation=None, settings=None, *, n_classes=None, initial=None,
-                       checkpoint_dir=None, callback=None, progress=False) -> TrainingResult:
+def train_single_level(
+    train,
+    validation=None,
+    settings=None,
+    *,
+    n_classes=None,
+    initial=None,
+    checkpoint_dir=None,
+    callback=None,
+    progress=False,
+) -> TrainingResult:
     """Train on the given resolution only: classifier solve, then outer iterations.
 
     Parameters
@@ -647,14 +865,34 @@ def train_single_level(train, validation=None, settings=None, *, n_classes=None,
     """
     settings = TrainingSettings() if settings is None else settings
     stages = [_Stage(0, _n_steps(settings), settings.outer_iterations, "start")]
-    return _Schedule("train_single_level", settings, stages, train, validation, n_classes,
-                     initial=initial, smoothing_sigma=None, checkpoint_dir=checkpoint_dir,
-                     callback=callback, progress=progress).run()
+    return _Schedule(
+        "train_single_level",
+        settings,
+        stages,
+        train,
+        validation,
+        n_classes,
+        initial=initial,
+        smoothing_sigma=None,
+        checkpoint_dir=checkpoint_dir,
+        callback=callback,
+        progress=progress,
+    ).run()
 
 
-def train_multilevel(train, validation=None, settings=None, *, n_levels: int = 2,
-                     outer_iterations=None, smoothing_sigma=None, n_classes=None,
-                     checkpoint_dir=None, callback=None, progress=False) -> TrainingResult:
+def train_multilevel(
+    train,
+    validation=None,
+    settings=None,
+    *,
+    n_levels: int = 2,
+    outer_iterations=None,
+    smoothing_sigma=None,
+    n_classes=None,
+    checkpoint_dir=None,
+    callback=None,
+    progress=False,
+) -> TrainingResult:
     """METHOD.md Algorithm 1: coarsest mesh first, prolong the network, re-solve W, continue.
 
     Parameters
@@ -662,7 +900,8 @@ def train_multilevel(train, validation=None, settings=None, *, n_levels: int = 2
     n_levels : int
         Meshes in the hierarchy (``n_levels - 1`` coarsenings of the images); 1 is single-level.
     outer_iterations : int or sequence of int, optional
-        Outer iterations per level, coarsest first (default ``settings.outer_iterations``).
+        Outer iterations per level, coarsest first (default ``settings.outer_iterations``);
+        0 records the stage's start only (e.g. the prolonged start without fine training).
     smoothing_sigma : float, optional
         Gaussian pre-smoothing of the images before each restriction (pixels of the finer mesh;
         :func:`pdecontrol.transfer.restrict_image`).
@@ -670,17 +909,42 @@ def train_multilevel(train, validation=None, settings=None, *, n_levels: int = 2
     settings = TrainingSettings() if settings is None else settings
     n_levels = _check_int(n_levels, "n_levels", 1)
     counts = _per_stage(outer_iterations, n_levels, settings.outer_iterations, "outer_iterations")
-    stages = [_Stage(level, _n_steps(settings), count,
-                     "start" if level == n_levels - 1 else "prolonged_start")
-              for level, count in zip(range(n_levels - 1, -1, -1), counts)]
-    return _Schedule("train_multilevel", settings, stages, train, validation, n_classes,
-                     initial=None, smoothing_sigma=smoothing_sigma, checkpoint_dir=checkpoint_dir,
-                     callback=callback, progress=progress).run()
+    stages = [
+        _Stage(
+            level,
+            _n_steps(settings),
+            count,
+            "start" if level == n_levels - 1 else "prolonged_start",
+        )
+        for level, count in zip(range(n_levels - 1, -1, -1), counts)
+    ]
+    return _Schedule(
+        "train_multilevel",
+        settings,
+        stages,
+        train,
+        validation,
+        n_classes,
+        initial=None,
+        smoothing_sigma=smoothing_sigma,
+        checkpoint_dir=checkpoint_dir,
+        callback=callback,
+        progress=progress,
+    ).run()
 
 
-def train_time_continuation(train, validation=None, settings=None, *, layer_schedule=None,
-                            outer_iterations=None, n_classes=None, checkpoint_dir=None,
-                            callback=None, progress=False) -> TrainingResult:
+def train_time_continuation(
+    train,
+    validation=None,
+    settings=None,
+    *,
+    layer_schedule=None,
+    outer_iterations=None,
+    n_classes=None,
+    checkpoint_dir=None,
+    callback=None,
+    progress=False,
+) -> TrainingResult:
     """Train few layers, refine in time (interpolated controls, same ``T``), continue.
 
     Parameters
@@ -689,7 +953,7 @@ def train_time_continuation(train, validation=None, settings=None, *, layer_sche
         Increasing numbers of layers ending at ``settings.n_steps`` (default: halvings of
         ``settings.n_steps`` while even, e.g. ``(1, 2, 4)`` for 4 layers).
     outer_iterations : int or sequence of int, optional
-        Outer iterations per stage (default ``settings.outer_iterations``).
+        Outer iterations per stage (default ``settings.outer_iterations``; 0: start row only).
     """
     settings = TrainingSettings() if settings is None else settings
     if layer_schedule is None:
@@ -699,23 +963,52 @@ def train_time_continuation(train, validation=None, settings=None, *, layer_sche
             schedule.insert(0, n)
     else:
         schedule = [_check_int(n, f"layer_schedule[{i}]", 1) for i, n in enumerate(layer_schedule)]
-    if not schedule or schedule[-1] != settings.n_steps or any(
-            a >= b for a, b in zip(schedule, schedule[1:])):
-        raise ValueError(f"layer_schedule must increase strictly and end at settings.n_steps = "
-                         f"{settings.n_steps}, got {schedule}")
-    counts = _per_stage(outer_iterations, len(schedule), settings.outer_iterations, "outer_iterations")
-    stages = [_Stage(0, n, count, "start" if i == 0 else "time_refined_start")
-              for i, (n, count) in enumerate(zip(schedule, counts))]
-    return _Schedule("train_time_continuation", settings, stages, train, validation, n_classes,
-                     initial=None, smoothing_sigma=None, checkpoint_dir=checkpoint_dir,
-                     callback=callback, progress=progress).run()
+    if (
+        not schedule
+        or schedule[-1] != settings.n_steps
+        or any(a >= b for a, b in zip(schedule, schedule[1:]))
+    ):
+        raise ValueError(
+            f"layer_schedule must increase strictly and end at settings.n_steps = "
+            f"{settings.n_steps}, got {schedule}"
+        )
+    counts = _per_stage(
+        outer_iterations, len(schedule), settings.outer_iterations, "outer_iterations"
+    )
+    stages = [
+        _Stage(0, n, count, "start" if i == 0 else "time_refined_start")
+        for i, (n, count) in enumerate(zip(schedule, counts))
+    ]
+    return _Schedule(
+        "train_time_continuation",
+        settings,
+        stages,
+        train,
+        validation,
+        n_classes,
+        initial=None,
+        smoothing_sigma=None,
+        checkpoint_dir=checkpoint_dir,
+        callback=callback,
+        progress=progress,
+    ).run()
 
 
-def train_resolution_consistent(train, validation=None, settings=None, *, consistency_levels=(1,),
-                                consistency_weight: float = 1.0, classifier: str = "fine_solve",
-                                smoothing_sigma=None, n_classes=None, initial=None,
-                                checkpoint_dir=None, callback=None,
-                                progress=False) -> TrainingResult:
+def train_resolution_consistent(
+    train,
+    validation=None,
+    settings=None,
+    *,
+    consistency_levels=(1,),
+    consistency_weight: float = 1.0,
+    classifier: str = "fine_solve",
+    smoothing_sigma=None,
+    n_classes=None,
+    initial=None,
+    checkpoint_dir=None,
+    callback=None,
+    progress=False,
+) -> TrainingResult:
     """One network valid at several resolutions: fine loss + weight * restricted-network losses.
 
     The objective is :func:`resolution_consistent_functional` (regularisers on the fine term
@@ -746,20 +1039,42 @@ def train_resolution_consistent(train, validation=None, settings=None, *, consis
         Flat starting parameters on the fine mesh.
     """
     settings = TrainingSettings() if settings is None else settings
-    levels = tuple(_check_int(k, f"consistency_levels[{i}]", 1)
-                   for i, k in enumerate(consistency_levels))
+    levels = tuple(
+        _check_int(k, f"consistency_levels[{i}]", 1) for i, k in enumerate(consistency_levels)
+    )
     if not levels or len(set(levels)) != len(levels):
-        raise ValueError(f"consistency_levels must be distinct integers >= 1, got {consistency_levels}")
+        raise ValueError(
+            f"consistency_levels must be distinct integers >= 1, got {consistency_levels}"
+        )
     weight = float(consistency_weight)
     if not np.isfinite(weight) or weight < 0:
         raise ValueError(f"consistency_weight must be finite and >= 0, got {consistency_weight}")
     if classifier not in ("fine_solve", "gauss_newton"):
         raise ValueError(f"classifier must be 'fine_solve' or 'gauss_newton', got {classifier!r}")
-    stages = [_Stage(0, _n_steps(settings), settings.outer_iterations, "start", levels, weight,
-                     classifier == "gauss_newton")]
-    return _Schedule("train_resolution_consistent", settings, stages, train, validation, n_classes,
-                     initial=initial, smoothing_sigma=smoothing_sigma,
-                     checkpoint_dir=checkpoint_dir, callback=callback, progress=progress).run()
+    stages = [
+        _Stage(
+            0,
+            _n_steps(settings),
+            settings.outer_iterations,
+            "start",
+            levels,
+            weight,
+            classifier == "gauss_newton",
+        )
+    ]
+    return _Schedule(
+        "train_resolution_consistent",
+        settings,
+        stages,
+        train,
+        validation,
+        n_classes,
+        initial=initial,
+        smoothing_sigma=smoothing_sigma,
+        checkpoint_dir=checkpoint_dir,
+        callback=callback,
+        progress=progress,
+    ).run()
 
 
 def _n_steps(settings) -> int:
@@ -768,6 +1083,10 @@ def _n_steps(settings) -> int:
     return settings.n_steps
 
 
-for _driver in (train_single_level, train_multilevel, train_time_continuation,
-                train_resolution_consistent):
+for _driver in (
+    train_single_level,
+    train_multilevel,
+    train_time_continuation,
+    train_resolution_consistent,
+):
     _driver.__doc__ = _driver.__doc__.replace("{common}", _DOC_COMMON.rstrip())
