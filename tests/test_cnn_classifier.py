@@ -20,7 +20,7 @@ REGULARIZERS = {
 
 
 @pytest.mark.parametrize("regularizers", list(REGULARIZERS))
-@pytest.mark.parametrize("method", ["cg", "gram"])
+@pytest.mark.parametrize("method", ["cg", "gram", "normal"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_gradient_in_w_and_c_vanishes_after_solve(rng, regularizers, method, dtype):
     _, J = small_functional(
@@ -47,7 +47,9 @@ def test_unregularized_fit_and_solver_agreement(rng):
     x = J.problem.initial_parameters(2, seed=1)
     cg = ClassifierSolver(J, method="cg")(x)
     gram = ClassifierSolver(J, method="gram")(x)
+    normal = ClassifierSolver(J, method="normal", block_size=5)(x)
     np.testing.assert_allclose(cg, gram, rtol=0, atol=1e-8 * np.abs(gram).max())
+    np.testing.assert_allclose(normal, gram, rtol=0, atol=1e-8 * np.abs(gram).max())
 
 
 def test_auto_picks_the_smaller_system(rng):
@@ -56,6 +58,13 @@ def test_auto_picks_the_smaller_system(rng):
     solve(J.problem.initial_parameters(2, seed=0))
     assert solve.last_result.method == "gram"  # 12 examples < 128 features
     solve = ClassifierSolver(J, gram_max_examples=10)
+    solve(J.problem.initial_parameters(2, seed=0))
+    assert solve.last_result.method == "normal"  # more examples than allowed, 128 features
+    solve = ClassifierSolver(J, gram_max_examples=10, normal_max_features=100)
+    solve(J.problem.initial_parameters(2, seed=0))
+    assert solve.last_result.method == "cg"
+    _, J = small_functional(rng, 2, n_examples=12)  # no ridge: only CG applies
+    solve = ClassifierSolver(J)
     solve(J.problem.initial_parameters(2, seed=0))
     assert solve.last_result.method == "cg"
 
@@ -98,8 +107,9 @@ def test_classifier_errors(rng):
     with pytest.raises(ValueError, match="needs one on W"):
         ClassifierSolver(J)
     _, J = small_functional(rng, 2)
-    with pytest.raises(ValueError, match="method='gram' needs"):
-        ClassifierSolver(J, method="gram")(J.problem.initial_parameters(2, seed=0))
+    for method in ("gram", "normal"):
+        with pytest.raises(ValueError, match=f"method='{method}' needs"):
+            ClassifierSolver(J, method=method)(J.problem.initial_parameters(2, seed=0))
     with pytest.raises(ValueError, match="method must be"):
         ClassifierSolver(J, method="qr")
     with pytest.raises(TypeError, match="CNNProblem"):

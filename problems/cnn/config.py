@@ -88,8 +88,8 @@ class TrainingSettings:
     classifier_tikhonov : float
         Weight of ``alpha/2 int |W|^2 dx`` (the ridge weight of the classifier solve).
     classifier_rtol : float
-        Relative residual of the classifier's CG solve (used when the training set is too large
-        for the exact dual solve of :class:`~problems.cnn.classifier.ClassifierSolver`).
+        Relative residual of the classifier's CG solve (used only when no direct solve of
+        :class:`~problems.cnn.classifier.ClassifierSolver` applies).
     outer_iterations : int
         Outer iterations per stage (level or layer count) of the schedule.
     gauss_newton_steps : int
@@ -253,12 +253,12 @@ class TrainingSettings:
         return regularizers
 
     def classifier_solver(self, functional) -> ClassifierSolver:
-        """The exact ``(W, c)`` solve on ``functional``: the dual (Gram) solve for up to 4,000
-        examples with ``classifier_tikhonov > 0``, else CG to :attr:`classifier_rtol`."""
-        gram = functional.n_examples <= 4000 and self.classifier_tikhonov > 0
+        """The exact ``(W, c)`` solve on ``functional``: with ``classifier_tikhonov > 0`` a direct
+        solve (dual Gram for up to 4,000 examples, else the primal normal equations for up to
+        8,192 features), else CG to :attr:`classifier_rtol` (``ClassifierSolver``'s ``"auto"``)."""
         return ClassifierSolver(
             functional,
-            method="gram" if gram else "cg",
+            method="auto",
             rtol=self.classifier_rtol,
             batch_size=self.chunk_size or 1000,
         )
