@@ -6,6 +6,7 @@ import numpy as np
 from scipy.sparse.linalg import LinearOperator
 
 from pdecontrol.functional import ReducedFunctional
+from pdecontrol.optimize.counting import CountingFunctional
 
 
 def _subset(examples, n):
@@ -149,31 +150,18 @@ class IndefiniteQuadratic(ReducedFunctional):
         return LinearOperator(self.H.shape, matvec=lambda v: self.H @ np.ravel(v), dtype=float)
 
 
-class RecordingFunctional(ReducedFunctional):
+class RecordingFunctional(CountingFunctional):
     """Delegates to ``functional`` and logs the ``examples`` of every gradient and GN call."""
 
     def __init__(self, functional):
-        self.functional = functional
+        super().__init__(functional)
         self.gradient_examples, self.gauss_newton_examples = [], []
 
-    @property
-    def size(self):
-        return self.functional.size
-
-    @property
-    def n_examples(self):
-        return self.functional.n_examples
-
-    def value(self, x, examples=None):
-        return self.functional.value(x, examples)
-
-    def value_and_gradient(self, x, examples=None):
-        self.gradient_examples.append(None if examples is None else np.array(examples))
-        return self.functional.value_and_gradient(x, examples)
-
-    def gauss_newton_operator(self, x, examples=None):
-        self.gauss_newton_examples.append(None if examples is None else np.array(examples))
-        return self.functional.gauss_newton_operator(x, examples)
+    def record(self, kind, examples):
+        super().record(kind, examples)
+        if kind in ("gradient", "gauss_newton_operator"):
+            log = self.gradient_examples if kind == "gradient" else self.gauss_newton_examples
+            log.append(None if examples is None else np.array(examples))
 
 
 def exponential_problem(n_samples=40, truth=(2.0, -1.0, 1.0, 3.0), t_max=2.0):

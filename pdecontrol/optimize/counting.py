@@ -10,8 +10,21 @@ from ._checks import check_functional
 __all__ = ["CountingFunctional"]
 
 
+#: Counter attribute of :class:`CountingFunctional` by kind of evaluation (see ``record``).
+_COUNTERS = {
+    "value": "n_value",
+    "gradient": "n_gradient",
+    "gauss_newton_operator": "n_gauss_newton_operators",
+    "gauss_newton_product": "n_gauss_newton_products",
+}
+
+
 class CountingFunctional(ReducedFunctional):
     """Delegates every call to ``functional`` and counts them.
+
+    Every evaluation passes through :meth:`record` first; a subclass that needs more than the
+    counts (work estimates, a log of the example subsets) overrides it and calls
+    ``super().record``, and inherits the delegation.
 
     Attributes
     ----------
@@ -37,6 +50,19 @@ class CountingFunctional(ReducedFunctional):
             "n_gauss_newton_products": self.n_gauss_newton_products,
         }
 
+    def record(self, kind: str, examples) -> None:
+        """Count one evaluation; called before every delegated evaluation.
+
+        Parameters
+        ----------
+        kind : {"value", "gradient", "gauss_newton_operator", "gauss_newton_product"}
+            What is evaluated (``"gradient"``: value and gradient, or gradient alone).
+        examples : index array or None
+            The example subset of the call (``None``: all examples).
+        """
+        counter = _COUNTERS[kind]
+        setattr(self, counter, getattr(self, counter) + 1)
+
     @property
     def size(self) -> int:
         return self.functional.size
@@ -50,23 +76,23 @@ class CountingFunctional(ReducedFunctional):
         return self.functional.weights
 
     def value(self, x, examples=None):
-        self.n_value += 1
+        self.record("value", examples)
         return self.functional.value(x, examples)
 
     def value_and_gradient(self, x, examples=None):
-        self.n_gradient += 1
+        self.record("gradient", examples)
         return self.functional.value_and_gradient(x, examples)
 
     def gradient(self, x, examples=None):
-        self.n_gradient += 1
+        self.record("gradient", examples)
         return self.functional.gradient(x, examples)
 
     def gauss_newton_operator(self, x, examples=None) -> LinearOperator:
-        self.n_gauss_newton_operators += 1
+        self.record("gauss_newton_operator", examples)
         operator = self.functional.gauss_newton_operator(x, examples)
 
         def matvec(v):
-            self.n_gauss_newton_products += 1
+            self.record("gauss_newton_product", examples)
             return operator.matvec(v)
 
         return LinearOperator(operator.shape, matvec=matvec, rmatvec=matvec, dtype=operator.dtype)

@@ -69,13 +69,12 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
-from scipy.sparse.linalg import LinearOperator
 from tqdm.auto import tqdm
 
 from pdecontrol.control import SumFunctional, TransformedFunctional, refine_in_time
-from pdecontrol.functional import ReducedFunctional
 from pdecontrol.mesh import Mesh
 from pdecontrol.optimize import RestrictedFunctional, Stopping, gauss_newton_cg
+from pdecontrol.optimize.counting import CountingFunctional
 from pdecontrol.optimize.history import History
 from pdecontrol.transfer import restrict_image
 
@@ -181,11 +180,19 @@ class _Tally:
             self.values["fine_level_work"] += work
 
 
-class _WorkMeter(ReducedFunctional):
+class _WorkMeter(CountingFunctional):
     """Delegates to a CNN functional and adds its estimated convolution work to a tally."""
 
+    #: Tally counter by kind of evaluation (building a Gauss-Newton operator is work only).
+    TALLY_COUNTERS = {
+        "value": "n_value_evaluations",
+        "gradient": "n_gradient_evaluations",
+        "gauss_newton_operator": None,
+        "gauss_newton_product": "n_gauss_newton_products",
+    }
+
     def __init__(self, functional, tally: _Tally, fine_size: int):
-        self.functional = functional
+        super().__init__(functional)
         self.tally = tally
         problem = functional.problem
         self.fine = problem.mesh.size == fine_size
@@ -193,12 +200,11 @@ class _WorkMeter(ReducedFunctional):
             functional.layout.n_steps * len(functional.stepper.b) * problem.mesh.size / fine_size
         )
 
-    def _count(self, examples) -> int:
-        return self.functional.n_examples if examples is None else len(examples)
-
-    def _add(self, kind, counter, examples):
-        work = CONVOLUTIONS_PER_EXAMPLE[kind] * self.cost * self._count(examples)
-        self.tally.add(counter, work, self.fine)
+    def record(self, kind: str, examples) -> None:
+        super().record(kind, examples)
+        count = self.functional.n_examples if examples is None else len(examples)
+        work = CONVOLUTIONS_PER_EXAMPLE[kind] * self.cost * count
+        self.tally.add(self.TALLY_COUNTERS[kind], work, self.fine)
 
     @property
     def problem(self):
@@ -207,39 +213,6 @@ class _WorkMeter(ReducedFunctional):
     @property
     def layout(self):
         return self.functional.layout
-
-    @property
-    def size(self):
-        return self.functional.size
-
-    @property
-    def n_examples(self):
-        return self.functional.n_examples
-
-    @property
-    def weights(self):
-        return self.functional.weights
-
-    def check_examples(self, examples):
-        return self.functional.check_examples(examples)
-
-    def value(self, x, examples=None):
-        self._add("value", "n_value_evaluations", examples)
-        return self.functional.value(x, examples)
-
-    def value_and_gradient(self, x, examples=None):
-        self._add("gradient", "n_gradient_evaluations", examples)
-        return self.functional.value_and_gradient(x, examples)
-
-    def gauss_newton_operator(self, x, examples=None):
-        self._add("gauss_newton_operator", None, examples)
-        operator = self.functional.gauss_newton_operator(x, examples)
-
-        def matvec(v):
-            self._add("gauss_newton_product", "n_gauss_newton_products", examples)
-            return operator.matvec(v)
-
-        return LinearOperator(operator.shape, matvec=matvec, rmatvec=matvec, dtype=np.float64)
 
 
 # ---------------------------------------------------------------------- the objective
