@@ -64,7 +64,8 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -256,15 +257,45 @@ class _Stage:
     classifier_in_gauss_newton: bool = False  # W, c trained with the kernels (no block solve)
 
     def describe(self) -> dict:
-        return {
-            "level": self.level,
-            "n_steps": self.n_steps,
-            "outer_iterations": self.outer_iterations,
-            "start": self.start,
-            "consistency_levels": list(self.consistency_levels),
-            "consistency_weight": self.consistency_weight,
-            "classifier_in_gauss_newton": self.classifier_in_gauss_newton,
-        }
+        return {**asdict(self), "consistency_levels": list(self.consistency_levels)}
+
+
+@dataclass(frozen=True)
+class _StageRun:
+    """A stage being trained: its mesh, metered objective and classifier solve."""
+
+    index: int  # position in the schedule
+    stage: _Stage
+    problem: CNNProblem
+    fine_functional: object  # regularised CNN functional of the stage's training images
+    objective: object  # the metered training objective the GN-CG steps minimise
+    validation_functional: object  # None without validation data
+    free: np.ndarray | None  # GN-trained parameter indices (block schedule), None: all
+    solve_classifier: Callable  # x -> x with (W, c) solved (identity without a solver)
+
+
+@dataclass(frozen=True)
+class _RunOptions:
+    """The arguments every driver passes through unchanged (see ``_DOC_COMMON``)."""
+
+    n_classes: int | None
+    checkpoint_dir: str | Path | None
+    callback: Callable | None
+    progress: bool
+
+    def __post_init__(self):
+        if self.callback is not None and not callable(self.callback):
+            raise TypeError(
+                f"callback must be callable(row) -> bool | None, got {type(self.callback).__name__}"
+            )
+
+
+def _check_settings(settings) -> TrainingSettings:
+    """``settings``, ``TrainingSettings()`` for ``None``; ``TypeError`` for anything else."""
+    settings = TrainingSettings() if settings is None else settings
+    if not isinstance(settings, TrainingSettings):
+        raise TypeError(f"settings must be TrainingSettings, got {type(settings).__name__}")
+    return settings
 
 
 def _check_int(value, name: str, minimum: int) -> int:
@@ -314,24 +345,18 @@ class _Schedule:
 
     def __init__(
         self,
-        driver,
-        settings,
-        stages,
+        driver: str,
+        settings: TrainingSettings,
+        stages: list,
         train,
         validation,
-        n_classes,
+        options: _RunOptions,
         *,
-        initial,
-        smoothing_sigma,
-        checkpoint_dir,
-        callback,
-        progress,
+        initial=None,
+        smoothing_sigma=None,
     ):
-        self.settings = TrainingSettings() if settings is None else settings
-        if not isinstance(self.settings, TrainingSettings):
-            raise TypeError(
-                f"settings must be TrainingSettings, got {type(self.settings).__name__}"
-            )
+        self.settings = settings
+        n_classes = options.n_classes
         self.images, self.labels = as_labelled_images(train, "train")
         self.validation = (
             None if validation is None else as_labelled_images(validation, "validation")
@@ -397,13 +422,11 @@ class _Schedule:
             self.validation,
             self.initial,
         )
-        self.checkpoint_path = None if checkpoint_dir is None else Path(checkpoint_dir) / STATE_FILE
-        if callback is not None and not callable(callback):
-            raise TypeError(
-                f"callback must be callable(row) -> bool | None, got {type(callback).__name__}"
-            )
-        self.callback = callback
-        self.progress = progress
+        self.checkpoint_path = (
+            None if options.checkpoint_dir is None else Path(options.checkpoint_dir) / STATE_FILE
+        )
+        self.callback = options.callback
+        self.progress = options.progress
         self._pyramid = {}
 
     # ------------------------------------------------------------------ data and problems
@@ -425,14 +448,16 @@ class _Schedule:
             self._pyramid[level] = images
         return self._pyramid[level]
 
-    def _functional(self, level: int, n_steps: int, regularized: bool):
+    def _functional(self, level: int, n_steps: int, *, regularized=False, validation=False):
+        """The CNN functional of the training (or validation) images on mesh ``level``."""
         problem = self._problem(level)
-        images = self._data(level)[0]
+        images = self._data(level)[1 if validation else 0]
+        labels = self.validation[1] if validation else self.labels
         regularizers = self.settings.make_regularizers(problem) if regularized else ()
         return cnn_functional(
             problem,
             images,
-            self.labels,
+            labels,
             n_steps,
             final_time=self.settings.time_horizon,
             stepper=self.settings.stepper,
@@ -487,7 +512,9 @@ class _Schedule:
         return checkpoint.network, state
 
     # ------------------------------------------------------------------ monitoring
-    def _monitor(self, fine_functional, objective, x, validation_functional) -> dict:
+    def _monitor(self, stage_run: _StageRun, x) -> dict:
+        fine_functional, objective = stage_run.fine_functional, stage_run.objective
+        validation_functional = stage_run.validation_functional
         tally = self._tally
         tally.paused = True
         try:
@@ -517,10 +544,94 @@ class _Schedule:
         return row
 
     # ------------------------------------------------------------------ run
+    def _prepare(self, index: int, stage: _Stage) -> _StageRun:
+        """The metered functionals and the classifier solve of one stage."""
+        settings, tally, fine_size = self.settings, self._tally, self.fine_mesh.size
+        problem = self._problem(stage.level)
+        fine_functional = self._functional(stage.level, stage.n_steps, regularized=True)
+        meter = _WorkMeter(fine_functional, tally, fine_size)
+        objective = meter
+        if stage.consistency_levels:
+            coarse = [
+                (k, _WorkMeter(self._functional(stage.level + k, stage.n_steps), tally, fine_size))
+                for k in stage.consistency_levels
+            ]
+            objective = resolution_consistent_functional(
+                objective, coarse, stage.consistency_weight
+            )
+        validation_functional = None
+        if self.validation is not None:
+            validation_functional = self._functional(stage.level, stage.n_steps, validation=True)
+        solver = settings.classifier_solver(fine_functional) if settings.exact_classifier else None
+        free = None
+        if solver is not None and not stage.classifier_in_gauss_newton:
+            layout = fine_functional.layout
+            classifier = np.r_[
+                tuple(
+                    np.arange(layout.slices[b].start, layout.slices[b].stop)
+                    for b in _CLASSIFIER_BLOCKS
+                )
+            ]
+            free = np.setdiff1d(np.arange(layout.size), classifier)
+        solve_cost = (
+            CONVOLUTIONS_PER_EXAMPLE["classifier_solve"] * meter.cost * fine_functional.n_examples
+        )
+
+        def solve_classifier(x):
+            if solver is None:
+                return x
+            tally.add("n_classifier_solves", solve_cost, meter.fine)
+            return solver(x)
+
+        return _StageRun(
+            index,
+            stage,
+            problem,
+            fine_functional,
+            objective,
+            validation_functional,
+            free,
+            solve_classifier,
+        )
+
+    def _outer_iteration(self, stage_run: _StageRun, x, rng):
+        """GN-CG steps on the free parameters, then (block schedule) the classifier solve.
+
+        Returns the new flat parameters and the inner-run history columns.
+        """
+        settings, free, objective = self.settings, stage_run.free, stage_run.objective
+        inner_functional = objective if free is None else RestrictedFunctional(objective, free, x)
+        batch = settings.batch_size
+        batch = None if batch is None or batch >= stage_run.fine_functional.n_examples else batch
+        inner = gauss_newton_cg(
+            inner_functional,
+            x if free is None else x[free],
+            stopping=Stopping(maxiter=settings.gauss_newton_steps, grtol=0.0),
+            cg_rtol=settings.cg_rtol,
+            cg_maxiter=settings.cg_iterations,
+            gradient_batch_size=batch,
+            gauss_newton_batch_size=batch,
+            seed=rng,
+        )
+        x = x.copy()
+        if free is None:
+            x = np.array(inner.x)
+        else:
+            x[free] = inner.x
+            x = stage_run.solve_classifier(x)
+        extra = {
+            "inner_status": str(inner.status),
+            "cg_iterations": (
+                int(np.nansum(inner.history["cg_iterations"].values))
+                if "cg_iterations" in inner.history
+                else 0
+            ),
+        }
+        return x, extra
+
     def run(self) -> TrainingResult:
-        settings = self.settings
-        rng = np.random.default_rng([settings.seed, 1])
-        self._tally = tally = _Tally()
+        rng = np.random.default_rng([self.settings.seed, 1])
+        self._tally = _Tally()
         rows, training_time, x, resume_at = [], 0.0, None, (0, -1)
         self._stage_ends = []
         loaded = self._load()
@@ -528,7 +639,7 @@ class _Schedule:
             network, state = loaded
             x = np.array(network.parameters)
             rng.bit_generator.state = state["rng_state"]
-            tally = self._tally = _Tally(state["tally"])
+            self._tally = _Tally(state["tally"])
             rows, training_time = state["rows"], state["wall_time"]
             resume_at = (state["stage"], state["outer_iteration"])
             self._stage_ends = [np.array(p) for p in state["stage_parameters"]]
@@ -541,149 +652,33 @@ class _Schedule:
                 *resume_at,
             )
         total = sum(s.outer_iterations + 1 for s in self.stages)
-        done = len(rows)
         status = "completed"
-        bar = tqdm(total=total, initial=done, desc=self.driver, disable=not self.progress)
+        bar = tqdm(total=total, initial=len(rows), desc=self.driver, disable=not self.progress)
         try:
             for index, stage in enumerate(self.stages):
                 if index < resume_at[0]:
                     continue
-                problem = self._problem(stage.level)
-                fine_functional = self._functional(stage.level, stage.n_steps, True)
-                objective_meter = _WorkMeter(fine_functional, tally, self.fine_mesh.size)
-                objective = objective_meter
-                if stage.consistency_levels:
-                    coarse = [
-                        (
-                            k,
-                            _WorkMeter(
-                                self._functional(stage.level + k, stage.n_steps, False),
-                                tally,
-                                self.fine_mesh.size,
-                            ),
-                        )
-                        for k in stage.consistency_levels
-                    ]
-                    objective = resolution_consistent_functional(
-                        objective, coarse, stage.consistency_weight
-                    )
-                validation_functional = None
-                if self.validation is not None:
-                    validation_functional = cnn_functional(
-                        problem,
-                        self._data(stage.level)[1],
-                        self.validation[1],
-                        stage.n_steps,
-                        final_time=settings.time_horizon,
-                        stepper=settings.stepper,
-                        dtype=settings.compute_dtype,
-                        chunk_size=settings.chunk_size,
-                    )
-                solver = None
-                if settings.exact_classifier:
-                    solver = settings.classifier_solver(fine_functional)
-                layout = fine_functional.layout
-                classifier = np.r_[
-                    tuple(
-                        np.arange(layout.slices[b].start, layout.slices[b].stop)
-                        for b in _CLASSIFIER_BLOCKS
-                    )
-                ]
-                block_schedule = solver is not None and not stage.classifier_in_gauss_newton
-                free = np.setdiff1d(np.arange(layout.size), classifier) if block_schedule else None
-                solve_cost = (
-                    CONVOLUTIONS_PER_EXAMPLE["classifier_solve"]
-                    * objective_meter.cost
-                    * fine_functional.n_examples
-                )
-
-                def solve_classifier(x):
-                    if solver is None:
-                        return x
-                    tally.add("n_classifier_solves", solve_cost, objective_meter.fine)
-                    return solver(x)
-
+                stage_run = self._prepare(index, stage)
                 first_outer = 0 if index > resume_at[0] else resume_at[1] + 1
-                if first_outer == 0:
-                    start = time.perf_counter()
-                    x = self._start(stage, index, problem, x)
-                    x = solve_classifier(x)
-                    training_time += time.perf_counter() - start
-                    self._record(
-                        rows,
-                        index,
-                        0,
-                        stage,
-                        problem,
-                        stage.start,
-                        x,
-                        fine_functional,
-                        objective,
-                        validation_functional,
-                        training_time,
-                        {},
-                    )
-                    first_outer = 1
-                    if stage.outer_iterations == 0:
-                        self._stage_ends.append(x.copy())
-                    if self._after_row(rows, x, problem, (index, 0), rng, training_time, bar):
-                        status = "stopped_by_callback"
-                        break
-                stopped = False
                 for outer in range(first_outer, stage.outer_iterations + 1):
                     start = time.perf_counter()
-                    inner_functional = (
-                        objective if free is None else RestrictedFunctional(objective, free, x)
-                    )
-                    batch = settings.batch_size
-                    batch = None if batch is None or batch >= fine_functional.n_examples else batch
-                    inner = gauss_newton_cg(
-                        inner_functional,
-                        x if free is None else x[free],
-                        stopping=Stopping(maxiter=settings.gauss_newton_steps, grtol=0.0),
-                        cg_rtol=settings.cg_rtol,
-                        cg_maxiter=settings.cg_iterations,
-                        gradient_batch_size=batch,
-                        gauss_newton_batch_size=batch,
-                        seed=rng,
-                    )
-                    x = x.copy()
-                    if free is None:
-                        x = np.array(inner.x)
+                    if outer == 0:
+                        x = self._start(stage, index, stage_run.problem, x)
+                        x, phase, extra = stage_run.solve_classifier(x), stage.start, {}
                     else:
-                        x[free] = inner.x
-                    if block_schedule:
-                        x = solve_classifier(x)
+                        x, extra = self._outer_iteration(stage_run, x, rng)
+                        phase = "train"
                     training_time += time.perf_counter() - start
-                    extra = {
-                        "inner_status": str(inner.status),
-                        "cg_iterations": (
-                            int(np.nansum(inner.history["cg_iterations"].values))
-                            if "cg_iterations" in inner.history
-                            else 0
-                        ),
-                    }
-                    self._record(
-                        rows,
-                        index,
-                        outer,
-                        stage,
-                        problem,
-                        "train",
-                        x,
-                        fine_functional,
-                        objective,
-                        validation_functional,
-                        training_time,
-                        extra,
-                    )
+                    self._record(rows, stage_run, outer, phase, x, training_time, extra)
                     if outer == stage.outer_iterations:
                         self._stage_ends.append(x.copy())
-                    if self._after_row(rows, x, problem, (index, outer), rng, training_time, bar):
-                        stopped = True
+                    position = (index, outer)
+                    if self._after_row(
+                        rows, x, stage_run.problem, position, rng, training_time, bar
+                    ):
+                        status = "stopped_by_callback"
                         break
-                if stopped:
-                    status = "stopped_by_callback"
+                if status != "completed":
                     break
         finally:
             bar.close()
@@ -694,7 +689,7 @@ class _Schedule:
                 self._problem(last.level),
                 (len(self.stages) - 1, last.outer_iterations),
                 rng,
-                tally,
+                self._tally,
                 rows[-1]["wall_time"],
                 rows,
                 "completed",
@@ -718,30 +713,17 @@ class _Schedule:
             x = refine_in_time(layout.unflatten(np.array(x)), stage.n_steps).flat
         return np.array(x, dtype=np.float64)
 
-    def _record(
-        self,
-        rows,
-        index,
-        outer,
-        stage,
-        problem,
-        phase,
-        x,
-        fine_functional,
-        objective,
-        validation_functional,
-        wall_time,
-        extra,
-    ):
+    def _record(self, rows, stage_run: _StageRun, outer, phase, x, wall_time, extra):
+        stage = stage_run.stage
         row = {
-            "stage": index,
+            "stage": stage_run.index,
             "outer_iteration": outer,
             "phase": phase,
             "level": stage.level,
-            "mesh_shape": "x".join(map(str, problem.mesh.shape)),
+            "mesh_shape": "x".join(map(str, stage_run.problem.mesh.shape)),
             "n_steps": stage.n_steps,
         }
-        row.update(self._monitor(fine_functional, objective, x, validation_functional))
+        row.update(self._monitor(stage_run, x))
         row.update({"inner_status": "", "cg_iterations": 0})
         row.update(extra)
         row.update(self._tally.values)
@@ -751,7 +733,7 @@ class _Schedule:
             "%s stage %d (%s, %d layers) outer %d: objective %.5e, training %.4f, "
             "validation %.4f",
             self.driver,
-            index,
+            stage_run.index,
             row["mesh_shape"],
             stage.n_steps,
             outer,
@@ -836,20 +818,11 @@ def train_single_level(
     initial : ndarray, optional
         Flat starting parameters (default: seeded random kernels, zero biases).
     """
-    settings = TrainingSettings() if settings is None else settings
-    stages = [_Stage(0, _n_steps(settings), settings.outer_iterations, "start")]
+    settings = _check_settings(settings)
+    stages = [_Stage(0, settings.n_steps, settings.outer_iterations, "start")]
+    options = _RunOptions(n_classes, checkpoint_dir, callback, progress)
     return _Schedule(
-        "train_single_level",
-        settings,
-        stages,
-        train,
-        validation,
-        n_classes,
-        initial=initial,
-        smoothing_sigma=None,
-        checkpoint_dir=checkpoint_dir,
-        callback=callback,
-        progress=progress,
+        "train_single_level", settings, stages, train, validation, options, initial=initial
     ).run()
 
 
@@ -879,30 +852,27 @@ def train_multilevel(
         Gaussian pre-smoothing of the images before each restriction (pixels of the finer mesh;
         :func:`pdecontrol.transfer.restrict_image`).
     """
-    settings = TrainingSettings() if settings is None else settings
+    settings = _check_settings(settings)
     n_levels = _check_int(n_levels, "n_levels", 1)
     counts = _per_stage(outer_iterations, n_levels, settings.outer_iterations, "outer_iterations")
     stages = [
         _Stage(
             level,
-            _n_steps(settings),
+            settings.n_steps,
             count,
             "start" if level == n_levels - 1 else "prolonged_start",
         )
         for level, count in zip(range(n_levels - 1, -1, -1), counts)
     ]
+    options = _RunOptions(n_classes, checkpoint_dir, callback, progress)
     return _Schedule(
         "train_multilevel",
         settings,
         stages,
         train,
         validation,
-        n_classes,
-        initial=None,
+        options,
         smoothing_sigma=smoothing_sigma,
-        checkpoint_dir=checkpoint_dir,
-        callback=callback,
-        progress=progress,
     ).run()
 
 
@@ -928,7 +898,7 @@ def train_time_continuation(
     outer_iterations : int or sequence of int, optional
         Outer iterations per stage (default ``settings.outer_iterations``; 0: start row only).
     """
-    settings = TrainingSettings() if settings is None else settings
+    settings = _check_settings(settings)
     if layer_schedule is None:
         schedule, n = [settings.n_steps], settings.n_steps
         while n % 2 == 0:
@@ -952,19 +922,8 @@ def train_time_continuation(
         _Stage(0, n, count, "start" if i == 0 else "time_refined_start")
         for i, (n, count) in enumerate(zip(schedule, counts))
     ]
-    return _Schedule(
-        "train_time_continuation",
-        settings,
-        stages,
-        train,
-        validation,
-        n_classes,
-        initial=None,
-        smoothing_sigma=None,
-        checkpoint_dir=checkpoint_dir,
-        callback=callback,
-        progress=progress,
-    ).run()
+    options = _RunOptions(n_classes, checkpoint_dir, callback, progress)
+    return _Schedule("train_time_continuation", settings, stages, train, validation, options).run()
 
 
 def train_resolution_consistent(
@@ -1011,7 +970,7 @@ def train_resolution_consistent(
     initial : ndarray, optional
         Flat starting parameters on the fine mesh.
     """
-    settings = TrainingSettings() if settings is None else settings
+    settings = _check_settings(settings)
     levels = tuple(
         _check_int(k, f"consistency_levels[{i}]", 1) for i, k in enumerate(consistency_levels)
     )
@@ -1027,7 +986,7 @@ def train_resolution_consistent(
     stages = [
         _Stage(
             0,
-            _n_steps(settings),
+            settings.n_steps,
             settings.outer_iterations,
             "start",
             levels,
@@ -1035,25 +994,17 @@ def train_resolution_consistent(
             classifier == "gauss_newton",
         )
     ]
+    options = _RunOptions(n_classes, checkpoint_dir, callback, progress)
     return _Schedule(
         "train_resolution_consistent",
         settings,
         stages,
         train,
         validation,
-        n_classes,
+        options,
         initial=initial,
         smoothing_sigma=smoothing_sigma,
-        checkpoint_dir=checkpoint_dir,
-        callback=callback,
-        progress=progress,
     ).run()
-
-
-def _n_steps(settings) -> int:
-    if not isinstance(settings, TrainingSettings):
-        raise TypeError(f"settings must be TrainingSettings, got {type(settings).__name__}")
-    return settings.n_steps
 
 
 for _driver in (
