@@ -9,7 +9,14 @@ import numbers
 
 import numpy as np
 
-__all__ = ["as_float_array", "check_finite", "check_positive", "check_dim", "check_shape"]
+__all__ = [
+    "as_float_array",
+    "check_finite",
+    "check_positive",
+    "check_int",
+    "check_dim",
+    "check_shape",
+]
 
 
 def as_float_array(value, name: str, dtype=None) -> np.ndarray:
@@ -48,6 +55,18 @@ def check_positive(value, name: str) -> float:
     if not np.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a finite number > 0, got {value}")
     return value
+
+
+def check_int(value, name: str, minimum: int) -> int:
+    """Return ``value`` as an int after checking that it is an integer (not a bool) ``>= minimum``.
+
+    Raises ``TypeError`` naming ``name`` for a non-integer, ``ValueError`` below ``minimum``.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer >= {minimum}, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
 
 
 def check_dim(dim, name: str = "dim") -> int:

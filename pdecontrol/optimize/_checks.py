@@ -8,7 +8,7 @@ import numpy as np
 
 from ..functional import ReducedFunctional
 
-__all__ = ["check_functional", "check_real", "check_integer", "check_instance"]
+__all__ = ["check_functional", "check_real", "check_instance"]
 
 
 def check_functional(functional, name: str = "functional") -> ReducedFunctional:
@@ -44,15 +44,6 @@ def check_real(
         interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
         raise ValueError(f"{name} must be a finite number in {interval}, got {value}")
     return value
-
-
-def check_integer(value, name: str, minimum: int) -> int:
-    """Return ``value`` as an int after checking it is an integer ``>= minimum``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer >= {minimum}, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
-    return int(value)
 
 
 def check_instance(value, cls: type, name: str):

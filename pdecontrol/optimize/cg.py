@@ -8,8 +8,8 @@ from enum import Enum
 import numpy as np
 from scipy.sparse.linalg import LinearOperator, aslinearoperator
 
-from .._validation import as_float_array, check_finite
-from ._checks import check_integer, check_real
+from .._validation import as_float_array, check_finite, check_int
+from ._checks import check_real
 
 __all__ = ["CGStopReason", "CGResult", "conjugate_gradient", "as_operator"]
 
@@ -129,7 +129,7 @@ def conjugate_gradient(
     A = as_operator(A, n, "A")
     M = None if preconditioner is None else as_operator(preconditioner, n, "preconditioner")
     rtol = check_real(rtol, "rtol", 0.0, 1.0, low_open=True)
-    maxiter = n if maxiter is None else check_integer(maxiter, "maxiter", 1)
+    maxiter = n if maxiter is None else check_int(maxiter, "maxiter", 1)
 
     x = np.zeros(n)
     r = b.copy()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..functional import ReducedFunctional
-from ._checks import check_instance, check_integer, check_real
+from .._validation import check_int
+from ._checks import check_instance, check_real
 from .cg import as_operator, conjugate_gradient
 from .iteration import prepare, run_iterations
 from .linesearch import Armijo, line_search_step
@@ -90,7 +91,7 @@ def gauss_newton_cg(
     counting, x0 = prepare(functional, x0, stopping)
     check_instance(line_search, Armijo, "line_search")
     cg_rtol = _check_cg_rtol(cg_rtol)
-    cg_maxiter = check_integer(cg_maxiter, "cg_maxiter", 1)
+    cg_maxiter = check_int(cg_maxiter, "cg_maxiter", 1)
     n_examples = functional.n_examples
     gradient_batch_size = check_batch_size(gradient_batch_size, n_examples, "gradient_batch_size")
     gauss_newton_batch_size = check_batch_size(

@@ -7,7 +7,8 @@ from typing import Callable
 
 import numpy as np
 
-from ._checks import check_integer, check_real
+from .._validation import check_int
+from ._checks import check_real
 from .iteration import Step
 from .stopping import StopReason
 
@@ -37,7 +38,7 @@ class Armijo:
         for name in ("c1", "shrink"):
             value = check_real(getattr(self, name), name, 0.0, 1.0, low_open=True)
             object.__setattr__(self, name, value)
-        backtracks = check_integer(self.max_backtracks, "max_backtracks", 0)
+        backtracks = check_int(self.max_backtracks, "max_backtracks", 0)
         object.__setattr__(self, "max_backtracks", backtracks)
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from ._checks import check_integer, check_real
+from .._validation import check_int
+from ._checks import check_real
 
 __all__ = ["StopReason", "Stopping"]
 
@@ -93,7 +94,7 @@ class Stopping:
     ftol: float = 0.0
 
     def __post_init__(self):
-        object.__setattr__(self, "maxiter", check_integer(self.maxiter, "maxiter", 0))
+        object.__setattr__(self, "maxiter", check_int(self.maxiter, "maxiter", 0))
         for name in ("gtol", "grtol", "ftol"):
             object.__setattr__(self, name, check_real(getattr(self, name), name, 0.0))
 

@@ -6,7 +6,8 @@ import numpy as np
 from scipy.sparse.linalg import LinearOperator
 
 from ..functional import ReducedFunctional
-from ._checks import check_functional, check_integer, check_real
+from .._validation import check_int
+from ._checks import check_functional, check_real
 from .cg import conjugate_gradient
 from .restricted import RestrictedFunctional, apply_block_solve, as_index_set
 
@@ -95,7 +96,7 @@ class VariableProjection(ReducedFunctional):
         self.block_cg_maxiter = (
             int(self.linear_indices.size)
             if block_cg_maxiter is None
-            else check_integer(block_cg_maxiter, "block_cg_maxiter", 1)
+            else check_int(block_cg_maxiter, "block_cg_maxiter", 1)
         )
         self._x = functional.check_parameters(x_initial, "x_initial").copy()
         self._theta = None

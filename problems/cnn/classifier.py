@@ -30,13 +30,13 @@ in row blocks of ``block_size`` examples, so no float64 copy of the whole set is
 
 from __future__ import annotations
 
-import numbers
 
 import numpy as np
 import scipy.linalg
 from scipy.optimize import OptimizeResult
 from scipy.sparse.linalg import LinearOperator
 
+from pdecontrol._validation import check_int
 from pdecontrol.control import ControlFunctional, LeastSquaresLoss, Tikhonov
 from pdecontrol.optimize import regularized_least_squares
 
@@ -46,12 +46,6 @@ __all__ = ["ClassifierSolver", "CLASSIFIER_METHODS"]
 
 #: Solvers of :class:`ClassifierSolver`.
 CLASSIFIER_METHODS = ("auto", "cg", "gram", "normal")
-
-
-def _check_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)
 
 
 def _tikhonov_terms(functional, block: str):
@@ -227,10 +221,10 @@ class ClassifierSolver:
         self.examples = functional.check_examples(examples)
         self.rtol = rtol
         self.maxiter = maxiter
-        self.batch_size = _check_int(batch_size, "batch_size")
-        self.block_size = _check_int(block_size, "block_size")
-        self.gram_max_examples = _check_int(gram_max_examples, "gram_max_examples")
-        self.normal_max_features = _check_int(normal_max_features, "normal_max_features")
+        self.batch_size = check_int(batch_size, "batch_size", 1)
+        self.block_size = check_int(block_size, "block_size", 1)
+        self.gram_max_examples = check_int(gram_max_examples, "gram_max_examples", 1)
+        self.normal_max_features = check_int(normal_max_features, "normal_max_features", 1)
         self.alpha_W, self.reference_W = _tikhonov_terms(functional, "W")
         self.alpha_c, self.reference_c = _tikhonov_terms(functional, "c")
         if self.alpha_c > 0 and self.alpha_W == 0:

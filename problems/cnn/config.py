@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pdecontrol._validation import check_int
 from pdecontrol.control import LeastSquaresLoss, SoftmaxCrossEntropyLoss
 from pdecontrol.control.timestepping import get_stepper
 from pdecontrol.ops import get_activation
@@ -32,14 +33,6 @@ __all__ = ["TrainingSettings", "LOSSES"]
 
 #: Loss names accepted by :attr:`TrainingSettings.loss`.
 LOSSES = {"least_squares": LeastSquaresLoss, "softmax_cross_entropy": SoftmaxCrossEntropyLoss}
-
-
-def _integer(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"TrainingSettings.{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"TrainingSettings.{name} must be >= {minimum}, got {value}")
-    return int(value)
 
 
 def _real(value, name: str, *, positive: bool = False) -> float:
@@ -143,11 +136,11 @@ class TrainingSettings:
             "cg_iterations",
             "high_order_min_order",
         ):
-            _integer(getattr(self, name), name, 1)
-        _integer(self.seed, "seed", 0)
+            check_int(getattr(self, name), f"TrainingSettings.{name}", 1)
+        check_int(self.seed, "TrainingSettings.seed", 0)
         for name in ("batch_size", "chunk_size"):
             if getattr(self, name) is not None:
-                _integer(getattr(self, name), name, 1)
+                check_int(getattr(self, name), f"TrainingSettings.{name}", 1)
         if self.final_time is not None:
             _real(self.final_time, "final_time", positive=True)
         for name in ("high_order_penalty", "time_smoothness", "classifier_tikhonov"):

@@ -39,11 +39,10 @@ scaled (unit stencil weights), whereas raw physical coefficients ``alpha`` would
 
 from __future__ import annotations
 
-import numbers
 
 import numpy as np
 
-from pdecontrol._validation import as_float_array, check_finite, check_positive
+from pdecontrol._validation import as_float_array, check_finite, check_int, check_positive
 from pdecontrol.control import ControlFunctional, ControlProblem, ParameterLayout, Parameters
 from pdecontrol.mesh import Mesh
 from pdecontrol.ops import (
@@ -61,12 +60,6 @@ __all__ = ["CNNProblem", "KERNEL_BASES", "cnn_functional", "predict", "accuracy"
 
 #: Parameterisations of the kernels: raw stencil weights or derivative-basis coefficients.
 KERNEL_BASES = ("stencil", "derivative")
-
-
-def _check_count(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)
 
 
 def _per_axis_spacing(value, dim: int, name: str) -> tuple:
@@ -126,9 +119,9 @@ class CNNProblem(ControlProblem):
             raise ValueError(f"kernel_basis must be one of {KERNEL_BASES}, got {kernel_basis!r}")
         self.mesh = mesh
         self.dim = mesh.dim
-        self.n_channels = _check_count(n_channels, "n_channels")
-        self.n_classes = _check_count(n_classes, "n_classes")
-        self.in_channels = _check_count(in_channels, "in_channels")
+        self.n_channels = check_int(n_channels, "n_channels", 1)
+        self.n_classes = check_int(n_classes, "n_classes", 1)
+        self.in_channels = check_int(in_channels, "in_channels", 1)
         self.activation = get_activation(activation)
         self.opening_activation = (
             None if opening_activation is None else get_activation(opening_activation)
@@ -474,7 +467,7 @@ def predict(functional: ControlFunctional, x, images=None, *, batch_size: int = 
     examples held in memory at once. The predicted class is ``argmax(z, axis=1)``.
     """
     functional = _check_cnn_functional(functional)
-    batch_size = _check_count(batch_size, "batch_size")
+    batch_size = check_int(batch_size, "batch_size", 1)
     if images is not None:
         problem = functional.problem
         images = problem.check_images(images)

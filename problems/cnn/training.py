@@ -72,6 +72,7 @@ import numpy as np
 import xarray as xr
 from tqdm.auto import tqdm
 
+from pdecontrol._validation import check_int
 from pdecontrol.control import SumFunctional, TransformedFunctional, refine_in_time
 from pdecontrol.mesh import Mesh
 from pdecontrol.optimize import RestrictedFunctional, Stopping, gauss_newton_cg
@@ -298,23 +299,15 @@ def _check_settings(settings) -> TrainingSettings:
     return settings
 
 
-def _check_int(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
-
-
 def _per_stage(values, n_stages: int, default: int, name: str) -> list:
     if values is None:
         return [default] * n_stages
     if isinstance(values, (int, np.integer)) and not isinstance(values, bool):
-        return [_check_int(values, name, 0)] * n_stages
+        return [check_int(values, name, 0)] * n_stages
     values = list(values)
     if len(values) != n_stages:
         raise ValueError(f"{name} must be an int or one value per stage ({n_stages}), got {values}")
-    return [_check_int(v, f"{name}[{i}]", 0) for i, v in enumerate(values)]
+    return [check_int(v, f"{name}[{i}]", 0) for i, v in enumerate(values)]
 
 
 def _fingerprint(
@@ -374,7 +367,7 @@ class _Schedule:
                 if isinstance(train, xr.Dataset) and "n_classes" in train.attrs
                 else int(labels.max()) + 1
             )
-        self.n_classes = _check_int(n_classes, "n_classes", 2)
+        self.n_classes = check_int(n_classes, "n_classes", 2)
         if labels.min() < 0 or labels.max() >= self.n_classes:
             raise ValueError(
                 f"labels must lie in [0, n_classes={self.n_classes}), got range "
@@ -853,7 +846,7 @@ def train_multilevel(
         :func:`pdecontrol.transfer.restrict_image`).
     """
     settings = _check_settings(settings)
-    n_levels = _check_int(n_levels, "n_levels", 1)
+    n_levels = check_int(n_levels, "n_levels", 1)
     counts = _per_stage(outer_iterations, n_levels, settings.outer_iterations, "outer_iterations")
     stages = [
         _Stage(
@@ -905,7 +898,7 @@ def train_time_continuation(
             n //= 2
             schedule.insert(0, n)
     else:
-        schedule = [_check_int(n, f"layer_schedule[{i}]", 1) for i, n in enumerate(layer_schedule)]
+        schedule = [check_int(n, f"layer_schedule[{i}]", 1) for i, n in enumerate(layer_schedule)]
     if (
         not schedule
         or schedule[-1] != settings.n_steps
@@ -972,7 +965,7 @@ def train_resolution_consistent(
     """
     settings = _check_settings(settings)
     levels = tuple(
-        _check_int(k, f"consistency_levels[{i}]", 1) for i, k in enumerate(consistency_levels)
+        check_int(k, f"consistency_levels[{i}]", 1) for i, k in enumerate(consistency_levels)
     )
     if not levels or len(set(levels)) != len(levels):
         raise ValueError(

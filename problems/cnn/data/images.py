@@ -14,12 +14,11 @@ Row ``y`` index ``i`` is image row ``i`` (top row first, as stored in the files)
 """
 from __future__ import annotations
 
-import numbers
 
 import numpy as np
 import xarray as xr
 
-from pdecontrol._validation import as_float_array, check_finite, check_positive
+from pdecontrol._validation import as_float_array, check_finite, check_int, check_positive
 from pdecontrol.mesh import Mesh
 
 __all__ = [
@@ -141,14 +140,6 @@ def to_numpy(dataset: xr.Dataset, dtype=None) -> tuple[np.ndarray, np.ndarray]:
     return images, dataset["labels"].values.astype(np.int64, copy=False)
 
 
-def _check_int(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
-
-
 def train_validation_split(dataset: xr.Dataset, n_train: int, n_val: int, seed: int
                            ) -> tuple[xr.Dataset, xr.Dataset]:
     """Draw disjoint training and validation subsets at random, reproducibly from ``seed``.
@@ -165,9 +156,9 @@ def train_validation_split(dataset: xr.Dataset, n_train: int, n_val: int, seed: 
         If ``n_train < 1``, ``n_val < 0`` or ``n_train + n_val`` exceeds the number of examples.
     """
     dataset = _check_dataset(dataset)
-    n_train = _check_int(n_train, "n_train", 1)
-    n_val = _check_int(n_val, "n_val", 0)
-    seed = _check_int(seed, "seed", 0)
+    n_train = check_int(n_train, "n_train", 1)
+    n_val = check_int(n_val, "n_val", 0)
+    seed = check_int(seed, "seed", 0)
     n_examples = dataset.sizes["example"]
     if n_train + n_val > n_examples:
         raise ValueError(
@@ -209,7 +200,7 @@ def plot_examples(*datasets: xr.Dataset, n_per_class: int = 4, cmap: str = "gray
     if not datasets:
         raise TypeError("plot_examples needs at least one dataset")
     datasets = [_check_dataset(ds, f"datasets[{i}]") for i, ds in enumerate(datasets)]
-    n_per_class = _check_int(n_per_class, "n_per_class", 1)
+    n_per_class = check_int(n_per_class, "n_per_class", 1)
     labels = datasets[0]["labels"].values
     for i, ds in enumerate(datasets[1:], start=1):
         if not np.array_equal(ds["labels"].values, labels):

@@ -32,9 +32,10 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
+from pdecontrol._validation import check_int
 from pdecontrol.mesh import Mesh
 
-from .images import _check_float_dtype, _check_int, images_dataset
+from .images import _check_float_dtype, images_dataset
 
 __all__ = [
     "SYNTHETIC_CLASSES",
@@ -279,7 +280,7 @@ class SyntheticExamples:
         ValueError
             If ``resolution < 4``.
         """
-        n = _check_int(resolution, "resolution", 4)
+        n = check_int(resolution, "resolution", 4)
         (nodes,) = Mesh((n,)).node_coordinates()
         return images_dataset(
             self.evaluate(nodes, nodes, dtype=dtype), self.labels,
@@ -339,8 +340,8 @@ def draw_synthetic(n_examples: int, seed: int, *, classes=None, noise: float = 0
         If ``n_examples < 1``, ``noise`` is outside ``[0, 1)``, ``position_jitter`` outside
         ``[0, 1]`` or a class is unknown.
     """
-    n_examples = _check_int(n_examples, "n_examples", 1)
-    seed = _check_int(seed, "seed", 0)
+    n_examples = check_int(n_examples, "n_examples", 1)
+    seed = check_int(seed, "seed", 0)
     class_names = _class_names(classes)
     if isinstance(noise, bool) or not isinstance(noise, numbers.Real) or not 0 <= noise < 1:
         raise ValueError(f"noise must be a number in [0, 1), got {noise!r}")
