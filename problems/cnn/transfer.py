@@ -25,12 +25,12 @@ Several levels are compositions of one-level maps (``levels`` argument).
 
 from __future__ import annotations
 
-import numbers
 from functools import lru_cache
 
 import numpy as np
 from scipy.sparse.linalg import LinearOperator
 
+from pdecontrol._validation import check_int
 from pdecontrol.transfer import (
     prolong,
     prolong_stencil,
@@ -202,33 +202,31 @@ class NetworkTransfer:
         )
 
 
-def _check_levels(levels) -> int:
-    if isinstance(levels, bool) or not isinstance(levels, numbers.Integral) or levels < 1:
-        raise ValueError(f"levels must be an integer >= 1, got {levels!r}")
-    return int(levels)
-
-
 def _transfers(fine: CNNProblem, n_steps: int, levels: int) -> list:
     transfers, problem = [], fine
-    for _ in range(_check_levels(levels)):
+    for _ in range(check_int(levels, "levels", 1)):
         transfers.append(NetworkTransfer(problem, n_steps))
         problem = transfers[-1].coarse
     return transfers
 
 
+def _restrict_levels(restrict, fine: CNNProblem, x, levels: int) -> np.ndarray:
+    """Apply ``restrict(transfer, x)`` (a ``NetworkTransfer`` method) ``levels`` times."""
+    for transfer in _transfers(fine, fine.n_steps_of(x), levels):
+        x = restrict(transfer, x)
+    return x
+
+
 def restrict_network(fine: CNNProblem, x, levels: int = 1) -> np.ndarray:
     """Restrict the network ``x`` of ``fine`` ``levels`` times (mesh spacing ``2^levels h``)."""
-    n_steps = fine.n_steps_of(x)
-    for transfer in _transfers(fine, n_steps, levels):
-        x = transfer.restrict(x)
-    return x
+    return _restrict_levels(NetworkTransfer.restrict, fine, x, levels)
 
 
 def prolong_network(coarse: CNNProblem, x, levels: int = 1) -> np.ndarray:
     """Prolong the network ``x`` of ``coarse`` ``levels`` times (mesh spacing ``2^-levels H``)."""
     n_steps = coarse.n_steps_of(x)
     fine = coarse
-    for _ in range(_check_levels(levels)):
+    for _ in range(check_int(levels, "levels", 1)):
         fine = fine.refine()
     for transfer in reversed(_transfers(fine, n_steps, levels)):
         x = transfer.prolong(x)
@@ -237,10 +235,7 @@ def prolong_network(coarse: CNNProblem, x, levels: int = 1) -> np.ndarray:
 
 def restrict_classifier_only(fine: CNNProblem, x, levels: int = 1) -> np.ndarray:
     """Restrict only ``W`` (``levels`` times); stencil weights and biases are kept as they are."""
-    n_steps = fine.n_steps_of(x)
-    for transfer in _transfers(fine, n_steps, levels):
-        x = transfer.restrict_classifier_only(x)
-    return x
+    return _restrict_levels(NetworkTransfer.restrict_classifier_only, fine, x, levels)
 
 
 def network_restriction_operator(fine: CNNProblem, n_steps: int, levels: int = 1) -> LinearOperator:
