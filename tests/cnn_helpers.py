@@ -4,9 +4,15 @@ import numpy as np
 
 from pdecontrol.control import LeastSquaresLoss
 from pdecontrol.mesh import Mesh
+from problems.cnn.config import TrainingSettings
 from problems.cnn.network import CNNProblem, cnn_functional
 
 SHAPES = {1: (12,), 2: (8, 8), 3: (4, 4, 4)}
+
+
+def small_settings(**changes):
+    """``TrainingSettings`` of the training tests: 2 channels, 2 layers, float64, and ``changes``."""
+    return TrainingSettings(n_channels=2, n_steps=2, dtype="float64", **changes)
 
 
 def small_functional(

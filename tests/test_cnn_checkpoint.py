@@ -12,21 +12,13 @@ from problems.cnn.checkpoint import (
     read_checkpoint,
     save_network,
 )
-from problems.cnn.config import TrainingSettings
+from cnn_helpers import small_settings
 from problems.cnn.data import make_synthetic, to_numpy
 from problems.cnn.evaluation import TrainedNetwork
 from problems.cnn.training import STATE_FILE, train_multilevel, train_single_level
 from problems.cnn.transfer import prolong_network, restrict_network
 
-SETTINGS = TrainingSettings(
-    n_channels=2,
-    n_steps=2,
-    outer_iterations=2,
-    gauss_newton_steps=1,
-    cg_iterations=2,
-    batch_size=30,
-    dtype="float64",
-)
+SETTINGS = small_settings(outer_iterations=2, gauss_newton_steps=1, cg_iterations=2, batch_size=30)
 
 
 def random_network(rng, settings=SETTINGS, shape=(8, 8), n_classes=3):

@@ -9,19 +9,13 @@ the schedule regressed.
 import numpy as np
 import pytest
 
-from problems.cnn.config import TrainingSettings
+from cnn_helpers import small_settings
 from problems.cnn.data import load_mnist, make_synthetic, to_numpy, train_validation_split
 from problems.cnn.evaluation import evaluate_across_scales, image_pyramid
 from problems.cnn.training import train_multilevel, train_resolution_consistent, train_single_level
 
-SETTINGS = TrainingSettings(
-    n_channels=2,
-    n_steps=2,
-    outer_iterations=2,
-    cg_iterations=4,
-    batch_size=200,
-    high_order_penalty=1e-3,
-    dtype="float64",
+SETTINGS = small_settings(
+    outer_iterations=2, cg_iterations=4, batch_size=200, high_order_penalty=1e-3
 )
 
 

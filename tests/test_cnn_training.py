@@ -9,6 +9,7 @@ import pytest
 from pdecontrol.control import refine_in_time
 from pdecontrol.mesh import Mesh
 from pdecontrol.verify import adjoint_test, gauss_newton_test, taylor_test
+from cnn_helpers import small_settings
 from problems.cnn.config import TrainingSettings
 from problems.cnn.data import make_synthetic, to_numpy
 from problems.cnn.network import cnn_functional
@@ -23,14 +24,11 @@ from problems.cnn.training import (
 from problems.cnn.transfer import network_restriction_operator, restrict_network
 from pdecontrol.transfer import restrict
 
-TINY = TrainingSettings(
-    n_channels=2,
-    n_steps=2,
+TINY = small_settings(
     outer_iterations=1,
     gauss_newton_steps=1,
     cg_iterations=2,
     batch_size=40,
-    dtype="float64",
     high_order_penalty=1e-3,
 )
 
