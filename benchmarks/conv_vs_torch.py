@@ -4,7 +4,11 @@ Network (Haber, Ruthotto & Holtham): opening 3x3 convolution 1 -> C (``y0 = K0 x
 residual layers ``y <- y + dt * tanh(K y + b)`` (C -> C, dt = 1) on 28x28 images. "fwd" is the
 forward pass; "fwd+bwd" adds the gradient of ``0.5 * ||y_2||^2`` w.r.t. all kernels and biases
 (backprop of y_bar = y_2). Both libraries use the same dtype and the same number of threads and
-are timed in the same run, interleaved, median of ``--repeats`` after one warm-up.
+are timed in the same run, interleaved, median of ``--repeats`` after one warm-up. Each timed
+pass directly follows an untimed pass of the same library (steady state, as in training):
+timed right after the other library's pass, a pass often measured page faults rather than
+arithmetic: on the benchmark VM, memory that stayed free for ~2 s is handed back to the host
+and costs kernel time to touch again (docs/operators.md).
 GFLOP/s counts convolution FLOPs only (2 per multiply-add; backward = transpose + kernel
 gradient); the peak is a large float32/float64 numpy matmul measured in the same run.
 
@@ -162,6 +166,7 @@ def main(argv=None):
             times = {id(run): [] for run in runs}
             for _ in range(args.repeats):  # interleaved, so both see the same machine load
                 for run in runs:
+                    run()  # untimed: the timed pass follows a pass of the same library
                     times[id(run)].append(median_seconds(run, 1))
             ours_rate = args.batch / np.median(times[id(ours[name])])
             gflops = conv_flops(channels, name == "fwd+bwd") * ours_rate / 1e9
