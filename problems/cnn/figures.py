@@ -58,7 +58,7 @@ def save_figure(figure: Figure, path) -> Figure:
             raise ValueError(
                 f"path {path!r}: directory {directory!r} does not exist; create it first"
             )
-        figure.savefig(path, dpi=DPI, format="png")
+        figure.savefig(path, dpi=DPI, format="png", bbox_inches="tight")
     return figure
 
 
