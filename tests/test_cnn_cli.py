@@ -266,3 +266,14 @@ def test_paper_smoke_on_a_tiny_mnist_subset(mnist_dir, tmp_path, capsys):
         assert (out / "figures" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
     history = xr.open_dataset(out / "history_multilevel.nc").load()
     assert list(history["mesh_shape"].values) == ["14x14", "14x14", "28x28", "28x28"]
+
+    # `pdecontrol plot` redraws the paper figures from the files alone
+    for figure in (out / "figures").iterdir():
+        figure.unlink()
+    assert main(["plot", str(out), "-q"]) == 0
+    printed = capsys.readouterr().out.split()
+    assert sorted(printed) == sorted(str(p) for p in (out / "figures").iterdir())
+    assert len(printed) == 5
+    (out / "predictions_restricted.nc").unlink()
+    assert main(["plot", str(out), "-q"]) == 2
+    assert "predictions_restricted.nc" in capsys.readouterr().err

@@ -65,11 +65,25 @@ def test_settings_round_trip_and_are_immutable():
         ({"batch_size": 0}, "batch_size"),
         ({"classifier_tikhonov": -1.0}, "classifier_tikhonov"),
         ({"final_time": float("nan")}, "final_time"),
+        ({"opening_scale": 0.0}, "opening_scale"),
+        ({"kernel_scale": -1.0}, "kernel_scale"),
     ],
 )
 def test_settings_reject_bad_values(changes, match):
     with pytest.raises((ValueError, TypeError), match=match):
         TrainingSettings(**changes)
+
+
+def test_initial_kernel_scales_reach_the_start(tiny_data):
+    (images, labels), _ = tiny_data
+    starts = {}
+    for kernel_scale, opening_scale in ((1.0, 1.0), (3.0, 2.0)):
+        settings = TINY.replace(kernel_scale=kernel_scale, opening_scale=opening_scale)
+        result = train_multilevel((images, labels), settings=settings, n_levels=1,
+                                  outer_iterations=0)
+        starts[kernel_scale] = result.network.blocks()
+    np.testing.assert_allclose(starts[3.0]["K"], 3.0 * starts[1.0]["K"], rtol=1e-12)
+    np.testing.assert_allclose(starts[3.0]["K0"], 2.0 * starts[1.0]["K0"], rtol=1e-12)
 
 
 def test_settings_from_json_errors():

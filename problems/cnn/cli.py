@@ -7,7 +7,7 @@ Subcommands (``pdecontrol SUBCOMMAND --help`` for every option):
 * ``evaluate CHECKPOINT --resolution N``: accuracy of a trained network moved to another
   resolution (restricted, classifier-only, re-solved, prolonged, interpolated input);
 * ``paper``: the MNIST experiments of Haber, Ruthotto & Holtham (section 5), next to their numbers;
-* ``plot RUN_DIR``: redraw the figures of a run directory.
+* ``plot RUN_DIR``: redraw the figures of a run directory (``train`` or ``paper``).
 
 A **run directory** holds ``config.json`` (the command's settings, written first),
 ``network.nc`` (the final network with its mesh spacing and the history,
@@ -115,7 +115,20 @@ _SETTING_OPTIONS = (
     ("network", "--loss", "loss", str, "least_squares (the paper) or softmax_cross_entropy"),
     ("network", "--stepper", "stepper", str, "time integrator (euler: the ResNet)"),
     ("network", "--dtype", "dtype", str, "compute dtype"),
-    ("network", "--kernel-scale", "kernel_scale", float, "scale of the random initial kernels"),
+    (
+        "network",
+        "--kernel-scale",
+        "kernel_scale",
+        float,
+        "scale of the random initial residual kernels",
+    ),
+    (
+        "network",
+        "--opening-scale",
+        "opening_scale",
+        float,
+        "scale of the random initial opening kernels",
+    ),
     (
         "regularisation",
         "--high-order-penalty",
@@ -543,7 +556,9 @@ def build_parser() -> argparse.ArgumentParser:
         "(no training, no data).",
     )
     _add_common(plot)
-    plot.add_argument("run_dir", help="a run directory written by pdecontrol train")
+    plot.add_argument(
+        "run_dir", help="a run directory of pdecontrol train, or an output directory of paper"
+    )
     return parser
 
 
@@ -920,8 +935,19 @@ def write_run_figures(run_dir) -> list:
 
 
 def command_plot(args) -> int:
-    """``pdecontrol plot RUN_DIR``."""
-    for path in write_run_figures(args.run_dir):
+    """``pdecontrol plot RUN_DIR``: a ``train`` run directory, or a ``paper`` output directory
+    (recognised by its ``paper_table.md``)."""
+    run_dir = Path(args.run_dir)
+    if (run_dir / "paper_table.md").is_file():
+        from .paper import write_paper_figures
+
+        try:
+            paths = write_paper_figures(run_dir)
+        except FileNotFoundError as error:
+            raise UsageError(str(error)) from None
+    else:
+        paths = write_run_figures(run_dir)
+    for path in paths:
         print(path)
     return 0
 

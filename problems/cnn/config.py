@@ -99,7 +99,10 @@ class TrainingSettings:
     dtype : {"float32", "float64"}
         Compute dtype of states (float32 for speed; float64 for derivative tests).
     kernel_scale : float
-        Scale of the random initial kernels (:meth:`CNNProblem.initial_parameters`).
+        Scale of the random initial residual kernels (:meth:`CNNProblem.initial_parameters`):
+        larger scales make the initial features more nonlinear (tanh away from its linear part).
+    opening_scale : float
+        Scale of the random initial opening kernels (:meth:`CNNProblem.initial_parameters`).
     chunk_size : int or None
         Examples processed at a time inside a functional (bounds memory); ``None``: all at once.
     """
@@ -125,6 +128,7 @@ class TrainingSettings:
     seed: int = 0
     dtype: str = "float32"
     kernel_scale: float = 1.0
+    opening_scale: float = 1.0
     chunk_size: int | None = None
 
     def __post_init__(self):
@@ -146,6 +150,7 @@ class TrainingSettings:
         for name in ("high_order_penalty", "time_smoothness", "classifier_tikhonov"):
             _real(getattr(self, name), name)
         _real(self.kernel_scale, "kernel_scale", positive=True)
+        _real(self.opening_scale, "opening_scale", positive=True)
         for name in ("cg_rtol", "classifier_rtol"):
             if _real(getattr(self, name), name, positive=True) >= 1:
                 raise ValueError(

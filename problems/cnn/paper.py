@@ -52,7 +52,13 @@ from .figures import (
 from .training import train_multilevel, train_resolution_consistent, train_single_level
 from .transfer import prolong_network
 
-__all__ = ["PAPER_CONFIGS", "PAPER_RESULTS", "reproduce_paper", "paper_table"]
+__all__ = [
+    "PAPER_CONFIGS",
+    "PAPER_RESULTS",
+    "reproduce_paper",
+    "paper_table",
+    "write_paper_figures",
+]
 
 logger = logging.getLogger("problems.cnn.paper")
 
@@ -393,40 +399,95 @@ def reproduce_paper(
     save_network(out / "network_fine.nc", fine.network, history=fine_history)
     save_network(out / "network_multilevel.nc", multilevel.network, history=ml_history)
     evaluation.to_netcdf(out / "evaluation.nc", engine="netcdf4")
-    figures = _paper_figures(out / "figures", fine, multilevel, evaluation, val_set)
+    _restricted_predictions(fine.network, val_set).to_netcdf(
+        out / "predictions_restricted.nc", engine="netcdf4"
+    )
+    figures = write_paper_figures(out)
     table_path = out / "paper_table.md"
     table_path.write_text(paper_table(results))
     _write_json(out / "results.json", results)
     return {"results": results, "table": str(table_path), "figures": [str(f) for f in figures]}
 
 
-def _paper_figures(directory: Path, fine, multilevel, evaluation, val_set) -> list:
+#: Files of a paper output directory that :func:`write_paper_figures` reads.
+PAPER_FIGURE_SOURCES = (
+    "history_fine.nc",
+    "history_multilevel.nc",
+    "network_fine.nc",
+    "evaluation.nc",
+    "predictions_restricted.nc",
+)
+
+
+def _restricted_predictions(fine_network, val_set) -> xr.Dataset:
+    """Labels and predictions of the restricted fine network on the 14x14 validation images, and
+    validation image 0 (what the confusion-matrix and convolution figures need)."""
     val_images, val_labels = val_set
+    coarse_images = image_pyramid(val_set, 1)[1][0]
+    predicted = fine_network.restrict(1).classify(coarse_images)
+    return xr.Dataset(
+        {
+            "labels": ("example", np.asarray(val_labels, dtype=np.int64)),
+            "predicted": ("example", np.asarray(predicted, dtype=np.int64)),
+            "example_image": (("y", "x"), np.asarray(val_images[0], dtype=np.float64)),
+        },
+        attrs={
+            "description": "fine-only network restricted to the coarse mesh (Galerkin), on the "
+            "restricted validation images",
+            "coarse_shape": "x".join(map(str, coarse_images.shape[-2:])),
+            "example_label": int(val_labels[0]),
+        },
+    )
+
+
+def write_paper_figures(out) -> list:
+    """(Re)draw ``figures/*.png`` of a :func:`reproduce_paper` output directory from its files.
+
+    Needs the files of :data:`PAPER_FIGURE_SOURCES` (no data, no training); returns the paths.
+    ``training.png`` (objective and validation accuracy per outer iteration, fine-only vs
+    multilevel, switch marked), ``confusion_restricted_14.png``, ``convolved.png`` (validation
+    image 0 with the first learned opening kernel, fine vs Galerkin-coarse), ``kernels.png``,
+    ``accuracy.png`` (by resolution and variant, the paper's numbers as ticks).
+    """
+    from .checkpoint import read_checkpoint
+
+    out = Path(out)
+    missing = [name for name in PAPER_FIGURE_SOURCES if not (out / name).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{out} is not a finished `pdecontrol paper` directory: missing {', '.join(missing)}; "
+            "run (or resume) the job with `pdecontrol paper --out` this directory"
+        )
+    directory = out / "figures"
+    directory.mkdir(exist_ok=True)
     paths = {
         name: directory / f"{name}.png"
         for name in ("training", "confusion_restricted_14", "convolved", "kernels", "accuracy")
     }
-    plot_training_curves(
-        {"fine only": fine.history, "multilevel": multilevel.history},
-        level_variable="mesh_shape",
-        title="MNIST: fine-only vs multilevel",
-        path=paths["training"],
-    )
-    restricted = fine.network.restrict(1)
-    coarse_images = image_pyramid(val_set, 1)[1][0]
+    with xr.open_dataset(out / "history_fine.nc", engine="netcdf4") as fine_history, \
+            xr.open_dataset(out / "history_multilevel.nc", engine="netcdf4") as ml_history:
+        plot_training_curves(
+            {"fine only": fine_history.load(), "multilevel": ml_history.load()},
+            level_variable="mesh_shape",
+            title="MNIST: fine-only vs multilevel",
+            path=paths["training"],
+        )
+    with xr.open_dataset(out / "predictions_restricted.nc", engine="netcdf4") as predictions:
+        predictions = predictions.load()
     plot_confusion_matrix(
-        val_labels,
-        restricted.classify(coarse_images),
-        title="fine-trained network restricted to 14x14 (Galerkin)",
+        predictions["labels"].values,
+        predictions["predicted"].values,
+        title=f"fine-trained network restricted to {predictions.attrs['coarse_shape']} (Galerkin)",
         path=paths["confusion_restricted_14"],
     )
-    problem, blocks = fine.network.problem, fine.network.blocks()
+    network = read_checkpoint(out / "network_fine.nc").network
+    problem, blocks = network.problem, network.blocks()
     opening = problem.block_to_stencils(np.asarray(blocks["K0"]))
     kernels = problem.block_to_stencils(np.asarray(blocks["K"]))
     plot_convolved_image(
-        np.asarray(val_images[0], dtype=np.float64),
+        predictions["example_image"].values,
         opening[0, 0],
-        title=f"digit {val_labels[0]}, learned opening kernel 0",
+        title=f"digit {predictions.attrs['example_label']}, learned opening kernel 0",
         path=paths["convolved"],
     )
     groups = {"opening K0": opening}
@@ -437,8 +498,10 @@ def _paper_figures(directory: Path, fine, multilevel, evaluation, val_set) -> li
         (14, "galerkin"): PAPER_RESULTS["restricted"]["accuracy"],
         (14, "classifier_only"): PAPER_RESULTS["classifier_only"]["accuracy"],
     }
+    with xr.open_dataset(out / "evaluation.nc", engine="netcdf4") as evaluation:
+        accuracy = evaluation["accuracy"].load()
     plot_accuracy_by_resolution(
-        evaluation["accuracy"],
+        accuracy,
         reference=reference,
         title="fine-only network by resolution (bars) vs the paper (ticks)",
         path=paths["accuracy"],

@@ -695,7 +695,10 @@ class _Schedule:
             if self.initial is not None:
                 return self.initial.copy()
             return problem.initial_parameters(
-                stage.n_steps, settings.seed, kernel_scale=settings.kernel_scale
+                stage.n_steps,
+                settings.seed,
+                kernel_scale=settings.kernel_scale,
+                opening_scale=settings.opening_scale,
             )
         before = self.stages[index - 1]
         x = previous_x
