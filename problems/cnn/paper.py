@@ -23,8 +23,10 @@ job started again with the same arguments continues where it stopped.
 
 The paper does not state its network's width. :data:`PAPER_CONFIGS` holds ``"paper"``, a
 configuration whose random-kernel start (kernels random, classifier solved) is close to the
-paper's 82.9%, and ``"strong"``, a wider network with the high-order kernel penalty that makes
-the prolonged start pay (METHOD.md section 7).
+paper's 82.9%, and ``"strong"``: 8 channels, random kernels three times larger (more nonlinear
+initial features: 93.8% instead of 88.0% for the random start on a 10,000 / 5,000 subset) and a
+high-order kernel penalty on orders >= 2 (METHOD.md section 7) that keeps prolonged kernels from
+amplifying their high-order part.
 """
 
 from __future__ import annotations
@@ -78,7 +80,13 @@ _PAPER_SETTINGS = TrainingSettings(
 PAPER_CONFIGS = MappingProxyType(
     {
         "paper": _PAPER_SETTINGS,
-        "strong": _PAPER_SETTINGS.replace(n_channels=8, high_order_penalty=1e-2),
+        "strong": _PAPER_SETTINGS.replace(
+            n_channels=8,
+            kernel_scale=3.0,
+            opening_scale=3.0,
+            high_order_penalty=1e-3,
+            high_order_min_order=2,
+        ),
     }
 )
 

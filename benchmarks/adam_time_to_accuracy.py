@@ -1,0 +1,191 @@
+"""Time to a target validation accuracy: PyTorch Adam vs our Gauss-Newton-CG (MNIST, CPU).
+
+The PyTorch model is the network of :class:`problems.cnn.network.CNNProblem` with the settings of
+``--config`` (``problems.cnn.paper.PAPER_CONFIGS``): opening 3x3 correlation 1 -> C (zero "same"
+padding; the opening activation of the config), ``n_steps`` residual layers
+``y <- y + dt * sigma(K y + b)``, the integral classifier ``z = h^2 sum W . y + c`` and the
+least-squares loss ``1/(2s) sum ||z - onehot||^2`` plus the classifier's Tikhonov term
+``alpha/2 h^2 ||W||^2``. It starts from **the same random kernels** as our training
+(``CNNProblem.initial_parameters`` with the config's seed and scales) and ``W = 0``; the
+classifier is stored as ``h^2 W`` (a plain linear layer, the usual scaling for Adam). The
+high-order kernel penalty is not added: Adam minimises the plain misfit, as a user would.
+
+Adam runs for ``--epochs`` over the training images in mini-batches; every ``--eval-every``
+steps it evaluates the whole validation set. Reported: training wall time (evaluation excluded)
+until the validation accuracy first reaches ``--target``, and the best accuracy reached.
+
+Our numbers come from a finished ``pdecontrol paper`` output directory (``--paper-dir``): the
+training wall time of the first history row of fine-only and multilevel training whose validation
+accuracy reaches the target (``history_fine.nc``, ``history_multilevel.nc``; the multilevel
+clock includes the coarse level). Both ran on this machine, at different times; with
+``--threads`` equal to the cores (2 here) both use the whole machine.
+
+    python benchmarks/adam_time_to_accuracy.py --data-dir ../shared/data/mnist \
+        --paper-dir runs/paper-strong [--config strong] [--target 0.967] [--epochs 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from pdecontrol.mesh import Mesh
+from problems.cnn.data import load_mnist, to_numpy, train_validation_split
+from problems.cnn.paper import PAPER_CONFIGS
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--data-dir", default=None, help="MNIST directory (else PDECONTROL_DATA_DIR)"
+    )
+    parser.add_argument("--paper-dir", type=Path, default=None, help="a `pdecontrol paper` --out")
+    parser.add_argument("--config", default="strong", choices=sorted(PAPER_CONFIGS))
+    parser.add_argument("--n-train", type=int, default=40_000)
+    parser.add_argument("--n-val", type=int, default=20_000)
+    parser.add_argument("--target", type=float, default=0.967)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--eval-every", type=int, default=100, help="steps between evaluations")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0, help="split seed (as `pdecontrol paper`)")
+    return parser.parse_args(argv)
+
+
+def first_time_to(history: xr.Dataset, target: float):
+    """(wall time, row) of the first history row with validation accuracy >= target, else None."""
+    reached = np.flatnonzero(history["validation_accuracy"].values >= target)
+    if reached.size == 0:
+        return None
+    row = int(reached[0])
+    return float(history["wall_time"].values[row]), row
+
+
+def build_torch_model(torch, settings, problem, x0, h: float):
+    """The CNN as a torch.nn.Module with parameters copied from the flat vector ``x0``."""
+    from pdecontrol.control import Parameters
+
+    params = Parameters(problem.layout(settings.n_steps), x0)
+    activation = {"tanh": torch.tanh, "relu": torch.relu}[settings.activation]
+    opening_activation = (
+        None if settings.opening_activation is None
+        else {"tanh": torch.tanh, "relu": torch.relu}[settings.opening_activation]
+    )
+    dt = settings.time_horizon / settings.n_steps
+    stencils = problem.block_to_stencils
+
+    class Network(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+
+            def as_tensor(values):
+                return torch.nn.Parameter(torch.tensor(np.asarray(values, np.float32)))
+
+            self.K0 = as_tensor(stencils(params["K0"]))
+            self.b0 = as_tensor(params["b0"])
+            self.K = torch.nn.ParameterList([as_tensor(stencils(params["K"][j]))
+                                             for j in range(settings.n_steps)])
+            self.b = torch.nn.ParameterList([as_tensor(params["b"][j])
+                                             for j in range(settings.n_steps)])
+            self.W = as_tensor(h**2 * params["W"])
+            self.c = as_tensor(params["c"])
+
+        def forward(self, x):
+            y = torch.nn.functional.conv2d(x, self.K0, self.b0, padding=1)
+            if opening_activation is not None:
+                y = opening_activation(y)
+            for K, b in zip(self.K, self.b):
+                y = y + dt * activation(torch.nn.functional.conv2d(y, K, b, padding=1))
+            return y.flatten(1) @ self.W.flatten(1).T + self.c
+
+    return Network()
+
+
+def run_adam(args, settings, train, validation):
+    import torch
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(settings.seed)
+    (x_train, y_train), (x_val, y_val) = train, validation
+    mesh = Mesh(x_train.shape[-2:], extent=1.0)
+    problem = settings.make_problem(mesh, 10)
+    x0 = problem.initial_parameters(
+        settings.n_steps, settings.seed, kernel_scale=settings.kernel_scale,
+        opening_scale=settings.opening_scale,
+    )
+    h = float(mesh.h[0])
+    model = build_torch_model(torch, settings, problem, x0, h)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    images = torch.tensor(x_train[:, None], dtype=torch.float32)
+    targets = torch.nn.functional.one_hot(torch.tensor(y_train), 10).float()
+    val_images = torch.tensor(x_val[:, None], dtype=torch.float32)
+    val_labels = torch.tensor(y_val)
+    alpha = settings.classifier_tikhonov
+    generator = torch.Generator().manual_seed(settings.seed)
+
+    def validation_accuracy():
+        with torch.no_grad():
+            correct = sum(
+                int((model(val_images[i:i + 2000]).argmax(1) == val_labels[i:i + 2000]).sum())
+                for i in range(0, len(val_labels), 2000)
+            )
+        return correct / len(val_labels)
+
+    rows, train_time, step, reached = [], 0.0, 0, None
+    for epoch in range(args.epochs):
+        order = torch.randperm(len(images), generator=generator)
+        for start in range(0, len(images), args.batch_size):
+            batch = order[start:start + args.batch_size]
+            tic = time.perf_counter()
+            optimizer.zero_grad()
+            residual = model(images[batch]) - targets[batch]
+            # classifier stored as h^2 W: alpha/2 h^2 |W|^2 = alpha/(2 h^2) |h^2 W|^2
+            loss = 0.5 * (residual**2).sum(1).mean() + alpha / (2 * h**2) * (model.W**2).sum()
+            loss.backward()
+            optimizer.step()
+            train_time += time.perf_counter() - tic
+            step += 1
+            if step % args.eval_every == 0:
+                accuracy = validation_accuracy()
+                rows.append((epoch, step, train_time, float(loss), accuracy))
+                print(f"  adam epoch {epoch} step {step:6d}  {train_time:7.1f} s  "
+                      f"loss {float(loss):.4f}  validation {accuracy:.4f}", flush=True)
+                if reached is None and accuracy >= args.target:
+                    reached = train_time
+    return rows, reached
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    settings = PAPER_CONFIGS[args.config]
+    dataset = load_mnist("train", args.data_dir)
+    train, validation = train_validation_split(dataset, args.n_train, args.n_val, args.seed)
+    train, validation = to_numpy(train), to_numpy(validation)
+    print(f"config {args.config}: {settings.n_channels} channels, {settings.n_steps} layers; "
+          f"{args.n_train} / {args.n_val} images; target {args.target:.1%}; "
+          f"Adam lr {args.lr}, batch {args.batch_size}, {args.threads} threads")
+    rows, adam_time = run_adam(args, settings, train, validation)
+    best = max(row[4] for row in rows) if rows else float("nan")
+
+    table = [("PyTorch Adam", adam_time, best)]
+    if args.paper_dir is not None:
+        for name, file in (("GN-CG fine-only", "history_fine.nc"),
+                           ("GN-CG multilevel", "history_multilevel.nc")):
+            with xr.open_dataset(args.paper_dir / file) as history:
+                reached = first_time_to(history, args.target)
+                best_ours = float(history["validation_accuracy"].max())
+            table.append((name, None if reached is None else reached[0], best_ours))
+    print(f"\n| method | time to {args.target:.1%} validation (s) | best validation |")
+    print("| --- | --- | --- |")
+    for name, seconds, best_accuracy in table:
+        shown = "not reached" if seconds is None else f"{seconds:.0f}"
+        print(f"| {name} | {shown} | {best_accuracy:.2%} |")
+
+
+if __name__ == "__main__":
+    main()
