@@ -262,6 +262,11 @@ def test_paper_smoke_on_a_tiny_mnist_subset(mnist_dir, tmp_path, capsys):
     assert results["n_train"] == 100 and results["n_val"] == 50
     assert results["settings"]["n_channels"] == 2 and results["settings"]["outer_iterations"] == 1
     assert f"{100 * results['restricted']['accuracy']:.1f}%" in table
+    assert "multilevel cost to reach fine-only's final accuracy" in table
+    assert set(results["multilevel"]["cost_to_fine_only_accuracy"]) == {
+        "fine_level_work",
+        "wall_time",
+    }
     for name in ("training", "confusion_restricted_14", "convolved", "kernels", "accuracy"):
         assert (out / "figures" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
     history = xr.open_dataset(out / "history_multilevel.nc").load()
