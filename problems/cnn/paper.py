@@ -114,10 +114,16 @@ def _first_last(rows: xr.Dataset, name: str) -> tuple:
     return float(values[0]), float(values[-1])
 
 
+def _first_row_reaching(rows: xr.Dataset, target: float):
+    """The first row of ``rows`` (one stage) with validation accuracy >= ``target``, or None."""
+    reached = np.flatnonzero(rows["validation_accuracy"].values >= target - 1e-12)
+    return None if reached.size == 0 else rows.isel(iteration=int(reached[0]))
+
+
 def _iterations_to_reach(rows: xr.Dataset, target: float):
     """Outer iterations of ``rows`` (one stage) until validation accuracy >= ``target``, or None."""
-    reached = np.flatnonzero(rows["validation_accuracy"].values >= target - 1e-12)
-    return None if reached.size == 0 else int(rows["outer_iteration"].values[reached[0]])
+    row = _first_row_reaching(rows, target)
+    return None if row is None else int(row["outer_iteration"])
 
 
 def multilevel_cost_to_reach(history: xr.Dataset, target: float) -> dict:
@@ -125,11 +131,9 @@ def multilevel_cost_to_reach(history: xr.Dataset, target: float) -> dict:
     ``target``: ``fine_level_work`` (fine convolutions) and ``wall_time`` (s, the coarse stage
     included) at that row of ``history`` (a ``train_multilevel`` history), or ``None`` each if
     the target is not reached."""
-    fine_rows = _stage_rows(history, int(history["stage"].values.max()))
-    reached = np.flatnonzero(fine_rows["validation_accuracy"].values >= target - 1e-12)
-    if reached.size == 0:
+    row = _first_row_reaching(_stage_rows(history, int(history["stage"].values.max())), target)
+    if row is None:
         return {"fine_level_work": None, "wall_time": None}
-    row = fine_rows.isel(iteration=int(reached[0]))
     return {
         "fine_level_work": float(row["fine_level_work"]),
         "wall_time": float(row["wall_time"]),
