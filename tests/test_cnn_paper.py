@@ -36,7 +36,9 @@ def test_paper_configs_are_valid_and_distinct():
     assert paper.n_channels == 2 and paper.high_order_penalty == 0
     assert strong.n_channels == 8 and strong.high_order_penalty > 0
     assert strong.kernel_scale == strong.opening_scale == 3.0
-    # the paper's schedule: 10 outer iterations, 2 GN steps, batch 10,000, 2 layers
-    for settings in (paper, strong):
-        assert (settings.outer_iterations, settings.gauss_newton_steps) == (10, 2)
-        assert (settings.batch_size, settings.n_steps) == (10_000, 2)
+    # the paper's schedule: 10 outer iterations, 2 GN steps of <= 10 CG, batch 10,000, 2 layers
+    assert (paper.outer_iterations, paper.gauss_newton_steps, paper.cg_iterations) == (10, 2, 10)
+    assert (paper.batch_size, paper.n_steps) == (10_000, 2)
+    # strong: as many outer iterations and layers, more and smaller GN steps
+    assert (strong.outer_iterations, strong.gauss_newton_steps, strong.cg_iterations) == (10, 4, 20)
+    assert (strong.batch_size, strong.n_steps) == (2_000, 2)
