@@ -267,7 +267,15 @@ def test_paper_smoke_on_a_tiny_mnist_subset(mnist_dir, tmp_path, capsys):
         "fine_level_work",
         "wall_time",
     }
-    for name in ("training", "confusion_restricted_14", "convolved", "kernels", "accuracy"):
+    figure_names = (
+        "training",
+        "training_cost",
+        "confusion_restricted_14",
+        "convolved",
+        "kernels",
+        "accuracy",
+    )
+    for name in figure_names:
         assert (out / "figures" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
     history = xr.open_dataset(out / "history_multilevel.nc").load()
     assert list(history["mesh_shape"].values) == ["14x14", "14x14", "28x28", "28x28"]
@@ -278,7 +286,7 @@ def test_paper_smoke_on_a_tiny_mnist_subset(mnist_dir, tmp_path, capsys):
     assert main(["plot", str(out), "-q"]) == 0
     printed = capsys.readouterr().out.split()
     assert sorted(printed) == sorted(str(p) for p in (out / "figures").iterdir())
-    assert len(printed) == 5
+    assert len(printed) == len(figure_names)
     (out / "predictions_restricted.nc").unlink()
     assert main(["plot", str(out), "-q"]) == 2
     assert "predictions_restricted.nc" in capsys.readouterr().err

@@ -13,6 +13,7 @@ from problems.cnn.figures import (
     plot_confusion_matrix,
     plot_convolved_image,
     plot_kernels,
+    plot_accuracy_against_cost,
     plot_training_curves,
 )
 
@@ -68,6 +69,54 @@ def test_training_curves_errors():
     history = xr.Dataset({"objective": ("i", [1.0, 0.5])})
     with pytest.raises(ValueError, match="no variable 'validation_accuracy'"):
         plot_training_curves({"run": history})
+
+
+def test_accuracy_against_cost_fine_rows_work_and_wall_time(tmp_path):
+    fine = xr.Dataset(
+        {
+            "validation_accuracy": ("row", [0.90, 0.94, 0.96]),
+            "fine_level_work": ("row", [0.0, 10.0, 20.0]),
+            "wall_time": ("row", [1.0, 11.0, 21.0]),
+            "resolution": ("row", [28, 28, 28]),
+        }
+    )
+    multilevel = xr.Dataset(
+        {
+            "validation_accuracy": ("row", [0.88, 0.93, 0.95, np.nan, 0.965]),
+            "fine_level_work": ("row", [0.0, 0.0, 0.0, 10.0, 20.0]),
+            "wall_time": ("row", [1.0, 3.0, 5.0, 15.0, 25.0]),
+            "resolution": ("row", [14, 14, 28, 28, 28]),
+        }
+    )
+    path = tmp_path / "cost.png"
+    figure = plot_accuracy_against_cost(
+        {"fine only": fine, "multilevel": multilevel}, target=0.96, path=path
+    )
+    assert _is_png(path)
+    ax_work, ax_time = figure.axes
+    assert ax_work.get_xlabel() == "fine level work (last level only)"
+    assert ax_time.get_xlabel() == "wall time (s)"
+
+    def line(ax, label):
+        (found,) = [item for item in ax.get_lines() if item.get_label() == label]
+        return found
+
+    # left: only rows on the last level (28), NaN skipped
+    np.testing.assert_allclose(line(ax_work, "multilevel").get_xdata(), [0.0, 20.0])
+    np.testing.assert_allclose(line(ax_work, "multilevel").get_ydata(), [95.0, 96.5])
+    np.testing.assert_allclose(line(ax_work, "fine only").get_xdata(), [0.0, 10.0, 20.0])
+    # right: every row, switch marked at the wall time of the first 28x28 row
+    np.testing.assert_allclose(line(ax_time, "multilevel").get_xdata(), [1.0, 3.0, 5.0, 25.0])
+    verticals = [
+        item
+        for item in ax_time.get_lines()
+        if item.get_label().startswith("_") and np.ptp(item.get_xdata()) == 0
+    ]
+    assert [item.get_xdata()[0] for item in verticals] == [5.0]
+    for ax in (ax_work, ax_time):
+        np.testing.assert_allclose(line(ax, "target 96.00%").get_ydata(), [96.0, 96.0])
+    with pytest.raises(ValueError, match="no variable 'wall_time'"):
+        plot_accuracy_against_cost({"run": fine.drop_vars("wall_time")})
 
 
 def test_confusion_matrix_counts_and_figure(tmp_path):

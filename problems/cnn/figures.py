@@ -8,6 +8,8 @@ correlation convention of :mod:`pdecontrol.ops` (entry ``[a, b]`` multiplies
 
 * :func:`plot_training_curves` - objective and validation accuracy per outer iteration for
   several runs (e.g. fine-only vs multilevel), with every change of resolution marked.
+* :func:`plot_accuracy_against_cost` - validation accuracy against fine-level work and against
+  wall time, so that the work a multilevel run saves can be read off at a target accuracy.
 * :func:`plot_confusion_matrix` - row-normalised confusion matrix of a classifier.
 * :func:`plot_convolved_image` - an image convolved with a kernel on the fine mesh, next to the
   restricted image convolved with the Galerkin-restricted kernel on the coarse mesh.
@@ -31,6 +33,7 @@ from pdecontrol.transfer import restrict_image, restrict_stencil
 
 __all__ = [
     "plot_training_curves",
+    "plot_accuracy_against_cost",
     "plot_confusion_matrix",
     "plot_convolved_image",
     "plot_kernels",
@@ -88,6 +91,15 @@ def _switches(history: xr.Dataset, dim: str, level_variable: str) -> list:
     ]
 
 
+def _require_variables(history: xr.Dataset, name: str, variables) -> None:
+    for variable in variables:
+        if variable not in history.variables:
+            raise ValueError(
+                f"histories[{name!r}] has no variable {variable!r}; it has "
+                f"{sorted(history.data_vars)}"
+            )
+
+
 def plot_training_curves(
     histories: Mapping,
     *,
@@ -125,12 +137,7 @@ def plot_training_curves(
     ax_objective, ax_accuracy = figure.subplots(1, 2)
     for index, (name, history) in enumerate(histories.items()):
         dim = _history_dim(history, name)
-        for variable in (objective, accuracy):
-            if variable not in history.variables:
-                raise ValueError(
-                    f"histories[{name!r}] has no variable {variable!r}; it has "
-                    f"{sorted(history.data_vars)}"
-                )
+        _require_variables(history, name, (objective, accuracy))
         color = f"C{index}"
         rows = np.arange(history.sizes[dim])
         values = np.asarray(history[objective].values, dtype=float)
@@ -162,6 +169,96 @@ def plot_training_curves(
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
         ax.xaxis.get_major_locator().set_params(integer=True)
+    if title:
+        figure.suptitle(title)
+    return save_figure(figure, path)
+
+
+def plot_accuracy_against_cost(
+    histories: Mapping,
+    *,
+    target: float | None = None,
+    accuracy: str = "validation_accuracy",
+    work: str = "fine_level_work",
+    wall_time: str = "wall_time",
+    level_variable: str = "resolution",
+    title: str | None = None,
+    path=None,
+) -> Figure:
+    """Validation accuracy against fine-level work (left) and against wall time (right).
+
+    Parameters
+    ----------
+    histories : mapping of str to xarray.Dataset
+        Run name to its history (one dimension, the rows in order) with the variables
+        ``accuracy`` (fraction, plotted in %), ``work`` (cumulative work on the finest level,
+        e.g. fine convolutions) and ``wall_time`` (cumulative seconds). The left axis shows only
+        the rows on the run's last level (``level_variable`` equal to its final value; all rows
+        if the variable is absent), since coarse rows do no fine-level work. The right axis shows
+        every row, with each change of level marked by a dashed vertical line.
+    target : float, optional
+        Accuracy (fraction) drawn as a dotted horizontal line on both axes, e.g. fine-only's
+        final accuracy.
+    accuracy, work, wall_time, level_variable : str
+        Variable names in the histories.
+    title : str, optional
+    path : path-like, optional
+        Save the figure there as PNG.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Two axes: accuracy in % against ``work`` and against ``wall_time`` (s).
+    """
+    if not isinstance(histories, Mapping) or not histories:
+        raise ValueError("histories must be a non-empty mapping of run name to history Dataset")
+    figure = _new_figure((10, 4))
+    ax_work, ax_time = figure.subplots(1, 2)
+    for index, (name, history) in enumerate(histories.items()):
+        dim = _history_dim(history, name)
+        _require_variables(history, name, (accuracy, work, wall_time))
+        color = f"C{index}"
+        percent = 100.0 * np.asarray(history[accuracy].values, dtype=float)
+        known = np.isfinite(percent)
+        if level_variable in history.variables:
+            levels = np.asarray(history[level_variable].values)
+            last_level = levels == levels[-1]
+        else:
+            last_level = np.ones(percent.size, dtype=bool)
+        shown = known & last_level
+        cost = np.asarray(history[work].values, dtype=float)
+        ax_work.plot(cost[shown], percent[shown], "o-", color=color, label=name, markersize=4)
+        seconds = np.asarray(history[wall_time].values, dtype=float)
+        ax_time.plot(seconds[known], percent[known], "o-", color=color, label=name, markersize=4)
+        for row, label in _switches(history, dim, level_variable):
+            ax_time.axvline(seconds[row], color=color, linestyle="--", linewidth=1)
+            ax_time.annotate(
+                f"{name}: {label}",
+                xy=(seconds[row], 0.03),
+                xycoords=("data", "axes fraction"),
+                rotation=90,
+                fontsize=7,
+                color=color,
+                ha="right",
+                va="bottom",
+            )
+    if target is not None:
+        for ax in (ax_work, ax_time):
+            ax.axhline(
+                100.0 * target,
+                color="0.4",
+                linestyle=":",
+                linewidth=1,
+                label=f"target {100.0 * target:.2f}%",
+            )
+    ax_work.set_xlabel(f"{work.replace('_', ' ')} (last level only)")
+    ax_work.set_title("accuracy against fine-level work")
+    ax_time.set_xlabel(f"{wall_time.replace('_', ' ')} (s)")
+    ax_time.set_title("accuracy against wall time")
+    for ax in (ax_work, ax_time):
+        ax.set_ylabel("validation accuracy (%)")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
     if title:
         figure.suptitle(title)
     return save_figure(figure, path)

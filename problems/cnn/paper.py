@@ -46,6 +46,7 @@ from .checkpoint import save_network
 from .config import TrainingSettings
 from .evaluation import as_labelled_images, evaluate_across_scales, image_pyramid
 from .figures import (
+    plot_accuracy_against_cost,
     plot_accuracy_by_resolution,
     plot_confusion_matrix,
     plot_convolved_image,
@@ -414,9 +415,7 @@ def reproduce_paper(
             ),
             "fine_level_work": float(ml_history["fine_level_work"].values[-1]),
             "wall_time": float(ml_history["wall_time"].values[-1]),
-            "cost_to_fine_only_accuracy": multilevel_cost_to_reach(
-                ml_history, fine_final_accuracy
-            ),
+            "cost_to_fine_only_accuracy": multilevel_cost_to_reach(ml_history, fine_final_accuracy),
         },
         "restricted": {"accuracy": float(at_coarse.sel(variant="galerkin"))},
         "classifier_only": {"accuracy": float(at_coarse.sel(variant="classifier_only"))},
@@ -498,8 +497,10 @@ def write_paper_figures(out) -> list:
 
     Needs the files of :data:`PAPER_FIGURE_SOURCES` (no data, no training); returns the paths.
     ``training.png`` (objective and validation accuracy per outer iteration, fine-only vs
-    multilevel, switch marked), ``confusion_restricted_14.png``, ``convolved.png`` (validation
-    image 0 with the first learned opening kernel, fine vs Galerkin-coarse), ``kernels.png``,
+    multilevel, switch marked), ``training_cost.png`` (validation accuracy against fine-level work
+    and wall time, fine-only's final accuracy as the target line),
+    ``confusion_restricted_14.png``, ``convolved.png`` (validation image 0 with the first learned
+    opening kernel, fine vs Galerkin-coarse), ``kernels.png``,
     ``accuracy.png`` (by resolution and variant, the paper's numbers as ticks).
     """
     from .checkpoint import read_checkpoint
@@ -515,16 +516,34 @@ def write_paper_figures(out) -> list:
     directory.mkdir(exist_ok=True)
     paths = {
         name: directory / f"{name}.png"
-        for name in ("training", "confusion_restricted_14", "convolved", "kernels", "accuracy")
-    }
-    with xr.open_dataset(out / "history_fine.nc", engine="netcdf4") as fine_history, \
-            xr.open_dataset(out / "history_multilevel.nc", engine="netcdf4") as ml_history:
-        plot_training_curves(
-            {"fine only": fine_history.load(), "multilevel": ml_history.load()},
-            level_variable="mesh_shape",
-            title="MNIST: fine-only vs multilevel",
-            path=paths["training"],
+        for name in (
+            "training",
+            "training_cost",
+            "confusion_restricted_14",
+            "convolved",
+            "kernels",
+            "accuracy",
         )
+    }
+    with (
+        xr.open_dataset(out / "history_fine.nc", engine="netcdf4") as fine_history,
+        xr.open_dataset(out / "history_multilevel.nc", engine="netcdf4") as ml_history,
+    ):
+        histories = {"fine only": fine_history.load(), "multilevel": ml_history.load()}
+    plot_training_curves(
+        histories,
+        level_variable="mesh_shape",
+        title="MNIST: fine-only vs multilevel",
+        path=paths["training"],
+    )
+    fine_final = float(histories["fine only"]["validation_accuracy"].values[-1])
+    plot_accuracy_against_cost(
+        histories,
+        target=fine_final,
+        level_variable="mesh_shape",
+        title="MNIST: cost of reaching fine-only's final accuracy",
+        path=paths["training_cost"],
+    )
     with xr.open_dataset(out / "predictions_restricted.nc", engine="netcdf4") as predictions:
         predictions = predictions.load()
     plot_confusion_matrix(
