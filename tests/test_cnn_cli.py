@@ -10,7 +10,8 @@ import pytest
 import xarray as xr
 
 from problems.cnn.checkpoint import read_checkpoint
-from problems.cnn.cli import build_parser, main
+from problems.cnn.cli import TRAIN_DEFAULTS, _paper_settings, _settings_from, build_parser, main
+from problems.cnn.paper import PAPER_CONFIGS
 
 TINY = [
     "--resolution",
@@ -72,6 +73,23 @@ def test_parser_defaults_are_not_shared():
     a = first.parse_args(["train", "--channels", "3"])
     b = second.parse_args(["train"])
     assert a.n_channels == 3 and b.n_channels is None
+
+
+def test_zero_batch_means_all_examples_and_paper_options_override_the_config():
+    parser = build_parser()
+    base = TRAIN_DEFAULTS["settings"]
+    settings = _settings_from(parser.parse_args(["train", "--batch", "0"]), base)
+    assert settings.batch_size is None and base["batch_size"] is not None
+    settings = _settings_from(parser.parse_args(["train", "--chunk-size", "0"]), base)
+    assert settings.chunk_size is None and settings.batch_size == base["batch_size"]
+
+    settings, name = _paper_settings(parser.parse_args(["paper", "--config", "strong"]))
+    assert settings == PAPER_CONFIGS["strong"] and name == "strong"
+    args = parser.parse_args(["paper", "--config", "strong", "--channels", "4", "--batch", "0"])
+    settings, name = _paper_settings(args)
+    assert (settings.n_channels, settings.batch_size) == (4, None)
+    assert settings.kernel_scale == PAPER_CONFIGS["strong"].kernel_scale
+    assert name == "strong with n_channels=4, batch_size=None"
 
 
 def test_train_writes_a_run_directory_that_loads_back(run_dir):

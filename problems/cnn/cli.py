@@ -274,9 +274,14 @@ def _load_from_config(config: dict, resolution=None) -> tuple:
 
 
 # ---------------------------------------------------------------------- settings
+#: What ``--batch 0`` and ``--chunk-size 0`` parse to: all examples (``None`` in the settings;
+#: ``None`` itself means "option not given").
+_ALL_EXAMPLES = "all"
+
+
 def _parse_setting(field: str, kind, text: str):
     if field in ("batch_size", "chunk_size") and text == "0":
-        return None
+        return _ALL_EXAMPLES
     try:
         return kind(text)
     except ValueError:
@@ -290,7 +295,8 @@ def _settings_from(args, base: dict):
     for _, _, field, _, _ in _SETTING_OPTIONS:
         given = getattr(args, field, None)
         if given is not None:
-            values[field] = None if field == "opening_activation" and given == "none" else given
+            unset = given == _ALL_EXAMPLES or (field == "opening_activation" and given == "none")
+            values[field] = None if unset else given
     values["seed"] = args.seed if args.seed is not None else values.get("seed", 0)
     try:
         return TrainingSettings(**values)
@@ -361,21 +367,26 @@ def _setting_choices() -> dict:
     }
 
 
-def _add_setting_options(parser, defaults):
+def _add_setting_options(parser, defaults, *, defaults_from: str | None = None):
+    """One option per :data:`_SETTING_OPTIONS` row; help shows the value in ``defaults``
+    (TrainingSettings), or says it comes from ``defaults_from`` (e.g. ``"--config"``)."""
     groups, choices = {}, _setting_choices()
     for group_name, flag, field, kind, text in _SETTING_OPTIONS:
         if group_name not in groups:
             groups[group_name] = parser.add_argument_group(group_name)
-        default = getattr(defaults, field)
-        shown = (
-            {
-                "final_time": "the number of layers",
-                "chunk_size": "all",
-                "opening_activation": "none",
-            }.get(field, default)
-            if default is None
-            else default
-        )
+        if defaults_from is not None:
+            shown = f"that of {defaults_from}"
+        else:
+            default = getattr(defaults, field)
+            shown = (
+                {
+                    "final_time": "the number of layers",
+                    "chunk_size": "all",
+                    "opening_activation": "none",
+                }.get(field, default)
+                if default is None
+                else default
+            )
         groups[group_name].add_argument(
             flag,
             dest=field,
@@ -503,8 +514,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--config",
         choices=tuple(PAPER_CONFIGS),
         default="paper",
-        help="network: 'paper' (random-kernel start near the paper's 83%%) or "
-        "'strong' (wider, high-order penalty)",
+        help="network and schedule: 'paper' (random-kernel start near the paper's 83%%, the "
+        "paper's schedule) or 'strong' (wider, high-order penalty, smaller Gauss-Newton "
+        "batches); the network, regularisation and schedule options below override it",
     )
     paper.add_argument(
         "--data-dir",
@@ -518,36 +530,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--n-val", type=int, default=20_000, help="validation images (default 20000)"
     )
     paper.add_argument(
-        "--outer-iterations",
-        type=int,
-        default=None,
-        help="outer iterations per level (default 10, the paper)",
-    )
-    paper.add_argument(
-        "--gauss-newton-steps",
-        type=int,
-        default=None,
-        help="Gauss-Newton steps per outer iteration (default 2, the paper)",
-    )
-    paper.add_argument(
-        "--cg-iterations",
-        type=int,
-        default=None,
-        help="CG iterations per Gauss-Newton step (default 10)",
-    )
-    paper.add_argument(
-        "--batch",
-        type=int,
-        default=None,
-        help="examples per Gauss-Newton step (default 10000, the paper)",
-    )
-    paper.add_argument(
         "--consistent",
         action="store_true",
         help="also train the resolution-consistent network (fine + coarse loss)",
     )
     paper.add_argument("--seed", type=int, default=0, help="seed of the split and the kernels")
     paper.add_argument("--out", default=None, help="output directory (default runs/paper-<config>)")
+    _add_setting_options(paper, None, defaults_from="--config")
 
     plot = commands.add_parser(
         "plot",
@@ -1078,21 +1067,26 @@ def command_evaluate(args) -> int:
 
 
 # ---------------------------------------------------------------------- paper
+def _paper_settings(args):
+    """``(settings, config_name)`` of ``pdecontrol paper``: the ``--config`` with the options
+    given on the command line applied; the name lists every setting changed from the config."""
+    from .paper import PAPER_CONFIGS
+
+    base = PAPER_CONFIGS[args.config].to_dict()
+    settings = _settings_from(args, base)
+    changed = [
+        f"{field}={value}"
+        for field, value in settings.to_dict().items()
+        if field != "seed" and value != base[field]
+    ]
+    return settings, args.config + (f" with {', '.join(changed)}" if changed else "")
+
+
 def command_paper(args) -> int:
     """``pdecontrol paper``: the paper's MNIST experiments (see :mod:`problems.cnn.paper`)."""
-    from .paper import PAPER_CONFIGS, reproduce_paper
+    from .paper import reproduce_paper
 
-    schedule = {
-        name: getattr(args, name)
-        for name in ("outer_iterations", "gauss_newton_steps", "cg_iterations")
-        if getattr(args, name) is not None
-    }
-    if args.batch is not None:
-        schedule["batch_size"] = None if args.batch == 0 else args.batch
-    try:
-        settings = PAPER_CONFIGS[args.config].replace(seed=args.seed, **schedule)
-    except (TypeError, ValueError) as error:
-        raise UsageError(str(error).replace("TrainingSettings.", "setting ")) from None
+    settings, config_name = _paper_settings(args)
     out = Path(args.out) if args.out is not None else Path("runs") / f"paper-{args.config}"
     train, validation = load_image_sets(
         "mnist", MNIST_RESOLUTION, args.n_train, args.n_val, seed=args.seed, data_dir=args.data_dir
@@ -1102,7 +1096,7 @@ def command_paper(args) -> int:
         validation,
         settings,
         out,
-        config_name=args.config,
+        config_name=config_name,
         consistent=args.consistent,
         progress=args.quiet == 0,
     )
