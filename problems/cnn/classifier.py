@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.linalg
+import scipy.linalg.blas
 from scipy.optimize import OptimizeResult
 from scipy.sparse.linalg import LinearOperator
 
@@ -90,9 +91,10 @@ class _Features:
         return total / self.n_examples
 
     def matvec(self, u):
-        u = np.asarray(u, dtype=np.float64).reshape(-1)
+        """``A u`` for ``u`` of shape ``(size,)`` or ``(size, k)`` (k columns in one pass)."""
+        u = np.asarray(u, dtype=np.float64)
         w = u[: self.n_features]
-        out = np.empty(self.n_examples)
+        out = np.empty((self.n_examples,) + u.shape[1:])
         for rows, block in self._blocks():
             out[rows] = block @ w
         if self.mean is not None:
@@ -102,14 +104,15 @@ class _Features:
         return out
 
     def rmatvec(self, v):
-        v = np.asarray(v, dtype=np.float64).reshape(-1)
-        out = np.zeros(self.size)
+        """``A^T v`` for ``v`` of shape ``(s,)`` or ``(s, k)`` (k columns in one pass)."""
+        v = np.asarray(v, dtype=np.float64)
+        out = np.zeros((self.size,) + v.shape[1:])
         for rows, block in self._blocks():
-            out[: self.n_features] += v[rows] @ block
+            out[: self.n_features] += block.T @ v[rows]
         if self.mean is not None:
-            out[: self.n_features] -= self.mean * v.sum()
+            out[: self.n_features] -= np.multiply.outer(self.mean, v.sum(axis=0))
         if self.bias_column:
-            out[-1] = self.bias_column * v.sum()
+            out[-1] = self.bias_column * v.sum(axis=0)
         return out
 
     def gram(self):
@@ -129,13 +132,27 @@ class _Features:
         return gram
 
     def normal(self):
-        """``A^T A`` (size x size, float64), accumulated over row blocks."""
-        normal = np.zeros((self.size, self.size))
+        """``A^T A`` (size x size, float64), accumulated over row blocks by symmetric rank-k
+        updates (BLAS ``syrk``: half the flops of a general product, no temporary)."""
         p = self.n_features
+        features_normal = np.zeros((p, p), order="F")
         column_sum = np.zeros(p)
         for _, block in self._blocks():
-            normal[:p, :p] += block.T @ block
+            # block.T is Fortran-ordered: lower triangle of block.T @ block, updated in place
+            features_normal = scipy.linalg.blas.dsyrk(
+                1.0, block.T, beta=1.0, c=features_normal, lower=1, overwrite_c=1
+            )
             column_sum += block.sum(axis=0)
+        for start in range(0, p, self.block_size):  # mirror the lower triangle, by blocks
+            stop = min(start + self.block_size, p)
+            diagonal = features_normal[start:stop, start:stop]
+            diagonal[...] = np.tril(diagonal) + np.tril(diagonal, -1).T
+            features_normal[start:stop, stop:] = features_normal[stop:, start:stop].T
+        if self.size == p:
+            normal = features_normal
+        else:
+            normal = np.zeros((self.size, self.size))
+            normal[:p, :p] = features_normal
         if self.mean is not None:
             # (F - 1 m^T)^T (F - 1 m^T) = F^T F - s m m^T  (m = column mean)
             normal[:p, :p] -= self.n_examples * np.outer(self.mean, self.mean)
@@ -281,12 +298,8 @@ class ClassifierSolver:
         A = _Features(features, centre, bias_column, self.block_size)
         reference_W = self.reference_W.reshape(n_classes, -1)  # (k, p)
         # right-hand side b = t - A_W R_W (- c reference for the augmented column)
-        rhs = np.column_stack(
-            [
-                targets[:, k] - A.matvec(np.r_[reference_W[k], [0.0] * (not centre)])
-                for k in range(n_classes)
-            ]
-        )
+        reference_u = np.vstack([reference_W.T, np.zeros((A.size - A.n_features, n_classes))])
+        rhs = targets - A.matvec(reference_u)
         if centre:
             rhs -= rhs.mean(axis=0)
         else:
@@ -296,12 +309,12 @@ class ClassifierSolver:
             gram = A.gram()
             gram[np.diag_indices_from(gram)] += beta
             dual = scipy.linalg.cho_solve(scipy.linalg.cho_factor(gram, lower=True), rhs)
-            u = np.column_stack([A.rmatvec(dual[:, k]) for k in range(n_classes)])
+            u = A.rmatvec(dual)
             result = OptimizeResult(x=u, nit=0, status="converged", success=True)
         elif method == "normal":
             normal = A.normal()
             normal[np.diag_indices_from(normal)] += beta
-            projected = np.column_stack([A.rmatvec(rhs[:, k]) for k in range(n_classes)])
+            projected = A.rmatvec(rhs)
             u = scipy.linalg.cho_solve(scipy.linalg.cho_factor(normal, lower=True), projected)
             result = OptimizeResult(x=u, nit=0, status="converged", success=True)
         else:
@@ -326,7 +339,7 @@ class ClassifierSolver:
             c = self.reference_c + bias_column * u[-1]
         params["W"][...] = W.reshape(params["W"].shape)
         params["c"][...] = c
-        misfit = np.column_stack([A.matvec(u[:, k]) for k in range(n_classes)]) - rhs
+        misfit = A.matvec(u) - rhs
         self.last_result = OptimizeResult(
             method=method,
             nit=int(result.nit),
