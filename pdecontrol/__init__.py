@@ -13,14 +13,15 @@ Layout (each a small module with one job):
 * :mod:`pdecontrol.ops` - Numba-jitted batched convolutions, activations, fused residual steps.
 * :mod:`pdecontrol.optimize` - CG, inexact Gauss-Newton-CG, first-order baselines,
   block-coordinate descent, variable projection.
+* :mod:`pdecontrol.memory` - allocator tuning for long runs (keep freed memory in the process).
 """
-from . import control, mesh, ops, optimize, stencils, transfer, verify
+from . import control, memory, mesh, ops, optimize, stencils, transfer, verify
 from .functional import ReducedFunctional
 from .mesh import Mesh, MeshHierarchy
 
 __version__ = "0.1.0.dev0"
 __all__ = [
     "ReducedFunctional", "Mesh", "MeshHierarchy",
-    "control", "mesh", "ops", "optimize", "stencils", "transfer", "verify",
+    "control", "memory", "mesh", "ops", "optimize", "stencils", "transfer", "verify",
     "__version__",
 ]

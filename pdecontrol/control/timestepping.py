@@ -23,6 +23,7 @@ import numbers
 import numpy as np
 
 from .._validation import as_float_array, check_positive
+from ..ops.elementwise import add_scaled
 from .problem import ControlProblem
 
 __all__ = ["RungeKutta", "FORWARD_EULER", "EXPLICIT_MIDPOINT", "RK4", "Trajectory", "integrate",
@@ -30,15 +31,19 @@ __all__ = ["RungeKutta", "FORWARD_EULER", "EXPLICIT_MIDPOINT", "RK4", "Trajector
 
 
 def _combine(y, scale, coefficients, vectors):
-    """``y + scale * sum_k coefficients[k] * vectors[k]``, skipping zero coefficients.
+    """``y + scale * sum_k coefficients[k] * vectors[k]``, skipping zero coefficients
+    (``y=None``: the sum alone; at least one coefficient must then be nonzero).
 
     A new array, made read-only: states and stages are stored and handed to the problem, which
-    must not modify them.
+    must not modify them. Each term is one fused pass (:func:`pdecontrol.ops.add_scaled`).
     """
-    out = y.copy()
+    out, base = None, y
     for coefficient, vector in zip(coefficients, vectors):
         if coefficient != 0.0:
-            out += (scale * coefficient) * vector
+            out = add_scaled(base, scale * coefficient, vector, out=out)
+            base = out
+    if out is None:
+        out = y.copy()
     out.flags.writeable = False
     return out
 
@@ -172,7 +177,7 @@ class RungeKutta:
             if not terms:
                 continue
             coefficients, vectors = zip(*terms)
-            slope_bar = _combine(np.zeros_like(y_bar), dt, coefficients, vectors)
+            slope_bar = _combine(None, dt, coefficients, vectors)
             stage_bar, c_bar, s_bar = problem.rhs_adjoint(
                 stages[i], control, static, t + self.c[i] * dt, slope_bar, cache=caches[i])
             stage_bars[i] = stage_bar

@@ -1,4 +1,5 @@
-"""Numba-jitted batched convolutions, activations and fused residual steps (CPU, float32/64).
+"""Numba-jitted batched convolutions, activations, fused residual steps and the fused
+elementwise update of the time-steppers (CPU, float32/64).
 
 Convention everywhere: correlation with zero "same" padding, 3-wide stencils, images of shape
 ``(N, C, *spatial)`` with 1, 2 or 3 spatial axes, kernels ``(C_out, C_in, 3, ..., 3)``.
@@ -6,6 +7,7 @@ See ``docs/operators.md`` for the API, conventions and measured performance.
 """
 
 from .activations import ACTIVATION_NAMES, SMOOTH_RELU_ETA, Activation, get_activation
+from .elementwise import add_scaled
 from .conv import add_bias, bias_gradient, conv, conv_kernel_gradient, conv_transpose
 from .residual import (
     ResidualLinearization,
@@ -24,6 +26,7 @@ __all__ = [
     "conv_transpose",
     "conv_kernel_gradient",
     "add_bias",
+    "add_scaled",
     "bias_gradient",
     "ResidualLinearization",
     "residual_step",

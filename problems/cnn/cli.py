@@ -16,6 +16,11 @@ A **run directory** holds ``config.json`` (the command's settings, written first
 coarser, plus one example image), ``evaluation.nc`` (accuracy by resolution and variant),
 ``summary.json`` and ``figures/*.png``; ``state/`` holds the resume state while training runs.
 
+At start-up the command keeps freed memory in the process
+(:func:`pdecontrol.memory.retain_freed_memory`: large batches are not page-faulted in again
+for every allocation);
+``PDECONTROL_RETAIN_MEMORY=0`` turns this off.
+
 Errors in the input (missing data, a bad resolution, a checkpoint of another mesh, ...) are one
 line on stderr and exit status 2; ``-v`` shows the traceback. Progress goes to stderr (tqdm bars
 and ``logging``); only results (tables, paths) go to stdout.
@@ -37,6 +42,7 @@ import numpy as np
 import xarray as xr
 
 from pdecontrol import __version__
+from pdecontrol.memory import retain_freed_memory
 from pdecontrol.mesh import Mesh
 from pdecontrol.transfer import restrict_image
 
@@ -1121,6 +1127,8 @@ def main(argv=None) -> int:
     args.argv = argv
     verbosity = args.verbose - args.quiet
     _configure_logging(verbosity)
+    if os.environ.get("PDECONTROL_RETAIN_MEMORY", "1") != "0":
+        retain_freed_memory()
     try:
         return _COMMANDS[args.command](args)
     except KeyboardInterrupt:
