@@ -21,7 +21,11 @@ the multilevel clock includes the coarse level). Both ran on this machine, at di
 ``--threads`` equal to the cores (2 here) both use the whole machine.
 
     python benchmarks/adam_time_to_accuracy.py --data-dir ../shared/data/mnist \
-        --paper-dir runs/paper-strong [--config strong] [--targets 0.95 0.96 0.967] [--lr 3e-4]
+        --paper-dir runs/paper-strong [--config strong] [--targets 0.95 0.96 0.967] [--lr 3e-4] \
+        [--figure time_to_accuracy.png]
+
+``--figure`` draws validation accuracy against training wall time for every method, with the
+targets as dotted lines.
 """
 
 from __future__ import annotations
@@ -57,7 +61,34 @@ def parse_args(argv=None):
     parser.add_argument("--eval-every", type=int, default=400, help="steps between evaluations")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0, help="split seed (as `pdecontrol paper`)")
+    parser.add_argument("--figure", type=Path, default=None, help="PNG: accuracy against time")
     return parser.parse_args(argv)
+
+
+def plot_time_to_accuracy(histories: dict, targets, path) -> None:
+    """Validation accuracy (%) against training wall time (s), one line per method."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from problems.cnn.figures import save_figure
+
+    figure = Figure(figsize=(7, 4.5), layout="constrained")
+    FigureCanvasAgg(figure)
+    ax = figure.subplots()
+    for name, history in histories.items():
+        ax.plot(history["wall_time"].values, 100 * history["validation_accuracy"].values,
+                "o-" if history.sizes[next(iter(history.dims))] < 60 else "-", markersize=3,
+                label=name)
+    for target in targets:
+        ax.axhline(100 * target, color="0.5", linestyle=":", linewidth=1)
+    low = min(100 * float(h["validation_accuracy"].min()) for h in histories.values())
+    ax.set_ylim(max(low, 100 * min(targets) - 3), None)
+    ax.set_xlabel("training wall time (s)")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.set_title("MNIST 28x28: time to accuracy (dotted: targets)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    save_figure(figure, path)
 
 
 def first_time_to(history: xr.Dataset, target: float):
@@ -187,6 +218,9 @@ def main(argv=None):
         shown = " | ".join("not reached" if t is None else f"{t:.0f}" for t in times)
         best = float(history["validation_accuracy"].max())
         print(f"| {name} | {shown} | {best:.2%} |")
+    if args.figure is not None:
+        plot_time_to_accuracy(histories, args.targets, args.figure)
+        print(f"\nwritten: {args.figure}")
 
 
 if __name__ == "__main__":
