@@ -255,6 +255,9 @@ def test_paper_smoke_on_a_tiny_mnist_subset(mnist_dir, tmp_path, capsys):
                 "2",
                 "--batch",
                 "50",
+                "--consistent",
+                "--consistency-weight",
+                "0.5",
                 "--out",
                 str(out),
                 "-q",
@@ -281,6 +284,8 @@ def test_paper_smoke_on_a_tiny_mnist_subset(mnist_dir, tmp_path, capsys):
     assert results["settings"]["n_channels"] == 2 and results["settings"]["outer_iterations"] == 1
     assert f"{100 * results['restricted']['accuracy']:.1f}%" in table
     assert "multilevel cost to reach fine-only's final accuracy" in table
+    assert results["consistent"]["weight"] == 0.5
+    assert "resolution-consistent network (14x14 loss weight 0.5) on 28x28" in table
     assert set(results["multilevel"]["cost_to_fine_only_accuracy"]) == {
         "fine_level_work",
         "wall_time",

@@ -540,6 +540,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also train the resolution-consistent network (fine + coarse loss)",
     )
+    paper.add_argument(
+        "--consistency-weight",
+        type=float,
+        default=1.0,
+        help="weight of the 14x14 loss in --consistent training (default 1.0)",
+    )
     paper.add_argument("--seed", type=int, default=0, help="seed of the split and the kernels")
     paper.add_argument("--out", default=None, help="output directory (default runs/paper-<config>)")
     _add_setting_options(paper, None, defaults_from="--config")
@@ -1104,6 +1110,7 @@ def command_paper(args) -> int:
         out,
         config_name=config_name,
         consistent=args.consistent,
+        consistency_weight=args.consistency_weight,
         progress=args.quiet == 0,
     )
     print(f"written: {report['table']}")
