@@ -191,6 +191,30 @@ def test_resume_and_refusal_to_overwrite(run_dir, capsys):
     assert "n_channels" in _error_line(capsys)
 
 
+def test_initial_continues_from_a_trained_network(run_dir, tmp_path, capsys):
+    out = tmp_path / "continued"
+    argv = ["train", *TINY, "--mode", "consistent", "--initial", str(run_dir), "--out", str(out)]
+    assert main(argv) == 0
+    # the start row is the trained network (its classifier re-solved on the same fine data)
+    start = xr.open_dataset(out / "history.nc").load().isel(iteration=0)
+    trained = json.loads((run_dir / "summary.json").read_text())
+    assert float(start["validation_accuracy"]) == trained["final_validation_accuracy"]
+    assert json.loads((out / "config.json").read_text())["initial"] == str(run_dir.resolve())
+
+    for extra, message in [
+        (["--mode", "multilevel"], "--initial starts --mode single or consistent"),
+        (["--mode", "single", "--channels", "3"], "n_channels (2 in the checkpoint, 3 here)"),
+        (["--mode", "single", "--resolution", "32"], "is a network on 16x16"),
+    ]:
+        target = tmp_path / f"bad{len(extra)}{extra[-1]}"
+        assert main(["train", *TINY, *extra, "--initial", str(run_dir), "--out", str(target)]) == 2
+        assert message in _error_line(capsys)
+        assert not target.exists()  # refused before anything is written
+    bad = ["train", *TINY, "--mode", "single", "--initial", str(tmp_path)]
+    assert main([*bad, "--out", str(tmp_path / "x")]) == 2
+    assert "--initial: no network file" in _error_line(capsys)
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [

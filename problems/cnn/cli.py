@@ -458,6 +458,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="seed of the data split, initial kernels and sub-samples (default 0)",
     )
+    group.add_argument(
+        "--initial",
+        default=None,
+        metavar="CHECKPOINT",
+        help="start from a trained network (a run directory or a network .nc, e.g. "
+        "network_multilevel.nc of pdecontrol paper) instead of random kernels; --mode single "
+        "or consistent; its mesh, channels, layers, activation and kernel basis must be this "
+        "run's",
+    )
     _add_data_options(
         train,
         resolution_help="finest image resolution n (n x n; default 32 " "synthetic, 28 MNIST)",
@@ -631,6 +640,7 @@ def _train_config(args) -> dict:
         for name in ("data", "n_train", "n_val", "mode", "levels", "consistency_weight")
     }
     config["seed"] = 0 if args.seed is None else args.seed
+    config["initial"] = None if args.initial is None else os.path.abspath(args.initial)
     config["resolution"] = (
         _DEFAULT_RESOLUTION[data] if args.resolution is None else _check_resolution(args.resolution)
     )
@@ -657,12 +667,13 @@ def _given_train_options(args) -> list:
         "levels",
         "consistency_weight",
         "seed",
+        "initial",
     ] + [field for _, _, field, _, _ in _SETTING_OPTIONS]
     return [name for name in names if getattr(args, name, None) is not None]
 
 
 # ---------------------------------------------------------------------- train
-def _train(config: dict, train, validation, run_dir: Path, progress: bool):
+def _train(config: dict, train, validation, run_dir: Path, progress: bool, initial=None):
     from . import training
     from .config import TrainingSettings
 
@@ -670,6 +681,8 @@ def _train(config: dict, train, validation, run_dir: Path, progress: bool):
     driver = getattr(training, MODES[config["mode"]])
     options = {"checkpoint_dir": run_dir / "state", "progress": progress}
     mode, levels = config["mode"], config["levels"]
+    if initial is not None:
+        options["initial"] = initial
     if mode == "multilevel":
         options["n_levels"] = levels
     elif mode == "consistent":
@@ -683,6 +696,54 @@ def _train(config: dict, train, validation, run_dir: Path, progress: bool):
     elif levels != TRAIN_DEFAULTS["levels"] and levels != 1:
         logger.warning("--levels %d is ignored by --mode %s", levels, mode)
     return driver(train, validation, settings, **options)
+
+
+def _initial_parameters(config: dict):
+    """Flat parameters of the ``--initial`` network of a train configuration (None without one),
+    checked against its mode, settings and resolution."""
+    from .checkpoint import read_checkpoint
+    from .config import TrainingSettings
+
+    if config.get("initial") is None:
+        return None
+    if config["mode"] not in ("single", "consistent"):
+        raise UsageError(
+            f"--initial starts --mode single or consistent, not --mode {config['mode']}; "
+            "multilevel and time continuation build their own start"
+        )
+    settings = TrainingSettings.from_dict(config["settings"])
+    resolution = config["resolution"]
+    network_path, _ = _checkpoint_paths(config["initial"])
+    if not network_path.is_file():
+        raise UsageError(
+            f"--initial: no network file at {network_path}; give a run directory or a network .nc"
+        )
+    network = read_checkpoint(network_path).network
+    shape = "x".join(map(str, network.mesh.shape))
+    if network.mesh.shape != (resolution,) * network.problem.dim:
+        raise UsageError(
+            f"--initial {network_path} is a network on {shape}, this run trains at "
+            f"{resolution}x{resolution}; train at its resolution, or move it first with "
+            "pdecontrol evaluate (restrict / prolong)"
+        )
+    problem = settings.make_problem(network.mesh, network.problem.n_classes)
+    differ = [
+        f"{name} ({theirs} in the checkpoint, {mine} here)"
+        for name, theirs, mine in (
+            ("n_channels", network.problem.n_channels, problem.n_channels),
+            ("n_steps", network.n_steps, settings.n_steps),
+            ("activation", network.problem.activation.name, problem.activation.name),
+            ("kernel_basis", network.problem.kernel_basis, problem.kernel_basis),
+            ("loss", type(network.problem.loss).__name__, type(problem.loss).__name__),
+        )
+        if theirs != mine
+    ]
+    if differ:
+        raise UsageError(
+            f"--initial {network_path} does not fit this run: {', '.join(differ)}; pass the "
+            "network options of the run that wrote it (--channels, --layers, ...)"
+        )
+    return np.array(network.parameters)
 
 
 def _predictions(network, validation, coarsest_level: int) -> xr.Dataset:
@@ -749,6 +810,8 @@ def command_train(args) -> int:
                 f"{run_dir} already holds a run; continue it with --resume or choose "
                 "another --out/--name"
             )
+    initial = _initial_parameters(config)
+    if not args.resume:
         run_dir.mkdir(parents=True, exist_ok=True)
         config["command"] = (
             " ".join(["pdecontrol"] + sys.argv[1:])
@@ -767,7 +830,7 @@ def command_train(args) -> int:
         config["resolution"],
         config["resolution"],
     )
-    result = _train(config, train, validation, run_dir, progress)
+    result = _train(config, train, validation, run_dir, progress, initial)
     train_time = time.perf_counter() - start
     network = result.network
     history = result.history
