@@ -282,6 +282,10 @@ def test_paper_smoke_on_a_tiny_mnist_subset(mnist_dir, tmp_path, capsys):
                 "--consistent",
                 "--consistency-weight",
                 "0.5",
+                "--consistent-from",
+                "multilevel",
+                "--consistent-iterations",
+                "2",
                 "--out",
                 str(out),
                 "-q",
@@ -309,7 +313,16 @@ def test_paper_smoke_on_a_tiny_mnist_subset(mnist_dir, tmp_path, capsys):
     assert f"{100 * results['restricted']['accuracy']:.1f}%" in table
     assert "multilevel cost to reach fine-only's final accuracy" in table
     assert results["consistent"]["weight"] == 0.5
-    assert "resolution-consistent network (14x14 loss weight 0.5) on 28x28" in table
+    assert results["consistent"]["start"] == "multilevel"
+    row = "resolution-consistent network (14x14 loss weight 0.5, 2 outer iterations from the "
+    assert row + "multilevel network) on 28x28" in table
+    # it continued from the multilevel network: its start row is that network's final row
+    consistent = xr.open_dataset(out / "history_consistent.nc").load()
+    multilevel = xr.open_dataset(out / "history_multilevel.nc").load()
+    assert consistent.sizes["iteration"] == 3
+    assert float(consistent["validation_accuracy"][0]) == float(
+        multilevel["validation_accuracy"][-1]
+    )
     assert set(results["multilevel"]["cost_to_fine_only_accuracy"]) == {
         "fine_level_work",
         "wall_time",

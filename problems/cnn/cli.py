@@ -407,7 +407,7 @@ def _add_setting_options(parser, defaults, *, defaults_from: str | None = None):
 def build_parser() -> argparse.ArgumentParser:
     """The ``pdecontrol`` argument parser (subcommands train, evaluate, paper, plot)."""
     from .config import TrainingSettings
-    from .paper import PAPER_CONFIGS
+    from .paper import CONSISTENT_STARTS, PAPER_CONFIGS
 
     train_defaults = TrainingSettings(**TRAIN_DEFAULTS["settings"])
     parser = argparse.ArgumentParser(
@@ -554,6 +554,19 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=1.0,
         help="weight of the 14x14 loss in --consistent training (default 1.0)",
+    )
+    paper.add_argument(
+        "--consistent-from",
+        choices=CONSISTENT_STARTS,
+        default="random",
+        help="--consistent training starts from random kernels (default) or continues from "
+        "the final multilevel network",
+    )
+    paper.add_argument(
+        "--consistent-iterations",
+        type=int,
+        default=None,
+        help="outer iterations of --consistent training (default: --outer-iterations)",
     )
     paper.add_argument("--seed", type=int, default=0, help="seed of the split and the kernels")
     paper.add_argument("--out", default=None, help="output directory (default runs/paper-<config>)")
@@ -1162,6 +1175,8 @@ def command_paper(args) -> int:
     from .paper import reproduce_paper
 
     settings, config_name = _paper_settings(args)
+    if args.consistent_iterations is not None and args.consistent_iterations < 1:
+        raise UsageError(f"--consistent-iterations must be >= 1, got {args.consistent_iterations}")
     out = Path(args.out) if args.out is not None else Path("runs") / f"paper-{args.config}"
     train, validation = load_image_sets(
         "mnist", MNIST_RESOLUTION, args.n_train, args.n_val, seed=args.seed, data_dir=args.data_dir
@@ -1174,6 +1189,8 @@ def command_paper(args) -> int:
         config_name=config_name,
         consistent=args.consistent,
         consistency_weight=args.consistency_weight,
+        consistent_start=args.consistent_from,
+        consistent_iterations=args.consistent_iterations,
         progress=args.quiet == 0,
     )
     print(f"written: {report['table']}")

@@ -12,7 +12,8 @@
    images interpolated back to 28x28, and the restricted kernels with the classifier re-solved on
    14x14 training images (:func:`problems.cnn.evaluation.evaluate_across_scales`);
 4. optionally the **resolution-consistent** network (fine loss + restricted-network loss,
-   :func:`problems.cnn.training.train_resolution_consistent`) and its accuracy at both sizes;
+   :func:`problems.cnn.training.train_resolution_consistent`), trained from random kernels or
+   continued from the multilevel network, and its accuracy at both sizes;
 5. the time to prolong all kernels (the paper: 0.03 s).
 
 It writes ``paper_table.md`` (every number of METHOD.md section 6 next to ours, plus the extra
@@ -59,6 +60,7 @@ from .transfer import prolong_network
 __all__ = [
     "PAPER_CONFIGS",
     "PAPER_RESULTS",
+    "CONSISTENT_STARTS",
     "reproduce_paper",
     "paper_table",
     "multilevel_cost_to_reach",
@@ -98,6 +100,9 @@ PAPER_CONFIGS = MappingProxyType(
         ),
     }
 )
+
+#: Starts of the resolution-consistent network in :func:`reproduce_paper`.
+CONSISTENT_STARTS = ("random", "multilevel")
 
 #: The paper's numbers (METHOD.md section 6): objective and validation accuracy, start -> end.
 PAPER_RESULTS = MappingProxyType(
@@ -254,10 +259,17 @@ def paper_table(results: dict) -> str:
         ),
     ]
     if "consistent" in r:
-        weight = r["consistent"].get("weight", 1.0)
+        how = (
+            f"14x14 loss weight {r['consistent'].get('weight', 1.0):g}, "
+            f"{r['consistent'].get('outer_iterations', r['settings']['outer_iterations'])} outer "
+            "iterations from "
+            + {"random": "random kernels", "multilevel": "the multilevel network"}[
+                r["consistent"].get("start", "random")
+            ]
+        )
         extra += [
             (
-                f"resolution-consistent network (14x14 loss weight {weight:g}) on 28x28",
+                f"resolution-consistent network ({how}) on 28x28",
                 _percent(r["consistent"]["accuracy_fine"]),
             ),
             (
@@ -334,6 +346,8 @@ def reproduce_paper(
     config_name: str = "custom",
     consistent: bool = False,
     consistency_weight: float = 1.0,
+    consistent_start: str = "random",
+    consistent_iterations: int | None = None,
     progress: bool = False,
 ) -> dict:
     """Run the paper's MNIST experiments and write the table, results and figures into ``out``.
@@ -354,6 +368,11 @@ def reproduce_paper(
         Also train the resolution-consistent network.
     consistency_weight : float
         Weight of its restricted-network (14x14) loss against the fine loss.
+    consistent_start : {"random", "multilevel"}
+        Train it from the random kernels of the other runs, or continue from the final
+        multilevel network.
+    consistent_iterations : int, optional
+        Its outer iterations (default ``settings.outer_iterations``).
     progress : bool
         tqdm bars.
 
@@ -364,6 +383,15 @@ def reproduce_paper(
     """
     if not isinstance(settings, TrainingSettings):
         raise TypeError(f"settings must be TrainingSettings, got {type(settings).__name__}")
+    if consistent_start not in CONSISTENT_STARTS:
+        raise ValueError(
+            f"consistent_start must be one of {CONSISTENT_STARTS}, got {consistent_start!r}"
+        )
+    consistent_settings = (
+        settings
+        if consistent_iterations is None
+        else settings.replace(outer_iterations=consistent_iterations)
+    )
     out = Path(out)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     train_images, train_labels = as_labelled_images(train, "train")
@@ -432,12 +460,16 @@ def reproduce_paper(
     }
     if consistent:
         logger.info("resolution-consistent training")
+        start = None
+        if consistent_start == "multilevel":
+            start = np.array(multilevel.network.parameters)
         both = train_resolution_consistent(
             train_set,
             val_set,
-            settings,
+            consistent_settings,
             consistency_levels=(1,),
             consistency_weight=consistency_weight,
+            initial=start,
             checkpoint_dir=out / "state_consistent",
             **common,
         )
@@ -448,6 +480,8 @@ def reproduce_paper(
         )["accuracy"]
         results["consistent"] = {
             "weight": float(consistency_weight),
+            "start": consistent_start,
+            "outer_iterations": int(consistent_settings.outer_iterations),
             "accuracy_fine": float(table.isel(resolution=0).sel(variant="galerkin")),
             "accuracy_restricted": float(table.isel(resolution=1).sel(variant="galerkin")),
             "accuracy_classifier_only": float(
