@@ -42,3 +42,30 @@ def test_paper_configs_are_valid_and_distinct():
     # strong: as many outer iterations and layers, more and smaller GN steps
     assert (strong.outer_iterations, strong.gauss_newton_steps, strong.cg_iterations) == (10, 4, 20)
     assert (strong.batch_size, strong.n_steps) == (2_000, 2)
+
+
+def test_reproduce_paper_refuses_bad_arguments_before_training(tmp_path):
+    from problems.cnn.paper import reproduce_paper
+
+    images, labels = np.zeros((4, 28, 28)), np.arange(4)
+    with pytest.raises(ValueError, match="consistent_start must be one of"):
+        reproduce_paper(
+            (images, labels),
+            (images, labels),
+            PAPER_CONFIGS["paper"],
+            tmp_path / "out",
+            consistent=True,
+            consistent_start="coarse",
+        )
+    with pytest.raises(ValueError, match="outer_iterations"):
+        reproduce_paper(
+            (images, labels),
+            (images, labels),
+            PAPER_CONFIGS["paper"],
+            tmp_path / "out",
+            consistent=True,
+            consistent_iterations=0,
+        )
+    with pytest.raises(TypeError, match="TrainingSettings"):
+        reproduce_paper((images, labels), (images, labels), {}, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
