@@ -17,9 +17,8 @@ coarser, plus one example image), ``evaluation.nc`` (accuracy by resolution and 
 ``summary.json`` and ``figures/*.png``; ``state/`` holds the resume state while training runs.
 
 At start-up the command keeps freed memory in the process
-(:func:`pdecontrol.memory.retain_freed_memory`: large batches are not page-faulted in again
-for every allocation);
-``PDECONTROL_RETAIN_MEMORY=0`` turns this off.
+(:func:`pdecontrol.memory.retain_freed_memory`: large batches are not page-faulted in again for
+every allocation); ``PDECONTROL_RETAIN_MEMORY=0`` turns this off.
 
 Errors in the input (missing data, a bad resolution, a checkpoint of another mesh, ...) are one
 line on stderr and exit status 2; ``-v`` shows the traceback. Progress goes to stderr (tqdm bars
