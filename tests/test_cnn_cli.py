@@ -114,6 +114,7 @@ def test_train_writes_a_run_directory_that_loads_back(run_dir):
         assert (run_dir / name).read_bytes()[:4] == b"\x89PNG"
     assert {
         "figures/training.png",
+        "figures/training_cost.png",
         "figures/confusion_8.png",
         "figures/kernels.png",
         "figures/convolved.png",

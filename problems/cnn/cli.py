@@ -925,13 +925,15 @@ def _stencil_groups(network) -> dict:
 def write_run_figures(run_dir) -> list:
     """Draw ``figures/*.png`` of a run directory from its files; returns the paths written.
 
-    ``training.png`` (history; level switches marked), ``kernels.png`` (final stencils),
+    ``training.png`` (history; level switches marked), ``training_cost.png`` (multilevel runs:
+    accuracy against fine-level work and wall time), ``kernels.png`` (final stencils),
     ``confusion_<n>.png`` per resolution in ``predictions.nc``, ``convolved.png`` (the example
     image with the first opening kernel, fine vs Galerkin-coarse), ``accuracy.png`` (from
     ``evaluation.nc``). Files that are missing are skipped with a warning.
     """
     from .checkpoint import read_checkpoint
     from .figures import (
+        plot_accuracy_against_cost,
         plot_accuracy_by_resolution,
         plot_confusion_matrix,
         plot_convolved_image,
@@ -959,6 +961,10 @@ def write_run_figures(run_dir) -> list:
         path = figures_dir / "training.png"
         plot_training_curves({label: history}, level_variable=level_variable, path=path)
         written.append(path)
+        if config.get("mode") == "multilevel":
+            path = figures_dir / "training_cost.png"
+            plot_accuracy_against_cost({label: history}, level_variable=level_variable, path=path)
+            written.append(path)
     groups = _stencil_groups(checkpoint.network)
     if groups:
         path = figures_dir / "kernels.png"
