@@ -48,24 +48,15 @@ def test_reproduce_paper_refuses_bad_arguments_before_training(tmp_path):
     from problems.cnn.paper import reproduce_paper
 
     images, labels = np.zeros((4, 28, 28)), np.arange(4)
+    out = tmp_path / "out"
+
+    def run(settings=PAPER_CONFIGS["paper"], **options):
+        return reproduce_paper((images, labels), (images, labels), settings, out, **options)
+
     with pytest.raises(ValueError, match="consistent_start must be one of"):
-        reproduce_paper(
-            (images, labels),
-            (images, labels),
-            PAPER_CONFIGS["paper"],
-            tmp_path / "out",
-            consistent=True,
-            consistent_start="coarse",
-        )
+        run(consistent=True, consistent_start="coarse")
     with pytest.raises(ValueError, match="outer_iterations"):
-        reproduce_paper(
-            (images, labels),
-            (images, labels),
-            PAPER_CONFIGS["paper"],
-            tmp_path / "out",
-            consistent=True,
-            consistent_iterations=0,
-        )
+        run(consistent=True, consistent_iterations=0)
     with pytest.raises(TypeError, match="TrainingSettings"):
-        reproduce_paper((images, labels), (images, labels), {}, tmp_path / "out")
-    assert not (tmp_path / "out").exists()
+        run({})
+    assert not out.exists()

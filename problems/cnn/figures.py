@@ -91,6 +91,23 @@ def _switches(history: xr.Dataset, dim: str, level_variable: str) -> list:
     ]
 
 
+def _mark_switch(axes, x: float, text: str, color: str) -> None:
+    """A dashed vertical line at ``x`` on every axis of ``axes``, labelled ``text`` (rotated, at
+    the bottom) on the last one: a change of level in a training history."""
+    for ax in axes:
+        ax.axvline(x, color=color, linestyle="--", linewidth=1)
+    axes[-1].annotate(
+        text,
+        xy=(x, 0.03),
+        xycoords=("data", "axes fraction"),
+        rotation=90,
+        fontsize=7,
+        color=color,
+        ha="right",
+        va="bottom",
+    )
+
+
 def _require_variables(history: xr.Dataset, name: str, variables) -> None:
     for variable in variables:
         if variable not in history.variables:
@@ -146,18 +163,7 @@ def plot_training_curves(
         known = np.isfinite(percent)
         ax_accuracy.plot(rows[known], percent[known], "o-", color=color, label=name, markersize=4)
         for row, label in _switches(history, dim, level_variable):
-            for ax in (ax_objective, ax_accuracy):
-                ax.axvline(row - 0.5, color=color, linestyle="--", linewidth=1)
-            ax_accuracy.annotate(
-                f"{name}: {label}",
-                xy=(row - 0.5, 0.03),
-                xycoords=("data", "axes fraction"),
-                rotation=90,
-                fontsize=7,
-                color=color,
-                ha="right",
-                va="bottom",
-            )
+            _mark_switch((ax_objective, ax_accuracy), row - 0.5, f"{name}: {label}", color)
     ax_objective.set_yscale("log")
     ax_objective.set_xlabel("outer iteration")
     ax_objective.set_ylabel("objective")
@@ -231,17 +237,7 @@ def plot_accuracy_against_cost(
         seconds = np.asarray(history[wall_time].values, dtype=float)
         ax_time.plot(seconds[known], percent[known], "o-", color=color, label=name, markersize=4)
         for row, label in _switches(history, dim, level_variable):
-            ax_time.axvline(seconds[row], color=color, linestyle="--", linewidth=1)
-            ax_time.annotate(
-                f"{name}: {label}",
-                xy=(seconds[row], 0.03),
-                xycoords=("data", "axes fraction"),
-                rotation=90,
-                fontsize=7,
-                color=color,
-                ha="right",
-                va="bottom",
-            )
+            _mark_switch((ax_time,), seconds[row], f"{name}: {label}", color)
     if target is not None:
         for ax in (ax_work, ax_time):
             ax.axhline(
