@@ -12,16 +12,20 @@ Layout (each a small module with one job):
 * :mod:`pdecontrol.verify` - Taylor, adjoint and Gauss-Newton operator tests.
 * :mod:`pdecontrol.ops` - Numba-jitted batched convolutions, activations, fused residual steps.
 * :mod:`pdecontrol.optimize` - CG, inexact Gauss-Newton-CG, first-order baselines,
-  block-coordinate descent, variable projection.
+  block-coordinate descent, variable projection; every solver resumable.
+* :mod:`pdecontrol.continuation` - space (mesh level) and time (step count) continuation: stages
+  of any optimiser, one labelled history, work in fine-level units, a resume state per row.
+* :mod:`pdecontrol.io` - atomic file writes and verified archives.
 * :mod:`pdecontrol.memory` - allocator tuning for long runs (keep freed memory in the process).
 """
-from . import control, memory, mesh, ops, optimize, stencils, transfer, verify
+from . import continuation, control, io, memory, mesh, ops, optimize, stencils, transfer, verify
 from .functional import ReducedFunctional
 from .mesh import Mesh, MeshHierarchy
 
 __version__ = "0.1.0.dev0"
 __all__ = [
     "ReducedFunctional", "Mesh", "MeshHierarchy",
-    "control", "memory", "mesh", "ops", "optimize", "stencils", "transfer", "verify",
+    "continuation", "control", "io", "memory", "mesh", "ops", "optimize", "stencils",
+    "transfer", "verify",
     "__version__",
 ]

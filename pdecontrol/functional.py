@@ -16,25 +16,167 @@ Conventions
 * ``examples`` selects a subset of the training examples (an integer index array) for
   problems whose misfit is an average over examples; ``None`` means all of them. Regularisation
   terms are always included in full.
+
+Observers
+---------
+Every evaluation of every subclass (``value``, ``value_and_gradient``, ``gradient``,
+``gauss_newton_operator`` and each product of the operator it returns) is announced to the
+observers attached with :meth:`ReducedFunctional.observe`, before and after it runs, as an
+:class:`Evaluation` (pyadjoint's pre/post callbacks). An evaluation counts once: calls a
+functional makes on *itself* while evaluating (the default ``value`` calling
+``value_and_gradient``, a subclass calling ``super()``) are not announced again; evaluations of
+*other* functionals it calls (the terms of a sum, the full functional behind a restricted one)
+are announced to their own observers. Optimisers count their evaluations this way, and
+:class:`pdecontrol.continuation.WorkMeter` adds up the work of a run.
 """
+
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.sparse.linalg import LinearOperator
 
 from ._validation import as_float_array, check_finite
 
-__all__ = ["ReducedFunctional"]
+__all__ = ["ReducedFunctional", "Evaluation", "EVALUATION_KINDS"]
+
+#: Kinds of :class:`Evaluation`: ``"gradient"`` is ``value_and_gradient`` or ``gradient``;
+#: ``"gauss_newton_operator"`` is building the operator (its linearisation point),
+#: ``"gauss_newton_product"`` one product ``G v`` with an operator built while observed.
+EVALUATION_KINDS = ("value", "gradient", "gauss_newton_operator", "gauss_newton_product")
+
+#: Evaluation kind announced by each observed method.
+_OBSERVED_METHODS = {
+    "value": "value",
+    "value_and_gradient": "gradient",
+    "gradient": "gradient",
+    "gauss_newton_operator": "gauss_newton_operator",
+}
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One evaluation of a reduced functional, as announced to its observers.
+
+    Attributes
+    ----------
+    kind : str
+        One of :data:`EVALUATION_KINDS`.
+    functional : ReducedFunctional
+        The functional evaluated.
+    examples : ndarray or None
+        The example subset of the call (``None``: all examples).
+    """
+
+    kind: str
+    functional: "ReducedFunctional"
+    examples: object = None
+
+    @property
+    def n_examples(self) -> int | None:
+        """Examples the evaluation covers (``None`` for a functional not separable over examples)."""
+        if self.examples is not None:
+            return int(np.size(self.examples))
+        return self.functional.n_examples
+
+
+def _announce(functional, observers, kind: str, examples, call):
+    """Run ``call()`` between the observers' ``before`` and ``after`` for one evaluation."""
+    evaluation = Evaluation(kind, functional, examples)
+    for observer in observers:
+        before = getattr(observer, "before", None)
+        if before is not None:
+            before(evaluation)
+    result = call()
+    for observer in observers:
+        after = getattr(observer, "after", None)
+        if after is not None:
+            after(evaluation)
+    return result
+
+
+def _observed(kind: str, method):
+    """Wrap an evaluation method so that its outermost call is announced to the observers."""
+
+    @functools.wraps(method)
+    def wrapper(self, x, *args, **kwargs):
+        state = self.__dict__
+        observers = state.get("_observers")
+        if not observers or state.get("_evaluating", False):
+            return method(self, x, *args, **kwargs)
+        examples = kwargs.get("examples", args[0] if args else None)
+        state["_evaluating"] = True
+        try:
+            result = _announce(self, tuple(observers), kind, examples,
+                               lambda: method(self, x, *args, **kwargs))
+        finally:
+            state["_evaluating"] = False
+        if kind == "gauss_newton_operator":
+            result = _observed_operator(self, result, examples)
+        return result
+
+    wrapper.__observed__ = True
+    return wrapper
+
+
+def _observed_operator(functional, operator, examples) -> LinearOperator:
+    """``operator`` whose products are announced to the observers present at each product."""
+
+    def matvec(v):
+        observers = functional.__dict__.get("_observers")
+        if not observers:
+            return operator.matvec(v)
+        return _announce(functional, tuple(observers), "gauss_newton_product", examples,
+                         lambda: operator.matvec(v))
+
+    return LinearOperator(operator.shape, matvec=matvec, rmatvec=matvec, dtype=operator.dtype)
 
 
 class ReducedFunctional(ABC):
     """Abstract reduced functional ``J(x)`` with gradient and Gauss-Newton products.
 
     Subclasses implement :attr:`size`, :meth:`value_and_gradient` and
-    :meth:`gauss_newton_operator`; everything else has a default built on those.
+    :meth:`gauss_newton_operator`; everything else has a default built on those. Their
+    evaluation methods are announced to observers automatically (see the module docstring).
     """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name, kind in _OBSERVED_METHODS.items():
+            method = cls.__dict__.get(name)
+            if callable(method) and not getattr(method, "__observed__", False):
+                setattr(cls, name, _observed(kind, method))
+
+    # ------------------------------------------------------------------ observers
+    def observe(self, observer):
+        """Attach ``observer``: an object with optional ``before(evaluation)`` and
+        ``after(evaluation)`` methods (:class:`Evaluation`). Returns ``observer``."""
+        if not (callable(getattr(observer, "before", None))
+                or callable(getattr(observer, "after", None))):
+            raise TypeError(f"an observer needs a before(evaluation) or after(evaluation) method, "
+                            f"got {type(observer).__name__}")
+        self.__dict__.setdefault("_observers", []).append(observer)
+        return observer
+
+    def unobserve(self, observer) -> None:
+        """Detach ``observer`` (attached with :meth:`observe`)."""
+        observers = self.__dict__.get("_observers", [])
+        if observer not in observers:
+            raise ValueError(f"{type(observer).__name__} is not observing this functional")
+        observers.remove(observer)
+
+    @contextmanager
+    def observed(self, observer):
+        """``with functional.observed(observer):`` attach for the block, detach after."""
+        self.observe(observer)
+        try:
+            yield observer
+        finally:
+            self.unobserve(observer)
 
     # ------------------------------------------------------------------ abstract
     @property
@@ -131,3 +273,9 @@ class ReducedFunctional(ABC):
             "jac": lambda x: self.gradient(x, examples),
             "hessp": lambda x, p: self.gauss_newton_product(x, p, examples),
         }
+
+
+for _name, _kind in _OBSERVED_METHODS.items():
+    if _name in ReducedFunctional.__dict__ and not getattr(ReducedFunctional.__dict__[_name],
+                                                           "__isabstractmethod__", False):
+        setattr(ReducedFunctional, _name, _observed(_kind, ReducedFunctional.__dict__[_name]))

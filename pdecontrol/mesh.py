@@ -231,6 +231,28 @@ class MeshHierarchy:
         """Spatial dimension of every mesh in the hierarchy."""
         return self.levels[0].mesh.dim
 
+    @property
+    def meshes(self) -> list:
+        """The meshes, finest first."""
+        return [level.mesh for level in self.levels]
+
+    def relative_size(self, level: int) -> float:
+        """Nodes of ``level`` over nodes of the finest mesh (``2**-(d * level)``): the cost of a
+        grid operation on that level in fine-level units, as pyamg counts cycle complexity."""
+        level = self._check_level(level, "level")
+        return self.levels[level].mesh.size / self.levels[0].mesh.size
+
+    def level_of(self, mesh: Mesh) -> int:
+        """The level whose mesh is ``mesh``; ``ValueError`` naming the meshes if none is."""
+        for number, level in enumerate(self.levels):
+            if level.mesh == mesh:
+                return number
+        raise ValueError(
+            f"{mesh!r} is not a mesh of this hierarchy (meshes "
+            f"{[m.shape for m in self.meshes]} from {self.levels[0].mesh!r}); coarsen or refine "
+            "the data to one of them"
+        )
+
     def _check_level(self, level, name: str) -> int:
         if isinstance(level, bool) or not isinstance(level, numbers.Integral):
             raise TypeError(f"{name} must be an int level number, got {level!r}")

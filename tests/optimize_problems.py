@@ -6,7 +6,6 @@ import numpy as np
 from scipy.sparse.linalg import LinearOperator
 
 from pdecontrol.functional import ReducedFunctional
-from pdecontrol.optimize.counting import CountingFunctional
 
 
 def _subset(examples, n):
@@ -150,17 +149,18 @@ class IndefiniteQuadratic(ReducedFunctional):
         return LinearOperator(self.H.shape, matvec=lambda v: self.H @ np.ravel(v), dtype=float)
 
 
-class RecordingFunctional(CountingFunctional):
-    """Delegates to ``functional`` and logs the ``examples`` of every gradient and GN call."""
+class ExampleRecorder:
+    """Observer logging the ``examples`` of every gradient and GN-operator evaluation
+    (``functional.observe(ExampleRecorder())``)."""
 
-    def __init__(self, functional):
-        super().__init__(functional)
+    def __init__(self):
         self.gradient_examples, self.gauss_newton_examples = [], []
 
-    def record(self, kind, examples):
-        super().record(kind, examples)
-        if kind in ("gradient", "gauss_newton_operator"):
-            log = self.gradient_examples if kind == "gradient" else self.gauss_newton_examples
+    def before(self, evaluation):
+        if evaluation.kind in ("gradient", "gauss_newton_operator"):
+            log = (self.gradient_examples if evaluation.kind == "gradient"
+                   else self.gauss_newton_examples)
+            examples = evaluation.examples
             log.append(None if examples is None else np.array(examples))
 
 

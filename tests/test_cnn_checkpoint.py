@@ -123,7 +123,7 @@ class Interrupted(Exception):
 
 def interrupt_at(stage, outer):
     def callback(row):
-        if row["stage"] == stage and row["outer_iteration"] == outer:
+        if row["stage"] == stage and row["stage_iteration"] == outer:
             raise Interrupted
 
     return callback
@@ -142,11 +142,11 @@ def test_resume_equals_uninterrupted(tmp_path, data, stage, outer):
             train,
             validation,
             SETTINGS,
-            checkpoint_dir=tmp_path,
+            state_dir=tmp_path,
             callback=interrupt_at(stage, outer),
         )
     assert (tmp_path / STATE_FILE).is_file()
-    resumed = train_multilevel(train, validation, SETTINGS, checkpoint_dir=tmp_path)
+    resumed = train_multilevel(train, validation, SETTINGS, state_dir=tmp_path)
     np.testing.assert_array_equal(resumed.x, reference.x)
     xr.testing.assert_identical(
         without_wall_time(resumed.history), without_wall_time(reference.history)
@@ -155,7 +155,7 @@ def test_resume_equals_uninterrupted(tmp_path, data, stage, outer):
         np.testing.assert_array_equal(a.parameters, b.parameters)
     # a finished run is returned from the checkpoint without training again
     again = train_multilevel(
-        train, validation, SETTINGS, checkpoint_dir=tmp_path, callback=interrupt_at(0, 0)
+        train, validation, SETTINGS, state_dir=tmp_path, callback=interrupt_at(0, 0)
     )
     np.testing.assert_array_equal(again.x, reference.x)
 
@@ -164,14 +164,14 @@ def test_resume_refuses_a_different_run(tmp_path, data):
     train, validation = data
     with pytest.raises(Interrupted):
         train_single_level(
-            train, validation, SETTINGS, checkpoint_dir=tmp_path, callback=interrupt_at(0, 1)
+            train, validation, SETTINGS, state_dir=tmp_path, callback=interrupt_at(0, 1)
         )
-    with pytest.raises(ValueError, match="different run.*settings"):
-        train_single_level(train, validation, SETTINGS.replace(seed=1), checkpoint_dir=tmp_path)
-    with pytest.raises(ValueError, match="different run.*driver"):
-        train_multilevel(train, validation, SETTINGS, checkpoint_dir=tmp_path)
+    with pytest.raises(ValueError, match="different run.*problem.settings"):
+        train_single_level(train, validation, SETTINGS.replace(seed=1), state_dir=tmp_path)
+    with pytest.raises(ValueError, match="different run.*problem.n_levels"):
+        train_multilevel(train, validation, SETTINGS, state_dir=tmp_path)
     images, labels = train
-    with pytest.raises(ValueError, match="different run.*data_sha256"):
+    with pytest.raises(ValueError, match="different run.*problem.data_sha256"):
         train_single_level(
-            (images[::-1], labels[::-1]), validation, SETTINGS, checkpoint_dir=tmp_path
+            (images[::-1], labels[::-1]), validation, SETTINGS, state_dir=tmp_path
         )

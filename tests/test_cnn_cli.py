@@ -104,7 +104,7 @@ def test_train_writes_a_run_directory_that_loads_back(run_dir):
     history = xr.open_dataset(run_dir / "history.nc").load()
     # 8x8 stage: start + 1 outer iteration; 16x16: prolonged start + 1 outer iteration
     assert list(history["mesh_shape"].values) == ["8x8", "8x8", "16x16", "16x16"]
-    assert list(history["phase"].values) == ["start", "train", "prolonged_start", "train"]
+    assert list(history["phase"].values) == ["start", "iterate", "prolonged_start", "iterate"]
     np.testing.assert_allclose(history["objective"].values, checkpoint.history["objective"].values)
     assert summary["final_objective"] == pytest.approx(float(history["objective"].values[-1]))
     assert summary["network_mesh_shape"] == [16, 16] and summary["status"] == "completed"

@@ -12,7 +12,7 @@ def _multilevel_history():
     return xr.Dataset(
         {
             "stage": ("iteration", [0, 0, 0, 1, 1, 1, 1]),
-            "outer_iteration": ("iteration", [0, 1, 2, 0, 1, 2, 3]),
+            "stage_iteration": ("iteration", [0, 1, 2, 0, 1, 2, 3]),
             "validation_accuracy": ("iteration", [0.80, 0.99, 0.99, 0.90, 0.95, 0.97, 0.98]),
             "fine_level_work": ("iteration", [0.0, 0.0, 0.0, 10.0, 110.0, 210.0, 310.0]),
             "wall_time": ("iteration", [1.0, 2.0, 3.0, 4.0, 14.0, 24.0, 34.0]),

@@ -174,14 +174,14 @@ def test_single_level_history_and_work(tiny_data):
     result = train_single_level(train, validation, TINY.replace(outer_iterations=2))
     history = result.history
     assert history.sizes["iteration"] == 3
-    assert list(history.phase.values) == ["start", "train", "train"]
+    assert list(history.phase.values) == ["start", "iterate", "iterate"]
     assert list(history.mesh_shape.values) == ["8x8"] * 3
     assert np.all(np.diff(history.objective.values) < 0)
-    assert np.all(np.diff(history.convolution_work.values) > 0)
-    np.testing.assert_array_equal(history.fine_level_work, history.convolution_work)
+    assert np.all(np.diff(history.work.values) > 0)
+    np.testing.assert_array_equal(history.fine_level_work, history.work)
     # row 0: one classifier solve = one forward solve of the 60 examples through 2 layers
     assert (
-        history.convolution_work.values[0] == CONVOLUTIONS_PER_EXAMPLE["classifier_solve"] * 60 * 2
+        history.work.values[0] == CONVOLUTIONS_PER_EXAMPLE["classifier_solve"] * 60 * 2
     )
     assert history.n_classifier_solves.values.tolist() == [1, 2, 3]
     assert np.all(history.n_gauss_newton_products.values[1:] > 0)
@@ -195,12 +195,13 @@ def test_multilevel_schedule_counts_coarse_work_at_quarter_cost(tiny_data):
     train, validation = tiny_data
     result = train_multilevel(train, validation, TINY, n_levels=2, outer_iterations=[2, 1])
     history = result.history
-    assert list(history.phase.values) == ["start", "train", "train", "prolonged_start", "train"]
+    assert list(history.phase.values) == [
+        "start", "iterate", "iterate", "prolonged_start", "iterate"]
     assert list(history.mesh_shape.values) == ["4x4"] * 3 + ["8x8"] * 2
     assert list(history.level.values) == [1, 1, 1, 0, 0]
     assert np.all(history.fine_level_work.values[:3] == 0)
     # the coarse classifier solve: 60 examples, 2 layers, a 4x4 convolution = 1/4 of an 8x8 one
-    assert history.convolution_work.values[0] == 60 * 2 / 4
+    assert history.work.values[0] == 60 * 2 / 4
     assert [n.mesh.shape for n in result.stage_networks] == [(4, 4), (8, 8)]
     assert result.problems[0].mesh == Mesh((4, 4))
 
@@ -212,7 +213,7 @@ def test_time_continuation_refines_layers(tiny_data):
     history = result.history
     assert list(history.n_steps.values) == [1, 1, 2, 2, 4]
     assert list(history.phase.values) == [
-        "start", "train", "time_refined_start", "train", "time_refined_start"]
+        "start", "iterate", "time_refined_start", "iterate", "time_refined_start"]
     assert result.network.n_steps == 4 and result.network.final_time == 4.0
     # the last stage's start is the 2-layer network refined in time (T fixed), W re-solved
     two, four = result.stage_networks[1], result.stage_networks[2]
@@ -231,7 +232,7 @@ def test_resolution_consistent_driver_both_classifier_modes(tiny_data):
         history = result.history
         assert history.sizes["iteration"] == 2
         assert history.n_classifier_solves.values[-1] == (2 if mode == "fine_solve" else 1)
-        assert history.fine_level_work.values[-1] < history.convolution_work.values[-1]
+        assert history.fine_level_work.values[-1] < history.work.values[-1]
     # full batch: Armijo decrease of the whole objective
     assert history.objective.values[1] < history.objective.values[0]
 
@@ -253,7 +254,7 @@ def test_callback_stops(tiny_data):
         train,
         None,
         TINY.replace(outer_iterations=3),
-        callback=lambda row: rows.append(row) or row["outer_iteration"] == 1,
+        callback=lambda row: rows.append(row) or row["stage_iteration"] == 1,
     )
     assert result.status == "stopped_by_callback"
     assert result.history.sizes["iteration"] == 2 and len(rows) == 2

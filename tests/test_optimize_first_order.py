@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from optimize_problems import LinearLeastSquares, RecordingFunctional, exponential_problem
+from optimize_problems import LinearLeastSquares, ExampleRecorder, exponential_problem
 from pdecontrol.optimize import Armijo, Stopping, adam, steepest_descent
 
 
@@ -51,10 +51,10 @@ def test_steepest_descent_step_adapts_to_problem_scale(least_squares):
 
 
 def test_adam_decreases_objective_with_minibatch_epochs(least_squares):
-    recorder = RecordingFunctional(least_squares)
+    recorder = least_squares.observe(ExampleRecorder())
     x0 = np.full(6, 3.0)
     result = adam(
-        recorder,
+        least_squares,
         x0,
         learning_rate=0.05,
         batch_size=16,

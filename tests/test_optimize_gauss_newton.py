@@ -10,7 +10,7 @@ from scipy.optimize import OptimizeResult, minimize
 from optimize_problems import (
     IndefiniteQuadratic,
     LinearLeastSquares,
-    RecordingFunctional,
+    ExampleRecorder,
     exponential_problem,
 )
 from pdecontrol.optimize import Armijo, Stopping, StopReason, gauss_newton_cg
@@ -199,9 +199,9 @@ def test_sub_sampling_draws_the_documented_batches(rng):
     base = LinearLeastSquares(
         rng.standard_normal((n_examples, 5)), rng.standard_normal(n_examples), alpha=1e-2
     )
-    recorder = RecordingFunctional(base)
+    recorder = base.observe(ExampleRecorder())
     result = gauss_newton_cg(
-        recorder,
+        base,
         np.zeros(5),
         stopping=Stopping(maxiter=4, grtol=0.0),
         gradient_batch_size=10,
@@ -223,9 +223,10 @@ def test_sub_sampling_draws_the_documented_batches(rng):
     np.testing.assert_array_equal(result.history.batch_size, 10)
     np.testing.assert_array_equal(result.history.gauss_newton_batch_size.values[:-1], 4)
     # GN batch only: gradients on all examples, GN operator on 6 random examples
-    recorder = RecordingFunctional(base)
+    base.unobserve(recorder)
+    recorder = base.observe(ExampleRecorder())
     gauss_newton_cg(
-        recorder,
+        base,
         np.zeros(5),
         stopping=Stopping(maxiter=2, grtol=0.0),
         gauss_newton_batch_size=6,

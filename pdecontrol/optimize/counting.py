@@ -1,113 +1,53 @@
-"""A transparent wrapper that counts evaluations of a reduced functional."""
+"""Counting the evaluations of a reduced functional: an observer (see :mod:`pdecontrol.functional`)."""
 
 from __future__ import annotations
 
-from scipy.sparse.linalg import LinearOperator
+from ..functional import EVALUATION_KINDS
 
-from ..functional import ReducedFunctional
-from ._checks import check_functional
+__all__ = ["EvaluationCounter", "COUNT_COLUMNS"]
 
-__all__ = ["CountingFunctional"]
-
-
-#: Counter attribute of :class:`CountingFunctional` by kind of evaluation (see ``record``).
-_COUNTERS = {
-    "value": "n_value",
-    "gradient": "n_gradient",
-    "gauss_newton_operator": "n_gauss_newton_operators",
+#: History column of each counted kind (building a Gauss-Newton operator is not a column: its
+#: cost is the forward solve it holds).
+COUNT_COLUMNS = {
+    "value": "n_value_evaluations",
+    "gradient": "n_gradient_evaluations",
     "gauss_newton_product": "n_gauss_newton_products",
 }
 
 
-class CountingFunctional(ReducedFunctional):
-    """Delegates every call to ``functional`` and counts them.
+class EvaluationCounter:
+    """Counts the evaluations announced by the functionals it observes, by kind.
 
-    Every evaluation passes through :meth:`record` first; a subclass that needs more than the
-    counts (work estimates, a log of the example subsets) overrides it and calls
-    ``super().record``, and inherits the delegation.
+    ``functional.observe(EvaluationCounter())``; every solver counts its own evaluations this way.
+    An evaluation counts once, however many functionals it calls inside. ``paused`` (a bool)
+    stops counting, e.g. while a run monitors its progress.
 
     Attributes
     ----------
-    n_value, n_gradient : int
-        Calls of :meth:`value` and of :meth:`value_and_gradient` / :meth:`gradient`.
-    n_gauss_newton_operators, n_gauss_newton_products : int
-        Gauss-Newton operators built and products ``G v`` applied through them.
+    counts : dict
+        kind (:data:`pdecontrol.functional.EVALUATION_KINDS`) -> number of evaluations.
     """
 
-    def __init__(self, functional: ReducedFunctional):
-        check_functional(functional)
-        self.functional = functional
-        self.n_value = 0
-        self.n_gradient = 0
-        self.n_gauss_newton_operators = 0
-        self.n_gauss_newton_products = 0
+    def __init__(self):
+        self.counts = dict.fromkeys(EVALUATION_KINDS, 0)
+        self.paused = False
 
-    def counts(self) -> dict:
-        """Current counts, keyed by the history column names."""
-        return {
-            "n_value_evaluations": self.n_value,
-            "n_gradient_evaluations": self.n_gradient,
-            "n_gauss_newton_products": self.n_gauss_newton_products,
-        }
+    def before(self, evaluation) -> None:
+        if not self.paused:
+            self.counts[evaluation.kind] += 1
 
-    def record(self, kind: str, examples) -> None:
-        """Count one evaluation; called before every delegated evaluation.
+    def history_columns(self) -> dict:
+        """The counts under their history column names (:data:`COUNT_COLUMNS`)."""
+        return {column: self.counts[kind] for kind, column in COUNT_COLUMNS.items()}
 
-        Parameters
-        ----------
-        kind : {"value", "gradient", "gauss_newton_operator", "gauss_newton_product"}
-            What is evaluated (``"gradient"``: value and gradient, or gradient alone).
-        examples : index array or None
-            The example subset of the call (``None``: all examples).
-        """
-        counter = _COUNTERS[kind]
-        setattr(self, counter, getattr(self, counter) + 1)
+    def get_state(self) -> dict:
+        """The counts (a copy), for resuming."""
+        return dict(self.counts)
 
-    @property
-    def size(self) -> int:
-        return self.functional.size
-
-    @property
-    def n_examples(self):
-        return self.functional.n_examples
-
-    @property
-    def weights(self):
-        return self.functional.weights
-
-    def value(self, x, examples=None):
-        self.record("value", examples)
-        return self.functional.value(x, examples)
-
-    def value_and_gradient(self, x, examples=None):
-        self.record("gradient", examples)
-        return self.functional.value_and_gradient(x, examples)
-
-    def gradient(self, x, examples=None):
-        self.record("gradient", examples)
-        return self.functional.gradient(x, examples)
-
-    def gauss_newton_operator(self, x, examples=None) -> LinearOperator:
-        self.record("gauss_newton_operator", examples)
-        operator = self.functional.gauss_newton_operator(x, examples)
-
-        def matvec(v):
-            self.record("gauss_newton_product", examples)
-            return operator.matvec(v)
-
-        return LinearOperator(operator.shape, matvec=matvec, rmatvec=matvec, dtype=operator.dtype)
-
-    def inner(self, u, v):
-        return self.functional.inner(u, v)
-
-    def norm(self, u):
-        return self.functional.norm(u)
-
-    def riesz(self, g):
-        return self.functional.riesz(g)
-
-    def dual_norm(self, g):
-        return self.functional.dual_norm(g)
-
-    def check_examples(self, examples):
-        return self.functional.check_examples(examples)
+    def set_state(self, state: dict) -> None:
+        """Restore counts from :meth:`get_state`."""
+        unknown = set(state) - set(EVALUATION_KINDS)
+        if unknown:
+            raise ValueError(f"unknown evaluation kinds {sorted(unknown)} in a saved count")
+        self.counts = dict.fromkeys(EVALUATION_KINDS, 0)
+        self.counts.update({kind: int(n) for kind, n in state.items()})

@@ -25,6 +25,8 @@ def steepest_descent(
     seed=None,
     callback=None,
     progress: bool = False,
+    resume=None,
+    on_iteration=None,
 ):
     """Steepest descent along the Riesz direction ``-g / m`` with Armijo backtracking.
 
@@ -33,24 +35,29 @@ def steepest_descent(
     the problem. Parameters and the returned result are as in :func:`gauss_newton_cg` (without
     the CG columns).
     """
-    counting, x0 = prepare(functional, x0, stopping)
+    x0 = prepare(functional, x0, stopping)
     check_instance(line_search, Armijo, "line_search")
     n_examples = functional.n_examples
     gradient_batch_size = check_batch_size(gradient_batch_size, n_examples, "gradient_batch_size")
     rng = np.random.default_rng(seed)
+    memory = {"last_step": line_search.shrink}  # so that the first trial step is 1
 
     def direction(state):
-        return -counting.riesz(state.jac), {}
+        return -functional.riesz(state.jac), {}
 
     return run_iterations(
-        counting,
+        functional,
         x0,
-        line_search_step(counting, direction, line_search, stopping, adaptive_initial_step=True),
+        line_search_step(functional, direction, line_search, stopping, memory),
         method="steepest-descent",
         stopping=stopping,
         draw_examples=lambda k: draw_batch(rng, n_examples, gradient_batch_size),
+        rng=rng,
+        memory=memory,
         callback=callback,
         progress=progress,
+        resume=resume,
+        on_iteration=on_iteration,
         attrs={"c1": line_search.c1, "shrink": line_search.shrink},
     )
 
@@ -68,6 +75,8 @@ def adam(
     seed=None,
     callback=None,
     progress: bool = False,
+    resume=None,
+    on_iteration=None,
 ):
     """Adam (Kingma & Ba) on mini-batches of examples: the stochastic first-order baseline.
 
@@ -87,6 +96,9 @@ def adam(
     stopping : Stopping
         ``maxiter`` counts steps; ``gtol``/``grtol`` use the (noisy) batch gradient; ``ftol`` is
         not used (no line search).
+    seed, callback, progress, resume, on_iteration :
+        As in :func:`~pdecontrol.optimize.gauss_newton_cg` (the moments and the position in the
+        epoch are part of a resumed state).
 
     Returns
     -------
@@ -95,45 +107,46 @@ def adam(
         the batch of each step, plus ``step_length`` (the learning rate), ``update_norm`` and
         ``epoch``.
     """
-    counting, x0 = prepare(functional, x0, stopping)
+    x0 = prepare(functional, x0, stopping)
     learning_rate = check_positive(learning_rate, "learning_rate")
     epsilon = check_positive(epsilon, "epsilon")
     beta1 = check_real(beta1, "beta1", 0.0, 1.0)
     beta2 = check_real(beta2, "beta2", 0.0, 1.0)
     batch_size = check_batch_size(batch_size, functional.n_examples, "batch_size")
-    batches = (
-        None
-        if batch_size is None
-        else EpochBatches(functional.n_examples, batch_size, np.random.default_rng(seed))
-    )
-    first_moment = np.zeros(counting.size)
-    second_moment = np.zeros(counting.size)
+    rng = np.random.default_rng(seed)
+    memory = {"first_moment": np.zeros(functional.size), "second_moment": np.zeros(functional.size)}
+    if batch_size is not None:
+        memory["batches"] = EpochBatches(functional.n_examples, batch_size, rng)
 
     def step(state):
-        nonlocal first_moment, second_moment
         t = state.nit + 1
-        direction = counting.riesz(state.jac)
-        first_moment = beta1 * first_moment + (1 - beta1) * direction
-        second_moment = beta2 * second_moment + (1 - beta2) * direction**2
+        direction = functional.riesz(state.jac)
+        first_moment = beta1 * memory["first_moment"] + (1 - beta1) * direction
+        second_moment = beta2 * memory["second_moment"] + (1 - beta2) * direction**2
+        memory.update(first_moment=first_moment, second_moment=second_moment)
         update = (
             learning_rate
             * (first_moment / (1 - beta1**t))
             / (np.sqrt(second_moment / (1 - beta2**t)) + epsilon)
         )
-        record = {"step_length": learning_rate, "update_norm": counting.norm(update)}
-        if batches is not None:
-            record["epoch"] = batches.epoch
+        record = {"step_length": learning_rate, "update_norm": functional.norm(update)}
+        if "batches" in memory:
+            record["epoch"] = memory["batches"].epoch
         return Step(state.x - update, record)
 
     return run_iterations(
-        counting,
+        functional,
         x0,
         step,
         method="adam",
         stopping=stopping,
-        draw_examples=lambda k: None if batches is None else batches.next(),
+        draw_examples=lambda k: memory["batches"].next() if "batches" in memory else None,
+        rng=rng,
+        memory=memory,
         callback=callback,
         progress=progress,
+        resume=resume,
+        on_iteration=on_iteration,
         attrs={
             "learning_rate": learning_rate,
             "beta1": float(beta1),

@@ -42,6 +42,8 @@ def gauss_newton_cg(
     seed=None,
     callback=None,
     progress: bool = False,
+    resume=None,
+    on_iteration=None,
 ):
     """Minimise a reduced functional by inexact Gauss-Newton-CG with Armijo backtracking.
 
@@ -77,6 +79,9 @@ def gauss_newton_cg(
         :func:`pdecontrol.optimize.iteration.call_callback`.
     progress : bool
         Show a tqdm progress bar.
+    resume, on_iteration :
+        Continue from / report an :class:`~pdecontrol.optimize.iteration.IterationState` at the
+        top of every iteration (see :func:`~pdecontrol.optimize.iteration.run_iterations`).
 
     Returns
     -------
@@ -88,7 +93,7 @@ def gauss_newton_cg(
         n_value_evaluations, n_gradient_evaluations, n_gauss_newton_products, wall_time`` and,
         when sub-sampling, ``batch_size`` and ``gauss_newton_batch_size``).
     """
-    counting, x0 = prepare(functional, x0, stopping)
+    x0 = prepare(functional, x0, stopping)
     check_instance(line_search, Armijo, "line_search")
     cg_rtol = _check_cg_rtol(cg_rtol)
     cg_maxiter = check_int(cg_maxiter, "cg_maxiter", 1)
@@ -106,7 +111,7 @@ def gauss_newton_cg(
             f"{gradient_batch_size}; the Gauss-Newton batch is drawn from the gradient batch"
         )
     rng = np.random.default_rng(seed)
-    preconditioner = as_operator(counting.riesz, counting.size, "preconditioner")
+    preconditioner = as_operator(functional.riesz, functional.size, "preconditioner")
 
     def direction(state):
         if cg_rtol == EISENSTAT_WALKER:
@@ -115,7 +120,7 @@ def gauss_newton_cg(
             forcing = cg_rtol
         population = n_examples if state.examples is None else state.examples
         examples = draw_batch(rng, population, gauss_newton_batch_size)
-        operator = counting.gauss_newton_operator(state.x, examples)
+        operator = functional.gauss_newton_operator(state.x, examples)
         cg = conjugate_gradient(
             operator, -state.jac, rtol=forcing, maxiter=cg_maxiter, preconditioner=preconditioner
         )
@@ -130,14 +135,17 @@ def gauss_newton_cg(
         return cg.x, record
 
     return run_iterations(
-        counting,
+        functional,
         x0,
-        line_search_step(counting, direction, line_search, stopping),
+        line_search_step(functional, direction, line_search, stopping),
         method="gauss-newton-cg",
         stopping=stopping,
         draw_examples=lambda k: draw_batch(rng, n_examples, gradient_batch_size),
+        rng=rng,
         callback=callback,
         progress=progress,
+        resume=resume,
+        on_iteration=on_iteration,
         attrs={
             "cg_rtol": str(cg_rtol),
             "cg_maxiter": int(cg_maxiter),

@@ -27,6 +27,11 @@ class History:
     def __len__(self) -> int:
         return len(self._rows)
 
+    @property
+    def rows(self) -> list[dict]:
+        """The rows so far (copies)."""
+        return [dict(row) for row in self._rows]
+
     def append(self, row: dict) -> None:
         """Add the row of iteration ``len(self)``; values are scalars (numbers, bools or str)."""
         for key, value in row.items():

@@ -93,27 +93,26 @@ def armijo_backtracking(
 
 
 def line_search_step(
-    functional, direction, options: Armijo, stopping, adaptive_initial_step: bool = False
+    functional, direction, options: Armijo, stopping, memory: dict | None = None
 ):
     """Build the step function of a line-search descent method for :func:`run_iterations`.
 
     ``direction(state) -> (p, record)`` gives a primal search direction and history scalars.
     The step checks ``<g, p> < 0``, runs :func:`armijo_backtracking` on the objective over the
     same examples as the gradient, and records ``directional_derivative``, ``step_length``,
-    ``backtracks`` and ``objective_after_step``. With ``adaptive_initial_step`` the first trial
-    is the last accepted step divided by ``shrink`` (for directions without a natural scale);
-    otherwise it is 1 (the (Gauss-)Newton step).
+    ``backtracks`` and ``objective_after_step``. With a solver ``memory`` dict the first trial is
+    the last accepted step divided by ``shrink``, kept in ``memory["last_step"]`` (for directions
+    without a natural scale; start it at ``options.shrink`` so that the first trial is 1);
+    without, it is 1 (the (Gauss-)Newton step).
     """
-    last_step = options.shrink  # so that the first adaptive trial is 1
 
     def step(state):
-        nonlocal last_step
         p, record = direction(state)
         slope = float(np.dot(state.jac, p))
         record["directional_derivative"] = slope
         if not (np.all(np.isfinite(p)) and slope < 0):
             return Step(state.x, record, failure=StopReason.NO_DESCENT_DIRECTION)
-        initial = last_step / options.shrink if adaptive_initial_step else 1.0
+        initial = 1.0 if memory is None else memory["last_step"] / options.shrink
         search = armijo_backtracking(
             lambda t: functional.value(state.x + t * p, state.examples),
             state.fun,
@@ -126,7 +125,8 @@ def line_search_step(
         )
         if not search.success:
             return Step(state.x, record, failure=StopReason.LINE_SEARCH_FAILED)
-        last_step = search.step
+        if memory is not None:
+            memory["last_step"] = search.step
         done = stopping.ftol > 0 and stopping.decrease_met(state.fun, search.value)
         return Step(
             state.x + search.step * p,

@@ -70,3 +70,13 @@ class EpochBatches:
         batch = self._order[self._start : self._start + self.batch_size]
         self._start += self.batch_size
         return np.sort(batch)
+
+    def get_state(self) -> dict:
+        """Position in the current epoch (the generator's state is its owner's to save)."""
+        return {"epoch": self.epoch, "order": self._order.copy(), "start": self._start}
+
+    def set_state(self, state: dict) -> None:
+        """Continue from :meth:`get_state`."""
+        self.epoch = int(state["epoch"])
+        self._order = np.asarray(state["order"], dtype=np.int64).copy()
+        self._start = int(state["start"])

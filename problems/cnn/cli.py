@@ -691,7 +691,7 @@ def _train(config: dict, train, validation, run_dir: Path, progress: bool, initi
 
     settings = TrainingSettings.from_dict(config["settings"])
     driver = getattr(training, MODES[config["mode"]])
-    options = {"checkpoint_dir": run_dir / "state", "progress": progress}
+    options = {"state_dir": run_dir / "state", "progress": progress}
     mode, levels = config["mode"], config["levels"]
     if initial is not None:
         options["initial"] = initial

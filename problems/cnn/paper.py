@@ -136,7 +136,7 @@ def _first_row_reaching(rows: xr.Dataset, target: float):
 def _iterations_to_reach(rows: xr.Dataset, target: float):
     """Outer iterations of ``rows`` (one stage) until validation accuracy >= ``target``, or None."""
     row = _first_row_reaching(rows, target)
-    return None if row is None else int(row["outer_iteration"])
+    return None if row is None else int(row["stage_iteration"])
 
 
 def multilevel_cost_to_reach(history: xr.Dataset, target: float) -> dict:
@@ -401,11 +401,11 @@ def reproduce_paper(
 
     logger.info("fine-only training on %s images", "x".join(map(str, train_images.shape[1:])))
     fine = train_single_level(
-        train_set, val_set, settings, checkpoint_dir=out / "state_fine", **common
+        train_set, val_set, settings, state_dir=out / "state_fine", **common
     )
     logger.info("multilevel training")
     multilevel = train_multilevel(
-        train_set, val_set, settings, n_levels=2, checkpoint_dir=out / "state_multilevel", **common
+        train_set, val_set, settings, n_levels=2, state_dir=out / "state_multilevel", **common
     )
     fine_history, ml_history = fine.history, multilevel.history
     coarse_rows, fine_ml_rows = _stage_rows(ml_history, 0), _stage_rows(ml_history, 1)
@@ -427,7 +427,7 @@ def reproduce_paper(
         "fine_only": {
             "objective": _first_last(fine_history, "objective"),
             "accuracy": _first_last(fine_history, "validation_accuracy"),
-            "outer_iterations": int(fine_history["outer_iteration"].values[-1]),
+            "outer_iterations": int(fine_history["stage_iteration"].values[-1]),
             "fine_level_work": float(fine_history["fine_level_work"].values[-1]),
             "wall_time": float(fine_history["wall_time"].values[-1]),
         },
@@ -470,7 +470,7 @@ def reproduce_paper(
             consistency_levels=(1,),
             consistency_weight=consistency_weight,
             initial=start,
-            checkpoint_dir=out / "state_consistent",
+            state_dir=out / "state_consistent",
             **common,
         )
         both.history.to_netcdf(out / "history_consistent.nc", engine="netcdf4")
