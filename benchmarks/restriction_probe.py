@@ -1,6 +1,6 @@
 """Why a fine-only network fails when Galerkin-restricted: its states, or its classifier?
 
-Two measurements on a trained 28x28 network (a ``network_*.nc`` of ``pdecontrol paper``), on the
+Two measurements on a trained 28x28 network (a ``network_*.nc`` of ``pdecontrol cnn paper``), on the
 seed-0 40,000 / 20,000 MNIST split:
 
 1. **State gap**: ``||y_H(T) - R y_h(T)|| / ||R y_h(T)||`` on ``--gap-images`` validation images,
@@ -29,7 +29,7 @@ import scipy.sparse as sp
 from pdecontrol.transfer import restrict_image
 from problems.cnn.checkpoint import read_checkpoint
 from problems.cnn.classifier import ClassifierSolver
-from problems.cnn.cli import load_image_sets
+from problems.cnn.data import load_image_sets
 from problems.cnn.evaluation import TrainedNetwork, as_labelled_images, image_pyramid
 
 
@@ -89,7 +89,7 @@ def smooth_classifiers(network, train, validation, gammas):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("network", help="a 28x28 network_*.nc of pdecontrol paper")
+    parser.add_argument("network", help="a 28x28 network_*.nc of pdecontrol cnn paper")
     parser.add_argument("--data-dir", default=None, help="MNIST directory")
     parser.add_argument("--n-train", type=int, default=10_000)
     parser.add_argument("--n-val", type=int, default=5_000)

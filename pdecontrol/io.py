@@ -4,7 +4,8 @@
   rename it over the target, so that a reader (or a crash) never sees a half-written file;
 * :func:`write_json` / :func:`read_json` - JSON documents (numpy scalars and arrays allowed);
 * :func:`write_archive` / :func:`read_archive` - named float/int arrays plus a JSON document in
-  one ``.npz`` file with a SHA-256 of its contents, refused on read when it does not match.
+  one ``.npz`` file with a SHA-256 of its contents, refused on read when it does not match;
+* :func:`write_netcdf` - an :class:`xarray.Dataset` (labelled results) as netCDF.
 
 Every file :mod:`pdecontrol` writes goes through :func:`atomic_path`.
 """
@@ -26,6 +27,7 @@ __all__ = [
     "read_json",
     "write_archive",
     "read_archive",
+    "write_netcdf",
     "CorruptFileError",
     "json_default",
 ]
@@ -57,6 +59,13 @@ def atomic_path(path):
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def write_netcdf(path, dataset) -> Path:
+    """Write an :class:`xarray.Dataset` to a netCDF-4 file, atomically. Returns the path."""
+    with atomic_path(path) as temporary:
+        dataset.to_netcdf(temporary, mode="w", engine="netcdf4")
+    return Path(path)
 
 
 def json_default(value):

@@ -47,6 +47,8 @@ class DiffusionControl(ContinuationProblem):
     work_unit = "fine right-hand sides"
 
     def __init__(self, n_fine=16, n_examples=6, nu=0.01, final_time=0.5, alpha=1e-3, seed=0):
+        if not nu > 0:
+            raise ValueError(f"nu must be > 0, got {nu}")
         rng = np.random.default_rng(seed)
         self.hierarchy = MeshHierarchy(Mesh(n_fine), 2)
         x = self.hierarchy[0].mesh.node_coordinates()[0]

@@ -10,7 +10,8 @@ import pytest
 import xarray as xr
 
 from problems.cnn.checkpoint import read_checkpoint
-from problems.cnn.cli import TRAIN_DEFAULTS, _paper_settings, _settings_from, build_parser, main
+from pdecontrol.cli import build_parser, main
+from problems.cnn.cli import TRAIN_DEFAULTS, paper_settings, train_settings
 from problems.cnn.paper import PAPER_CONFIGS
 
 TINY = [
@@ -38,7 +39,7 @@ TINY = [
 def run_dir(tmp_path_factory):
     """A finished tiny multilevel run (8x8 -> 16x16) on the synthetic set."""
     out = tmp_path_factory.mktemp("cli") / "run"
-    assert main(["train", *TINY, "--out", str(out)]) == 0
+    assert main(["cnn", "train", *TINY, "--out", str(out)]) == 0
     return out
 
 
@@ -49,7 +50,8 @@ def _error_line(capsys):
     return err[-1]
 
 
-@pytest.mark.parametrize("command", [[], ["train"], ["evaluate"], ["paper"], ["plot"]])
+@pytest.mark.parametrize("command", [[], ["cnn"], ["cnn", "train"], ["cnn", "evaluate"],
+                                     ["cnn", "paper"], ["cnn", "plot"], ["problems"]])
 def test_help_of_every_subcommand(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([*command, "--help"])
@@ -60,7 +62,7 @@ def test_help_of_every_subcommand(command, capsys):
 
 def test_version_and_module_entry_point():
     completed = subprocess.run(
-        [sys.executable, "-m", "problems.cnn.cli", "--version"],
+        [sys.executable, "-m", "pdecontrol", "--version"],
         capture_output=True,
         text=True,
         check=True,
@@ -70,23 +72,24 @@ def test_version_and_module_entry_point():
 
 def test_parser_defaults_are_not_shared():
     first, second = build_parser(), build_parser()
-    a = first.parse_args(["train", "--channels", "3"])
-    b = second.parse_args(["train"])
+    a = first.parse_args(["cnn", "train", "--channels", "3"])
+    b = second.parse_args(["cnn", "train"])
     assert a.n_channels == 3 and b.n_channels is None
 
 
 def test_zero_batch_means_all_examples_and_paper_options_override_the_config():
     parser = build_parser()
     base = TRAIN_DEFAULTS["settings"]
-    settings = _settings_from(parser.parse_args(["train", "--batch", "0"]), base)
+    settings = train_settings(parser.parse_args(["cnn", "train", "--batch", "0"]), base)
     assert settings.batch_size is None and base["batch_size"] is not None
-    settings = _settings_from(parser.parse_args(["train", "--chunk-size", "0"]), base)
+    settings = train_settings(parser.parse_args(["cnn", "train", "--chunk-size", "0"]), base)
     assert settings.chunk_size is None and settings.batch_size == base["batch_size"]
 
-    settings, name = _paper_settings(parser.parse_args(["paper", "--config", "strong"]))
+    settings, name = paper_settings(parser.parse_args(["cnn", "paper", "--config", "strong"]))
     assert settings == PAPER_CONFIGS["strong"] and name == "strong"
-    args = parser.parse_args(["paper", "--config", "strong", "--channels", "4", "--batch", "0"])
-    settings, name = _paper_settings(args)
+    args = parser.parse_args(
+        ["cnn", "paper", "--config", "strong", "--channels", "4", "--batch", "0"])
+    settings, name = paper_settings(args)
     assert (settings.n_channels, settings.batch_size) == (4, None)
     assert settings.kernel_scale == PAPER_CONFIGS["strong"].kernel_scale
     assert name == "strong with n_channels=4, batch_size=None"
@@ -129,7 +132,7 @@ def test_train_writes_a_run_directory_that_loads_back(run_dir):
 
 
 def _validation_images(config):
-    from problems.cnn.cli import load_image_sets
+    from problems.cnn.data import load_image_sets
 
     _, validation = load_image_sets(
         "synthetic", 16, config["n_train"], config["n_val"], seed=config["seed"]
@@ -138,7 +141,7 @@ def _validation_images(config):
 
 
 def test_evaluate_at_a_coarser_and_a_finer_resolution(run_dir, tmp_path, capsys):
-    assert main(["evaluate", str(run_dir), "--resolution", "8", "--out", str(tmp_path), "-q"]) == 0
+    assert main(["cnn", "evaluate", str(run_dir), "--resolution", "8", "--out", str(tmp_path), "-q"]) == 0
     out = capsys.readouterr().out
     assert "restricted" in out and "classifier-only" in out and "resolved" in out
     result = json.loads((tmp_path / "evaluation_8.json").read_text())
@@ -154,6 +157,7 @@ def test_evaluate_at_a_coarser_and_a_finer_resolution(run_dir, tmp_path, capsys)
     assert (
         main(
             [
+                "cnn",
                 "evaluate",
                 str(run_dir / "network.nc"),
                 "--resolution",
@@ -174,27 +178,27 @@ def test_evaluate_at_a_coarser_and_a_finer_resolution(run_dir, tmp_path, capsys)
 def test_plot_regenerates_the_figures(run_dir, capsys):
     figure = run_dir / "figures" / "training.png"
     figure.unlink()
-    assert main(["plot", str(run_dir), "-q"]) == 0
+    assert main(["cnn", "plot", str(run_dir), "-q"]) == 0
     assert figure.read_bytes()[:4] == b"\x89PNG"
     assert str(figure) in capsys.readouterr().out
 
 
 def test_resume_and_refusal_to_overwrite(run_dir, capsys):
-    assert main(["train", *TINY, "--out", str(run_dir)]) == 2
+    assert main(["cnn", "train", *TINY, "--out", str(run_dir)]) == 2
     assert "already holds a run" in _error_line(capsys)
     # a finished run resumes to the same network without training again
     before = read_checkpoint(run_dir / "network.nc").network.parameters.copy()
-    assert main(["train", "--resume", "--out", str(run_dir), "-q"]) == 0
+    assert main(["cnn", "train", "--resume", "--out", str(run_dir), "-q"]) == 0
     np.testing.assert_array_equal(
         read_checkpoint(run_dir / "network.nc").network.parameters, before
     )
-    assert main(["train", "--resume", "--out", str(run_dir), "--channels", "3", "-q"]) == 2
+    assert main(["cnn", "train", "--resume", "--out", str(run_dir), "--channels", "3", "-q"]) == 2
     assert "n_channels" in _error_line(capsys)
 
 
 def test_initial_continues_from_a_trained_network(run_dir, tmp_path, capsys):
     out = tmp_path / "continued"
-    argv = ["train", *TINY, "--mode", "consistent", "--initial", str(run_dir), "--out", str(out)]
+    argv = ["cnn", "train", *TINY, "--mode", "consistent", "--initial", str(run_dir), "--out", str(out)]
     assert main(argv) == 0
     # the start row is the trained network (its classifier re-solved on the same fine data)
     start = xr.open_dataset(out / "history.nc").load().isel(iteration=0)
@@ -208,10 +212,10 @@ def test_initial_continues_from_a_trained_network(run_dir, tmp_path, capsys):
         (["--mode", "single", "--resolution", "32"], "is a network on 16x16"),
     ]:
         target = tmp_path / f"bad{len(extra)}{extra[-1]}"
-        assert main(["train", *TINY, *extra, "--initial", str(run_dir), "--out", str(target)]) == 2
+        assert main(["cnn", "train", *TINY, *extra, "--initial", str(run_dir), "--out", str(target)]) == 2
         assert message in _error_line(capsys)
         assert not target.exists()  # refused before anything is written
-    bad = ["train", *TINY, "--mode", "single", "--initial", str(tmp_path)]
+    bad = ["cnn", "train", *TINY, "--mode", "single", "--initial", str(tmp_path)]
     assert main([*bad, "--out", str(tmp_path / "x")]) == 2
     assert "--initial: no network file" in _error_line(capsys)
 
@@ -229,17 +233,19 @@ def test_initial_continues_from_a_trained_network(run_dir, tmp_path, capsys):
     ],
 )
 def test_errors_are_one_line_and_exit_2(argv, message, tmp_path, capsys):
-    argv = [*argv, "-q"] + (["--out", str(tmp_path / "run")] if argv[0] == "train" else [])
+    out = tmp_path / "run"
+    argv = ["cnn", *argv, "-q"] + (["--out", str(out)] if argv[0] == "train" else [])
     assert main(argv) == 2
     line = _error_line(capsys)
-    assert line.startswith(f"pdecontrol {argv[0]}: error:") and message in line
+    assert line.startswith(f"pdecontrol cnn {argv[1]}: error:") and message in line
+    assert not out.exists()  # a run that failed before training leaves nothing behind
 
 
 def test_evaluate_resolution_errors(run_dir, capsys):
-    assert main(["evaluate", str(run_dir), "--resolution", "12", "-q"]) == 2
+    assert main(["cnn", "evaluate", str(run_dir), "--resolution", "12", "-q"]) == 2
     assert "not on the mesh hierarchy" in _error_line(capsys)
     assert (
-        main(["evaluate", str(run_dir), "--resolution", "32", "--variant", "restricted", "-q"]) == 2
+        main(["cnn", "evaluate", str(run_dir), "--resolution", "32", "--variant", "restricted", "-q"]) == 2
     )
     assert "does not apply" in _error_line(capsys)
 
@@ -248,6 +254,7 @@ def test_verbose_shows_the_traceback(tmp_path):
     with pytest.raises(ValueError, match="not a directory"):
         main(
             [
+                "cnn",
                 "train",
                 "--data",
                 "mnist",
@@ -265,6 +272,7 @@ def test_paper_smoke_on_a_tiny_mnist_subset(mnist_dir, tmp_path, capsys):
     assert (
         main(
             [
+                "cnn",
                 "paper",
                 "--data-dir",
                 str(mnist_dir),
@@ -344,10 +352,10 @@ def test_paper_smoke_on_a_tiny_mnist_subset(mnist_dir, tmp_path, capsys):
     # `pdecontrol plot` redraws the paper figures from the files alone
     for figure in (out / "figures").iterdir():
         figure.unlink()
-    assert main(["plot", str(out), "-q"]) == 0
+    assert main(["cnn", "plot", str(out), "-q"]) == 0
     printed = capsys.readouterr().out.split()
     assert sorted(printed) == sorted(str(p) for p in (out / "figures").iterdir())
     assert len(printed) == len(figure_names)
     (out / "predictions_restricted.nc").unlink()
-    assert main(["plot", str(out), "-q"]) == 2
+    assert main(["cnn", "plot", str(out), "-q"]) == 2
     assert "predictions_restricted.nc" in capsys.readouterr().err

@@ -15,13 +15,14 @@ See ``docs/continuation.md``.
 
 from .driver import RUN_STATUSES, ContinuationResult, run_continuation
 from .problem import ContinuationProblem, StageSetup
-from .schedule import Schedule, Stage
+from .schedule import Schedule, Stage, per_stage
 from .state import RunState, load_run_state, save_run_state
 from .work import WorkMeter
 
 __all__ = [
     "Stage",
     "Schedule",
+    "per_stage",
     "ContinuationProblem",
     "StageSetup",
     "WorkMeter",

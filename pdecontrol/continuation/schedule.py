@@ -22,7 +22,7 @@ import numpy as np
 from .._validation import check_int
 from ..optimize import Stopping, gauss_newton_cg
 
-__all__ = ["Stage", "Schedule", "describe_value"]
+__all__ = ["Stage", "Schedule", "describe_value", "per_stage"]
 
 
 def describe_value(value):
@@ -118,8 +118,9 @@ class Stage:
         }
 
 
-def _per_stage(values, n_stages: int, name: str) -> list:
-    """``values`` (an int or one int per stage, or None) as a list of ``n_stages`` ints or Nones."""
+def per_stage(values, n_stages: int, name: str) -> list:
+    """``values`` (an int >= 0 or one per stage, or None) as a list of ``n_stages`` ints (or
+    Nones); errors name the argument ``name``."""
     if values is None:
         return [None] * n_stages
     if isinstance(values, numbers.Integral) and not isinstance(values, bool):
@@ -191,7 +192,7 @@ class Schedule:
         ``iterations``: an int or one per level, coarsest first (default: the stage's).
         """
         n_levels = check_int(n_levels, "n_levels", 1)
-        counts = _per_stage(iterations, n_levels, "iterations")
+        counts = per_stage(iterations, n_levels, "iterations")
         stages = []
         for level, count in zip(range(n_levels - 1, -1, -1), counts):
             changes = {"level": level, "n_steps": n_steps if n_steps is not None else stage.n_steps}
@@ -210,7 +211,7 @@ class Schedule:
         steps = [check_int(n, f"steps[{i}]", 1) for i, n in enumerate(steps)]
         if not steps or any(a >= b for a, b in zip(steps, steps[1:])):
             raise ValueError(f"steps must increase strictly, got {steps}")
-        counts = _per_stage(iterations, len(steps), "iterations")
+        counts = per_stage(iterations, len(steps), "iterations")
         stages = []
         for n, count in zip(steps, counts):
             changes = {"n_steps": n, "level": stage.level if level is None else level}

@@ -32,7 +32,6 @@ and move it with :meth:`~problems.cnn.evaluation.TrainedNetwork.on_mesh` (``rest
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +39,7 @@ import netCDF4
 import numpy as np
 import xarray as xr
 
+from pdecontrol.io import atomic_path
 from pdecontrol.mesh import Mesh
 from pdecontrol.stencils import derivative_basis
 
@@ -148,11 +148,10 @@ def save_network(
     if history is not None and not isinstance(history, xr.Dataset):
         raise TypeError(f"history must be an xarray.Dataset or None, got {type(history).__name__}")
     dataset = network_to_dataset(network, metadata)
-    temporary = path.with_name(path.name + ".tmp")
-    dataset.to_netcdf(temporary, mode="w", engine="netcdf4")
-    if history is not None:
-        history.to_netcdf(temporary, mode="a", group="history", engine="netcdf4")
-    os.replace(temporary, path)
+    with atomic_path(path) as temporary:
+        dataset.to_netcdf(temporary, mode="w", engine="netcdf4")
+        if history is not None:
+            history.to_netcdf(temporary, mode="a", group="history", engine="netcdf4")
     return path
 
 

@@ -28,6 +28,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from pdecontrol._validation import as_float_array, check_finite
+from pdecontrol.io import atomic_path
 from pdecontrol.ops import conv
 from pdecontrol.transfer import restrict_image, restrict_stencil
 
@@ -53,7 +54,8 @@ def _new_figure(figsize) -> Figure:
 
 
 def save_figure(figure: Figure, path) -> Figure:
-    """Save ``figure`` as PNG at ``path`` (parent directories must exist); return the figure."""
+    """Save ``figure`` as PNG at ``path`` atomically (parent directories must exist); return the
+    figure."""
     if path is not None:
         path = os.fspath(path)
         directory = os.path.dirname(path)
@@ -61,7 +63,8 @@ def save_figure(figure: Figure, path) -> Figure:
             raise ValueError(
                 f"path {path!r}: directory {directory!r} does not exist; create it first"
             )
-        figure.savefig(path, dpi=DPI, format="png", bbox_inches="tight")
+        with atomic_path(path) as temporary:
+            figure.savefig(temporary, dpi=DPI, format="png", bbox_inches="tight")
     return figure
 
 

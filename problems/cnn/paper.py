@@ -33,15 +33,15 @@ most 20 CG iterations on batches of 2,000 per outer iteration instead of 2 x 10 
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import time
 from pathlib import Path
 from types import MappingProxyType
 
 import numpy as np
 import xarray as xr
+
+from pdecontrol.io import atomic_path, write_json, write_netcdf
 
 from .checkpoint import save_network
 from .config import TrainingSettings
@@ -331,12 +331,6 @@ def paper_table(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_json(path: Path, values: dict) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(values, indent=2, sort_keys=True) + "\n")
-    os.replace(temporary, path)
-
-
 def reproduce_paper(
     train,
     validation,
@@ -473,7 +467,7 @@ def reproduce_paper(
             state_dir=out / "state_consistent",
             **common,
         )
-        both.history.to_netcdf(out / "history_consistent.nc", engine="netcdf4")
+        write_netcdf(out / "history_consistent.nc", both.history)
         save_network(out / "network_consistent.nc", both.network, history=both.history)
         table = evaluate_across_scales(
             both.network, image_pyramid(val_set, 1), variants=("galerkin", "classifier_only")
@@ -489,18 +483,17 @@ def reproduce_paper(
             ),
         }
 
-    fine_history.to_netcdf(out / "history_fine.nc", engine="netcdf4")
-    ml_history.to_netcdf(out / "history_multilevel.nc", engine="netcdf4")
+    write_netcdf(out / "history_fine.nc", fine_history)
+    write_netcdf(out / "history_multilevel.nc", ml_history)
     save_network(out / "network_fine.nc", fine.network, history=fine_history)
     save_network(out / "network_multilevel.nc", multilevel.network, history=ml_history)
-    evaluation.to_netcdf(out / "evaluation.nc", engine="netcdf4")
-    _restricted_predictions(fine.network, val_set).to_netcdf(
-        out / "predictions_restricted.nc", engine="netcdf4"
-    )
+    write_netcdf(out / "evaluation.nc", evaluation)
+    write_netcdf(out / "predictions_restricted.nc", _restricted_predictions(fine.network, val_set))
     figures = write_paper_figures(out)
     table_path = out / "paper_table.md"
-    table_path.write_text(paper_table(results))
-    _write_json(out / "results.json", results)
+    with atomic_path(table_path) as temporary:
+        temporary.write_text(paper_table(results))
+    write_json(out / "results.json", results)
     return {"results": results, "table": str(table_path), "figures": [str(f) for f in figures]}
 
 
@@ -552,8 +545,8 @@ def write_paper_figures(out) -> list:
     missing = [name for name in PAPER_FIGURE_SOURCES if not (out / name).is_file()]
     if missing:
         raise FileNotFoundError(
-            f"{out} is not a finished `pdecontrol paper` directory: missing {', '.join(missing)}; "
-            "run (or resume) the job with `pdecontrol paper --out` this directory"
+            f"{out} is not a finished `pdecontrol cnn paper` directory: missing {', '.join(missing)}; "
+            "run (or resume) the job with `pdecontrol cnn paper --out` this directory"
         )
     directory = out / "figures"
     directory.mkdir(exist_ok=True)

@@ -2,9 +2,9 @@
 
 Every driver is a :class:`pdecontrol.continuation.Schedule` of stages (a mesh level of the
 image pyramid and a number of layers) run by :func:`pdecontrol.continuation.run_continuation`
-on :class:`CNNTraining`, which supplies only what is about images and networks: the stage
-objective, the Galerkin transfer of networks between meshes, the classifier solve and the
-accuracy monitor.
+on :class:`problems.cnn.training_problem.CNNTraining`, which supplies only what is about images
+and networks: the stage objective, the Galerkin transfer of networks between meshes, the
+classifier solve and the accuracy monitor.
 
 * :func:`train_single_level` - one stage on the given images.
 * :func:`train_multilevel` - Algorithm 1 of docs/method.md: restrict the images ``n_levels - 1``
@@ -54,377 +54,31 @@ bit, same history apart from ``wall_time``). The state of a different run is ref
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
-from pathlib import Path
-
 import numpy as np
-import xarray as xr
 
 from pdecontrol._validation import check_int
-from pdecontrol.continuation import (
-    ContinuationProblem,
-    Schedule,
-    Stage,
-    StageSetup,
-    run_continuation,
-)
-from pdecontrol.control import SumFunctional, TransformedFunctional, get_stepper
-from pdecontrol.mesh import Mesh, MeshHierarchy
-from pdecontrol.optimize import Stopping, block_coordinate_descent
-from pdecontrol.transfer import restrict_image
+from pdecontrol.continuation import Schedule, per_stage
 
 from .config import TrainingSettings
-from .evaluation import TrainedNetwork, as_labelled_images
-from .network import CNNProblem, cnn_functional
-from .transfer import network_restriction_operator, prolong_network, restrict_network
+from .training_problem import (
+    CONVOLUTIONS_PER_EXAMPLE,
+    STATE_FILE,
+    CNNTraining,
+    TrainingResult,
+    resolution_consistent_functional,
+)
 
 __all__ = [
-    "TrainingResult",
-    "CNNTraining",
     "train_single_level",
     "train_multilevel",
     "train_time_continuation",
     "train_resolution_consistent",
+    "TrainingResult",
+    "CNNTraining",
     "resolution_consistent_functional",
     "STATE_FILE",
     "CONVOLUTIONS_PER_EXAMPLE",
 ]
-
-#: Name of the resume state inside ``state_dir``.
-STATE_FILE = "training_state.npz"
-
-#: Convolutions per example, layer and Runge-Kutta stage, by kind of evaluation (the work model).
-CONVOLUTIONS_PER_EXAMPLE = {
-    "value": 1,
-    "gradient": 3,
-    "gauss_newton_operator": 1,
-    "gauss_newton_product": 4,
-    "classifier_solve": 1,
-}
-
-
-# ---------------------------------------------------------------------- result
-@dataclass(frozen=True)
-class TrainingResult:
-    """What a driver returns.
-
-    Attributes
-    ----------
-    network : TrainedNetwork
-        The final network (finest mesh, final number of layers).
-    stage_networks : tuple of TrainedNetwork
-        The network at the end of every stage, in schedule order (coarsest / shallowest first).
-    history : xarray.Dataset
-        One row per stage start and outer iteration (see the module docstring).
-    status : str
-        ``"completed"``, ``"stopped_by_callback"`` or ``"failed"``.
-    """
-
-    network: TrainedNetwork
-    stage_networks: tuple
-    history: xr.Dataset
-    status: str
-
-    @property
-    def x(self) -> np.ndarray:
-        """Final flat parameters (read-only)."""
-        return self.network.parameters
-
-    @property
-    def problem(self) -> CNNProblem:
-        """The problem of the final network."""
-        return self.network.problem
-
-    @property
-    def problems(self) -> tuple:
-        """The problem of every stage."""
-        return tuple(n.problem for n in self.stage_networks)
-
-
-# ---------------------------------------------------------------------- the objective
-def resolution_consistent_functional(fine, coarse_terms, weight: float = 1.0):
-    """``J_h(x) + weight * sum_k J_k(R_k x)``: the fine functional plus restricted-network losses.
-
-    Parameters
-    ----------
-    fine : ControlFunctional of a CNNProblem
-        The fine training functional (with its regularisers).
-    coarse_terms : sequence of (levels, functional)
-        ``functional`` is the CNN functional on the mesh coarsened ``levels`` times (restricted
-        images of the same examples, usually no regularisers); its parameters are
-        ``R_k x = network_restriction_operator(fine.problem, n_steps, levels) x``.
-    weight : float
-        ``>= 0``, the coefficient of every coarse term.
-
-    Returns
-    -------
-    pdecontrol.control.SumFunctional
-        Gradient ``g_h + w sum R_k^T g_k``, Gauss-Newton ``G_h + w sum R_k^T G_k R_k``; the
-        inner-product weights are the fine functional's.
-    """
-    problem, n_steps = fine.problem, fine.layout.n_steps
-    terms = [fine]
-    for levels, coarse in coarse_terms:
-        operator = network_restriction_operator(problem, n_steps, levels)
-        terms.append(TransformedFunctional(coarse, operator, weights=fine.weights))
-    return SumFunctional(terms, [1.0] + [float(weight)] * (len(terms) - 1))
-
-
-# ---------------------------------------------------------------------- the problem
-def _digest(*arrays) -> str:
-    digest = hashlib.sha256()
-    for array in arrays:
-        digest.update(np.ascontiguousarray(array).tobytes())
-    return digest.hexdigest()
-
-
-class CNNTraining(ContinuationProblem):
-    """The CNN's training problem on an image pyramid, for the continuation driver.
-
-    Parameters
-    ----------
-    settings : TrainingSettings
-    train, validation : (images, labels) or image-set Dataset
-        Training images ``(N, n, n)`` or ``(N, C_in, n, n)`` on the unit square; validation
-        images of the same resolution (or ``None``).
-    n_classes : int, optional
-        Default: the dataset's ``n_classes`` attribute, else ``max(label) + 1``.
-    n_levels : int
-        Meshes of the hierarchy (every stage level and every consistency level must be on it).
-    smoothing_sigma : float, optional
-        Gaussian pre-smoothing of the images before each restriction (pixels of the finer mesh).
-    consistency_levels : tuple of int
-        Coarsenings (relative to a stage's level) whose restricted-network loss is added to the
-        stage objective, with coefficient ``consistency_weight``.
-    classifier_in_gauss_newton : bool
-        Train ``(W, c)`` with the kernels even with the least-squares loss (solved once at the
-        start of every stage).
-    """
-
-    work_unit = "fine convolutions"
-
-    def __init__(self, settings: TrainingSettings, train, validation=None, *, n_classes=None,
-                 n_levels: int = 1, smoothing_sigma=None, consistency_levels=(),
-                 consistency_weight: float = 0.0, classifier_in_gauss_newton: bool = False):
-        self.settings = settings
-        self.images, self.labels = as_labelled_images(train, "train")
-        self.validation = (
-            None if validation is None else as_labelled_images(validation, "validation")
-        )
-        if self.images.ndim not in (3, 4):
-            raise ValueError(
-                "train images must have shape (N, n, n) or (N, C_in, n, n) (2D images), "
-                f"got {self.images.shape}"
-            )
-        in_channels = 1 if self.images.ndim == 3 else self.images.shape[1]
-        labels = self.labels if self.validation is None else np.r_[self.labels, self.validation[1]]
-        if n_classes is None:
-            n_classes = (
-                int(train.attrs["n_classes"])
-                if isinstance(train, xr.Dataset) and "n_classes" in train.attrs
-                else int(labels.max()) + 1
-            )
-        self.n_classes = check_int(n_classes, "n_classes", 2)
-        if labels.min() < 0 or labels.max() >= self.n_classes:
-            raise ValueError(
-                f"labels must lie in [0, n_classes={self.n_classes}), got range "
-                f"[{labels.min()}, {labels.max()}]"
-            )
-        fine_mesh = Mesh(self.images.shape[-2:], extent=1.0)
-        n_levels = check_int(n_levels, "n_levels", 1)
-        factor = 2 ** (n_levels - 1)
-        if any(n % factor for n in fine_mesh.shape):
-            raise ValueError(
-                f"train images of shape {fine_mesh.shape} cannot be coarsened "
-                f"{n_levels - 1} times (every size must be divisible by {factor}); pad or "
-                "crop the images, or use fewer levels"
-            )
-        if self.validation is not None and self.validation[0].shape[1:] != self.images.shape[1:]:
-            raise ValueError(
-                f"validation images must have the shape of the train images "
-                f"{self.images.shape[1:]}, got {self.validation[0].shape[1:]}"
-            )
-        self.hierarchy = MeshHierarchy(fine_mesh, n_levels)
-        self.fine_problem = settings.make_problem(fine_mesh, self.n_classes,
-                                                  in_channels=in_channels)
-        self.smoothing_sigma = smoothing_sigma
-        self.consistency_levels = tuple(consistency_levels)
-        self.consistency_weight = float(consistency_weight)
-        self.classifier_in_gauss_newton = bool(classifier_in_gauss_newton)
-        self._problems, self._pyramid = {}, {}
-
-    # ------------------------------------------------------------------ levels
-    def network_problem(self, level: int) -> CNNProblem:
-        """The network on level ``level`` of the hierarchy (reference spacing of the finest)."""
-        if level not in self._problems:
-            self._problems[level] = self.fine_problem.with_mesh(self.hierarchy[level].mesh)
-        return self._problems[level]
-
-    def level_images(self, level: int) -> tuple:
-        """``(train images, validation images or None)`` restricted to ``level``."""
-        if level not in self._pyramid:
-            sets = (self.images, None if self.validation is None else self.validation[0])
-            if level:
-                sets = tuple(None if images is None else
-                             restrict_image(images, 2, level, self.smoothing_sigma)
-                             for images in sets)
-            self._pyramid[level] = sets
-        return self._pyramid[level]
-
-    def functional(self, level: int, n_steps: int, *, regularized=False, validation=False):
-        """The CNN functional of the training (or validation) images on ``level``."""
-        problem = self.network_problem(level)
-        images = self.level_images(level)[1 if validation else 0]
-        labels = self.validation[1] if validation else self.labels
-        settings = self.settings
-        return cnn_functional(
-            problem, images, labels, n_steps, final_time=settings.time_horizon,
-            stepper=settings.stepper,
-            regularizers=settings.make_regularizers(problem) if regularized else (),
-            dtype=settings.compute_dtype, chunk_size=settings.chunk_size)
-
-    # ------------------------------------------------------------------ the framework's hooks
-    def layout(self, stage: Stage):
-        return self.network_problem(stage.level).layout(stage.n_steps)
-
-    def initial_point(self, stage: Stage) -> np.ndarray:
-        settings = self.settings
-        return self.network_problem(stage.level).initial_parameters(
-            stage.n_steps, settings.seed, kernel_scale=settings.kernel_scale,
-            opening_scale=settings.opening_scale)
-
-    def transfer_in_space(self, x, stage: Stage, level: int) -> np.ndarray:
-        """Galerkin: inverse ``R K P`` to a finer level, ``R K P`` to a coarser one."""
-        problem = self.network_problem(stage.level)
-        if level < stage.level:
-            return prolong_network(problem, x, stage.level - level)
-        return restrict_network(problem, x, level - stage.level)
-
-    def _cost(self, n_steps: int) -> dict:
-        """Convolutions of one example through ``n_steps`` layers, by evaluation kind."""
-        per_example = n_steps * len(get_stepper(self.settings.stepper).b)
-        return {kind: count * per_example for kind, count in CONVOLUTIONS_PER_EXAMPLE.items()
-                if kind != "classifier_solve"}
-
-    def setup(self, stage: Stage, work) -> StageSetup:
-        level, n_steps = stage.level, stage.n_steps
-        fine = self.functional(level, n_steps, regularized=True)
-        cost = self._cost(n_steps)
-        work.watch(fine, cost, level)
-        work.declare("n_classifier_solves")
-        coarse = [(k, work.watch(self.functional(level + k, n_steps), cost, level + k))
-                  for k in self.consistency_levels]
-        objective = (fine if not coarse else
-                     resolution_consistent_functional(fine, coarse, self.consistency_weight))
-        validation = (None if self.validation is None else
-                      self.functional(level, n_steps, validation=True))
-        settings = self.settings
-        solver = settings.classifier_solver(fine) if settings.exact_classifier else None
-        solve_cost = CONVOLUTIONS_PER_EXAMPLE["classifier_solve"] * cost["value"] * fine.n_examples
-
-        def solve_classifier(x):
-            work.charge(solve_cost, level, count="n_classifier_solves")
-            return solver(x)
-
-        options = {}
-        if solver is not None and not self.classifier_in_gauss_newton:
-            free = np.setdiff1d(np.arange(fine.size), solver.indices)
-            options = {"solve_block": solve_classifier, "free_indices": free}
-
-        def monitor(x):
-            forward = fine.forward(x)
-            params = fine.parameters(x)
-            value = float(np.mean(forward.losses)) + sum(
-                reg.value(params) for reg in fine.regularizers)
-            if isinstance(objective, SumFunctional):
-                value += sum(a * term.value(x) for a, term in
-                             zip(objective.coefficients[1:], objective.functionals[1:]))
-            truth = np.argmax(fine.targets, axis=1)
-            row = {
-                "objective": value,
-                "training_accuracy": float(np.mean(np.argmax(forward.outputs, axis=1) == truth)),
-                "validation_accuracy": float("nan"),
-            }
-            if validation is not None:
-                outputs = validation.forward(x).outputs
-                row["validation_accuracy"] = float(
-                    np.mean(np.argmax(outputs, axis=1) == self.validation[1]))
-            return row
-
-        return StageSetup(objective, solver_options=options,
-                          start=None if solver is None else solve_classifier, monitor=monitor)
-
-    def describe(self) -> dict:
-        validation = () if self.validation is None else self.validation
-        return {
-            "problem": "cnn",
-            "settings": self.settings.to_dict(),
-            "n_classes": self.n_classes,
-            "images_shape": list(self.images.shape),
-            "data_sha256": _digest(self.images, self.labels, *validation),
-            "n_levels": len(self.hierarchy),
-            "smoothing_sigma": self.smoothing_sigma,
-            "consistency_levels": list(self.consistency_levels),
-            "consistency_weight": self.consistency_weight,
-            "classifier_in_gauss_newton": self.classifier_in_gauss_newton,
-        }
-
-    # ------------------------------------------------------------------ stages
-    def stage(self, level: int, n_steps: int, outer_iterations: int) -> Stage:
-        """A stage of ``outer_iterations`` block-coordinate outer iterations (see the module
-        docstring) on ``level`` with ``n_steps`` layers."""
-        settings = self.settings
-        batch = settings.batch_size
-        batch = None if batch is None or batch >= self.labels.size else batch
-        return Stage(
-            level=level, n_steps=n_steps, solver=block_coordinate_descent,
-            stopping=Stopping(maxiter=outer_iterations, grtol=0.0),
-            options={
-                "order": "solve_last",
-                "outer_evaluation": None,
-                "inner_stopping": Stopping(maxiter=settings.gauss_newton_steps, grtol=0.0),
-                "inner_options": {"cg_rtol": settings.cg_rtol,
-                                  "cg_maxiter": settings.cg_iterations,
-                                  "gradient_batch_size": batch,
-                                  "gauss_newton_batch_size": batch},
-            })
-
-    def train(self, schedule: Schedule, driver: str, *, initial=None, state_dir=None,
-              callback=None, progress=False) -> TrainingResult:
-        """Run ``schedule`` from ``initial`` (flat parameters of the first stage, default random
-        kernels); see :class:`TrainingResult`."""
-        settings = self.settings
-        first = schedule[0]
-        if initial is not None:
-            expected = self.layout(first).size
-            initial = np.asarray(initial, dtype=np.float64)
-            if initial.shape != (expected,):
-                raise ValueError(
-                    f"initial must be a flat vector of length {expected} for the first stage "
-                    f"({self.network_problem(first.level).mesh!r}, {first.n_steps} layers), got "
-                    f"shape {initial.shape}")
-            initial = self.network_problem(first.level).parameters(initial, "initial").flat
-        state_file = None
-        if state_dir is not None:
-            Path(state_dir).mkdir(parents=True, exist_ok=True)
-            state_file = Path(state_dir) / STATE_FILE
-        result = run_continuation(self, schedule, x0=initial, seed=[settings.seed, 1],
-                                  state_file=state_file, callback=callback, progress=progress)
-
-        def network(stage_index, x):
-            return TrainedNetwork(self.network_problem(schedule[stage_index].level), x, settings)
-
-        history = result.history
-        history.attrs.update({
-            "driver": driver,
-            "settings": settings.to_json(),
-            "fine_mesh_shape": "x".join(map(str, self.hierarchy[0].mesh.shape)),
-        })
-        return TrainingResult(
-            network(result.stage, result.x),
-            tuple(network(i, x) for i, x in enumerate(result.stage_x)),
-            history, result.status)
 
 
 # ---------------------------------------------------------------------- drivers
@@ -519,23 +173,13 @@ def train_multilevel(
     n_levels = check_int(n_levels, "n_levels", 1)
     problem = CNNTraining(settings, train, validation, n_classes=n_classes, n_levels=n_levels,
                           smoothing_sigma=smoothing_sigma)
-    counts = _per_stage(outer_iterations, n_levels, settings.outer_iterations)
-    schedule = Schedule([problem.stage(level, settings.n_steps, count)
-                         for level, count in zip(range(n_levels - 1, -1, -1), counts)])
+    counts = per_stage(outer_iterations, n_levels, "outer_iterations")
+    schedule = Schedule([
+        problem.stage(level, settings.n_steps, settings.outer_iterations if count is None
+                      else count)
+        for level, count in zip(range(n_levels - 1, -1, -1), counts)])
     return problem.train(schedule, "train_multilevel", state_dir=state_dir, callback=callback,
                          progress=progress)
-
-
-def _per_stage(values, n_stages: int, default: int) -> list:
-    if values is None:
-        return [default] * n_stages
-    if isinstance(values, (int, np.integer)) and not isinstance(values, bool):
-        return [check_int(values, "outer_iterations", 0)] * n_stages
-    values = list(values)
-    if len(values) != n_stages:
-        raise ValueError(
-            f"outer_iterations must be an int or one value per stage ({n_stages}), got {values}")
-    return [check_int(v, f"outer_iterations[{i}]", 0) for i, v in enumerate(values)]
 
 
 def train_time_continuation(
@@ -576,8 +220,9 @@ def train_time_continuation(
             f"{settings.n_steps}, got {layers}"
         )
     problem = CNNTraining(settings, train, validation, n_classes=n_classes)
-    counts = _per_stage(outer_iterations, len(layers), settings.outer_iterations)
-    schedule = Schedule([problem.stage(0, n, count) for n, count in zip(layers, counts)])
+    counts = per_stage(outer_iterations, len(layers), "outer_iterations")
+    schedule = Schedule([problem.stage(0, n, settings.outer_iterations if count is None
+                                       else count) for n, count in zip(layers, counts)])
     return problem.train(schedule, "train_time_continuation", state_dir=state_dir,
                          callback=callback, progress=progress)
 

@@ -27,6 +27,7 @@ from .mnist import (
     load_mnist,
     mnist_data_dir,
 )
+from .sets import MNIST_RESOLUTION, load_image_sets
 from .synthetic import (
     EDGE_WIDTH,
     SYNTHETIC_CLASSES,
@@ -36,6 +37,8 @@ from .synthetic import (
 )
 
 __all__ = [
+    "load_image_sets",
+    "MNIST_RESOLUTION",
     "IMAGES_MAGIC",
     "LABELS_MAGIC",
     "IDXError",

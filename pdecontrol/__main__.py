@@ -1,0 +1,7 @@
+"""``python -m pdecontrol``: the ``pdecontrol`` command."""
+
+import sys
+
+from pdecontrol.cli import main
+
+sys.exit(main())

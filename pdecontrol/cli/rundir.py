@@ -1,0 +1,146 @@
+"""Run directories: where a command's run lives, how it starts, resumes and fails cleanly.
+
+A run directory holds ``config.json`` (the run's full configuration, with a ``pdecontrol``
+entry naming the version, problem and command), ``state/`` (the resume state while the run is
+going) and whatever the command writes. The rules:
+
+* a new run needs a directory that does not exist yet (``--out``, or ``runs/<--name or
+  timestamp>``): the command never writes into a directory it did not create;
+* the directory is created only when the run starts (:meth:`RunDirectory.start`, after the
+  inputs were checked and the data loaded); a run that fails before it has written a resume
+  state removes it again (:meth:`RunDirectory.abandon`), so nothing blocks the corrected rerun;
+* ``--resume`` continues the run in ``--out`` with its saved configuration; options given with
+  it must agree with the saved ones.
+"""
+
+from __future__ import annotations
+
+import datetime
+import shutil
+from pathlib import Path
+
+from .. import __version__
+from ..io import CorruptFileError, read_json, write_json
+from .errors import UsageError
+
+__all__ = ["RunDirectory", "CONFIG_FILE", "STATE_DIR"]
+
+#: The configuration file of a run directory.
+CONFIG_FILE = "config.json"
+#: The folder of the resume state inside a run directory.
+STATE_DIR = "state"
+
+
+def _lookup(config: dict, name: str):
+    """``config[name]``, or the entry ``name`` of a nested dict (e.g. ``config["settings"]``)."""
+    if name in config:
+        return config[name]
+    for value in config.values():
+        if isinstance(value, dict) and name in value:
+            return value[name]
+    return None
+
+
+class RunDirectory:
+    """The run directory of one command invocation.
+
+    Parameters
+    ----------
+    path : Path
+    problem, command : str
+        Recorded in (and checked against) ``config.json``.
+    """
+
+    def __init__(self, path, problem: str, command: str):
+        self.path = Path(path)
+        self.problem, self.command = problem, command
+        self._created = False
+
+    @classmethod
+    def from_args(cls, args, problem: str, command: str) -> "RunDirectory":
+        """From ``--out`` / ``--name`` (default ``runs/<timestamp>``)."""
+        if args.out is not None:
+            return cls(args.out, problem, command)
+        if args.resume and args.name is None:
+            raise UsageError("--resume needs --out RUN_DIR (or --name) of the run to continue")
+        name = args.name or datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        return cls(Path("runs") / name, problem, command)
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / CONFIG_FILE
+
+    @property
+    def state_dir(self) -> Path:
+        return self.path / STATE_DIR
+
+    def __truediv__(self, name) -> Path:
+        return self.path / name
+
+    # ------------------------------------------------------------------ new runs
+    def check_new(self) -> None:
+        """Refuse a path that exists (a run of its own, or anything else of the user's)."""
+        if self.config_path.is_file():
+            raise UsageError(f"{self.path} already holds a run; continue it with --resume or "
+                             "choose another --out/--name")
+        if self.path.exists():
+            raise UsageError(f"{self.path} exists and is not a run directory of pdecontrol; a run "
+                             "writes only into a directory it creates: choose a new --out")
+
+    def start(self, config: dict, argv) -> None:
+        """Create the directory and write ``config.json`` (new runs; nothing for a resumed one)."""
+        if self.config_path.is_file():
+            return
+        self.check_new()
+        try:
+            self.path.mkdir(parents=True)
+        except OSError as error:
+            raise UsageError(f"cannot create the run directory {self.path}: "
+                             f"{error.strerror or error}") from None
+        self._created = True
+        record = dict(config)
+        record["pdecontrol"] = {"version": __version__, "problem": self.problem,
+                                "command": self.command,
+                                "argv": ["pdecontrol", *map(str, argv)]}
+        write_json(self.config_path, record)
+
+    def abandon(self) -> None:
+        """After a failure: remove the directory if this invocation created it and no resume
+        state was written into it yet."""
+        if self._created and not any(self.state_dir.glob("*")):
+            shutil.rmtree(self.path, ignore_errors=True)
+            self._created = False
+
+    # ------------------------------------------------------------------ resumed runs
+    def load_config(self) -> dict:
+        """The saved configuration of a run to resume (checked to be this problem's command)."""
+        if not self.config_path.is_file():
+            raise UsageError(f"{self.config_path} not found: {self.path} is not a run directory "
+                             "of pdecontrol; nothing to resume")
+        try:
+            config = read_json(self.config_path)
+        except CorruptFileError as error:
+            raise UsageError(str(error)) from None
+        if not isinstance(config, dict):
+            raise UsageError(f"{self.config_path} does not hold a run configuration; the run "
+                             "directory is damaged")
+        origin = config.get("pdecontrol", {})
+        if (origin.get("problem"), origin.get("command")) != (self.problem, self.command):
+            raise UsageError(
+                f"{self.path} holds a run of `pdecontrol {origin.get('problem')} "
+                f"{origin.get('command')}`, not of `pdecontrol {self.problem} {self.command}`")
+        return config
+
+    def resumed_config(self, requested: dict, given: list) -> dict:
+        """The saved configuration, after checking that the options ``given`` with ``--resume``
+        (names, looked up in ``requested``) agree with it."""
+        saved = self.load_config()
+        changed = [name for name in given if _lookup(requested, name) != _lookup(saved, name)]
+        if changed:
+            raise UsageError(f"--resume continues {self.path} with its saved configuration; drop "
+                             f"the changed option(s) {changed} or start a new run")
+        return saved
+
+    def write_json(self, name: str, document) -> Path:
+        """Write ``name`` in the run directory atomically."""
+        return write_json(self.path / name, document)

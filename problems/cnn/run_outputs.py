@@ -1,0 +1,187 @@
+"""What ``pdecontrol cnn train`` writes into its run directory, and its figures.
+
+A finished run directory holds, besides ``config.json`` and ``state/`` (:mod:`pdecontrol.cli`):
+``network.nc`` (the final network with its mesh spacing and the history,
+:mod:`problems.cnn.checkpoint`), ``history.nc`` (the training history), ``predictions.nc``
+(validation labels and predictions at the network's resolution and one coarser, plus one example
+image), ``evaluation.nc`` (accuracy by resolution and variant), ``summary.json`` and
+``figures/*.png``. Every file is written atomically (:mod:`pdecontrol.io`).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from pdecontrol.cli import UsageError
+from pdecontrol.io import read_json, write_netcdf
+from pdecontrol.mesh import Mesh
+from pdecontrol.transfer import restrict_image
+
+from .checkpoint import read_checkpoint, save_network
+from .evaluation import as_labelled_images, evaluate_across_scales, image_pyramid
+
+__all__ = ["write_run_outputs", "write_run_figures", "predictions_dataset"]
+
+logger = logging.getLogger("problems.cnn.run_outputs")
+
+
+def predictions_dataset(network, validation, coarsest_level: int) -> xr.Dataset:
+    """Validation predictions of the network at its resolution and restricted ``1..levels``."""
+    images, labels = as_labelled_images(validation, "validation")
+    resolutions, predicted = [], []
+    for level in range(coarsest_level + 1):
+        moved = network if level == 0 else network.restrict(level)
+        level_images = images if level == 0 else restrict_image(images, 2, level)
+        resolutions.append(moved.mesh.shape[0])
+        predicted.append(moved.classify(level_images))
+    return xr.Dataset(
+        {
+            "labels": ("example", labels),
+            "predicted": (("resolution", "example"), np.array(predicted)),
+            "example_image": (("y", "x"), np.asarray(images[0], dtype=np.float64)),
+        },
+        coords={"resolution": resolutions},
+        attrs={
+            "network_resolution": network.mesh.shape[0],
+            "meaning": "validation predictions; coarser rows use the Galerkin-restricted network "
+            "on restricted images",
+        },
+    )
+
+
+def _coarsest_level(mesh: Mesh) -> int:
+    """1 if the network can be shown one level coarser (every axis even and >= 8), else 0."""
+    return int(mesh.can_coarsen and all(n >= 8 for n in mesh.shape))
+
+
+def write_run_outputs(run_dir: Path, config: dict, result, validation) -> dict:
+    """Write the network, history, predictions, evaluation and figures of a finished training
+    ``result``; returns the summary's entries about them."""
+    network, history = result.network, result.history
+    save_network(run_dir / "network.nc", network, history=history,
+                 metadata={"run": {k: v for k, v in config.items() if k != "settings"}})
+    write_netcdf(run_dir / "history.nc", history)
+    coarsest = _coarsest_level(network.mesh)
+    predictions = predictions_dataset(network, validation, coarsest)
+    write_netcdf(run_dir / "predictions.nc", predictions)
+    evaluation = evaluate_across_scales(
+        network, image_pyramid(validation, coarsest),
+        variants=("galerkin", "classifier_only", "interpolated_input"))
+    write_netcdf(run_dir / "evaluation.nc", evaluation)
+    figures = write_run_figures(run_dir)
+    last = history.isel(iteration=-1)
+    labels = predictions["labels"].values
+    return {
+        "network_mesh_shape": list(network.mesh.shape),
+        "mesh_spacing": list(network.mesh.h),
+        "n_steps": network.n_steps,
+        "n_parameters": int(network.parameters.size),
+        "final_objective": float(last["objective"]),
+        "final_training_accuracy": float(last["training_accuracy"]),
+        "final_validation_accuracy": float(last["validation_accuracy"]),
+        "validation_accuracy_by_resolution": {
+            str(int(r)): float(np.mean(predictions["predicted"].sel(resolution=r).values == labels))
+            for r in predictions["resolution"].values
+        },
+        "history_rows": int(history.sizes["iteration"]),
+        "training_wall_time_s": float(last["wall_time"]),
+        "figures": [str(Path(f).relative_to(run_dir)) for f in figures],
+    }
+
+
+def _stencil_groups(network) -> dict:
+    problem, blocks = network.problem, network.blocks()
+    if problem.dim != 2:
+        return {}
+    groups = {"opening K0": problem.block_to_stencils(np.asarray(blocks["K0"]))}
+    kernels = problem.block_to_stencils(np.asarray(blocks["K"]))
+    for layer in range(kernels.shape[0]):
+        groups[f"layer {layer + 1} K"] = kernels[layer]
+    return groups
+
+
+def write_run_figures(run_dir) -> list:
+    """Draw ``figures/*.png`` of a run directory from its files; returns the paths written.
+
+    ``training.png`` (history; level switches marked), ``training_cost.png`` (multilevel runs:
+    accuracy against fine-level work and wall time), ``kernels.png`` (final stencils),
+    ``confusion_<n>.png`` per resolution in ``predictions.nc``, ``convolved.png`` (the example
+    image with the first opening kernel, fine vs Galerkin-coarse), ``accuracy.png`` (from
+    ``evaluation.nc``). Files that are missing are skipped with a warning.
+    """
+    from .figures import (
+        plot_accuracy_against_cost,
+        plot_accuracy_by_resolution,
+        plot_confusion_matrix,
+        plot_convolved_image,
+        plot_kernels,
+        plot_training_curves,
+    )
+
+    run_dir = Path(run_dir)
+    network_path = run_dir / "network.nc"
+    if not run_dir.is_dir() or not network_path.is_file():
+        raise UsageError(
+            f"{run_dir} is not a finished run directory (no network.nc); train first or resume "
+            f"the run with pdecontrol cnn train --resume --out {run_dir}")
+    checkpoint = read_checkpoint(network_path)
+    config = read_json(run_dir / "config.json")
+    figures_dir = run_dir / "figures"
+    figures_dir.mkdir(exist_ok=True)
+    written = []
+    history = checkpoint.history
+    if history is not None:
+        level_variable = "n_steps" if config.get("mode") == "time" else "mesh_shape"
+        label = f"{config.get('mode', 'run')} ({config.get('data', '')})"
+        path = figures_dir / "training.png"
+        plot_training_curves({label: history}, level_variable=level_variable, path=path)
+        written.append(path)
+        if config.get("mode") == "multilevel":
+            path = figures_dir / "training_cost.png"
+            plot_accuracy_against_cost({label: history}, level_variable=level_variable, path=path)
+            written.append(path)
+    groups = _stencil_groups(checkpoint.network)
+    if groups:
+        path = figures_dir / "kernels.png"
+        plot_kernels(groups, title="final kernels (stencil weights, correlation)", path=path)
+        written.append(path)
+    predictions_path = run_dir / "predictions.nc"
+    if predictions_path.is_file():
+        with xr.open_dataset(predictions_path, engine="netcdf4") as predictions:
+            predictions = predictions.load()
+        class_names = None
+        if config.get("data") == "synthetic":
+            from .data import SYNTHETIC_CLASSES
+
+            class_names = list(SYNTHETIC_CLASSES)[: checkpoint.network.problem.n_classes]
+        for resolution in predictions["resolution"].values:
+            moved = ("" if resolution == predictions.attrs["network_resolution"]
+                     else ", restricted network")
+            path = figures_dir / f"confusion_{int(resolution)}.png"
+            plot_confusion_matrix(
+                predictions["labels"].values,
+                predictions["predicted"].sel(resolution=resolution).values,
+                class_names=class_names,
+                title=f"validation, {int(resolution)}x{int(resolution)}{moved}",
+                path=path,
+            )
+            written.append(path)
+        if groups and predictions.sizes["y"] % 2 == 0:
+            path = figures_dir / "convolved.png"
+            plot_convolved_image(predictions["example_image"].values, groups["opening K0"][0, 0],
+                                 title="validation image 0, opening kernel 0", path=path)
+            written.append(path)
+    else:
+        logger.warning("%s missing: no confusion matrix or convolution figure", predictions_path)
+    evaluation_path = run_dir / "evaluation.nc"
+    if evaluation_path.is_file():
+        with xr.open_dataset(evaluation_path, engine="netcdf4") as evaluation:
+            accuracy = evaluation["accuracy"].load()
+        path = figures_dir / "accuracy.png"
+        plot_accuracy_by_resolution(accuracy, path=path)
+        written.append(path)
+    return written
