@@ -211,6 +211,36 @@ class MeshHierarchy:
             for fine, coarse in zip(meshes[:-1], meshes[1:])
         ] + [Level(meshes[-1])]
 
+    @classmethod
+    def from_coarsest(cls, mesh: Mesh, n_levels: int) -> "MeshHierarchy":
+        """The hierarchy of ``n_levels`` meshes whose coarsest is ``mesh`` (finest: ``mesh``
+        refined ``n_levels - 1`` times)."""
+        if not isinstance(mesh, Mesh):
+            raise TypeError(f"mesh must be a pdecontrol.mesh.Mesh, got {type(mesh).__name__}")
+        if isinstance(n_levels, bool) or not isinstance(n_levels, numbers.Integral) or n_levels < 1:
+            raise ValueError(f"n_levels must be an int >= 1, got {n_levels!r}")
+        finest = mesh
+        for _ in range(n_levels - 1):
+            finest = finest.refine()
+        return cls(finest, n_levels)
+
+    @classmethod
+    def spanning(cls, *meshes: Mesh) -> "MeshHierarchy":
+        """The smallest hierarchy that has every mesh given as a level (its finest is the finest
+        of them). ``ValueError`` naming them if one is not another coarsened a whole number of
+        times (halving every axis; same extent and origin)."""
+        if not meshes or not all(isinstance(m, Mesh) for m in meshes):
+            raise TypeError("spanning takes one or more pdecontrol.mesh.Mesh objects")
+        finest = max(meshes, key=lambda m: m.size)
+        smallest = min(m.size for m in meshes)
+        n_levels, mesh = 1, finest
+        while mesh.size > smallest and mesh.can_coarsen:
+            n_levels, mesh = n_levels + 1, mesh.coarsen()
+        hierarchy = cls(finest, n_levels)
+        for mesh in meshes:
+            hierarchy.level_of(mesh)
+        return hierarchy
+
     def __len__(self) -> int:
         return len(self.levels)
 

@@ -147,3 +147,21 @@ def test_bad_hierarchy_arguments_raise_clear_errors(call, error, match):
 def test_doctests():
     result = doctest.testmod(pdecontrol.mesh)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_hierarchy_levels_sizes_and_spanning():
+    hierarchy = MeshHierarchy(Mesh((28, 28)), 3)
+    assert [m.shape for m in hierarchy.meshes] == [(28, 28), (14, 14), (7, 7)]
+    assert [hierarchy.relative_size(k) for k in range(3)] == [1.0, 0.25, 1 / 16]
+    assert hierarchy.level_of(Mesh((14, 14))) == 1
+    with pytest.raises(ValueError, match=r"not a mesh of this hierarchy"):
+        hierarchy.level_of(Mesh((14, 14), extent=2.0))
+    spanning = MeshHierarchy.spanning(Mesh((7, 7)), Mesh((28, 28)))
+    assert [m.shape for m in spanning.meshes] == [(28, 28), (14, 14), (7, 7)]
+    assert len(MeshHierarchy.spanning(Mesh((16,)))) == 1
+    with pytest.raises(ValueError, match="not a mesh of this hierarchy"):
+        MeshHierarchy.spanning(Mesh((28, 28)), Mesh((10, 10)))
+    refined = MeshHierarchy.from_coarsest(Mesh((7, 7), extent=2.0), 3)
+    assert refined[0].mesh == Mesh((28, 28), extent=2.0) and refined[2].mesh.shape == (7, 7)
+    with pytest.raises(ValueError, match="n_levels must be an int >= 1"):
+        MeshHierarchy.from_coarsest(Mesh((7, 7)), 0)

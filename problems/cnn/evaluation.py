@@ -25,8 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
-from pdecontrol.mesh import Mesh
-from pdecontrol.transfer import prolong, restrict_image
+from pdecontrol._validation import check_int
+from pdecontrol.mesh import Mesh, MeshHierarchy
+from pdecontrol.transfer import restrict_image
 
 from .config import TrainingSettings
 from .network import CNNProblem, cnn_functional, predict
@@ -79,32 +80,21 @@ def as_labelled_images(data, name: str = "data") -> tuple[np.ndarray, np.ndarray
 
 
 def levels_between(source: Mesh, target: Mesh) -> int:
-    """Number of coarsenings from ``source`` to ``target`` (negative: refinements).
+    """Number of coarsenings from ``source`` to ``target`` (negative: refinements), read off the
+    :class:`~pdecontrol.mesh.MeshHierarchy` spanning both.
 
     Raises ``ValueError`` naming both meshes if ``target`` is not ``source`` coarsened or refined
     a whole number of times (same extent and origin, spacing ratio a power of 2).
     """
-    if source == target:
-        return 0
-    for direction, step in ((1, Mesh.coarsen), (-1, Mesh.refine)):
-        mesh, levels = source, 0
-        while levels < 16:
-            if direction == 1 and not mesh.can_coarsen:
-                break
-            mesh, levels = step(mesh), levels + 1
-            if mesh == target:
-                return direction * levels
-            if (
-                mesh.dim != target.dim
-                or (direction == 1 and mesh.size < target.size)
-                or (direction == -1 and mesh.size > target.size)
-            ):
-                break
-    raise ValueError(
-        f"the mesh {target!r} is not reached from {source!r} by coarsening or refining "
-        "(halving or doubling every axis, same extent and origin); resample the images "
-        "to a mesh of the network's hierarchy"
-    )
+    try:
+        hierarchy = MeshHierarchy.spanning(source, target)
+    except ValueError:
+        raise ValueError(
+            f"the mesh {target!r} is not reached from {source!r} by coarsening or refining "
+            "(halving or doubling every axis, same extent and origin); resample the images "
+            "to a mesh of the network's hierarchy"
+        ) from None
+    return hierarchy.level_of(target) - hierarchy.level_of(source)
 
 
 @dataclass(frozen=True, eq=False)
@@ -227,32 +217,26 @@ class TrainedNetwork:
         return float(np.mean(predicted == truth))
 
     # ------------------------------------------------------------------ moving between meshes
-    def _moved(self, problem: CNNProblem, parameters) -> "TrainedNetwork":
-        return TrainedNetwork(problem, parameters, self.settings)
+    def _moved(self, mesh: Mesh, parameters) -> "TrainedNetwork":
+        return TrainedNetwork(self.problem.with_mesh(mesh), parameters, self.settings)
 
-    def _coarse_problem(self, levels: int) -> CNNProblem:
-        problem = self.problem
-        for _ in range(levels):
-            problem = problem.coarsen()
-        return problem
+    def _coarse_mesh(self, levels: int) -> Mesh:
+        return MeshHierarchy(self.mesh, check_int(levels, "levels", 1) + 1)[levels].mesh
 
     def restrict(self, levels: int = 1) -> "TrainedNetwork":
         """The Galerkin-restricted network on the mesh coarsened ``levels`` times."""
-        x = restrict_network(self.problem, self.parameters, levels)
-        return self._moved(self._coarse_problem(levels), x)
+        mesh = self._coarse_mesh(levels)
+        return self._moved(mesh, restrict_network(self.problem, self.parameters, levels))
 
     def restrict_classifier_only(self, levels: int = 1) -> "TrainedNetwork":
         """The ablation: only ``W`` restricted, stencil weights and biases as on the fine mesh."""
-        x = restrict_classifier_only(self.problem, self.parameters, levels)
-        return self._moved(self._coarse_problem(levels), x)
+        mesh = self._coarse_mesh(levels)
+        return self._moved(mesh, restrict_classifier_only(self.problem, self.parameters, levels))
 
     def prolong(self, levels: int = 1) -> "TrainedNetwork":
         """The network prolonged (inverse Galerkin kernels) to the mesh refined ``levels`` times."""
-        x = prolong_network(self.problem, self.parameters, levels)
-        problem = self.problem
-        for _ in range(levels):
-            problem = problem.refine()
-        return self._moved(problem, x)
+        mesh = MeshHierarchy.from_coarsest(self.mesh, check_int(levels, "levels", 1) + 1)[0].mesh
+        return self._moved(mesh, prolong_network(self.problem, self.parameters, levels))
 
     def on_mesh(self, mesh: Mesh) -> "TrainedNetwork":
         """This network moved to ``mesh`` (restricted or prolonged; itself on the same mesh)."""
@@ -267,7 +251,7 @@ class TrainedNetwork:
         """The same kernels with ``(W, c)`` re-solved (least squares, the settings' Tikhonov) on
         labelled images of this mesh. Needs ``loss="least_squares"``."""
         solver = self.settings.classifier_solver(self.functional(images, labels, regularized=True))
-        return self._moved(self.problem, solver(self.parameters))
+        return self._moved(self.mesh, solver(self.parameters))
 
 
 # ---------------------------------------------------------------------- evaluation tables
@@ -291,10 +275,10 @@ def _image_mesh(images, reference: Mesh) -> Mesh:
     return Mesh(shape, extent=reference.extent, origin=reference.origin)
 
 
-def _interpolated(images, levels: int, dim: int) -> np.ndarray:
-    for _ in range(levels):
-        images = prolong(images, dim)
-    return images
+def _interpolated(images, mesh: Mesh, levels: int) -> np.ndarray:
+    """``images`` on ``mesh`` interpolated to the mesh ``levels`` times finer."""
+    hierarchy = MeshHierarchy.from_coarsest(mesh, levels + 1)
+    return hierarchy.prolong(images, to_level=0, from_level=levels)
 
 
 def evaluate_across_scales(
@@ -343,7 +327,6 @@ def evaluate_across_scales(
                 f"refit_sets must have one set per test set: {len(test_sets)} test "
                 f"sets, {len(refit_sets)} refit sets"
             )
-    dim = network.problem.dim
     accuracy = np.full((len(test_sets), len(variants)), np.nan)
     meshes, levels = [], []
     for row, (images, labels) in enumerate(test_sets):
@@ -370,7 +353,7 @@ def evaluate_across_scales(
                 )
             elif variant == "interpolated_input" and level > 0:
                 value = network.accuracy(
-                    _interpolated(images, level, dim), labels, batch_size=batch_size
+                    _interpolated(images, mesh, level), labels, batch_size=batch_size
                 )
             else:
                 continue

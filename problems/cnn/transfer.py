@@ -31,6 +31,7 @@ import numpy as np
 from scipy.sparse.linalg import LinearOperator
 
 from pdecontrol._validation import check_int
+from pdecontrol.mesh import MeshHierarchy
 from pdecontrol.transfer import (
     prolong,
     prolong_stencil,
@@ -73,7 +74,7 @@ def _apply_per_axis(matrices, x: np.ndarray) -> np.ndarray:
 
 
 class NetworkTransfer:
-    """One-level transfer of networks between ``fine.mesh`` and ``fine.mesh.coarsen()``.
+    """One-level transfer of networks between ``fine.mesh`` and the next coarser mesh.
 
     Parameters
     ----------
@@ -203,11 +204,9 @@ class NetworkTransfer:
 
 
 def _transfers(fine: CNNProblem, n_steps: int, levels: int) -> list:
-    transfers, problem = [], fine
-    for _ in range(check_int(levels, "levels", 1)):
-        transfers.append(NetworkTransfer(problem, n_steps))
-        problem = transfers[-1].coarse
-    return transfers
+    """One-level transfers down the hierarchy of ``levels + 1`` meshes from ``fine.mesh``."""
+    hierarchy = MeshHierarchy(fine.mesh, check_int(levels, "levels", 1) + 1)
+    return [NetworkTransfer(fine.with_mesh(level.mesh), n_steps) for level in hierarchy[:-1]]
 
 
 def _restrict_levels(restrict, fine: CNNProblem, x, levels: int) -> np.ndarray:
@@ -225,9 +224,8 @@ def restrict_network(fine: CNNProblem, x, levels: int = 1) -> np.ndarray:
 def prolong_network(coarse: CNNProblem, x, levels: int = 1) -> np.ndarray:
     """Prolong the network ``x`` of ``coarse`` ``levels`` times (mesh spacing ``2^-levels H``)."""
     n_steps = coarse.n_steps_of(x)
-    fine = coarse
-    for _ in range(check_int(levels, "levels", 1)):
-        fine = fine.refine()
+    hierarchy = MeshHierarchy.from_coarsest(coarse.mesh, check_int(levels, "levels", 1) + 1)
+    fine = coarse.with_mesh(hierarchy[0].mesh)
     for transfer in reversed(_transfers(fine, n_steps, levels)):
         x = transfer.prolong(x)
     return x
