@@ -43,7 +43,7 @@ def block_coordinate_descent(
 ):
     """Alternate an exact block solve with a few iterations of ``inner_solver`` on the free block.
 
-    One outer iteration (the paper's schedule, docs/method.md "The optimiser"):
+    One outer iteration (the paper's schedule, docs/method.md section 4):
 
     1. ``x <- solve_block(x)``, keeping only the entries outside ``free_indices`` (e.g. the
        least-squares classifier on the whole training set);

@@ -16,7 +16,7 @@
    continued from the multilevel network, and its accuracy at both sizes;
 5. the time to prolong all kernels (the paper: 0.03 s).
 
-It writes ``paper_table.md`` (every number of METHOD.md section 6 next to ours, plus the extra
+It writes ``paper_table.md`` (every number of docs/method.md section 6 next to ours, plus the extra
 rows), ``results.json``, ``history_fine.nc``, ``history_multilevel.nc`` (and
 ``history_consistent.nc``), the networks (``network_*.nc``), ``evaluation.nc`` and
 ``figures/*.png`` into the output directory. Resume state lives in ``state_*/``: an interrupted
@@ -26,7 +26,7 @@ The paper does not state its network's width. :data:`PAPER_CONFIGS` holds ``"pap
 configuration whose random-kernel start (kernels random, classifier solved) is close to the
 paper's 82.9%, and ``"strong"``: 8 channels, random kernels three times larger (more nonlinear
 initial features: 93.8% instead of 88.0% for the random start on a 10,000 / 5,000 subset) and a
-high-order kernel penalty on orders >= 2 (METHOD.md section 7) that keeps prolonged kernels from
+high-order kernel penalty on orders >= 2 (docs/method.md section 7) that keeps prolonged kernels from
 amplifying their high-order part, trained with more, smaller Gauss-Newton steps (4 steps of at
 most 20 CG iterations on batches of 2,000 per outer iteration instead of 2 x 10 on 10,000).
 """
@@ -104,7 +104,7 @@ PAPER_CONFIGS = MappingProxyType(
 #: Starts of the resolution-consistent network in :func:`reproduce_paper`.
 CONSISTENT_STARTS = ("random", "multilevel")
 
-#: The paper's numbers (METHOD.md section 6): objective and validation accuracy, start -> end.
+#: The paper's numbers (docs/method.md section 6): objective and validation accuracy, start -> end.
 PAPER_RESULTS = MappingProxyType(
     {
         "fine_only": {"objective": (0.218, 0.082), "accuracy": (0.829, 0.967)},
@@ -176,7 +176,7 @@ def _pair(values, fmt) -> str:
 
 
 def paper_table(results: dict) -> str:
-    """Markdown table: every number of METHOD.md section 6 next to ours (``results`` of
+    """Markdown table: every number of docs/method.md section 6 next to ours (``results`` of
     :func:`reproduce_paper`), then our extra measurements."""
     p, r = PAPER_RESULTS, results
     fine_iterations = r["fine_only"]["outer_iterations"]

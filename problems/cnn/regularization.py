@@ -15,7 +15,7 @@
   when the kernel is prolonged to ``l``. So, with ``l`` the finest spacing, the penalty on a
   coarse network is (up to the non-orthogonality of the basis) the high-order norm of its
   kernels *after prolongation* to the finest mesh: it keeps prolonged kernels from blowing up
-  (METHOD.md section 7). The default ``l`` is ``problem.reference_spacing`` (the spacing of the
+  (docs/method.md section 7). The default ``l`` is ``problem.reference_spacing`` (the spacing of the
   mesh the problem was first built on, kept by ``coarsen()``).
 * :func:`time_smoothness` - :class:`~pdecontrol.control.TimeSmoothness` on ``K`` and ``b``.
 * :func:`classifier_tikhonov` - :class:`~pdecontrol.control.Tikhonov` on ``W`` (block weight

@@ -19,7 +19,7 @@ classifier solve and the accuracy monitor.
   ``J_h(x) + w sum_k J_{2^k h}(R_k x)`` (fine loss plus the loss of the Galerkin-restricted
   network on restricted images; :func:`resolution_consistent_functional`).
 
-**Outer iteration** (docs/method.md, "The optimiser"). Each stage runs
+**Outer iteration** (docs/method.md section 4). Each stage runs
 :func:`pdecontrol.optimize.block_coordinate_descent`. With the least-squares loss the stage
 starts with the exact classifier solve (``W, c`` on the whole training set,
 :class:`problems.cnn.classifier.ClassifierSolver`); an outer iteration is then
