@@ -34,6 +34,15 @@ def test_values_match_direct_formulas(layout, rng):
     assert quad.value(p) == pytest.approx(0.9 / 2 * expected)
 
 
+def test_every_regularizer_applies_the_block_weight(layout, rng):
+    """On W (weight 0.5) a QuadraticPenalty with B = I is the Tikhonov term: alpha/2 w |W|^2."""
+    p = layout.random(rng)
+    quad, tik = QuadraticPenalty("W", 0.7, np.eye(3)), Tikhonov("W", 0.7)
+    assert quad.value(p) == pytest.approx(tik.value(p)) == pytest.approx(
+        0.7 / 2 * 0.5 * np.sum(p["W"] ** 2))
+    np.testing.assert_allclose(quad.gradient(p)["W"], tik.gradient(p)["W"], rtol=1e-14)
+
+
 @pytest.mark.parametrize("index", range(4))
 def test_gradient_taylor_and_exact_hessian(layout, rng, index):
     reg = _regularizers(rng)[index]

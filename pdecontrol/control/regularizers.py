@@ -1,7 +1,9 @@
 """Quadratic regularisers acting on one parameter block, with exact gradient and Hessian action.
 
 Each regulariser is ``R(p) = alpha/2 * w * ||L (p_block - ref)||^2`` for a linear map ``L`` and
-a scalar weight ``w``; so ``grad R = alpha w L^T L (p_block - ref)`` and ``H v = alpha w L^T L v``
+a scalar weight ``w`` (the block's inner-product weight of the layout, e.g. ``h**d`` for a grid
+function, so that the penalty is a discrete integral; :class:`TimeSmoothness` divides it by
+``dt``); so ``grad R = alpha w L^T L (p_block - ref)`` and ``H v = alpha w L^T L v``
 (symmetric PSD). Gradients and Hessian actions are returned as ``{block: float64 array}``
 (Euclidean derivatives, the same convention as :class:`pdecontrol.ReducedFunctional`).
 """
@@ -44,8 +46,8 @@ class Regularizer(ABC):
         """``L^T r`` (block-shaped result)."""
 
     def _weight(self, layout: ParameterLayout) -> float:
-        """Scalar weight ``w`` of the squared norm."""
-        return 1.0
+        """Scalar weight ``w`` of the squared norm: the block's inner-product weight."""
+        return layout.block_weights[self.block]
 
     def _reference(self, layout: ParameterLayout):
         return 0.0
@@ -111,9 +113,6 @@ class Tikhonov(Regularizer):
             raise ValueError(f"Tikhonov reference for block {self.block!r} must be a scalar or have "
                              f"shape {layout.shapes[self.block]}, got {self.reference.shape}")
 
-    def _weight(self, layout):
-        return layout.block_weights[self.block]
-
     def _reference(self, layout):
         return self.reference
 
@@ -159,7 +158,8 @@ class TimeSmoothness(Regularizer):
 
 
 class QuadraticPenalty(Regularizer):
-    """``alpha/2 ||B p[block]||^2`` with ``B`` a matrix acting on the block's trailing axes.
+    """``alpha/2 w ||B p[block]||^2`` with ``B`` a matrix acting on the block's trailing axes
+    (``w`` the block weight).
 
     ``B`` has shape ``(m, q)``; ``q`` must equal the product of the last few axis lengths of the
     block (e.g. ``q = 9`` for the ``3 x 3`` axes of kernels ``(n_steps, C, C, 3, 3)``); it is
