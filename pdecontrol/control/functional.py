@@ -3,9 +3,12 @@
 For the flat parameter vector ``x`` (see :class:`~pdecontrol.control.parameters.ParameterLayout`)
 and a subset ``S`` of the examples,
 
-    J(x) = 1/|S| sum_{l in S} loss(output(y_l(T)), c_l) + sum_r R_r(x),
+    J(x) = 1/|S| sum_{l in S} loss(z_l, c_l) + sum_r R_r(x),
+    z_l = [output(y_l(t_1)), ..., output(y_l(t_K))]   (observation times, default t_1 = T),
 
-with ``y_l`` the discrete solution of the problem's state equation. The gradient costs one forward
+with ``y_l`` the discrete solution of the problem's state equation. Observations at several
+times come from one forward sweep; their adjoints enter the one adjoint sweep as sources at
+their steps. The gradient costs one forward
 and one adjoint sweep; a Gauss-Newton product one tangent and one adjoint sweep, reusing the
 forward solve of :meth:`ControlFunctional.gauss_newton_operator`. By default (all states stored)
 that forward solve also keeps every step's linearisation (``problem.linearize``: stage states and
@@ -59,6 +62,7 @@ class _Chunk:
     targets: np.ndarray
     trajectory: Trajectory
     outputs: np.ndarray
+    output_sizes: tuple  # outputs per example of each observation time
 
 
 class ControlFunctional(ReducedFunctional):
@@ -96,11 +100,16 @@ class ControlFunctional(ReducedFunctional):
     dtype : {numpy.float64, numpy.float32}
         Compute dtype of states and of the parameters handed to the problem. Flat vectors,
         gradients and objective values are always float64.
+    observation_times : sequence of float, optional
+        Times ``0 <= t_1 < ... < t_K <= T`` at which ``problem.output`` observes the state
+        (default ``(T,)``); each must be a multiple of ``dt``. The outputs of all times are
+        concatenated per example (targets ``(n_examples, sum of output sizes)``).
     """
 
     def __init__(self, problem: ControlProblem, layout: ParameterLayout, data, targets, *,
                  final_time: float, stepper="euler", regularizers=(), checkpoint_every=None,
-                 chunk_size=None, dtype=np.float64, store_linearization=None):
+                 chunk_size=None, dtype=np.float64, store_linearization=None,
+                 observation_times=None):
         if not isinstance(problem, ControlProblem):
             raise TypeError(f"problem must be a ControlProblem, got {type(problem).__name__}")
         if not isinstance(layout, ParameterLayout):
@@ -134,6 +143,27 @@ class ControlFunctional(ReducedFunctional):
             raise TypeError(f"store_linearization must be None (automatic), True or False, "
                             f"got {store_linearization!r}")
         self.store_linearization = bool(store_linearization)
+        self.observation_steps = self._observation_steps(observation_times)
+
+    def _observation_steps(self, times) -> tuple:
+        """Step indices of the observation times (``(n_steps,)`` by default)."""
+        n, dt = self.layout.n_steps, self.final_time / self.layout.n_steps
+        if times is None:
+            return (n,)
+        times = check_finite(as_float_array(times, "observation_times", dtype=np.float64),
+                             "observation_times")
+        if times.ndim != 1 or times.size == 0 or np.any(np.diff(times) <= 0):
+            raise ValueError(f"observation_times must be a non-empty increasing sequence, got "
+                             f"{times}")
+        steps = np.rint(times / dt)
+        off = np.abs(times / dt - steps) > 1e-9 * np.maximum(1.0, steps)
+        if np.any(off) or steps[0] < 0 or steps[-1] > n:
+            bad = times[np.argmax(off)] if np.any(off) else (times[0] if steps[0] < 0 else times[-1])
+            raise ValueError(
+                f"observation time {bad:g} is not on the time grid of {n} steps of dt = {dt:g} "
+                f"in [0, {self.final_time:g}]; choose n_steps so that every observation time is "
+                "a multiple of dt")
+        return tuple(int(k) for k in steps)
 
     # ------------------------------------------------------------------ interface
     @property
@@ -230,29 +260,41 @@ class ControlFunctional(ReducedFunctional):
         if y0.ndim < 1 or y0.shape[0] != idx.size:
             raise ValueError(f"{type(self.problem).__name__}.initial_state must return one state per "
                              f"example (leading axis {idx.size}), got shape {y0.shape}")
+        steps = self.observation_steps
         trajectory = integrate(self.problem, self.stepper, y0, controls, static,
                                final_time=self.final_time, n_steps=self.layout.n_steps,
                                checkpoint_every=self.checkpoint_every,
-                               store_linearization=store_linearization)
-        outputs = self.problem.output(trajectory.final_state, static)
+                               store_linearization=store_linearization, keep_steps=steps)
+        observed = [self.problem.output(trajectory.state(k), static) for k in steps]
+        outputs = observed[0] if len(observed) == 1 else np.concatenate(observed, axis=1)
         targets = self.targets[idx]
         if outputs.shape != targets.shape:
-            raise ValueError(f"{type(self.problem).__name__}.output returned shape {outputs.shape}, "
-                             f"but the targets of these examples have shape {targets.shape}")
-        return _Chunk(data, targets, trajectory, outputs)
+            raise ValueError(f"{type(self.problem).__name__}.output returned shape {outputs.shape} "
+                             f"over {len(steps)} observation time(s), but the targets of these "
+                             f"examples have shape {targets.shape}")
+        return _Chunk(data, targets, trajectory, outputs, tuple(z.shape[1] for z in observed))
 
     def _tangent(self, chunk: _Chunk, controls, static, dcontrols, dstatic) -> np.ndarray:
         dy0 = self.problem.initial_state_tangent(chunk.data, static, dstatic)
-        dyT = chunk.trajectory.tangent(np.asarray(dy0, dtype=self.dtype), dcontrols, dstatic)
-        return self.problem.output_tangent(chunk.trajectory.final_state, static, dyT, dstatic)
+        steps, trajectory = self.observation_steps, chunk.trajectory
+        dys = trajectory.tangent(np.asarray(dy0, dtype=self.dtype), dcontrols, dstatic,
+                                 at_steps=steps)
+        observed = [self.problem.output_tangent(trajectory.state(k), static, dys[k], dstatic)
+                    for k in steps]
+        return observed[0] if len(observed) == 1 else np.concatenate(observed, axis=1)
 
     def _backpropagate(self, chunk: _Chunk, controls, static, outputs_bar, total: Parameters):
         """Add the chain rule of (initial state, sweep, output) for ``outputs_bar`` into ``total``."""
         outputs_bar = np.asarray(outputs_bar, dtype=self.dtype)
-        yT_bar, static_bar = self.problem.output_adjoint(chunk.trajectory.final_state, static,
-                                                         outputs_bar)
-        y0_bar, controls_bar, sweep_static_bar = chunk.trajectory.adjoint(
-            np.asarray(yT_bar, dtype=self.dtype))
+        trajectory, sources = chunk.trajectory, {}
+        static_bar = {name: np.zeros(np.shape(value)) for name, value in static.items()}
+        bars = np.split(outputs_bar, np.cumsum(chunk.output_sizes)[:-1], axis=1)
+        for step, z_bar in zip(self.observation_steps, bars):
+            y_bar, observed_static_bar = self.problem.output_adjoint(trajectory.state(step),
+                                                                     static, z_bar)
+            sources[step] = np.asarray(y_bar, dtype=self.dtype)
+            _accumulate(static_bar, observed_static_bar)
+        y0_bar, controls_bar, sweep_static_bar = trajectory.adjoint(sources=sources)
         _accumulate(sweep_static_bar, static_bar)
         _accumulate(sweep_static_bar, self.problem.initial_state_adjoint(chunk.data, static, y0_bar))
         self._add_blocks(total, sweep_static_bar)

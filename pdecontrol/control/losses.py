@@ -56,19 +56,57 @@ def _as_batch(z, targets):
 
 
 class LeastSquaresLoss(Loss):
-    """``l(z, c) = 1/2 ||z - c||^2`` (so the averaged misfit is ``1/(2s) sum ||z_l - c_l||^2``)."""
+    """``l(z, c) = 1/2 sum_k w_k (z_k - c_k)^2``: unit weights by default (so the averaged misfit
+    is ``1/(2s) sum ||z_l - c_l||^2``).
+
+    Parameters
+    ----------
+    weights : float or array_like of shape (n_outputs,), optional
+        Positive weight per output: e.g. the cell volume ``h**d`` for outputs that are a grid
+        function (so the misfit is a discrete L2 norm, the same at every resolution), or
+        ``1 / sigma**2`` for noisy observations.
+    """
+
+    def __init__(self, weights=None):
+        if weights is not None:
+            weights = check_finite(as_float_array(weights, "weights", dtype=np.float64), "weights")
+            if weights.ndim > 1 or np.any(weights <= 0):
+                raise ValueError(f"weights must be a positive number or a 1-D array of positive "
+                                 f"numbers (one per output), got shape {weights.shape}")
+            weights.flags.writeable = False
+        self.weights = weights
+
+    def _weighted(self, r):
+        if self.weights is None:
+            return r
+        if self.weights.ndim and self.weights.shape[0] != r.shape[1]:
+            raise ValueError(f"LeastSquaresLoss has {self.weights.shape[0]} weights, but the "
+                             f"outputs have {r.shape[1]} entries per example")
+        return self.weights * r
 
     def per_example(self, z, targets):
         z, targets = _as_batch(z, targets)
         r = (z - targets).reshape(z.shape[0], -1)
-        return 0.5 * np.einsum("ij,ij->i", r, r)
+        return 0.5 * np.einsum("ij,ij->i", self._weighted(r), r)
 
     def gradient(self, z, targets):
         z, targets = _as_batch(z, targets)
-        return z - targets
+        r = z - targets
+        return r if self.weights is None else self._weighted(r.reshape(z.shape[0], -1)).reshape(
+            z.shape)
 
     def hessian_product(self, z, targets, dz):
-        return np.array(dz, dtype=np.float64)
+        dz = np.array(dz, dtype=np.float64)
+        return dz if self.weights is None else self._weighted(dz.reshape(dz.shape[0], -1)).reshape(
+            dz.shape)
+
+    def __repr__(self) -> str:
+        if self.weights is None:
+            return "LeastSquaresLoss()"
+        if self.weights.ndim == 0:
+            return f"LeastSquaresLoss(weights={float(self.weights):g})"
+        return (f"LeastSquaresLoss(weights=<{self.weights.size} values in "
+                f"[{self.weights.min():g}, {self.weights.max():g}]>)")
 
 
 class SoftmaxCrossEntropyLoss(Loss):

@@ -69,12 +69,6 @@ def _read_only_cache(cache):
     return cache
 
 
-def _without_slopes(linearization):
-    """``(stages, None, caches)``: what tangent and adjoint steps use, to be kept between sweeps."""
-    stages, _, caches = linearization
-    return stages, None, caches
-
-
 def _accumulate(total: dict, part):
     """Add a cotangent dict (missing blocks / ``None`` = zero) into ``total`` in float64."""
     if part is None:
@@ -135,6 +129,16 @@ class RungeKutta:
             stage = _combine(y, dt, self.a[i, :i], slopes) if i else y
             slopes.append(problem.rhs(stage, control, static, t + self.c[i] * dt))
         return _combine(y, dt, self.b, slopes)
+
+    def next_state(self, linearization, y, dt: float):
+        """``y_{j+1}`` from the step's linearisation (with its slopes) and ``y_j``."""
+        return _combine(y, dt, self.b, linearization[1])
+
+    def compact(self, linearization):
+        """What tangent and adjoint steps use, to be kept between sweeps: ``(stages, None,
+        caches)`` (the slopes are dropped)."""
+        stages, _, caches = linearization
+        return stages, None, caches
 
     def linearize(self, problem: ControlProblem, y, control, static, t: float, dt: float):
         """Stage states, slopes and caches of one step: ``(stages, slopes, caches)`` lists.
@@ -245,7 +249,7 @@ class Trajectory:
     """
 
     def __init__(self, problem, stepper, y0, controls, static, final_time, n_steps,
-                 checkpoint_every, store_linearization=False):
+                 checkpoint_every, store_linearization=False, keep_steps=()):
         self.problem, self.stepper = problem, stepper
         self.controls, self.static = controls, static
         self.n_steps = n_steps
@@ -261,9 +265,9 @@ class Trajectory:
             linearization = None
             if keep_all:
                 linearization = self._linearize(j, y)
-                self._linearizations[j] = _without_slopes(linearization)
+                self._linearizations[j] = self.stepper.compact(linearization)
             y = self._next_state(j, y, linearization)
-            if (j + 1) % interval == 0 or j + 1 == n_steps:
+            if (j + 1) % interval == 0 or j + 1 == n_steps or j + 1 in keep_steps:
                 self._states[j + 1] = y
         self.final_state = y
         self.stored_states = len(self._states)
@@ -275,6 +279,15 @@ class Trajectory:
     def time(self, step: int) -> float:
         """Start time ``t_j = j dt`` of step ``j``."""
         return step * self.dt
+
+    def state(self, step: int) -> np.ndarray:
+        """``y_j`` of a stored step (every step without checkpointing; with it, the checkpoints,
+        the final state and the ``keep_steps`` of :func:`integrate`)."""
+        try:
+            return self._states[step]
+        except KeyError:
+            raise ValueError(f"the state of step {step} is not stored; pass keep_steps to "
+                             "integrate to keep it") from None
 
     def control_at(self, step: int) -> dict:
         """Controls of step ``j`` (views)."""
@@ -294,7 +307,7 @@ class Trajectory:
         if stored is not None:
             return stored
         if linearization is not None:
-            return _combine(y, self.dt, self.stepper.b, linearization[1])
+            return self.stepper.next_state(linearization, y, self.dt)
         return self.stepper.step(self.problem, y, self.control_at(step), self.static,
                                  self.time(step), self.dt)
 
@@ -321,7 +334,7 @@ class Trajectory:
         for j in range(start, stop):
             keep = self.store_linearization or j in self._linearizations
             linearization = self._linearize(j, states[-1]) if keep else None
-            linearizations.append(None if linearization is None else _without_slopes(linearization))
+            linearizations.append(None if linearization is None else self.stepper.compact(linearization))
             if j + 1 < stop:
                 self.recomputed_steps += (j + 1) not in self._states
                 states.append(self._next_state(j, states[-1], linearization))
@@ -339,17 +352,24 @@ class Trajectory:
                 y, linearization = states.pop(), linearizations.pop()
                 yield j, self._linearize(j, y) if linearization is None else linearization
 
-    def tangent(self, dy0, dcontrols: dict, dstatic: dict):
-        """Tangent sweep: ``dy_n`` for the initial-state direction and parameter directions."""
+    def tangent(self, dy0, dcontrols: dict, dstatic: dict, at_steps=None):
+        """Tangent sweep for the initial-state direction and parameter directions: ``dy_n``, or
+        with ``at_steps`` (step indices) the dict ``step -> dy_step``."""
+        at = None if at_steps is None else set(at_steps)
+        found = {} if at is None or 0 not in at else {0: dy0}
         dy = dy0
         for j, linearization in self._linearizations_forward():
             dy = self.stepper.step_tangent(self.problem, linearization, self.control_at(j),
                                            self.static, self.time(j), self.dt, dy,
                                            {k: v[j] for k, v in dcontrols.items()}, dstatic)
-        return dy
+            if at is not None and j + 1 in at:
+                found[j + 1] = dy
+        return dy if at is None else found
 
-    def adjoint(self, final_state_bar):
-        """Adjoint sweep for the cotangent of ``y_n``.
+    def adjoint(self, final_state_bar=None, *, sources=None):
+        """Adjoint sweep for the cotangent of ``y_n``, or of several states: ``sources`` maps
+        step indices to cotangents of ``y_step`` (e.g. the adjoints of observations at several
+        times), each added when the sweep reaches its step.
 
         Returns
         -------
@@ -360,9 +380,17 @@ class Trajectory:
         static_bar : dict
             name -> float64 array.
         """
+        if (final_state_bar is None) == (sources is None):
+            raise ValueError("give the cotangent of the final state or sources (one of them)")
+        sources = {self.n_steps: final_state_bar} if sources is None else dict(sources)
+        unknown = [step for step in sources if not 0 <= step <= self.n_steps]
+        if unknown:
+            raise ValueError(f"sources at steps {unknown} lie outside 0..{self.n_steps}")
         controls_bar = {k: np.zeros(v.shape) for k, v in self.controls.items()}
         static_bar = {k: np.zeros(np.shape(v)) for k, v in self.static.items()}
-        y_bar = final_state_bar
+        y_bar = sources.get(self.n_steps)
+        if y_bar is None:
+            y_bar = np.zeros_like(self.final_state)
         for j, linearization in self._linearizations_reverse():
             step_bar = {k: np.zeros(v.shape[1:]) for k, v in self.controls.items()}
             y_bar = self.stepper.step_adjoint(self.problem, linearization, self.control_at(j),
@@ -370,12 +398,14 @@ class Trajectory:
                                               step_bar, static_bar)
             for name, value in step_bar.items():
                 controls_bar[name][j] = value
+            if j in sources:
+                y_bar = y_bar + sources[j]
         return y_bar, controls_bar, static_bar
 
 
 def integrate(problem: ControlProblem, stepper, y0, controls: dict, static: dict, *,
               final_time: float, n_steps: int, checkpoint_every: int | None = None,
-              store_linearization: bool = False) -> Trajectory:
+              store_linearization: bool = False, keep_steps=()) -> Trajectory:
     """Solve ``dy/dt = f`` on ``[0, final_time]`` with ``n_steps`` steps of ``stepper``.
 
     Parameters
@@ -397,6 +427,8 @@ def integrate(problem: ControlProblem, stepper, y0, controls: dict, static: dict
         Keep step linearisations for reuse by the sweeps (see :class:`Trajectory`): with all
         states stored, every step's linearisation (computed by the forward solve); with
         checkpointing, one segment's at a time during the adjoint sweep.
+    keep_steps : sequence of int
+        Steps whose states are stored whatever the checkpointing (e.g. observation times).
     """
     if not isinstance(problem, ControlProblem):
         raise TypeError(f"problem must be a ControlProblem, got {type(problem).__name__}")
@@ -415,6 +447,9 @@ def integrate(problem: ControlProblem, stepper, y0, controls: dict, static: dict
                              f"n_steps={n_steps}, got shape {np.shape(value)}")
     if not isinstance(store_linearization, (bool, np.bool_)):
         raise TypeError(f"store_linearization must be True or False, got {store_linearization!r}")
+    keep_steps = frozenset(int(step) for step in keep_steps)
+    if any(not 0 <= step <= n_steps for step in keep_steps):
+        raise ValueError(f"keep_steps must lie in 0..n_steps={n_steps}, got {sorted(keep_steps)}")
     return Trajectory(problem, stepper, y0, controls, static, final_time, int(n_steps),
                       None if checkpoint_every is None else int(checkpoint_every),
-                      store_linearization)
+                      store_linearization, keep_steps)

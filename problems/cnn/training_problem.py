@@ -255,7 +255,7 @@ class CNNTraining(ContinuationProblem):
 
     def _cost(self, n_steps: int) -> dict:
         """Convolutions of one example through ``n_steps`` layers, by evaluation kind."""
-        per_example = n_steps * len(get_stepper(self.settings.stepper).b)
+        per_example = n_steps * get_stepper(self.settings.stepper).n_stages
         return {kind: count * per_example for kind, count in CONVOLUTIONS_PER_EXAMPLE.items()
                 if kind != "classifier_solve"}
 
