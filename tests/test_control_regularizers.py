@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from pdecontrol.control import ParameterLayout, QuadraticPenalty, Tikhonov, TimeSmoothness
+from pdecontrol.control import (GradientPenalty, ParameterLayout, QuadraticPenalty, Tikhonov,
+                                TimeSmoothness)
 from pdecontrol.verify import adjoint_test, taylor_test_map
 
 T = 2.0
@@ -19,12 +20,13 @@ def _regularizers(rng):
         Tikhonov("K", 0.3),
         TimeSmoothness("K", 1.3, final_time=T),
         QuadraticPenalty("K", 0.9, rng.standard_normal((4, 9))),
+        GradientPenalty("W", 0.8, (0.25, 0.5)),
     ]
 
 
 def test_values_match_direct_formulas(layout, rng):
     p = layout.random(rng)
-    tik_w, tik_k, smooth, quad = _regularizers(rng)
+    tik_w, tik_k, smooth, quad, grad = _regularizers(rng)
     assert tik_w.value(p) == pytest.approx(0.7 / 2 * 0.5 * np.sum((p["W"] - tik_w.reference) ** 2))
     assert tik_k.value(p) == pytest.approx(0.3 / 2 * np.sum(p["K"] ** 2))
     dt = T / 5
@@ -32,6 +34,22 @@ def test_values_match_direct_formulas(layout, rng):
                                                           for j in range(4)))
     expected = sum(np.sum((quad.matrix @ p["K"][j, i].reshape(9)) ** 2) for j in range(5) for i in range(2))
     assert quad.value(p) == pytest.approx(0.9 / 2 * expected)
+    w = p["W"]
+    expected = np.sum((np.diff(w, axis=0) / 0.25) ** 2) + np.sum((np.diff(w, axis=1) / 0.5) ** 2)
+    assert grad.value(p) == pytest.approx(0.8 / 2 * 0.5 * expected)
+
+
+def test_gradient_penalty_is_the_h1_seminorm_of_a_smooth_field():
+    """For m = sin(pi x) cos(pi y) on [0, 1]^2: alpha/2 int |grad m|^2 = alpha pi^2 / 4."""
+    n = 256
+    h = 1.0 / (n - 1)
+    x = np.linspace(0.0, 1.0, n)
+    field = np.sin(np.pi * x)[:, None] * np.cos(np.pi * x)[None, :]
+    layout = ParameterLayout(1, controls={}, static={"m": (n, n)}, block_weights={"m": h * h})
+    params = layout.from_blocks({"m": field})
+    value = GradientPenalty("m", 2.0, (h, h)).value(params)
+    assert value == pytest.approx(np.pi**2 / 2, rel=1e-2)
+    assert GradientPenalty("m", 2.0, (h, h)).value(layout.from_blocks({"m": np.ones((n, n))})) == 0
 
 
 def test_every_regularizer_applies_the_block_weight(layout, rng):
@@ -43,7 +61,7 @@ def test_every_regularizer_applies_the_block_weight(layout, rng):
     np.testing.assert_allclose(quad.gradient(p)["W"], tik.gradient(p)["W"], rtol=1e-14)
 
 
-@pytest.mark.parametrize("index", range(4))
+@pytest.mark.parametrize("index", range(5))
 def test_gradient_taylor_and_exact_hessian(layout, rng, index):
     reg = _regularizers(rng)[index]
     p = layout.random(rng)

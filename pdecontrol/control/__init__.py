@@ -9,7 +9,7 @@ from .functional import ControlFunctional, ForwardResult
 from .losses import LeastSquaresLoss, Loss, SoftmaxCrossEntropyLoss
 from .parameters import ParameterLayout, Parameters, refine_in_time, time_interpolation_matrix
 from .problem import ControlProblem
-from .regularizers import QuadraticPenalty, Regularizer, Tikhonov, TimeSmoothness
+from .regularizers import GradientPenalty, QuadraticPenalty, Regularizer, Tikhonov, TimeSmoothness
 from .timestepping import (EXPLICIT_MIDPOINT, FORWARD_EULER, RK4, RungeKutta, Trajectory, get_stepper,
                            integrate)
 
@@ -17,6 +17,6 @@ __all__ = [
     "ControlProblem", "ParameterLayout", "Parameters", "refine_in_time", "time_interpolation_matrix",
     "RungeKutta", "FORWARD_EULER", "EXPLICIT_MIDPOINT", "RK4", "Trajectory", "integrate", "get_stepper",
     "Loss", "LeastSquaresLoss", "SoftmaxCrossEntropyLoss",
-    "Regularizer", "Tikhonov", "TimeSmoothness", "QuadraticPenalty",
+    "Regularizer", "Tikhonov", "TimeSmoothness", "QuadraticPenalty", "GradientPenalty",
     "ControlFunctional", "ForwardResult", "SumFunctional", "TransformedFunctional",
 ]

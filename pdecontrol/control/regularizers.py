@@ -17,7 +17,7 @@ import numpy as np
 from .._validation import as_float_array, check_finite, check_positive
 from .parameters import ParameterLayout, Parameters
 
-__all__ = ["Regularizer", "Tikhonov", "TimeSmoothness", "QuadraticPenalty"]
+__all__ = ["Regularizer", "Tikhonov", "TimeSmoothness", "QuadraticPenalty", "GradientPenalty"]
 
 
 def _check_alpha(alpha) -> float:
@@ -38,8 +38,9 @@ class Regularizer(ABC):
 
     # ------------------------------------------------------------------ the linear map
     @abstractmethod
-    def _apply(self, u: np.ndarray, layout: ParameterLayout) -> np.ndarray:
-        """``L u`` for a block-shaped array."""
+    def _apply(self, u: np.ndarray, layout: ParameterLayout):
+        """``L u`` for a block-shaped array (an array, or a list of arrays whose squared norms
+        add up)."""
 
     @abstractmethod
     def _apply_transpose(self, r: np.ndarray, layout: ParameterLayout) -> np.ndarray:
@@ -69,7 +70,9 @@ class Regularizer(ABC):
         """``R(p)``."""
         u = self._block(params) - self._reference(params.layout)
         r = self._apply(u, params.layout)
-        return 0.5 * self.alpha * self._weight(params.layout) * float(np.vdot(r, r))
+        parts = r if isinstance(r, list) else [r]
+        return 0.5 * self.alpha * self._weight(params.layout) * float(
+            sum(np.vdot(part, part) for part in parts))
 
     def gradient(self, params: Parameters) -> dict:
         """``{block: dR/dp_block}``."""
@@ -193,3 +196,58 @@ class QuadraticPenalty(Regularizer):
 
     def _apply_transpose(self, r, layout):
         return (r @ self.matrix).reshape(layout.shapes[self.block])
+
+
+class GradientPenalty(Regularizer):
+    """``alpha/2 w sum_axes ||D_k p[block]||^2``: the H1 seminorm ``alpha/2 int |grad m|^2 dx`` of a
+    grid function on a regular mesh (``w`` the block weight, e.g. the cell volume ``h**d``).
+
+    ``D_k`` is the forward difference ``(p[i+1] - p[i]) / h_k`` along the k-th of the block's
+    trailing ``len(spacing)`` axes, between nodes of the grid only (no values outside it: a
+    constant field has no penalty, as with a natural, Neumann boundary). Leading axes of the
+    block (e.g. steps of a control) are batched.
+
+    Parameters
+    ----------
+    block : str
+    alpha : float
+        ``>= 0``.
+    spacing : float or sequence of float
+        Mesh spacing ``h`` per axis (its length is the number of spatial axes).
+    """
+
+    def __init__(self, block: str, alpha: float, spacing):
+        super().__init__(block, alpha)
+        spacing = check_finite(as_float_array(np.atleast_1d(spacing), "spacing",
+                                              dtype=np.float64), "spacing")
+        if spacing.ndim != 1 or not 1 <= spacing.size <= 3 or np.any(spacing <= 0):
+            raise ValueError(f"spacing must hold 1 to 3 positive mesh spacings, got {spacing}")
+        self.spacing = tuple(float(h) for h in spacing)
+
+    def check_layout(self, layout):
+        super().check_layout(layout)
+        shape = layout.shapes[self.block]
+        if len(shape) < len(self.spacing) or any(n < 2 for n in shape[-len(self.spacing):]):
+            raise ValueError(f"GradientPenalty on {len(self.spacing)} axes needs a block whose last "
+                             f"{len(self.spacing)} axes have >= 2 nodes, got {self.block!r} of "
+                             f"shape {shape}")
+
+    def _apply(self, u, layout):
+        d = len(self.spacing)
+        return [np.diff(u, axis=u.ndim - d + k) / h for k, h in enumerate(self.spacing)]
+
+    def _apply_transpose(self, r, layout):
+        shape = layout.shapes[self.block]
+        d = len(self.spacing)
+        out = np.zeros(shape)
+        for k, (part, h) in enumerate(zip(r, self.spacing)):
+            axis = len(shape) - d + k
+            lead = [slice(None)] * len(shape)
+            lead[axis] = slice(1, None)
+            out[tuple(lead)] += part / h
+            lead[axis] = slice(None, -1)
+            out[tuple(lead)] -= part / h
+        return out
+
+    def __repr__(self) -> str:
+        return f"GradientPenalty(block={self.block!r}, alpha={self.alpha:g}, spacing={self.spacing})"
