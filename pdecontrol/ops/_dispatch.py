@@ -18,13 +18,18 @@ import types
 import numba
 from numba import njit
 
-__all__ = ["SERIAL_BELOW_ELEMENTS", "TwinKernel", "twin_kernel"]
+__all__ = ["SERIAL_BELOW_ELEMENTS", "SERIAL_BELOW_MULTIPLY_ADDS", "TwinKernel", "twin_kernel"]
 
 #: Elementwise kernels (``add_scaled``, activations) with fewer elements than this run serially.
 #: Idle, the parallel ``add_scaled`` wins from 2**14 elements on (float64 0.78x, float32 0.91x
 #: of the serial time; 1.1-1.2x at 2**13); float32 tanh and ReLU win only from 2**15-2**16
 #: and float64 tanh (scalar libm) already from 2**10, so it runs up to 2x slower below 2**14.
 SERIAL_BELOW_ELEMENTS = 2**14
+
+#: Convolution drivers with fewer multiply-adds than this (``N * C_out * C_in * 3**d * P``,
+#: both kernels of a fused call counted) run serially. Idle, the parallel conv and kernel
+#: gradient win in every measured case from 2.9e5 on (0.71-0.92x), not yet at 1.5e5.
+SERIAL_BELOW_MULTIPLY_ADDS = 2**18
 
 
 class TwinKernel:
