@@ -1,4 +1,5 @@
 """Shared pytest fixtures."""
+import math
 import os
 from pathlib import Path
 
@@ -10,6 +11,36 @@ import pytest
 def rng():
     """A fresh, seeded random generator per test (tests never share random state)."""
     return np.random.default_rng(20170306)
+
+
+@pytest.fixture
+def force_twin(monkeypatch):
+    """``force_twin(path, *kernels)``: the ``TwinKernel``s run their ``"serial"`` or
+    ``"parallel"`` twin for the rest of the test, whatever the work (threshold infinite or 0;
+    a call with one ``prange`` task or on one Numba thread still runs serially)."""
+
+    def force(path, *kernels):
+        for kernel in kernels:
+            monkeypatch.setattr(kernel, "serial_below", {"serial": math.inf, "parallel": 0}[path])
+
+    return force
+
+
+@pytest.fixture
+def twin_picks(monkeypatch):
+    """A list that receives ``(kernel, "serial" | "parallel")`` for every ``TwinKernel.choose``
+    call of the test."""
+    from pdecontrol.ops._dispatch import TwinKernel
+
+    picks, choose = [], TwinKernel.choose
+
+    def recording(kernel, work, tasks=None):
+        dispatcher = choose(kernel, work, tasks)
+        picks.append((kernel, "serial" if dispatcher is kernel.serial else "parallel"))
+        return dispatcher
+
+    monkeypatch.setattr(TwinKernel, "choose", recording)
+    return picks
 
 
 @pytest.fixture(scope="session")

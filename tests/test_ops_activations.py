@@ -1,9 +1,12 @@
 """Activations of pdecontrol.ops: values, derivatives (Taylor), dtypes, errors."""
 
+import numba
 import numpy as np
 import pytest
 
 from pdecontrol.ops import ACTIVATION_NAMES, SMOOTH_RELU_ETA, Activation, get_activation
+from pdecontrol.ops._dispatch import SERIAL_BELOW_ELEMENTS
+from pdecontrol.ops.activations import _activate_array
 
 
 def reference(name, a):
@@ -34,6 +37,28 @@ def test_float32_keeps_dtype_and_is_accurate(name):
     # smooth_relu's quadratic piece is computed in float32 from eta = float32(0.1): absolute error
     atol = 1e-7 if name == "smooth_relu" else 0.0
     np.testing.assert_allclose(value, exact, rtol=4e-7, atol=atol)
+
+
+def test_small_arrays_take_the_serial_path(twin_picks):
+    tanh = get_activation("tanh")
+    tanh(np.ones((8, 32)))
+    tanh.derivative(np.ones(SERIAL_BELOW_ELEMENTS - 1))
+    tanh.value_and_derivative(np.ones(SERIAL_BELOW_ELEMENTS))
+    large = "parallel" if numba.get_num_threads() > 1 else "serial"
+    assert twin_picks == [(_activate_array, path) for path in ("serial", "serial", large)]
+
+
+@pytest.mark.parametrize("name", ACTIVATION_NAMES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_serial_and_parallel_paths_are_bitwise_equal(rng, force_twin, name, dtype):
+    a = (3 * rng.standard_normal((5, 201))).astype(dtype)
+    a[0, :4] = [-SMOOTH_RELU_ETA, 0.0, SMOOTH_RELU_ETA, 0.05]
+    results = []
+    for path in ("serial", "parallel"):
+        force_twin(path, _activate_array)
+        results.append(get_activation(name).value_and_derivative(a))
+    for serial, parallel in zip(*results):
+        np.testing.assert_array_equal(serial, parallel)
 
 
 @pytest.mark.parametrize("name", ["tanh", "smooth_relu"])

@@ -1,10 +1,13 @@
 """Convolutions of pdecontrol.ops: scipy reference, adjoint dot-product tests, input errors."""
 
+import numba
 import numpy as np
 import pytest
 from scipy.signal import correlate
 
 from pdecontrol.ops import add_bias, bias_gradient, conv, conv_kernel_gradient, conv_transpose
+from pdecontrol.ops._dispatch import SERIAL_BELOW_MULTIPLY_ADDS
+from pdecontrol.ops._kernels import conv_driver, kernel_gradient_driver
 
 # (spatial shape, C_in, C_out): odd and even sizes, channel counts below, at and above the
 # 4-channel register block, 1D/2D/3D.
@@ -59,12 +62,51 @@ def test_conv_float32_keeps_dtype_and_matches(rng, spatial, c_in, c_out):
     np.testing.assert_allclose(y, reference_conv(x, K, b), rtol=0, atol=1e-6 * scale)
 
 
-def test_conv_is_independent_of_batch_partitioning(rng):
+def test_conv_is_independent_of_batch_partitioning(rng, force_twin):
     # Chunks per thread must not leak: a batch equals its images convolved one by one.
+    force_twin("parallel", conv_driver)
     x, K, b = random_case(rng, (6, 5), 3, 4, n_images=7)
     batch = conv(x, K, b)
     single = np.concatenate([conv(x[n : n + 1], K, b) for n in range(7)])
     np.testing.assert_array_equal(batch, single)
+
+
+def test_small_batches_take_the_serial_path(rng, twin_picks):
+    small = rng.standard_normal((2, 3, 5, 6))  # 2 * 3 * 3 * 9 * 30 multiply-adds
+    K = rng.standard_normal((3, 3, 3, 3))
+    conv(small, K)
+    conv_kernel_gradient(small, small)
+    # N * C * C * 9 * P = 4 * 8 * 8 * 9 * 256 multiply-adds, above the threshold
+    large = rng.standard_normal((4, 8, 16, 16))
+    assert 4 * 8 * 8 * 9 * 256 >= SERIAL_BELOW_MULTIPLY_ADDS
+    K = rng.standard_normal((8, 8, 3, 3))
+    conv(large, K)
+    conv_transpose(large, K)
+    conv_kernel_gradient(large, large)
+    conv(large[:1], K)  # one image: one chunk, nothing to run in parallel
+    parallel = "parallel" if numba.get_num_threads() > 1 else "serial"
+    assert twin_picks == [
+        (conv_driver, "serial"),
+        (kernel_gradient_driver, "serial"),
+        (conv_driver, parallel),
+        (conv_driver, parallel),
+        (kernel_gradient_driver, parallel),
+        (conv_driver, "serial"),
+    ]
+
+
+@pytest.mark.parametrize("spatial, c_in, c_out", [CASES[1], CASES[3], CASES[6]])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_serial_and_parallel_paths_are_bitwise_equal(rng, force_twin, spatial, c_in, c_out, dtype):
+    # same chunks, same per-image code, chunk sums added in the same order
+    x, K, b = random_case(rng, spatial, c_in, c_out, n_images=11, dtype=dtype)
+    y_bar = rng.standard_normal((11, c_out) + spatial).astype(dtype)
+    results = []
+    for path in ("serial", "parallel"):
+        force_twin(path, conv_driver, kernel_gradient_driver)
+        results.append((conv(x, K, b), conv_transpose(y_bar, K), conv_kernel_gradient(x, y_bar)))
+    for serial, parallel in zip(*results):
+        np.testing.assert_array_equal(serial, parallel)
 
 
 def relative_gap(lhs, rhs):

@@ -1,9 +1,12 @@
 """The fused update ``base + scale * vector`` of the time-steppers against NumPy."""
 
+import numba
 import numpy as np
 import pytest
 
 from pdecontrol.ops import add_scaled
+from pdecontrol.ops._dispatch import SERIAL_BELOW_ELEMENTS
+from pdecontrol.ops.elementwise import _add_scaled_kernel
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -22,6 +25,26 @@ def test_add_scaled_matches_numpy_bitwise(rng, dtype):
     np.testing.assert_array_equal(
         add_scaled(strided, 4.0, strided), strided + dtype(4.0) * strided
     )
+
+
+def test_add_scaled_takes_the_serial_path_for_small_states(twin_picks):
+    add_scaled(np.ones((8, 32)), 0.5, np.ones((8, 32)))  # issue 11: a tiny stepper state
+    add_scaled(None, 0.5, np.ones(SERIAL_BELOW_ELEMENTS - 1))
+    add_scaled(None, 0.5, np.ones(SERIAL_BELOW_ELEMENTS))
+    large = "parallel" if numba.get_num_threads() > 1 else "serial"
+    assert twin_picks == [(_add_scaled_kernel, path) for path in ("serial", "serial", large)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_add_scaled_serial_and_parallel_paths_are_bitwise_equal(rng, force_twin, dtype):
+    base = rng.standard_normal((7, 3, 101)).astype(dtype)
+    vector = rng.standard_normal(base.shape).astype(dtype)
+    results = []
+    for path in ("serial", "parallel"):
+        force_twin(path, _add_scaled_kernel)
+        results.append((add_scaled(base, -0.7, vector), add_scaled(None, 1.3, vector)))
+    for serial, parallel in zip(*results):
+        np.testing.assert_array_equal(serial, parallel)
 
 
 def test_add_scaled_keeps_the_base_dtype_and_handles_other_dtypes(rng):

@@ -12,6 +12,7 @@ from pdecontrol.ops import (
     residual_step,
     residual_tangent,
 )
+from pdecontrol.ops._kernels import conv_driver, kernel_gradient_driver
 
 SHAPES = [(2, 3, 9), (2, 5, 6, 7), (2, 2, 4, 3, 5)]  # (N, C, *spatial) in 1D, 2D, 3D
 
@@ -44,6 +45,23 @@ def test_step_matches_composition(rng, shape, name, skip):
     np.testing.assert_allclose(
         lin.derivative, get_activation(name).derivative(conv(y, K, b)), atol=1e-15
     )
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_serial_and_parallel_paths_are_bitwise_equal(rng, force_twin, shape, dtype):
+    y, K, b = random_layer(rng, shape, dtype)
+    dy, dK, db = (d.astype(dtype) for d in random_direction(rng, y, K))
+    results = []
+    for path in ("serial", "parallel"):
+        force_twin(path, conv_driver, kernel_gradient_driver)
+        out, lin = residual_linearize(y, K, b, dt=0.3, activation="smooth_relu")
+        results.append(
+            (out, lin.derivative, residual_step(y, K, b), residual_tangent(lin, dy, dK, db),
+             *residual_adjoint(lin, dy))
+        )
+    for serial, parallel in zip(*results):
+        np.testing.assert_array_equal(serial, parallel)
 
 
 def test_float32_step_and_sweeps_keep_dtype(rng):

@@ -23,6 +23,10 @@ Performance design (measured on the 2-core AVX-512 machine, see docs/operators.m
   per chunk;
   kernel-gradient partial sums per chunk in float64, summed in chunk order (deterministic for
   a fixed thread count);
+* each driver is a :class:`~._dispatch.TwinKernel`: below
+  :data:`~._dispatch.SERIAL_BELOW_MULTIPLY_ADDS` the caller runs its serial twin over the
+  same chunks, so both paths give bitwise identical results (every output image is computed by
+  the same code, and the kernel-gradient chunk sums are the same sums in the same order);
 * ``fastmath={"contract"}`` (FMA) everywhere, plus ``"reassoc"`` only in the dot products of the
   kernel gradient (needed to vectorise a floating-point reduction). No ``nnan``/``ninf``.
 """
@@ -34,6 +38,7 @@ import enum
 import numpy as np
 from numba import njit, prange
 
+from ._dispatch import SERIAL_BELOW_MULTIPLY_ADDS, twin_kernel
 from .activations import activate, constant_like
 
 __all__ = [
@@ -154,7 +159,7 @@ def _write_row(mode, kind, acc, dt, has_base, base, derivative, store_derivative
             out[p] = acc[p]
 
 
-@njit(cache=True, error_model="numpy", parallel=True, fastmath=_STREAM)
+@twin_kernel(SERIAL_BELOW_MULTIPLY_ADDS, cache=True, error_model="numpy", fastmath=_STREAM)
 def conv_driver(
     x1,
     scale1,
@@ -183,7 +188,8 @@ def conv_driver(
     (O_padded, C, G, 3),
     ``bias`` (O_padded,), ``out``/``base``/``derivative`` (N, O, P); ``base`` and
     ``derivative`` may be any array of that shape when unused. ``mode`` an :class:`Epilogue`,
-    ``kind`` an activation kind, ``dt`` a scalar of the array dtype.
+    ``kind`` an activation kind, ``dt`` a scalar of the array dtype. The serial twin gives
+    bitwise the same ``out`` (each image is computed by the same code whatever the chunking).
     """
     n_images, n_out, n_points = out.shape
     width = n_points + 2 * pad
@@ -302,7 +308,7 @@ def _kernel_gradient_chunk(
             flat_kernel_sums[i] += flat_sums[i]
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
+@twin_kernel(SERIAL_BELOW_MULTIPLY_ADDS, cache=True, error_model="numpy")
 def kernel_gradient_driver(
     x, z, z_scale, has_z_scale, masks, pad, shift, tap_mask, n_chunks, kernel_partial, bias_partial
 ):
@@ -311,7 +317,10 @@ def kernel_gradient_driver(
     ``x`` (N, C, P), ``z`` and ``z_scale`` (N, O, P) (``z`` is multiplied by ``z_scale``
     pointwise when ``has_z_scale``); ``kernel_partial`` (n_chunks, O_padded, C, G, 3) and
     ``bias_partial`` (n_chunks, O_padded), float64, zero on entry (summed by the caller).
-    Per image the sums run in the array dtype, across images in float64. The parallel loop
+    Per image the sums run in the array dtype, across images in float64. The serial twin walks
+    the same ``n_chunks`` chunks, so its partial sums, and hence the caller's chunk-order
+    total, are bitwise those of the parallel one (the last bits do change with ``n_chunks``,
+    i.e. with the Numba thread count, as before). The parallel loop
     only calls :func:`_kernel_gradient_chunk`, whose array updates are explicit loops: the
     same code with array expressions (``sums[:] = 0``, ``kernel_sums += sums``) inside the
     ``prange`` body took 9.5 s instead of 4 s (CPU) to compile.

@@ -31,6 +31,7 @@ from numba import njit, prange, types
 from numba.extending import overload
 
 from .._validation import as_float_array
+from ._dispatch import SERIAL_BELOW_ELEMENTS, twin_kernel
 
 __all__ = ["Activation", "ACTIVATION_NAMES", "SMOOTH_RELU_ETA", "get_activation"]
 
@@ -131,9 +132,12 @@ def activate(kind, a):
     )
 
 
-@njit(cache=True, error_model="numpy", parallel=True, fastmath={"contract"})
+@twin_kernel(SERIAL_BELOW_ELEMENTS, cache=True, error_model="numpy", fastmath={"contract"})
 def _activate_array(kind, a, value, derivative, want_value, want_derivative):
-    """Fill flat ``value`` / ``derivative`` with sigma(a), sigma'(a) (each only if wanted)."""
+    """Fill flat ``value`` / ``derivative`` with sigma(a), sigma'(a) (each only if wanted).
+
+    Serial twin below :data:`~._dispatch.SERIAL_BELOW_ELEMENTS` elements (identical results).
+    """
     for i in prange(a.size):
         s, ds = activate(kind, a[i])
         if want_value:
@@ -170,7 +174,7 @@ class Activation:
         a = np.ascontiguousarray(as_float_array(a, "a"))
         value = np.empty_like(a)
         derivative = np.empty_like(a)
-        _activate_array(
+        _activate_array.choose(a.size)(
             int(self.kind),
             a.reshape(-1),
             value.reshape(-1),

@@ -127,6 +127,11 @@ def transposed_kernel(kernel: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(kernel[flip].swapaxes(0, 1))
 
 
+def multiply_adds(n_images: int, out_channels: int, in_channels: int, geometry) -> int:
+    """Multiply-adds of a batched 3-wide correlation, ``N * C_out * C_in * 3**d * P``."""
+    return n_images * out_channels * in_channels * 3 * geometry.n_groups * geometry.size
+
+
 def n_chunks(n_images: int) -> int:
     """Number of batch chunks for the parallel drivers (at most one image per chunk)."""
     return min(n_images, _kernels.CHUNKS_PER_THREAD * numba.get_num_threads())
@@ -148,7 +153,8 @@ def run_conv(
     derivative=None,
     store_derivative=False,
 ):
-    """Call :func:`_kernels.conv_driver` on validated arrays of shape (N, C, *spatial).
+    """Call :func:`_kernels.conv_driver` (serial twin for small work) on validated arrays
+    of shape (N, C, *spatial).
 
     ``kernel1``/``kernel2`` are (C_out, C, 3, ...) kernels; ``scale1`` (shape of ``x1``)
     multiplies ``x1`` pointwise on the fly; returns ``out`` (N, C_out, *spatial)
@@ -168,8 +174,13 @@ def run_conv(
     flat_base = flat_out if base is None else base.reshape(flat_out.shape)
     flat_derivative = flat_out if derivative is None else derivative.reshape(flat_out.shape)
     flat_x1 = x1.reshape(n_images, x1.shape[1], n_points)
+    in_channels = x1.shape[1] + flat_x2.shape[1]
+    chunks = n_chunks(n_images)
+    driver = _kernels.conv_driver.choose(
+        multiply_adds(n_images, out_channels, in_channels, geometry), chunks
+    )
     with numba.parallel_chunksize(1):  # chunks handed out dynamically
-        _kernels.conv_driver(
+        driver(
             flat_x1,
             flat_x1 if scale1 is None else scale1.reshape(flat_x1.shape),
             scale1 is not None,
@@ -181,7 +192,7 @@ def run_conv(
             geometry.pad,
             geometry.shift,
             geometry.tap_mask,
-            n_chunks(n_images),
+            chunks,
             int(mode),
             int(kind),
             dtype.type(dt),
@@ -211,8 +222,11 @@ def run_kernel_gradient(
     kernel_partial = np.zeros((chunks, padded, in_channels, geometry.n_groups, 3))
     bias_partial = np.zeros((chunks, padded))
     flat_z = z.reshape(n_images, out_channels, -1)
+    driver = _kernels.kernel_gradient_driver.choose(
+        multiply_adds(n_images, out_channels, in_channels, geometry), chunks
+    )
     with numba.parallel_chunksize(1):  # chunks handed out dynamically
-        _kernels.kernel_gradient_driver(
+        driver(
             x.reshape(n_images, in_channels, -1),
             flat_z,
             flat_z if z_scale is None else z_scale.reshape(flat_z.shape),

@@ -1,20 +1,24 @@
-"""Fused elementwise update ``base + scale * vector`` for the time-steppers (Numba, parallel).
+"""Fused elementwise update ``base + scale * vector`` for the time-steppers (Numba).
 
 The Runge-Kutta steppers of :mod:`pdecontrol.control.timestepping` combine whole batches of
 states (e.g. 2,000 x 8 x 28 x 28 float32 = 50 MB) once per stage in every forward, tangent and
 adjoint sweep. NumPy's ``y.copy(); y += a * v`` takes three passes over memory and a temporary;
-:func:`add_scaled` takes one parallel pass and no temporary.
+:func:`add_scaled` takes one pass and no temporary: parallel from
+:data:`~._dispatch.SERIAL_BELOW_ELEMENTS` elements on, serial below (a small state costs about
+what NumPy would, see :mod:`._dispatch`); both paths give identical results.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
+
+from ._dispatch import SERIAL_BELOW_ELEMENTS, twin_kernel
 
 __all__ = ["add_scaled"]
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
+@twin_kernel(SERIAL_BELOW_ELEMENTS, cache=True, error_model="numpy")
 def _add_scaled_kernel(out, base, has_base, scale, vector):
     if has_base:
         for i in prange(out.size):
@@ -51,9 +55,9 @@ def add_scaled(base, scale: float, vector, out=None) -> np.ndarray:
     Returns
     -------
     ndarray
-        ``out``. float32 / float64 C-contiguous arrays of one shape take one parallel Numba
-        pass; anything else (other dtypes, strided views) is computed by NumPy, with the same
-        result.
+        ``out``. float32 / float64 C-contiguous arrays of one shape take one Numba pass
+        (parallel for large arrays); anything else (other dtypes, strided views) is computed
+        by NumPy, with the same result.
     """
     vector = np.asarray(vector)
     dtype, shape = vector.dtype, vector.shape
@@ -63,7 +67,7 @@ def add_scaled(base, scale: float, vector, out=None) -> np.ndarray:
     if dtype in (np.float32, np.float64) and all(_fused(a, dtype, shape) for a in arrays):
         flat_vector = vector.reshape(-1)
         flat_base = flat_vector if base is None else base.reshape(-1)
-        _add_scaled_kernel(
+        _add_scaled_kernel.choose(out.size)(
             out.reshape(-1), flat_base, base is not None, dtype.type(scale), flat_vector
         )
     elif base is None:
