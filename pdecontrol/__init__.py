@@ -5,6 +5,9 @@ Layout (each a small module with one job):
 * :mod:`pdecontrol.mesh`, :mod:`pdecontrol.transfer`, :mod:`pdecontrol.stencils` - meshes and
   hierarchies, grid transfers and the stencil calculus (Galerkin restriction / prolongation of
   kernels).
+* :mod:`pdecontrol.assembly` - sparse CSR matrices of constant and variable stencils on grids.
+* :mod:`pdecontrol.diffusion` - the operator ``-div(exp(m) grad u)`` with zero Dirichlet values,
+  its matrix and its derivatives in ``m``.
 * :mod:`pdecontrol.functional` - :class:`ReducedFunctional`, the interface between control
   problems and optimisers.
 * :mod:`pdecontrol.control` - control problems by subclassing, time-steppers with exact
@@ -18,14 +21,17 @@ Layout (each a small module with one job):
 * :mod:`pdecontrol.io` - atomic file writes and verified archives.
 * :mod:`pdecontrol.memory` - allocator tuning for long runs (keep freed memory in the process).
 """
-from . import continuation, control, io, memory, mesh, ops, optimize, stencils, transfer, verify
+from . import (
+    assembly, continuation, control, diffusion, io, memory, mesh, ops, optimize, stencils, transfer,
+    verify,
+)
 from .functional import ReducedFunctional
 from .mesh import Mesh, MeshHierarchy
 
 __version__ = "0.1.0.dev0"
 __all__ = [
     "ReducedFunctional", "Mesh", "MeshHierarchy",
-    "continuation", "control", "io", "memory", "mesh", "ops", "optimize", "stencils",
-    "transfer", "verify",
+    "assembly", "continuation", "control", "diffusion", "io", "memory", "mesh", "ops", "optimize",
+    "stencils", "transfer", "verify",
     "__version__",
 ]

@@ -15,11 +15,19 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._validation import as_float_array
-from .transfer import prolong as _prolong_once
-from .transfer import prolongation_matrix, restrict as _restrict_once, restriction_matrix
+from .transfer import prolong, prolong_field, prolongation_matrix, restrict, restrict_field
+from .transfer import restriction_matrix
 from .transfer._shapes import as_grid_shape, check_coarsenable, spatial_shape
 
 __all__ = ["Mesh", "Level", "MeshHierarchy"]
+
+#: The one-level transfers of :class:`MeshHierarchy`: name -> (function, goes coarser, reverse).
+_TRANSFERS = {
+    "restrict": (restrict, True, "prolong"),
+    "prolong": (prolong, False, "restrict"),
+    "restrict_field": (restrict_field, True, "prolong_field"),
+    "prolong_field": (prolong_field, False, "restrict_field"),
+}
 
 
 def _per_axis(value, dim: int, name: str, positive: bool) -> tuple[float, ...]:
@@ -173,7 +181,9 @@ class MeshHierarchy:
     """A list of meshes, finest first, each twice as fine as the next, with their transfers.
 
     In the spirit of pyamg's ``MultilevelSolver``: ``levels[0]`` is the finest mesh; every level
-    but the coarsest holds ``P`` (from the next coarser level) and ``R`` (to it).
+    but the coarsest holds ``P`` (from the next coarser level) and ``R`` (to it). ``restrict`` and
+    ``prolong`` move grid functions (zero outside the grid) across several levels,
+    ``restrict_field`` and ``prolong_field`` parameter fields (extended by constants).
 
     Parameters
     ----------
@@ -299,36 +309,44 @@ class MeshHierarchy:
             )
         return x
 
+    def _transfer(self, name: str, x, to_level, from_level) -> np.ndarray:
+        """Apply the one-level transfer ``name`` (a key of ``_TRANSFERS``) level by level."""
+        once, coarser, reverse = _TRANSFERS[name]
+        from_level = self._check_level(from_level, "from_level")
+        to_level = self._check_level(to_level, "to_level")
+        if (to_level < from_level) if coarser else (to_level > from_level):
+            way, relation, other = (
+                ("coarser", ">=", "finer") if coarser else ("finer", "<=", "coarser")
+            )
+            raise ValueError(
+                f"{name} goes to {way} levels: need to_level {relation} from_level, got "
+                f"to_level={to_level}, from_level={from_level}; use {reverse} to go {other}"
+            )
+        x = self._check_input(x, from_level)
+        for _ in range(abs(to_level - from_level)):
+            x = once(x, self.dim)
+        return x
+
     def restrict(self, x, to_level: int, from_level: int = 0) -> np.ndarray:
         """Apply full weighting ``to_level - from_level`` times to a batch ``(..., *spatial)``.
 
         Same as chaining the levels' ``R`` matrices, computed matrix-free (dtype preserved).
         """
-        from_level = self._check_level(from_level, "from_level")
-        to_level = self._check_level(to_level, "to_level")
-        if to_level < from_level:
-            raise ValueError(
-                f"restrict goes to coarser levels: need to_level >= from_level, got "
-                f"to_level={to_level}, from_level={from_level}; use prolong to go finer"
-            )
-        x = self._check_input(x, from_level)
-        for _ in range(to_level - from_level):
-            x = _restrict_once(x, self.dim)
-        return x
+        return self._transfer("restrict", x, to_level, from_level)
 
     def prolong(self, x, to_level: int, from_level: int) -> np.ndarray:
         """Apply d-linear interpolation ``from_level - to_level`` times to ``(..., *spatial)``.
 
         Same as chaining the levels' ``P`` matrices, computed matrix-free (dtype preserved).
         """
-        from_level = self._check_level(from_level, "from_level")
-        to_level = self._check_level(to_level, "to_level")
-        if to_level > from_level:
-            raise ValueError(
-                f"prolong goes to finer levels: need to_level <= from_level, got "
-                f"to_level={to_level}, from_level={from_level}; use restrict to go coarser"
-            )
-        x = self._check_input(x, from_level)
-        for _ in range(from_level - to_level):
-            x = _prolong_once(x, self.dim)
-        return x
+        return self._transfer("prolong", x, to_level, from_level)
+
+    def restrict_field(self, x, to_level: int, from_level: int = 0) -> np.ndarray:
+        """:meth:`restrict` for parameter fields: :func:`~pdecontrol.transfer.restrict_field`
+        (full weighting of the constant-extended field) ``to_level - from_level`` times."""
+        return self._transfer("restrict_field", x, to_level, from_level)
+
+    def prolong_field(self, x, to_level: int, from_level: int) -> np.ndarray:
+        """:meth:`prolong` for parameter fields: :func:`~pdecontrol.transfer.prolong_field`
+        (interpolation with constant extension) ``from_level - to_level`` times."""
+        return self._transfer("prolong_field", x, to_level, from_level)

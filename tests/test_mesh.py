@@ -7,7 +7,7 @@ import pytest
 
 import pdecontrol.mesh
 from pdecontrol.mesh import Mesh, MeshHierarchy
-from pdecontrol.transfer import prolong, restrict
+from pdecontrol.transfer import prolong, prolong_field, restrict, restrict_field
 
 
 def test_node_centred_geometry_per_axis():
@@ -100,6 +100,21 @@ def test_hierarchy_transfers_equal_the_chained_matrices(rng):
     np.testing.assert_array_equal(hierarchy.restrict(y, to_level=1, from_level=1), y)
 
 
+def test_hierarchy_field_transfers_repeat_the_one_level_field_transfers(rng):
+    hierarchy = MeshHierarchy(Mesh((8, 4)), 3)
+    x = rng.standard_normal((2, 8, 4)).astype(np.float32)
+    coarse = hierarchy.restrict_field(x, to_level=2)
+    assert coarse.dtype == np.float32 and coarse.shape == (2, 2, 1)
+    np.testing.assert_array_equal(coarse, restrict_field(restrict_field(x, 2), 2))
+    y = rng.standard_normal((2, 1))
+    np.testing.assert_array_equal(
+        hierarchy.prolong_field(y, to_level=0, from_level=2), prolong_field(prolong_field(y, 2), 2)
+    )
+    np.testing.assert_array_equal(hierarchy.prolong_field(y, to_level=2, from_level=2), y)
+    constant = np.full((8, 4), 0.195)
+    np.testing.assert_array_equal(hierarchy.restrict_field(constant, 2), np.full((2, 1), 0.195))
+
+
 def test_single_level_hierarchy_of_an_odd_mesh():
     hierarchy = MeshHierarchy(Mesh(7), 1)
     assert len(hierarchy) == 1 and hierarchy[0].P is None
@@ -131,6 +146,21 @@ def test_single_level_hierarchy_of_an_odd_mesh():
             "to_level <= from_level",
         ),
         (lambda h: h.restrict(np.zeros((8, 8)), 3), ValueError, r"to_level must be in \[0, 3\)"),
+        (
+            lambda h: h.restrict_field(np.zeros((4, 4)), 0, from_level=1),
+            ValueError,
+            "restrict_field goes to coarser levels.*use prolong_field",
+        ),
+        (
+            lambda h: h.prolong_field(np.zeros((4, 4)), 2, from_level=1),
+            ValueError,
+            "prolong_field goes to finer levels.*use restrict_field",
+        ),
+        (
+            lambda h: h.prolong_field(np.zeros((4, 4)), 0, from_level=2),
+            ValueError,
+            r"spatial shape \(2, 2\) of level 2",
+        ),
         (
             lambda h: h.prolong(np.zeros((8, 8)), 0, from_level=1.0),
             TypeError,

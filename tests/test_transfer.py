@@ -10,10 +10,13 @@ from scipy import ndimage
 
 import pdecontrol.transfer.grids
 import pdecontrol.transfer.matrices
+from pdecontrol.mesh import Mesh
 from pdecontrol.transfer import (
     prolong,
+    prolong_field,
     prolongation_matrix,
     restrict,
+    restrict_field,
     restrict_image,
     restriction_matrix,
 )
@@ -23,6 +26,14 @@ COARSE_SHAPES = {1: (5,), 2: (3, 4), 3: (2, 3, 2)}
 
 def fine(shape):
     return tuple(2 * n for n in shape)
+
+
+def outer(factors):
+    """Outer product of 1D arrays, axis k from factor k."""
+    out = factors[0]
+    for factor in factors[1:]:
+        out = np.multiply.outer(out, factor)
+    return out
 
 
 def apply_matrix(matrix, x, dim):
@@ -226,11 +237,130 @@ def test_restrict_image_smooths_each_image_with_a_zero_boundary_gaussian(rng):
             ValueError,
             "smoothing_sigma",
         ),
+        (lambda: restrict_field(np.zeros((4, 7)), 2), ValueError, "axis 1 has 7 nodes.*pad or"),
+        (lambda: restrict_field(np.zeros(8), 2), ValueError, "at least dim=2 axes"),
+        (lambda: restrict_field([1.0, np.nan], 1), ValueError, "x contains 1 non-finite"),
+        (lambda: prolong_field(np.zeros(4), 0), ValueError, "dim must be 1, 2 or 3"),
+        (lambda: prolong_field(np.zeros(4, complex), 1), TypeError, "x must be real"),
     ],
 )
 def test_bad_input_raises_clear_errors(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+# ---------------------------------------------------------------- parameter fields
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("dim", [1, 2, 3])
+def test_field_transfers_keep_constants_exactly_on_every_node(dim, dtype):
+    """A constant per batch entry comes back as the same constant, boundary nodes included."""
+    values = np.array([0.195, -3.7, 1e3], dtype=dtype).reshape((3,) + (1,) * dim)
+    coarse = np.broadcast_to(values, (3,) + COARSE_SHAPES[dim])
+    fine_field = np.broadcast_to(values, (3,) + fine(COARSE_SHAPES[dim]))
+    prolonged, restricted = prolong_field(coarse, dim), restrict_field(fine_field, dim)
+    assert prolonged.dtype == dtype and restricted.dtype == dtype
+    np.testing.assert_array_equal(prolonged, fine_field)
+    np.testing.assert_array_equal(restricted, coarse)
+
+
+def test_prolong_field_copies_the_last_node_where_prolong_halves_it():
+    coarse = np.array([0.39, 0.195])
+    np.testing.assert_array_equal(prolong_field(coarse, 1), [0.39, 0.2925, 0.195, 0.195])
+    np.testing.assert_array_equal(prolong(coarse, 1), [0.39, 0.2925, 0.195, 0.0975])
+
+
+@pytest.mark.parametrize("dim", [1, 2, 3])
+def test_field_transfers_differ_from_zero_outside_transfers_only_at_one_end(rng, dim):
+    """prolong_field == prolong except at the last fine node of an axis; restrict_field ==
+    restrict except at coarse node 0 of an axis, where it adds x[0] / 4 (x[-1] = x[0])."""
+    u = rng.standard_normal((2,) + COARSE_SHAPES[dim])
+    v = rng.standard_normal((2,) + fine(COARSE_SHAPES[dim]))
+    away = (Ellipsis,) + (slice(None, -1),) * dim
+    np.testing.assert_array_equal(prolong_field(u, dim)[away], prolong(u, dim)[away])
+    np.testing.assert_array_equal(restrict_field(v, dim)[(Ellipsis,) + (slice(1, None),) * dim],
+                                  restrict(v, dim)[(Ellipsis,) + (slice(1, None),) * dim])
+    w = rng.standard_normal(8)
+    assert restrict_field(w, 1)[0] == pytest.approx(restrict(w, 1)[0] + w[0] / 4, rel=1e-15)
+
+
+@pytest.mark.parametrize("dim", [1, 2, 3])
+def test_field_transfers_are_tensor_products_and_do_not_mix_batch_entries(rng, dim):
+    """On a product of 1D fields each axis is transferred on its own; batch entries separately."""
+    factors = [rng.standard_normal(n) for n in COARSE_SHAPES[dim]]
+    product = outer(factors)
+    expected = outer([prolong_field(f, 1) for f in factors])
+    batch = np.stack([product, 2 * product, np.zeros_like(product)])
+    prolonged = prolong_field(batch, dim)
+    np.testing.assert_allclose(prolonged[0], expected, rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(prolonged[1], 2 * expected, rtol=1e-14, atol=1e-15)
+    assert not prolonged[2].any()
+    fine_factors = [rng.standard_normal(2 * n) for n in COARSE_SHAPES[dim]]
+    np.testing.assert_allclose(
+        restrict_field(outer(fine_factors), dim),
+        outer([restrict_field(f, 1) for f in fine_factors]),
+        rtol=1e-13,
+        atol=1e-15,
+    )
+
+
+def test_prolong_field_reproduces_linear_functions_except_at_the_last_fine_node():
+    """d-linear interpolation is exact for a + b.x at every fine node but the last per axis."""
+    coarse_mesh = Mesh((4, 6, 3))
+
+    def linear(mesh):
+        return 0.4 + sum(c * x for c, x in zip((0.7, -1.3, 2.1), mesh.meshgrid()))
+
+    prolonged = prolong_field(linear(coarse_mesh), 3)
+    np.testing.assert_allclose(
+        prolonged[:-1, :-1, :-1], linear(coarse_mesh.refine())[:-1, :-1, :-1], rtol=1e-14
+    )
+
+
+def test_integer_fields_become_float64_and_input_is_not_modified(rng):
+    x = rng.integers(-5, 5, size=(3, 4, 4))
+    before = x.copy()
+    assert restrict_field(x, 2).dtype == np.float64 and prolong_field(x, 2).dtype == np.float64
+    np.testing.assert_array_equal(x, before)
+
+
+def restrict_prolong_field_1d(n):
+    """1D R_f P_f: tridiag(1/8, 3/4, 1/8) with first row (7/8, 1/8), last row (1/8, 7/8)."""
+    matrix = stencil_grid(np.array([1.0, 6.0, 1.0]) / 8, (n,)).toarray()
+    matrix[0, 0] = matrix[-1, -1] = 7.0 / 8
+    return matrix
+
+
+@pytest.mark.parametrize("dim", [1, 2, 3])
+def test_restrict_field_after_prolong_field_is_a_row_stochastic_smoother(rng, dim):
+    """R_f P_f is the tensor product of the 1D matrix above (rows sum to one), exactly."""
+    coarse = COARSE_SHAPES[dim]
+    u = rng.standard_normal(coarse)
+    expected = restrict_prolong_field_1d(coarse[0])
+    for n in coarse[1:]:
+        expected = np.kron(expected, restrict_prolong_field_1d(n))
+    np.testing.assert_allclose(
+        restrict_field(prolong_field(u, dim), dim).reshape(-1),
+        expected @ u.reshape(-1),
+        rtol=1e-14,
+        atol=1e-15,
+    )
+
+
+def test_restrict_field_after_prolong_field_of_a_smooth_field_is_close_to_the_identity():
+    """|R_f P_f u - u|: H^2/8 times second differences off the boundary (order 2), H/8 times
+    the first difference at boundary nodes (order 1); measured for n = 16, 32, 64 in 2D."""
+    interior, everywhere = [], []
+    for n in (16, 32, 64):
+        x, y = Mesh((n, n)).meshgrid()
+        u = np.sin(2 * x + y) + x
+        error = np.abs(restrict_field(prolong_field(u, 2), 2) - u)
+        interior.append(error[1:-1, 1:-1].max())
+        everywhere.append(error.max())
+    assert everywhere[0] < 0.04 and interior[0] < 0.003
+    interior_orders = np.log2(np.array(interior[:-1]) / interior[1:])
+    boundary_orders = np.log2(np.array(everywhere[:-1]) / everywhere[1:])
+    assert np.all(np.abs(interior_orders - 2.0) < 0.1), interior_orders
+    assert np.all(np.abs(boundary_orders - 1.0) < 0.1), boundary_orders
 
 
 @pytest.mark.parametrize("module", [pdecontrol.transfer.matrices, pdecontrol.transfer.grids])

@@ -2,7 +2,9 @@
 Galerkin restriction / prolongation of convolution stencils.
 
 * :mod:`~pdecontrol.transfer.matrices` - ``prolongation_matrix``, ``restriction_matrix`` (CSR).
-* :mod:`~pdecontrol.transfer.grids` - ``restrict``, ``prolong``, ``restrict_image`` (batched).
+* :mod:`~pdecontrol.transfer.grids` - ``restrict``, ``prolong``, ``restrict_image`` (batched,
+  zero outside the grid) and ``restrict_field``, ``prolong_field`` (parameter fields, extended by
+  constants).
 * :mod:`~pdecontrol.transfer.galerkin` - ``restrict_stencil``, ``prolong_stencil`` and the map.
 """
 
@@ -12,7 +14,7 @@ from .galerkin import (
     restrict_stencil,
     restrict_stencil_transpose,
 )
-from .grids import prolong, restrict, restrict_image
+from .grids import prolong, prolong_field, restrict, restrict_field, restrict_image
 from .matrices import INTERPOLATION_WEIGHTS, prolongation_matrix, restriction_matrix
 
 __all__ = [
@@ -22,6 +24,8 @@ __all__ = [
     "restrict",
     "prolong",
     "restrict_image",
+    "restrict_field",
+    "prolong_field",
     "galerkin_restriction_matrix",
     "restrict_stencil",
     "restrict_stencil_transpose",

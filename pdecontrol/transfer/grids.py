@@ -1,10 +1,22 @@
-"""Matrix-free, batched grid transfers on nodal meshes (restrict, prolong, image restriction).
+"""Matrix-free, batched grid transfers on nodal meshes (restrict, prolong, image restriction,
+and the transfers of parameter fields).
 
 Arrays have shape ``(..., *spatial)``: the last ``dim`` axes are spatial, all leading axes
 (typically ``(batch, channels)``) are batched. float32 and float64 are preserved; other numeric
 input is converted to float64. The operators are the tensor-product ``P`` (d-linear
 interpolation) and ``R`` (full weighting) of :mod:`pdecontrol.transfer.matrices`, applied one
 axis at a time with array slicing; they agree with those sparse matrices up to rounding.
+
+Two boundary conventions, one kernel per axis:
+
+* ``restrict`` / ``prolong``: grid functions are **zero outside** the grid (the virtual nodes
+  ``-1`` and ``n`` are 0), the convention of the whole package (states, images, classifier
+  weights).
+* ``restrict_field`` / ``prolong_field``: parameter fields (coefficients such as ``m`` in
+  ``-div(exp(m) grad u)``) are **extended by constants** (``x[-1] = x[0]``, ``x[n] = x[n-1]``),
+  so constants are transferred exactly, boundary nodes included. Unlike the pair above,
+  ``restrict_field`` is not ``2**-dim`` times the transpose of ``prolong_field`` (the ends
+  differ).
 """
 
 from __future__ import annotations
@@ -15,7 +27,7 @@ from scipy import ndimage
 from .._validation import as_float_array, check_dim, check_finite, check_positive
 from ._shapes import check_coarsenable, spatial_shape
 
-__all__ = ["restrict", "prolong", "restrict_image"]
+__all__ = ["restrict", "prolong", "restrict_image", "restrict_field", "prolong_field"]
 
 
 def _grid_array(x, dim: int, name: str = "x") -> np.ndarray:
@@ -33,19 +45,23 @@ def _along(ndim: int, axis: int, index) -> tuple:
     return (slice(None),) * axis + (index,) + (slice(None),) * (ndim - axis - 1)
 
 
-def _restrict_axis(v: np.ndarray, axis: int) -> np.ndarray:
-    """1D full weighting along ``axis``: ``(v[2j-1] + 2 v[2j] + v[2j+1]) / 4``, ``v[-1] = 0``."""
+def _restrict_axis(v: np.ndarray, axis: int, extend: bool) -> np.ndarray:
+    """1D full weighting along ``axis``: ``(v[2j-1] + 2 v[2j] + v[2j+1]) / 4``, ``v[-1] = 0``
+    (``v[-1] = v[0]`` if ``extend``)."""
     even = v[_along(v.ndim, axis, slice(0, None, 2))]
     odd = v[_along(v.ndim, axis, slice(1, None, 2))]
     out = np.add(even, even)
     out += odd
     out[_along(v.ndim, axis, slice(1, None))] += odd[_along(v.ndim, axis, slice(None, -1))]
+    if extend:
+        out[_along(v.ndim, axis, 0)] += even[_along(v.ndim, axis, 0)]
     out *= 0.25
     return out
 
 
-def _prolong_axis(u: np.ndarray, axis: int) -> np.ndarray:
-    """1D linear interpolation along ``axis``: even nodes copy, odd nodes average, ``u[n] = 0``."""
+def _prolong_axis(u: np.ndarray, axis: int, extend: bool) -> np.ndarray:
+    """1D linear interpolation along ``axis``: even nodes copy, odd nodes average, ``u[n] = 0``
+    (``u[n] = u[n-1]`` if ``extend``)."""
     shape = list(u.shape)
     shape[axis] *= 2
     out = np.empty(shape, dtype=u.dtype)
@@ -56,9 +72,29 @@ def _prolong_axis(u: np.ndarray, axis: int) -> np.ndarray:
         u[_along(u.ndim, axis, slice(1, None))],
         out=odd[_along(u.ndim, axis, slice(None, -1))],
     )
-    odd[_along(u.ndim, axis, -1)] = u[_along(u.ndim, axis, -1)]
+    last = u[_along(u.ndim, axis, -1)]
+    odd[_along(u.ndim, axis, -1)] = last + last if extend else last
     odd *= 0.5
     return out
+
+
+def _restrict(x, dim, extend: bool) -> np.ndarray:
+    """Validate, then full weighting on every spatial axis (``extend``: constant ends)."""
+    dim = check_dim(dim)
+    x = _grid_array(x, dim)
+    check_coarsenable(spatial_shape(x, dim, "x"), "x")
+    for axis in range(x.ndim - dim, x.ndim):
+        x = _restrict_axis(x, axis, extend)
+    return x
+
+
+def _prolong(x, dim, extend: bool) -> np.ndarray:
+    """Validate, then linear interpolation on every spatial axis (``extend``: constant ends)."""
+    dim = check_dim(dim)
+    x = _grid_array(x, dim)
+    for axis in range(x.ndim - dim, x.ndim):
+        x = _prolong_axis(x, axis, extend)
+    return x
 
 
 def restrict(x, dim: int) -> np.ndarray:
@@ -90,12 +126,7 @@ def restrict(x, dim: int) -> np.ndarray:
     >>> restrict(np.array([4.0, 8.0, 4.0, 0.0]), dim=1)
     array([4., 4.])
     """
-    dim = check_dim(dim)
-    x = _grid_array(x, dim)
-    check_coarsenable(spatial_shape(x, dim, "x"), "x")
-    for axis in range(x.ndim - dim, x.ndim):
-        x = _restrict_axis(x, axis)
-    return x
+    return _restrict(x, dim, extend=False)
 
 
 def prolong(x, dim: int) -> np.ndarray:
@@ -121,11 +152,7 @@ def prolong(x, dim: int) -> np.ndarray:
     >>> prolong(np.array([2.0, 4.0]), dim=1)
     array([2., 3., 4., 2.])
     """
-    dim = check_dim(dim)
-    x = _grid_array(x, dim)
-    for axis in range(x.ndim - dim, x.ndim):
-        x = _prolong_axis(x, axis)
-    return x
+    return _prolong(x, dim, extend=False)
 
 
 def restrict_image(x, dim: int, levels: int = 1, smoothing_sigma=None) -> np.ndarray:
@@ -167,3 +194,36 @@ def restrict_image(x, dim: int, levels: int = 1, smoothing_sigma=None) -> np.nda
             x = ndimage.gaussian_filter(x, sigmas, mode="constant", cval=0.0)
         x = restrict(x, dim)
     return x
+
+
+def restrict_field(x, dim: int) -> np.ndarray:
+    """Full weighting of a batch of parameter fields extended by constants (``x[-1] = x[0]``).
+
+    Parameters and shapes as in :func:`restrict`. 1D:
+    ``(R_f x)[j] = (x[2j-1] + 2 x[2j] + x[2j+1]) / 4`` with ``x[-1] = x[0]``; tensor product in
+    2D/3D. Constants restrict to the same constant everywhere, boundary nodes included; linear
+    functions are reproduced at every coarse node but the first on each axis.
+
+    Examples
+    --------
+    >>> restrict_field(np.array([4.0, 8.0, 4.0, 0.0]), dim=1)
+    array([5., 4.])
+    """
+    return _restrict(x, dim, extend=True)
+
+
+def prolong_field(x, dim: int) -> np.ndarray:
+    """d-linear interpolation of a batch of parameter fields extended by constants
+    (``x[n] = x[n-1]``).
+
+    Parameters and shapes as in :func:`prolong`. 1D: ``(P_f x)[2j] = x[j]``,
+    ``(P_f x)[2j+1] = (x[j] + x[j+1]) / 2`` with ``x[n] = x[n-1]``, so the last fine node copies
+    the last coarse node; tensor product in 2D/3D. Constants are kept exactly; linear functions
+    are reproduced at every fine node but the last on each axis. Injection undoes it.
+
+    Examples
+    --------
+    >>> prolong_field(np.array([2.0, 4.0]), dim=1)
+    array([2., 3., 4., 4.])
+    """
+    return _prolong(x, dim, extend=True)
