@@ -11,6 +11,9 @@ Layout (each a small module with one job):
   discrete tangent and adjoint sweeps, control functionals, losses, regularisers.
 * :mod:`pdecontrol.verify` - Taylor, adjoint and Gauss-Newton operator tests.
 * :mod:`pdecontrol.ops` - Numba-jitted batched convolutions, activations, fused residual steps.
+* :mod:`pdecontrol.linear_solvers` - sparse LU and AMG-preconditioned CG behind one protocol
+  (set up once, solve and transpose-solve many right-hand sides), a reuse cache by exact
+  matrix fingerprint; for implicit time steps.
 * :mod:`pdecontrol.optimize` - CG, inexact Gauss-Newton-CG, first-order baselines,
   block-coordinate descent, variable projection; every solver resumable.
 * :mod:`pdecontrol.continuation` - space (mesh level) and time (step count) continuation: stages
@@ -18,14 +21,15 @@ Layout (each a small module with one job):
 * :mod:`pdecontrol.io` - atomic file writes and verified archives.
 * :mod:`pdecontrol.memory` - allocator tuning for long runs (keep freed memory in the process).
 """
-from . import continuation, control, io, memory, mesh, ops, optimize, stencils, transfer, verify
+from . import (continuation, control, io, linear_solvers, memory, mesh, ops, optimize, stencils,
+               transfer, verify)
 from .functional import ReducedFunctional
 from .mesh import Mesh, MeshHierarchy
 
 __version__ = "0.1.0.dev0"
 __all__ = [
     "ReducedFunctional", "Mesh", "MeshHierarchy",
-    "continuation", "control", "io", "memory", "mesh", "ops", "optimize", "stencils",
-    "transfer", "verify",
+    "continuation", "control", "io", "linear_solvers", "memory", "mesh", "ops", "optimize",
+    "stencils", "transfer", "verify",
     "__version__",
 ]
