@@ -9,7 +9,9 @@ from pdecontrol.linear_solvers import (
     SOLVER_NAMES,
     AMGConjugateGradient,
     ConvergenceError,
+    FactorizationCache,
     SparseLU,
+    matrix_fingerprint,
     solver_by_name,
 )
 
@@ -277,3 +279,64 @@ def test_integer_and_float32_inputs_give_float64_solutions():
     assert factorization.solve(np.array([2, 4])).dtype == np.float64
     x = factorization.solve_transpose(np.array([[2.0], [4.0]], dtype=np.float32))
     assert x.dtype == np.float64 and x.shape == (2, 1)
+
+
+# ---------------------------------------------------------------- cache
+class CountingSolver:
+    """Wraps a solver and counts its set-ups."""
+
+    def __init__(self, solver):
+        self.solver, self.setups = solver, 0
+
+    def factorize(self, matrix):
+        self.setups += 1
+        return self.solver.factorize(matrix)
+
+
+def test_cache_reuses_the_factorization_of_the_same_matrix(rng):
+    A = heat_step(rng, n=16)
+    counting = CountingSolver(AMGConjugateGradient())
+    cache = FactorizationCache(counting, capacity=2)
+    first = cache.factorize(A)
+    for same in (A.copy(), A.tocsc(), A.toarray(), sp.coo_array(A)):
+        assert cache.factorize(same) is first
+    assert counting.setups == cache.setups == 1 and cache.hits == 4 and len(cache) == 1
+    changed = A.copy()
+    changed.data[7] = np.nextafter(changed.data[7], np.inf)
+    assert cache.factorize(changed) is not first
+    assert counting.setups == cache.setups == 2
+
+
+def test_cache_drops_the_least_recently_used_beyond_capacity(rng):
+    matrices = [heat_step(rng, n=8, dt=dt) for dt in (1e-3, 1e-2, 1e-1)]
+    cache = FactorizationCache(SparseLU(), capacity=2)
+    a, b = cache.factorize(matrices[0]), cache.factorize(matrices[1])
+    assert cache.factorize(matrices[0]) is a       # a is now the most recently used
+    cache.factorize(matrices[2])                   # evicts b
+    assert len(cache) == 2 and cache.setups == 3
+    assert cache.factorize(matrices[0]) is a
+    assert cache.factorize(matrices[1]) is not b and cache.setups == 4
+    cache.clear()
+    assert len(cache) == 0 and "setups=4" in repr(cache)
+
+
+def test_cache_input_checks():
+    with pytest.raises(TypeError, match="solver must have a factorize.matrix. method"):
+        FactorizationCache("splu")
+    with pytest.raises(ValueError, match="capacity must be >= 1"):
+        FactorizationCache(SparseLU(), capacity=0)
+
+
+def test_fingerprint_is_exact_and_does_not_modify_its_input():
+    unsorted = sp.csr_array((np.array([2.0, 1.0, 3.0]), np.array([1, 0, 1]),
+                             np.array([0, 2, 3])), shape=(2, 2))
+    unsorted.has_sorted_indices = False
+    indices = unsorted.indices.copy()
+    dense = np.array([[1.0, 2.0], [0.0, 3.0]])
+    assert matrix_fingerprint(unsorted) == matrix_fingerprint(dense)
+    np.testing.assert_array_equal(unsorted.indices, indices)
+    nudged = dense.copy()
+    nudged[1, 1] = np.nextafter(3.0, 4.0)
+    assert matrix_fingerprint(dense) != matrix_fingerprint(nudged)
+    assert matrix_fingerprint(dense) != matrix_fingerprint(dense.T)
+    assert len(matrix_fingerprint(dense)) == 32

@@ -6,13 +6,16 @@ A solver (options) sets up once per matrix and returns a factorization that solv
 * :class:`SparseLU` - SciPy's ``splu``; any non-singular matrix, exact to rounding;
 * :class:`AMGConjugateGradient` - CG preconditioned by one pyamg V-cycle (smoothed aggregation
   or Ruge-Stuben), symmetric positive definite matrices, to a relative tolerance;
-* :func:`solver_by_name` - ``"splu"``, ``"amg-sa"``, ``"amg-rs"`` for settings and command lines.
+* :func:`solver_by_name` - ``"splu"``, ``"amg-sa"``, ``"amg-rs"`` for settings and command lines;
+* :class:`FactorizationCache` - reuses the factorization of a matrix seen before (exact
+  fingerprint, LRU), so a stepper can ask for it at every step of every sweep.
 
 Every factorization reports ``accuracy``, the relative error to expect from it, which
 verification code uses to set its tolerances. See ``docs/linear_solvers.md``.
 """
 from .amg import AMGConjugateGradient, AMGFactorization
 from .base import ConvergenceError, Factorization, LinearSolver, as_square_matrix
+from .cache import FactorizationCache, matrix_fingerprint
 from .lu import LUFactorization, SparseLU
 from .registry import SOLVER_NAMES, solver_by_name
 
@@ -21,10 +24,12 @@ __all__ = [
     "AMGFactorization",
     "ConvergenceError",
     "Factorization",
+    "FactorizationCache",
     "LUFactorization",
     "LinearSolver",
     "SOLVER_NAMES",
     "SparseLU",
     "as_square_matrix",
+    "matrix_fingerprint",
     "solver_by_name",
 ]
