@@ -14,6 +14,9 @@ Layout (each a small module with one job):
   discrete tangent and adjoint sweeps, control functionals, losses, regularisers.
 * :mod:`pdecontrol.verify` - Taylor, adjoint and Gauss-Newton operator tests.
 * :mod:`pdecontrol.ops` - Numba-jitted batched convolutions, activations, fused residual steps.
+* :mod:`pdecontrol.linear_solvers` - sparse LU and AMG-preconditioned CG behind one protocol
+  (set up once, solve and transpose-solve many right-hand sides), a reuse cache by exact
+  matrix fingerprint; for implicit time steps.
 * :mod:`pdecontrol.optimize` - CG, inexact Gauss-Newton-CG, first-order baselines,
   block-coordinate descent, variable projection; every solver resumable.
 * :mod:`pdecontrol.continuation` - space (mesh level) and time (step count) continuation: stages
@@ -22,8 +25,8 @@ Layout (each a small module with one job):
 * :mod:`pdecontrol.memory` - allocator tuning for long runs (keep freed memory in the process).
 """
 from . import (
-    assembly, continuation, control, diffusion, io, memory, mesh, ops, optimize, stencils, transfer,
-    verify,
+    assembly, continuation, control, diffusion, io, linear_solvers, memory, mesh, ops, optimize,
+    stencils, transfer, verify,
 )
 from .functional import ReducedFunctional
 from .mesh import Mesh, MeshHierarchy
@@ -31,7 +34,8 @@ from .mesh import Mesh, MeshHierarchy
 __version__ = "0.1.0.dev0"
 __all__ = [
     "ReducedFunctional", "Mesh", "MeshHierarchy",
-    "assembly", "continuation", "control", "diffusion", "io", "memory", "mesh", "ops", "optimize",
+    "assembly", "continuation", "control", "diffusion", "io", "linear_solvers", "memory", "mesh",
+    "ops", "optimize",
     "stencils", "transfer", "verify",
     "__version__",
 ]
