@@ -305,13 +305,36 @@ def _pair_checks(label, function, tangent, adjoint, packing_in, shape_out, x_in,
 EXACT_TOLERANCE = 1e-10
 
 
+def _jacobian_check(problem, y, control, static, t, rng) -> AdjointResult:
+    """``rhs_jacobian`` against the problem's tangent in ``y`` and the affine form
+    ``f(y) = f(0) + L y``: the larger relative mismatch (as an :class:`AdjointResult`)."""
+    jacobian = problem.rhs_jacobian(control, static, t)
+    dy = rng.standard_normal(y.shape)
+    flat = lambda a: np.asarray(a, dtype=np.float64).reshape(y.shape[0], -1)  # noqa: E731
+    product = np.asarray(jacobian @ flat(dy).T).T
+    zero_c = {k: np.zeros_like(v) for k, v in control.items()}
+    zero_s = {k: np.zeros_like(v) for k, v in static.items()}
+    tangent = flat(problem.rhs_tangent(y, control, static, t, dy, zero_c, zero_s,
+                                       cache=problem.linearize(y, control, static, t)[1]))
+    affine = flat(problem.rhs(y, control, static, t)) - flat(
+        problem.rhs(np.zeros_like(y), control, static, t))
+    linear_part = np.asarray(jacobian @ flat(y).T).T
+    errors = [np.linalg.norm(product - tangent) / max(np.linalg.norm(tangent), 1e-300),
+              np.linalg.norm(affine - linear_part) / max(np.linalg.norm(affine), 1e-300)]
+    worst = float(max(errors))
+    return AdjointResult(worst, EXACT_TOLERANCE, bool(worst < EXACT_TOLERANCE),
+                         "rhs_jacobian vs rhs_tangent and f(y) - f(0)")
+
+
 def verify_problem(functional, x, *, examples=None, rng=None, tolerance: float = 0.1,
                    eps=None, solve_accuracy: float = 0.0) -> VerificationReport:
     """Verify a :class:`~pdecontrol.control.ControlFunctional` and its problem's derivatives at ``x``.
 
     Runs, in float64: dot-product and Taylor tests of the problem's initial-state, right-hand
-    side (at the initial state, controls of the middle step) and output derivative pairs, the
-    Taylor test of the reduced functional and the Gauss-Newton symmetry/PSD test. The
+    side (at the initial state, controls of the middle step) and output derivative pairs, for a
+    problem with ``rhs_jacobian`` (implicit steppers) its agreement with ``rhs_tangent`` and the
+    affine form ``f(y) = f(0) + L y``, the Taylor test of the reduced functional and the
+    Gauss-Newton symmetry/PSD test. The
     functional and ``x`` are not modified.
 
     Parameters
@@ -336,6 +359,7 @@ def verify_problem(functional, x, *, examples=None, rng=None, tolerance: float =
         checked to 1e-10 regardless.
     """
     from .control.functional import ControlFunctional
+    from .control.problem import ControlProblem
 
     if not isinstance(functional, ControlFunctional):
         raise TypeError(f"functional must be a ControlFunctional, got {type(functional).__name__}")
@@ -379,6 +403,8 @@ def verify_problem(functional, x, *, examples=None, rng=None, tolerance: float =
 
     _pair_checks("rhs", rhs_at, rhs_tangent, rhs_adjoint, rhs_pack, y0.shape,
                  rhs_pack.pack(y0, control, static), rng, tolerance, eps, results)
+    if type(problem).rhs_jacobian is not ControlProblem.rhs_jacobian:
+        results["rhs jacobian"] = _jacobian_check(problem, y0, control, static, t, rng)
 
     output_pack = _Packing(y0.shape, layout.static_shapes)
 

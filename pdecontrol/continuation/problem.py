@@ -9,8 +9,11 @@ Subclass :class:`ContinuationProblem` and implement two methods:
 * :meth:`~ContinuationProblem.initial_point` - the first stage's starting point.
 
 Moving parameters between stages has defaults: in space, the blocks named in
-:attr:`~ContinuationProblem.grid_blocks` (grid functions on the stage's mesh, trailing axes) are
-interpolated or restricted with the hierarchy's transfers and the other blocks copied; in time,
+:attr:`~ContinuationProblem.grid_blocks` (grid functions on the stage's mesh, trailing axes, zero
+outside the grid) are interpolated or restricted with the hierarchy's transfers, those in
+:attr:`~ContinuationProblem.field_blocks` (parameter fields, e.g. a log-coefficient) with its
+boundary-respecting field transfers (a constant field stays constant up to the boundary), and
+the other blocks copied; in time,
 control blocks are interpolated between step midpoints
 (:func:`pdecontrol.control.refine_in_time`). Both need :meth:`~ContinuationProblem.layout`;
 override :meth:`~ContinuationProblem.transfer_in_space` for a problem-specific map (e.g. the
@@ -79,13 +82,17 @@ class ContinuationProblem(ABC):
         stage is then on level 0).
     grid_blocks : tuple of str
         Parameter blocks that are grid functions on the stage's mesh (their trailing axes are the
-        mesh's); moved by the hierarchy's transfers between levels.
+        mesh's), zero outside it; moved by the hierarchy's ``prolong`` / ``restrict``.
+    field_blocks : tuple of str
+        Parameter blocks that are fields on the stage's mesh, extended by constants beyond it
+        (coefficients); moved by the hierarchy's ``prolong_field`` / ``restrict_field``.
     work_unit : str
         What one unit of the ``work`` columns is (e.g. ``"fine convolutions"``).
     """
 
     hierarchy: MeshHierarchy | None = None
     grid_blocks: tuple = ()
+    field_blocks: tuple = ()
     work_unit: str = "work units"
 
     # ------------------------------------------------------------------ required
@@ -121,25 +128,26 @@ class ContinuationProblem(ABC):
         return np.asarray(x, dtype=np.float64)
 
     def transfer_in_space(self, x: np.ndarray, stage: Stage, level: int) -> np.ndarray:
-        """``x`` of ``stage`` moved to ``level``: :attr:`grid_blocks` interpolated (to a finer
-        level) or restricted (coarser) by the hierarchy, other blocks copied."""
+        """``x`` of ``stage`` moved to ``level``: :attr:`grid_blocks` and :attr:`field_blocks`
+        interpolated (to a finer level) or restricted (coarser) by the hierarchy, other blocks
+        copied."""
         if self.hierarchy is None:
             raise ValueError(f"{type(self).__name__} has no mesh hierarchy; its stages cannot "
                              "change level")
         source = self.layout(stage).unflatten(np.array(x, dtype=np.float64))
         target = self.layout(stage.replace(level=level)).zeros()
+        hierarchy, finer = self.hierarchy, level < stage.level
         for name in target:
             value = source[name]
-            if name in self.grid_blocks:
-                if level < stage.level:
-                    value = self.hierarchy.prolong(value, to_level=level, from_level=stage.level)
-                else:
-                    value = self.hierarchy.restrict(value, to_level=level, from_level=stage.level)
+            if name in self.grid_blocks or name in self.field_blocks:
+                field = "_field" if name in self.field_blocks else ""
+                move = getattr(hierarchy, ("prolong" if finer else "restrict") + field)
+                value = move(value, to_level=level, from_level=stage.level)
             if np.shape(value) != target[name].shape:
                 raise ValueError(
                     f"block {name!r} has shape {np.shape(value)} on level {stage.level} and "
-                    f"{target[name].shape} on level {level}: name it in grid_blocks if it is a "
-                    "grid function, or override transfer_in_space"
+                    f"{target[name].shape} on level {level}: name it in grid_blocks or "
+                    "field_blocks if it lives on the mesh, or override transfer_in_space"
                 )
             target[name][...] = value
         return target.flat

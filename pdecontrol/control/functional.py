@@ -27,7 +27,8 @@ from ..functional import ReducedFunctional
 from .parameters import ParameterLayout, Parameters
 from .problem import ControlProblem
 from .regularizers import Regularizer
-from .timestepping import Trajectory, _accumulate, _read_only, get_stepper, integrate
+from ._accumulate import accumulate
+from .timestepping import Trajectory, _read_only, get_stepper, integrate
 
 __all__ = ["ControlFunctional", "ForwardResult"]
 
@@ -293,10 +294,10 @@ class ControlFunctional(ReducedFunctional):
             y_bar, observed_static_bar = self.problem.output_adjoint(trajectory.state(step),
                                                                      static, z_bar)
             sources[step] = np.asarray(y_bar, dtype=self.dtype)
-            _accumulate(static_bar, observed_static_bar)
+            accumulate(static_bar, observed_static_bar)
         y0_bar, controls_bar, sweep_static_bar = trajectory.adjoint(sources=sources)
-        _accumulate(sweep_static_bar, static_bar)
-        _accumulate(sweep_static_bar, self.problem.initial_state_adjoint(chunk.data, static, y0_bar))
+        accumulate(sweep_static_bar, static_bar)
+        accumulate(sweep_static_bar, self.problem.initial_state_adjoint(chunk.data, static, y0_bar))
         self._add_blocks(total, sweep_static_bar)
         self._add_blocks(total, controls_bar)
 

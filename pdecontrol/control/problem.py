@@ -75,6 +75,16 @@ class ControlProblem(ABC):
         """``(f, cache)``: the right-hand side and data reused by its tangent and adjoint."""
         return self.rhs(y, control, static, t), None
 
+    def rhs_jacobian(self, control: dict, static: dict, t: float):
+        """``L = df/dy`` as a ``scipy.sparse`` matrix on one example's flattened state, for a
+        right-hand side affine in the state (``f = L y + g``); implicit steppers
+        (:class:`~pdecontrol.control.implicit.ThetaMethod`) solve with ``I - theta dt L``.
+        ``L`` must agree with :meth:`rhs_tangent` in ``dy`` (checked by
+        :func:`pdecontrol.verify.verify_problem`)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no rhs_jacobian; implicit steppers need one (and a "
+            "right-hand side affine in the state): implement it or use an explicit stepper")
+
     # ------------------------------------------------------------------ initial state
     def initial_state(self, data: np.ndarray, static: dict) -> np.ndarray:
         """``y0`` of shape ``(batch, *state_shape)``; default: the data itself."""

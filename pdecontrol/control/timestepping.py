@@ -24,6 +24,7 @@ import numpy as np
 
 from .._validation import as_float_array, check_positive
 from ..ops.elementwise import add_scaled
+from ._accumulate import accumulate
 from .problem import ControlProblem
 
 __all__ = ["RungeKutta", "FORWARD_EULER", "EXPLICIT_MIDPOINT", "RK4", "Trajectory", "integrate",
@@ -67,23 +68,6 @@ def _read_only_cache(cache):
     if type(cache) is dict:
         return {key: _read_only_cache(item) for key, item in cache.items()}
     return cache
-
-
-def _accumulate(total: dict, part):
-    """Add a cotangent dict (missing blocks / ``None`` = zero) into ``total`` in float64."""
-    if part is None:
-        return
-    for name, value in part.items():
-        if value is None:
-            continue
-        if name not in total:
-            raise ValueError(f"a problem adjoint returned a cotangent for block {name!r}, which is "
-                             f"not one of the expected blocks {list(total)}")
-        value = np.asarray(value, dtype=np.float64)
-        if value.shape != total[name].shape:
-            raise ValueError(f"a problem adjoint returned a cotangent of shape {value.shape} for block "
-                             f"{name!r}, expected {total[name].shape} (summed over the batch)")
-        total[name] += value
 
 
 class RungeKutta:
@@ -186,8 +170,8 @@ class RungeKutta:
                 stages[i], control, static, t + self.c[i] * dt, slope_bar, cache=caches[i])
             stage_bars[i] = stage_bar
             y_prev_bar += stage_bar
-            _accumulate(control_bar, c_bar)
-            _accumulate(static_bar, s_bar)
+            accumulate(control_bar, c_bar)
+            accumulate(static_bar, s_bar)
         return y_prev_bar
 
 
@@ -200,13 +184,25 @@ _STEPPERS = {"euler": FORWARD_EULER, "forward_euler": FORWARD_EULER, "midpoint":
              "rk2": EXPLICIT_MIDPOINT, "rk4": RK4}
 
 
-def get_stepper(stepper) -> RungeKutta:
-    """A :class:`RungeKutta` instance, or one of the names ``'euler'``, ``'midpoint'`` (``'rk2'``), ``'rk4'``."""
-    if isinstance(stepper, RungeKutta):
+#: Names of implicit steppers (a new :class:`~pdecontrol.control.implicit.ThetaMethod` with sparse
+#: LU per call: each holds its own factorization cache).
+_IMPLICIT = {"backward_euler": 1.0, "crank_nicolson": 0.5}
+
+
+def get_stepper(stepper):
+    """A stepper: a :class:`RungeKutta` or :class:`~pdecontrol.control.implicit.ThetaMethod`
+    instance, or a name: ``'euler'``, ``'midpoint'`` (``'rk2'``), ``'rk4'`` (explicit),
+    ``'backward_euler'``, ``'crank_nicolson'`` (implicit, sparse LU)."""
+    from .implicit import ThetaMethod
+
+    if isinstance(stepper, (RungeKutta, ThetaMethod)):
         return stepper
     if isinstance(stepper, str) and stepper.lower() in _STEPPERS:
         return _STEPPERS[stepper.lower()]
-    raise ValueError(f"stepper must be a RungeKutta or one of {sorted(_STEPPERS)}, got {stepper!r}")
+    if isinstance(stepper, str) and stepper.lower() in _IMPLICIT:
+        return ThetaMethod(_IMPLICIT[stepper.lower()], name=stepper.lower().replace("_", " "))
+    raise ValueError(f"stepper must be a RungeKutta, a ThetaMethod or one of "
+                     f"{sorted(_STEPPERS) + sorted(_IMPLICIT)}, got {stepper!r}")
 
 
 class Trajectory:

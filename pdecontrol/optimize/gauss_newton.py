@@ -40,6 +40,7 @@ def gauss_newton_cg(
     gradient_batch_size: int | None = None,
     gauss_newton_batch_size: int | None = None,
     seed=None,
+    preconditioner=None,
     callback=None,
     progress: bool = False,
     resume=None,
@@ -49,7 +50,8 @@ def gauss_newton_cg(
 
     Each iteration computes the gradient ``g``, solves ``G p = -g`` approximately by CG
     preconditioned with the inverse weights (so CG works in the functional's inner product and
-    its residual is a dual norm), then backtracks from ``t = 1``. No learning rate.
+    its residual is a dual norm) or a given ``preconditioner``, then backtracks from ``t = 1``.
+    No learning rate.
 
     Parameters
     ----------
@@ -74,6 +76,10 @@ def gauss_newton_cg(
     seed : int, numpy.random.Generator or None
         Source of the batches; the same seed gives bitwise the same run. A Generator is used
         (and advanced) in place.
+    preconditioner : callable or LinearOperator, optional
+        ``M``, SPD, mapping a dual vector (a CG residual) to a primal one, e.g. the inverse of a
+        regulariser's Hessian (prior preconditioning: CG iteration counts then do not grow with
+        the mesh). Default the Riesz map ``g / weights``.
     callback : callable, optional
         ``callback(state)`` at every iterate; see
         :func:`pdecontrol.optimize.iteration.call_callback`.
@@ -111,7 +117,8 @@ def gauss_newton_cg(
             f"{gradient_batch_size}; the Gauss-Newton batch is drawn from the gradient batch"
         )
     rng = np.random.default_rng(seed)
-    preconditioner = as_operator(functional.riesz, functional.size, "preconditioner")
+    preconditioner = as_operator(functional.riesz if preconditioner is None else preconditioner,
+                                 functional.size, "preconditioner")
 
     def direction(state):
         if cg_rtol == EISENSTAT_WALKER:
