@@ -132,3 +132,16 @@ def test_bad_inputs_are_clear_errors():
         conjugate_gradient("matrix", np.ones(3))
     with pytest.raises(ValueError, match="preconditioner is not positive definite"):
         conjugate_gradient(np.eye(3), np.ones(3), preconditioner=-np.eye(3))
+
+
+def test_residual_norm_can_differ_from_the_preconditioner(rng):
+    """With ``norm``, the stopping test and the residual history use that norm."""
+    q, _ = np.linalg.qr(rng.standard_normal((8, 8)))
+    A = q @ np.diag(np.linspace(1.0, 50.0, 8)) @ q.T
+    b = rng.standard_normal(8)
+    M = np.diag(1.0 / np.diag(A))
+    result = conjugate_gradient(A, b, rtol=1e-3, preconditioner=M, norm=np.linalg.norm)
+    assert result.reason.value == "converged"
+    assert np.linalg.norm(b - A @ result.x) / np.linalg.norm(b) == pytest.approx(
+        result.relative_residuals[-1], rel=1e-8)
+    assert result.relative_residuals[-1] <= 1e-3

@@ -65,6 +65,13 @@ class ThetaMethod:
         semi-definite).
     cache_capacity : int
         Factorizations kept for reuse (distinct step matrices).
+
+    Attributes
+    ----------
+    cache : FactorizationCache
+        Its ``setups`` count the factorizations / AMG hierarchies built.
+    solves, solver_iterations : int
+        Right-hand sides solved so far, and the iterations they took (iterative solvers).
     """
 
     n_stages = 1
@@ -84,9 +91,19 @@ class ThetaMethod:
         self.cache = FactorizationCache(linear_solver, capacity=cache_capacity)
         self.name = name or f"theta-method (theta = {theta:g}, {linear_solver.name})"
         self._accuracy = 0.0
+        self.solves = 0
+        self.solver_iterations = 0
 
     def __repr__(self) -> str:
         return f"ThetaMethod(theta={self.theta:g}, linear_solver={self.linear_solver!r})"
+
+    @property
+    def iterations_per_solve(self) -> float | None:
+        """Mean iterations of an iterative solver per right-hand side so far (``None`` for a
+        direct solver or before any solve)."""
+        if not self.solves or not hasattr(self.linear_solver, "rtol"):
+            return None
+        return self.solver_iterations / self.solves
 
     @property
     def accuracy(self) -> float:
@@ -108,8 +125,7 @@ class ThetaMethod:
         self._accuracy = max(self._accuracy, float(factorization.accuracy))
         return factorization
 
-    @staticmethod
-    def _solve(factorization, r: np.ndarray, transpose: bool = False) -> np.ndarray:
+    def _solve(self, factorization, r: np.ndarray, transpose: bool = False) -> np.ndarray:
         """``S^-1 r`` (or ``S^-T r``) for a batch ``r`` of shape ``(batch, *state_shape)``."""
         if factorization is None:
             return r
@@ -118,7 +134,13 @@ class ThetaMethod:
             raise ValueError(f"rhs_jacobian is {factorization.shape[0]}x{factorization.shape[0]}, "
                              f"but a state has {columns.shape[0]} entries per example")
         solve = factorization.solve_transpose if transpose else factorization.solve
-        out = np.ascontiguousarray(solve(columns).T).reshape(r.shape).astype(r.dtype, copy=False)
+        counts = getattr(factorization, "iterations", None)
+        before = 0 if counts is None else len(counts)
+        solution = solve(columns)
+        self.solves += columns.shape[1]
+        if counts is not None:
+            self.solver_iterations += int(sum(counts[before:]))
+        out = np.ascontiguousarray(solution.T).reshape(r.shape).astype(r.dtype, copy=False)
         out.flags.writeable = False
         return out
 

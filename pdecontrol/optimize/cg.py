@@ -92,7 +92,7 @@ def _apply(operator, v: np.ndarray) -> np.ndarray:
 
 
 def conjugate_gradient(
-    A, b, *, rtol: float = 1e-6, maxiter: int | None = None, preconditioner=None
+    A, b, *, rtol: float = 1e-6, maxiter: int | None = None, preconditioner=None, norm=None
 ) -> CGResult:
     """Solve ``A x = b`` approximately by preconditioned CG started at ``x = 0``.
 
@@ -116,11 +116,16 @@ def conjugate_gradient(
         Symmetric positive-definite ``M`` approximating ``A^-1`` (maps dual to primal). With
         ``M = diag(1/m)`` (``functional.riesz``), CG runs in the weighted inner product of the
         functional and residuals are measured in its dual norm.
+    norm : callable, optional
+        ``r -> |r|`` for the stopping test and ``relative_residuals`` (default
+        ``sqrt(r^T M r)``), e.g. a functional's dual norm when ``M`` is another preconditioner,
+        so that the forcing term measures what the outer iteration measures.
 
     Returns
     -------
     CGResult
-        Norms are ``|r| = sqrt(r^T M r)`` (Euclidean when there is no preconditioner).
+        Norms are ``norm(r)``, by default ``sqrt(r^T M r)`` (Euclidean without a
+        preconditioner).
     """
     b = check_finite(as_float_array(b, "b", dtype=np.float64), "b")
     if b.ndim != 1:
@@ -143,7 +148,7 @@ def conjugate_gradient(
         )
     if rz == 0.0:
         return CGResult(x, CGStopReason.CONVERGED, 0, np.array([0.0]))
-    norm0 = np.sqrt(rz)
+    norm0 = np.sqrt(rz) if norm is None else float(norm(r))
     residuals = [1.0]
     p = z.copy()
     for k in range(int(maxiter)):
@@ -162,7 +167,7 @@ def conjugate_gradient(
         rz_new = float(np.dot(r, z))
         if not np.isfinite(rz_new):
             return CGResult(x - alpha * p, CGStopReason.NON_FINITE, k, np.array(residuals))
-        residuals.append(np.sqrt(max(rz_new, 0.0)) / norm0)
+        residuals.append((np.sqrt(max(rz_new, 0.0)) if norm is None else float(norm(r))) / norm0)
         if residuals[-1] <= rtol:
             return CGResult(x, CGStopReason.CONVERGED, k + 1, np.array(residuals))
         p = z + (rz_new / rz) * p

@@ -16,7 +16,7 @@ from .stopping import Stopping
 __all__ = ["gauss_newton_cg", "EISENSTAT_WALKER"]
 
 EISENSTAT_WALKER = "eisenstat-walker"
-"""``cg_rtol`` value selecting the adaptive forcing term ``min(0.5, sqrt(|g_k| / |g_0|))``."""
+"""``cg_rtol`` value selecting the adaptive forcing term ``min(forcing_max, sqrt(|g_k| / |g_0|))``."""
 
 
 def _check_cg_rtol(cg_rtol):
@@ -36,6 +36,7 @@ def gauss_newton_cg(
     stopping: Stopping = Stopping(),
     line_search: Armijo = Armijo(),
     cg_rtol=EISENSTAT_WALKER,
+    forcing_max: float = 0.5,
     cg_maxiter: int = 10,
     gradient_batch_size: int | None = None,
     gauss_newton_batch_size: int | None = None,
@@ -64,7 +65,10 @@ def gauss_newton_cg(
     line_search : Armijo
         Sufficient-decrease constant, shrink factor, maximum backtracks.
     cg_rtol : float in (0, 1) or ``"eisenstat-walker"``
-        CG forcing term: fixed, or ``min(0.5, sqrt(|g_k| / |g_0|))``.
+        CG forcing term: fixed, or ``min(forcing_max, sqrt(|g_k| / |g_0|))``.
+    forcing_max : float in (0, 1)
+        The cap of the Eisenstat-Walker forcing term (its ``eta_max``): a loose cap lets early
+        steps stop after one or two CG iterations.
     cg_maxiter : int
         CG iterations per Gauss-Newton step ("a few" in the paper).
     gradient_batch_size : int, optional
@@ -102,6 +106,7 @@ def gauss_newton_cg(
     x0 = prepare(functional, x0, stopping)
     check_instance(line_search, Armijo, "line_search")
     cg_rtol = _check_cg_rtol(cg_rtol)
+    forcing_max = check_real(forcing_max, "forcing_max", 0.0, 1.0, low_open=True)
     cg_maxiter = check_int(cg_maxiter, "cg_maxiter", 1)
     n_examples = functional.n_examples
     gradient_batch_size = check_batch_size(gradient_batch_size, n_examples, "gradient_batch_size")
@@ -117,19 +122,24 @@ def gauss_newton_cg(
             f"{gradient_batch_size}; the Gauss-Newton batch is drawn from the gradient batch"
         )
     rng = np.random.default_rng(seed)
+    # with another preconditioner, CG still measures its residual in the functional's dual norm,
+    # the norm of the gradient tests and the forcing term
+    residual_norm = None if preconditioner is None else functional.dual_norm
     preconditioner = as_operator(functional.riesz if preconditioner is None else preconditioner,
                                  functional.size, "preconditioner")
 
     def direction(state):
         if cg_rtol == EISENSTAT_WALKER:
-            forcing = min(0.5, float(np.sqrt(state.gradient_norm / state.initial_gradient_norm)))
+            forcing = min(forcing_max,
+                          float(np.sqrt(state.gradient_norm / state.initial_gradient_norm)))
         else:
             forcing = cg_rtol
         population = n_examples if state.examples is None else state.examples
         examples = draw_batch(rng, population, gauss_newton_batch_size)
         operator = functional.gauss_newton_operator(state.x, examples)
         cg = conjugate_gradient(
-            operator, -state.jac, rtol=forcing, maxiter=cg_maxiter, preconditioner=preconditioner
+            operator, -state.jac, rtol=forcing, maxiter=cg_maxiter, preconditioner=preconditioner,
+            norm=residual_norm,
         )
         record = {
             "cg_iterations": cg.iterations,
@@ -155,6 +165,7 @@ def gauss_newton_cg(
         on_iteration=on_iteration,
         attrs={
             "cg_rtol": str(cg_rtol),
+            "forcing_max": forcing_max,
             "cg_maxiter": int(cg_maxiter),
             "c1": line_search.c1,
             "shrink": line_search.shrink,

@@ -19,16 +19,14 @@ correlation convention of :mod:`pdecontrol.ops` (entry ``[a, b]`` multiplies
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 
 import numpy as np
 import xarray as xr
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from pdecontrol._validation import as_float_array, check_finite
-from pdecontrol.io import atomic_path
+from pdecontrol.plotting import new_figure, save_figure
 from pdecontrol.ops import conv
 from pdecontrol.transfer import restrict_image, restrict_stencil
 
@@ -42,31 +40,6 @@ __all__ = [
     "save_figure",
     "confusion_matrix",
 ]
-
-#: Resolution used by :func:`save_figure`.
-DPI = 120
-
-
-def _new_figure(figsize) -> Figure:
-    figure = Figure(figsize=figsize, layout="constrained")
-    FigureCanvasAgg(figure)
-    return figure
-
-
-def save_figure(figure: Figure, path) -> Figure:
-    """Save ``figure`` as PNG at ``path`` atomically (parent directories must exist); return the
-    figure."""
-    if path is not None:
-        path = os.fspath(path)
-        directory = os.path.dirname(path)
-        if directory and not os.path.isdir(directory):
-            raise ValueError(
-                f"path {path!r}: directory {directory!r} does not exist; create it first"
-            )
-        with atomic_path(path) as temporary:
-            figure.savefig(temporary, dpi=DPI, format="png", bbox_inches="tight")
-    return figure
-
 
 # ---------------------------------------------------------------------- training curves
 def _history_dim(history: xr.Dataset, name: str) -> str:
@@ -153,7 +126,7 @@ def plot_training_curves(
     """
     if not isinstance(histories, Mapping) or not histories:
         raise ValueError("histories must be a non-empty mapping of run name to history Dataset")
-    figure = _new_figure((10, 4))
+    figure = new_figure((10, 4))
     ax_objective, ax_accuracy = figure.subplots(1, 2)
     for index, (name, history) in enumerate(histories.items()):
         dim = _history_dim(history, name)
@@ -221,7 +194,7 @@ def plot_accuracy_against_cost(
     """
     if not isinstance(histories, Mapping) or not histories:
         raise ValueError("histories must be a non-empty mapping of run name to history Dataset")
-    figure = _new_figure((10, 4))
+    figure = new_figure((10, 4))
     ax_work, ax_time = figure.subplots(1, 2)
     for index, (name, history) in enumerate(histories.items()):
         dim = _history_dim(history, name)
@@ -317,7 +290,7 @@ def plot_confusion_matrix(
     totals = counts.sum(axis=1, keepdims=True)
     fraction = counts / np.maximum(totals, 1)
     accuracy = np.trace(counts) / counts.sum()
-    figure = _new_figure((1.2 + 0.5 * n_classes, 0.8 + 0.5 * n_classes))
+    figure = new_figure((1.2 + 0.5 * n_classes, 0.8 + 0.5 * n_classes))
     ax = figure.subplots()
     image = ax.imshow(fraction, cmap="Blues", vmin=0.0, vmax=1.0)
     for i in range(n_classes):
@@ -382,7 +355,7 @@ def plot_convolved_image(image, stencil, *, title: str | None = None, path=None)
     reference = restrict_image(fine_result, dim=2)
     mismatch = np.linalg.norm(reference - coarse_result) / max(np.linalg.norm(reference), 1e-300)
 
-    figure = _new_figure((12, 6))
+    figure = new_figure((12, 6))
     axes = figure.subplots(2, 4)
     result_limit = max(np.abs(fine_result).max(), np.abs(coarse_result).max(), 1e-12)
     stencil_limit = max(np.abs(stencil).max(), np.abs(coarse_stencil).max(), 1e-12)
@@ -459,7 +432,7 @@ def plot_kernels(kernels: Mapping, *, title: str | None = None, path=None) -> Fi
     rows = max(w.shape[0] for _, w in groups)
     widths = [w.shape[1] for _, w in groups]
     widths = [max(width, 3) for width in widths]  # room for the title and colour bar
-    figure = _new_figure((0.55 * sum(widths) + 0.5, 0.55 * rows + 1.6))
+    figure = new_figure((0.55 * sum(widths) + 0.5, 0.55 * rows + 1.6))
     subfigures = np.atleast_1d(figure.subfigures(1, len(groups), width_ratios=widths))
     for subfigure, (name, weights) in zip(subfigures, groups):
         limit = max(np.abs(weights).max(), 1e-12)
@@ -506,7 +479,7 @@ def plot_accuracy_by_resolution(
     resolutions = [str(r) for r in accuracy["resolution"].values]
     variants = [str(v) for v in accuracy["variant"].values]
     values = 100.0 * np.asarray(accuracy.values, dtype=float)
-    figure = _new_figure((1.5 + 1.6 * len(resolutions) * max(1, len(variants)) / 3, 4))
+    figure = new_figure((1.5 + 1.6 * len(resolutions) * max(1, len(variants)) / 3, 4))
     ax = figure.subplots()
     width = 0.8 / len(variants)
     positions = np.arange(len(resolutions))
