@@ -275,6 +275,16 @@ def test_bad_right_hand_sides_fail_with_one_line_messages(name, b, error, messag
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize("name", SOLVER_NAMES)
+def test_factorization_is_independent_of_the_callers_arrays(rng, name):
+    A = heat_step(rng, n=8)
+    b = rng.standard_normal(64)
+    factorization = solver_by_name(name).factorize(A)
+    before = factorization.solve(b)
+    A.data *= 2.0  # a stepper reassembling into the same arrays
+    np.testing.assert_array_equal(factorization.solve(b), before)
+
+
 def test_integer_and_float32_inputs_give_float64_solutions():
     factorization = SparseLU().factorize(np.diag([2, 4]))
     assert factorization.solve(np.array([2, 4])).dtype == np.float64
