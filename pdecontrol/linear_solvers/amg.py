@@ -96,6 +96,7 @@ class AMGFactorization(Factorization):
 
     def _setup(self, matrix) -> None:
         _check_symmetric_positive_diagonal(matrix)
+        matrix = matrix.copy()  # private: a caller may reassemble into the same arrays
         # Deferred: importing pyamg takes ~0.4 s, paid only by runs that use AMG.
         import pyamg
 

@@ -66,9 +66,9 @@ class Factorization(ABC):
     n_solves : int
         Number of right-hand-side columns solved so far (forward and transposed).
     accuracy : float
-        Relative error a caller may expect of a solve, and of a dot-product test
-        ``<A^-1 b, c> = <b, A^-T c>`` through it; verification code sets its tolerances from it
-        (see ``docs/linear_solvers.md``, "Accuracy").
+        Relative error to expect of a solve, ``|x - A^-1 b| / |A^-1 b|`` (in the energy norm for
+        AMG-CG); verification code sets its tolerances from it (``docs/linear_solvers.md``,
+        "Accuracy").
     """
 
     accuracy: float

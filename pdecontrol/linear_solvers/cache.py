@@ -19,7 +19,7 @@ def matrix_fingerprint(matrix) -> str:
     (``indptr``, ``indices`` as int64, ``data``). Equal fingerprints mean the same stored
     pattern and bitwise the same values (a collision has probability ~2^-128); an explicitly
     stored zero counts as pattern and ``-0.0`` differs from ``0.0``, which can only cause an
-    unneeded set-up, never a wrong reuse. Costs one pass over the matrix (about 10 ms per
+    unneeded set-up, never a wrong reuse. Costs one pass over the matrix (about 20 ms per
     million nonzeros).
     """
     csr = as_square_matrix(matrix)
