@@ -1,16 +1,18 @@
 """Variable-coefficient diffusion matrices for the linear-solver tests and benchmarks.
 
-``A(m) = -div(exp(m) grad)`` by the 5-point (2D) / 7-point (3D) finite-volume stencil on the
-``n^d`` interior nodes of the unit cube, ``h = 1/(n+1)``, zero Dirichlet values outside, face
-coefficients the harmonic mean of ``exp(m)`` at the two nodes (the node's own value on a
-boundary face). ``A = sum_axes D^T diag(k_faces) D`` is symmetric positive definite. Grid
-functions are flattened in C order.
+``A(m) = -div(exp(m) grad)`` of :class:`pdecontrol.diffusion.DiffusionOperator` on the unit box
+(``n`` nodes per axis, zero Dirichlet values on the boundary, face coefficients the arithmetic
+mean of ``exp(m)``): symmetric positive semi-definite, definite on the unknowns; ``I + dt A`` is
+SPD. Grid functions are flattened in C order.
 """
 from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.ndimage import gaussian_filter
+
+from pdecontrol.diffusion import DiffusionOperator
+from pdecontrol.mesh import Mesh
 
 
 def smooth_log_coefficient(rng, n: int, contrast: float, dim: int = 2,
@@ -27,26 +29,10 @@ def smooth_log_coefficient(rng, n: int, contrast: float, dim: int = 2,
 
 
 def diffusion_matrix(m: np.ndarray) -> sp.csr_array:
-    """``-div(exp(m) grad)`` on the grid of ``m`` (shape ``(n,) * dim``), ``(n^dim, n^dim)`` CSR."""
-    n, dim = m.shape[0], m.ndim
-    h = 1.0 / (n + 1)
-    k = np.exp(m)
-    # difference operator from n nodes to the n + 1 faces of one axis (outside values are zero)
-    difference = sp.diags_array([-np.ones(n), np.ones(n)], offsets=[-1, 0], shape=(n + 1, n)) / h
-    identity = sp.identity(n, format="csr")
-    matrix = sp.csr_array((n ** dim, n ** dim))
-    for axis in range(dim):
-        padded = np.concatenate([np.take(k, [0], axis), k, np.take(k, [n - 1], axis)], axis)
-        left = np.take(padded, np.arange(n + 1), axis)
-        right = np.take(padded, np.arange(1, n + 2), axis)
-        faces = 2.0 * left * right / (left + right)
-        factors = [identity] * dim
-        factors[axis] = difference
-        gradient = factors[0]
-        for factor in factors[1:]:
-            gradient = sp.kron(gradient, factor, format="csr")
-        matrix = matrix + gradient.T @ sp.diags_array(faces.reshape(-1)) @ gradient
-    return sp.csr_array(matrix)
+    """``-div(exp(m) grad)`` on the unit-box mesh of ``m``'s shape (``n`` nodes per axis):
+    :class:`pdecontrol.diffusion.DiffusionOperator` (zero Dirichlet values; the rows and columns of
+    boundary nodes are empty), as a CSR array."""
+    return sp.csr_array(DiffusionOperator(Mesh(m.shape)).matrix(m))
 
 
 def heat_step_matrix(m: np.ndarray, dt: float) -> sp.csr_array:
