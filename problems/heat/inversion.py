@@ -81,8 +81,10 @@ class HeatSettings:
     solver : {"splu", "amg-sa", "amg-rs"}
         Linear solver of the time steps; ``solver_rtol`` is the AMG-CG tolerance.
     gn_iterations, grtol, cg_maxiter : int, float, int
-        Gauss-Newton iterations per level at most, relative gradient reduction that ends a
-        level, CG iterations per Gauss-Newton step at most.
+        Gauss-Newton iterations per level at most, relative gradient reduction that ends the
+        finest level, CG iterations per Gauss-Newton step at most.
+    coarse_grtol : float
+        Relative gradient reduction that ends a coarse level (its solution is only a start).
     forcing_max : float
         Cap of the Eisenstat-Walker forcing term (0.1: 6 Gauss-Newton iterations against 8-9
         with 0.5 on the default problem at 32x32 and 64x64, docs/heat.md).
@@ -107,6 +109,7 @@ class HeatSettings:
     solver_rtol: float = 1e-10
     gn_iterations: int = 30
     grtol: float = 1e-6
+    coarse_grtol: float = 1e-3
     cg_maxiter: int = 100
     forcing_max: float = 0.1
     seed: int = 0
@@ -129,7 +132,8 @@ class HeatSettings:
         need(self.n_experiments <= 5, f"n_experiments must be at most 5, got {self.n_experiments}")
         object.__setattr__(self, "observation_times",
                            tuple(float(t) for t in self.observation_times))
-        for name in ("final_time", "noise", "gamma", "solver_rtol", "grtol", "forcing_max"):
+        for name in ("final_time", "noise", "gamma", "solver_rtol", "grtol", "coarse_grtol",
+                     "forcing_max"):
             value = getattr(self, name)
             need(isinstance(value, (int, float)) and np.isfinite(value) and value > 0,
                  f"{name} must be a finite number > 0, got {value!r}")
@@ -142,8 +146,8 @@ class HeatSettings:
              f"observations must be one of {OBSERVATIONS}, got {self.observations!r}")
         need(self.solver in SOLVER_NAMES,
              f"solver must be one of {SOLVER_NAMES}, got {self.solver!r}")
-        need(self.solver_rtol < 1 and self.grtol < 1 and self.forcing_max < 1,
-             "solver_rtol, grtol and forcing_max must be below 1")
+        need(max(self.solver_rtol, self.grtol, self.coarse_grtol, self.forcing_max) < 1,
+             "solver_rtol, grtol, coarse_grtol and forcing_max must be below 1")
         need(all(0 < t <= self.final_time for t in self.observation_times)
              and list(self.observation_times) == sorted(set(self.observation_times)),
              f"observation_times must increase within (0, final_time], got "
@@ -353,11 +357,16 @@ class HeatInversion(ContinuationProblem):
 
     def schedule(self, *, gtol: float = 0.0) -> Schedule:
         """Coarse to fine through every level: Gauss-Newton-CG with Eisenstat-Walker forcing
-        until the gradient falls by ``grtol`` (or to ``gtol``) or ``gn_iterations``."""
+        until the gradient falls by ``coarse_grtol`` (coarse levels) or ``grtol`` (the finest;
+        or to ``gtol`` there), or ``gn_iterations``."""
         settings = self.settings
         stage = Stage(n_steps=settings.n_steps, solver=gauss_newton_cg,
                       stopping=Stopping(maxiter=settings.gn_iterations, grtol=settings.grtol,
                                         gtol=gtol),
                       options={"cg_rtol": "eisenstat-walker", "forcing_max": settings.forcing_max,
                                "cg_maxiter": settings.cg_maxiter})
-        return Schedule.coarse_to_fine(len(self.hierarchy), stage)
+        coarse = stage.replace(stopping=Stopping(maxiter=settings.gn_iterations,
+                                                 grtol=settings.coarse_grtol))
+        levels = len(self.hierarchy)
+        return Schedule([coarse.replace(level=level) for level in range(levels - 1, 0, -1)]
+                        + [stage.replace(level=0)])
