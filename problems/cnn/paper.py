@@ -46,14 +46,7 @@ from pdecontrol.io import atomic_path, write_json, write_netcdf
 from .checkpoint import save_network
 from .config import TrainingSettings
 from .evaluation import as_labelled_images, evaluate_across_scales, image_pyramid
-from .figures import (
-    plot_accuracy_against_cost,
-    plot_accuracy_by_resolution,
-    plot_confusion_matrix,
-    plot_convolved_image,
-    plot_kernels,
-    plot_training_curves,
-)
+from .paper_figures import restricted_predictions, write_paper_figures
 from .training import train_multilevel, train_resolution_consistent, train_single_level
 from .transfer import prolong_network
 
@@ -488,130 +481,10 @@ def reproduce_paper(
     save_network(out / "network_fine.nc", fine.network, history=fine_history)
     save_network(out / "network_multilevel.nc", multilevel.network, history=ml_history)
     write_netcdf(out / "evaluation.nc", evaluation)
-    write_netcdf(out / "predictions_restricted.nc", _restricted_predictions(fine.network, val_set))
+    write_netcdf(out / "predictions_restricted.nc", restricted_predictions(fine.network, val_set))
     figures = write_paper_figures(out)
     table_path = out / "paper_table.md"
     with atomic_path(table_path) as temporary:
         temporary.write_text(paper_table(results))
     write_json(out / "results.json", results)
     return {"results": results, "table": str(table_path), "figures": [str(f) for f in figures]}
-
-
-#: Files of a paper output directory that :func:`write_paper_figures` reads.
-PAPER_FIGURE_SOURCES = (
-    "history_fine.nc",
-    "history_multilevel.nc",
-    "network_fine.nc",
-    "evaluation.nc",
-    "predictions_restricted.nc",
-)
-
-
-def _restricted_predictions(fine_network, val_set) -> xr.Dataset:
-    """Labels and predictions of the restricted fine network on the 14x14 validation images, and
-    validation image 0 (what the confusion-matrix and convolution figures need)."""
-    val_images, val_labels = val_set
-    coarse_images = image_pyramid(val_set, 1)[1][0]
-    predicted = fine_network.restrict(1).classify(coarse_images)
-    return xr.Dataset(
-        {
-            "labels": ("example", np.asarray(val_labels, dtype=np.int64)),
-            "predicted": ("example", np.asarray(predicted, dtype=np.int64)),
-            "example_image": (("y", "x"), np.asarray(val_images[0], dtype=np.float64)),
-        },
-        attrs={
-            "description": "fine-only network restricted to the coarse mesh (Galerkin), on the "
-            "restricted validation images",
-            "coarse_shape": "x".join(map(str, coarse_images.shape[-2:])),
-            "example_label": int(val_labels[0]),
-        },
-    )
-
-
-def write_paper_figures(out) -> list:
-    """(Re)draw ``figures/*.png`` of a :func:`reproduce_paper` output directory from its files.
-
-    Needs the files of :data:`PAPER_FIGURE_SOURCES` (no data, no training); returns the paths.
-    ``training.png`` (objective and validation accuracy per outer iteration, fine-only vs
-    multilevel, switch marked), ``training_cost.png`` (validation accuracy against fine-level work
-    and wall time, fine-only's final accuracy as the target line),
-    ``confusion_restricted_14.png``, ``convolved.png`` (validation image 0 with the first learned
-    opening kernel, fine vs Galerkin-coarse), ``kernels.png``,
-    ``accuracy.png`` (by resolution and variant, the paper's numbers as ticks).
-    """
-    from .checkpoint import read_checkpoint
-
-    out = Path(out)
-    missing = [name for name in PAPER_FIGURE_SOURCES if not (out / name).is_file()]
-    if missing:
-        raise FileNotFoundError(
-            f"{out} is not a finished `pdecontrol cnn paper` directory: missing {', '.join(missing)}; "
-            "run (or resume) the job with `pdecontrol cnn paper --out` this directory"
-        )
-    directory = out / "figures"
-    directory.mkdir(exist_ok=True)
-    paths = {
-        name: directory / f"{name}.png"
-        for name in (
-            "training",
-            "training_cost",
-            "confusion_restricted_14",
-            "convolved",
-            "kernels",
-            "accuracy",
-        )
-    }
-    with (
-        xr.open_dataset(out / "history_fine.nc", engine="netcdf4") as fine_history,
-        xr.open_dataset(out / "history_multilevel.nc", engine="netcdf4") as ml_history,
-    ):
-        histories = {"fine only": fine_history.load(), "multilevel": ml_history.load()}
-    plot_training_curves(
-        histories,
-        level_variable="mesh_shape",
-        title="MNIST: fine-only vs multilevel",
-        path=paths["training"],
-    )
-    fine_final = float(histories["fine only"]["validation_accuracy"].values[-1])
-    plot_accuracy_against_cost(
-        histories,
-        target=fine_final,
-        level_variable="mesh_shape",
-        title="MNIST: cost of reaching fine-only's final accuracy",
-        path=paths["training_cost"],
-    )
-    with xr.open_dataset(out / "predictions_restricted.nc", engine="netcdf4") as predictions:
-        predictions = predictions.load()
-    plot_confusion_matrix(
-        predictions["labels"].values,
-        predictions["predicted"].values,
-        title=f"fine-trained network restricted to {predictions.attrs['coarse_shape']} (Galerkin)",
-        path=paths["confusion_restricted_14"],
-    )
-    network = read_checkpoint(out / "network_fine.nc").network
-    problem, blocks = network.problem, network.blocks()
-    opening = problem.block_to_stencils(np.asarray(blocks["K0"]))
-    kernels = problem.block_to_stencils(np.asarray(blocks["K"]))
-    plot_convolved_image(
-        predictions["example_image"].values,
-        opening[0, 0],
-        title=f"digit {predictions.attrs['example_label']}, learned opening kernel 0",
-        path=paths["convolved"],
-    )
-    groups = {"opening K0": opening}
-    groups.update({f"layer {k + 1} K": kernels[k] for k in range(kernels.shape[0])})
-    plot_kernels(groups, title="fine-only network: learned kernels", path=paths["kernels"])
-    reference = {
-        (28, "galerkin"): PAPER_RESULTS["fine_only"]["accuracy"][1],
-        (14, "galerkin"): PAPER_RESULTS["restricted"]["accuracy"],
-        (14, "classifier_only"): PAPER_RESULTS["classifier_only"]["accuracy"],
-    }
-    with xr.open_dataset(out / "evaluation.nc", engine="netcdf4") as evaluation:
-        accuracy = evaluation["accuracy"].load()
-    plot_accuracy_by_resolution(
-        accuracy,
-        reference=reference,
-        title="fine-only network by resolution (bars) vs the paper (ticks)",
-        path=paths["accuracy"],
-    )
-    return list(paths.values())
