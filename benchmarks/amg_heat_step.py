@@ -1,7 +1,8 @@
 """AMG-preconditioned CG versus sparse LU on an implicit heat step with a high-contrast coefficient.
 
-``A = I + dt A(m)``, ``A(m) = -div(exp(m) grad)`` (5-point on ``n^2`` grids, 7-point on ``n^3``
-with ``--dim 3``; zero Dirichlet outside; ``tests/linear_solver_problems.py``), ``m`` smooth
+``A = I + dt A(m)``, ``A(m) = -div(exp(m) grad)`` (:class:`pdecontrol.diffusion.DiffusionOperator`
+on ``n^2`` grids, ``n^3`` with ``--dim 3``; zero Dirichlet boundary;
+``tests/linear_solver_problems.py``), ``m`` smooth
 random with ``exp(max m - min m) = contrast``. ``--steps`` backward-Euler steps of
 ``du/dt = div(exp(m) grad u) + 1`` from ``u0 = sin(pi x) sin(2 pi y) [sin(pi z)]`` share one
 set-up: step 1 starts CG from zero, later steps are warm-started from the previous solution.

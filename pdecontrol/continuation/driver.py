@@ -191,7 +191,7 @@ class _Run:
             self.meter.set_state(saved.work)
             if saved.status != "running":
                 return self._result(rows, stage_ends, stage_results, saved.status,
-                                    stage_ends[-1] if stage_ends else resume.x, saved.stage)
+                                    stage_ends[-1], saved.stage)
             logger.info("resuming from %s at stage %d, iteration %d", self.state_file,
                         first_stage, resume.iteration)
         clock = _Clock(elapsed)

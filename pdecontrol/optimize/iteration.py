@@ -148,13 +148,6 @@ def call_callback(callback, state: OptimizeResult) -> tuple[dict, bool]:
     )
 
 
-def _value_and_gradient(functional):
-    def evaluate(x, examples):
-        return functional.value_and_gradient(x, examples)
-
-    return evaluate
-
-
 def run_iterations(
     functional,
     x0: np.ndarray,
@@ -201,7 +194,7 @@ def run_iterations(
         ``on_iteration(state)`` with the :class:`IterationState` at the top of every iteration.
     """
     memory = {} if memory is None else memory
-    evaluate = _value_and_gradient(functional) if evaluate is None else evaluate
+    evaluate = functional.value_and_gradient if evaluate is None else evaluate
     history = History()
     counter = EvaluationCounter()
     x, initial_gradient_norm, pending, first, last_step, elapsed = x0.copy(), None, None, 0, {}, 0.0
