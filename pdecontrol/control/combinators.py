@@ -25,6 +25,8 @@ class SumFunctional(ReducedFunctional):
     coefficients : sequence of float, optional
         ``a_i >= 0`` (default all 1), so the Gauss-Newton operator stays PSD.
 
+    Notes
+    -----
     ``examples`` is passed on to every term; that needs all terms to have the same
     :attr:`n_examples` (e.g. one example set seen at two resolutions), otherwise pass ``None``.
     """
@@ -102,6 +104,8 @@ class TransformedFunctional(ReducedFunctional):
     weights : ndarray, shape (n,), optional
         Inner-product weights of the new parameter vector (default ones).
 
+    Notes
+    -----
     Gradient ``A^T g(A x + c)``, Gauss-Newton ``A^T G(A x + c) A``.
     """
 
