@@ -20,7 +20,7 @@ from .app import (
     register_problem,
     registered_problems,
 )
-from .errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError
+from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, ClusterError, UsageError
 from .options import NONE, SettingOption, add_setting_options, given_fields, settings_from_args
 from .rundir import CONFIG_FILE, STATE_DIR, RunDirectory
 
@@ -34,6 +34,8 @@ __all__ = [
     "registered_problems",
     "ENTRY_POINT_GROUP",
     "UsageError",
+    "ClusterError",
+    "EXIT_FAILED",
     "EXIT_OK",
     "EXIT_USAGE",
     "EXIT_INTERRUPTED",

@@ -22,12 +22,13 @@ import argparse
 import logging
 import os
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 
 from .. import __version__
 from ..memory import retain_freed_memory
-from .errors import EXIT_INTERRUPTED, EXIT_USAGE, UsageError
+from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, ClusterError, UsageError
 from .rundir import RunDirectory
 
 __all__ = [
@@ -81,6 +82,14 @@ class RunCommand(Command):
         output.add_argument("--resume", action="store_true",
                             help="continue the interrupted run in --out with its saved "
                                  "configuration")
+        cluster = parser.add_argument_group("cluster (dask.distributed)")
+        where = cluster.add_mutually_exclusive_group()
+        where.add_argument("--workers", type=int, default=None, metavar="N",
+                           help="evaluate on a local Dask cluster of N worker processes (one "
+                                "thread each)")
+        where.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                           help="evaluate on the Dask cluster of the scheduler at ADDRESS "
+                                "(e.g. tcp://10.0.0.1:8786)")
 
     def configure(self, args) -> dict:
         """The run's full configuration (JSON-able), defaults filled in."""
@@ -102,10 +111,64 @@ class RunCommand(Command):
             run_dir.check_new()
             config = self.configure(args)
         try:
-            return self.execute(config, run_dir, args)
+            with _cluster(args):
+                return self.execute(config, run_dir, args)
+        except ClusterError as error:
+            run_dir.abandon()
+            if not run_dir.path.exists():
+                raise
+            raise ClusterError(f"{error}; the run's last saved state is in {run_dir.path}: "
+                               f"continue it with `pdecontrol {args.problem} {self.name} "
+                               f"--resume --out {run_dir.path}`") from error
         except BaseException:
             run_dir.abandon()
             raise
+
+
+@contextmanager
+def _cluster(args):
+    """The Dask client of ``--workers`` / ``--scheduler`` as the current client for the block
+    (nothing without them); a local cluster is shut down afterwards."""
+    if args.workers is None and args.scheduler is None:
+        yield None
+        return
+    from ..distributed import start_client, using
+
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers must be >= 1, got {args.workers}")
+    # dask configures its own loggers on import: its INFO lines only with -vv
+    verbosity = args.verbose - args.quiet
+    logging.getLogger("distributed").setLevel(logging.INFO if verbosity >= 2 else logging.WARNING)
+    try:
+        client = start_client(workers=args.workers, address=args.scheduler,
+                              retain_memory=os.environ.get("PDECONTROL_RETAIN_MEMORY", "1") != "0")
+    except OSError as error:
+        raise UsageError(f"cannot reach the Dask scheduler {args.scheduler}: {error}") from None
+    logger.info("evaluating on %d Dask workers (%s)", len(client.scheduler_info()["workers"]),
+                client.scheduler.address)
+    try:
+        with using(client):
+            yield client
+    except Exception as error:
+        if _cluster_failed(error, client):
+            raise ClusterError(f"the Dask cluster failed ({type(error).__name__}: "
+                               f"{str(error).splitlines()[0] if str(error) else 'no message'})"
+                               ) from error
+        raise
+    finally:
+        cluster = client.cluster if args.workers is not None else None
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _cluster_failed(error: Exception, client) -> bool:
+    """Whether ``error`` comes from the cluster (not from the problem's own code on it)."""
+    from concurrent.futures import CancelledError
+
+    module = type(error).__module__ or ""
+    return (module.split(".")[0] == "distributed" or isinstance(error, CancelledError)
+            or client.status != "running")
 
 
 @dataclass(frozen=True)
@@ -248,6 +311,11 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"{name}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except ClusterError as error:
+        if args.verbose:
+            raise
+        print(f"{name}: error: {error}", file=sys.stderr)
+        return EXIT_FAILED
     except (UsageError, ValueError, TypeError, OSError) as error:
         if args.verbose:
             raise

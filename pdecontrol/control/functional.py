@@ -145,6 +145,18 @@ class ControlFunctional(ReducedFunctional):
                             f"got {store_linearization!r}")
         self.store_linearization = bool(store_linearization)
         self.observation_steps = self._observation_steps(observation_times)
+        self.observation_times = (None if observation_times is None else
+                                  tuple(float(t) for t in np.ravel(observation_times)))
+
+    def options(self) -> dict:
+        """The keyword options this functional was built with (``final_time``, ``stepper``,
+        ``regularizers``, ...): ``ControlFunctional(problem, layout, data, targets, **options)``
+        builds its twin on other data."""
+        return {"final_time": self.final_time, "stepper": self.stepper,
+                "regularizers": self.regularizers, "checkpoint_every": self.checkpoint_every,
+                "chunk_size": self.chunk_size, "dtype": self.dtype,
+                "store_linearization": self.store_linearization,
+                "observation_times": self.observation_times}
 
     def _observation_steps(self, times) -> tuple:
         """Step indices of the observation times (``(n_steps,)`` by default)."""

@@ -97,6 +97,14 @@ class ThetaMethod:
     def __repr__(self) -> str:
         return f"ThetaMethod(theta={self.theta:g}, linear_solver={self.linear_solver!r})"
 
+    def __getstate__(self) -> dict:
+        """Pickled (e.g. to a worker process) without its factorizations and counts: a copy
+        starts with an empty cache of the same solver and capacity."""
+        state = dict(self.__dict__)
+        state["cache"] = FactorizationCache(self.linear_solver, capacity=self.cache.capacity)
+        state.update(_accuracy=0.0, solves=0, solver_iterations=0)
+        return state
+
     @property
     def iterations_per_solve(self) -> float | None:
         """Mean iterations of an iterative solver per right-hand side so far (``None`` for a

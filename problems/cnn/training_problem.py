@@ -26,6 +26,7 @@ from pdecontrol.continuation import (
     run_continuation,
 )
 from pdecontrol.control import SumFunctional, TransformedFunctional, get_stepper
+from pdecontrol.distributed import distribute
 from pdecontrol.mesh import Mesh, MeshHierarchy
 from pdecontrol.optimize import Stopping, block_coordinate_descent
 from pdecontrol.transfer import restrict_image
@@ -225,16 +226,17 @@ class CNNTraining(ContinuationProblem):
         return self._pyramid[level]
 
     def functional(self, level: int, n_steps: int, *, regularized=False, validation=False):
-        """The CNN functional of the training (or validation) images on ``level``."""
+        """The CNN functional of the training (or validation) images on ``level`` (on the
+        current Dask client's workers inside :func:`pdecontrol.distributed.using`)."""
         problem = self.network_problem(level)
         images = self.level_images(level)[1 if validation else 0]
         labels = self.validation[1] if validation else self.labels
         settings = self.settings
-        return cnn_functional(
+        return distribute(cnn_functional(
             problem, images, labels, n_steps, final_time=settings.time_horizon,
             stepper=settings.stepper,
             regularizers=settings.make_regularizers(problem) if regularized else (),
-            dtype=settings.compute_dtype, chunk_size=settings.chunk_size)
+            dtype=settings.compute_dtype, chunk_size=settings.chunk_size))
 
     # ------------------------------------------------------------------ the framework's hooks
     def layout(self, stage: Stage):

@@ -31,6 +31,7 @@ import scipy.sparse as sp
 from pdecontrol.continuation import ContinuationProblem, Schedule, Stage, StageSetup
 from pdecontrol.control import ControlFunctional, GradientPenalty, LeastSquaresLoss, Tikhonov
 from pdecontrol.control.implicit import ThetaMethod
+from pdecontrol.distributed import distribute, on_shards
 from pdecontrol.linear_solvers import SOLVER_NAMES, SparseLU, solver_by_name
 from pdecontrol.mesh import Mesh, MeshHierarchy
 from pdecontrol.optimize import Stopping, gauss_newton_cg
@@ -195,12 +196,20 @@ def _initial_temperatures(mesh: Mesh, n_experiments: int) -> np.ndarray:
     return np.stack(states)
 
 
+def _solve_counts(functional: ControlFunctional) -> tuple:
+    """``(factorization setups, solves, solver iterations)`` of a functional's stepper (on a
+    worker, of its copy of the stepper)."""
+    stepper = functional.stepper
+    return stepper.cache.setups, stepper.solves, stepper.solver_iterations
+
+
 def _stiffness(mesh: Mesh) -> sp.csr_matrix:
     """``K`` with ``m^T K m = h^d sum_axes |D_k m / h_k|^2`` (differences inside the grid)."""
     dim, blocks = mesh.dim, []
     for k in range(dim):
         n = mesh.shape[k]
-        difference = sp.diags([-np.ones(n - 1), np.ones(n - 1)], [0, 1], shape=(n - 1, n)) / mesh.h[k]
+        difference = sp.diags([-np.ones(n - 1), np.ones(n - 1)], [0, 1],
+                              shape=(n - 1, n)) / mesh.h[k]
         factors = [sp.identity(mesh.shape[j]) if j != k else difference for j in range(dim)]
         operator = factors[0]
         for factor in factors[1:]:
@@ -230,7 +239,7 @@ class HeatInversion(ContinuationProblem):
         self.data = clean + self.sigma * rng.standard_normal(clean.shape)  # (E, K, *fine.shape)
         self.data *= self._equation(0).operator.unknowns
         self._preconditioners = {}
-        self.steppers = []  # every time stepper of the stage objectives, for solver statistics
+        self.functionals = []  # every stage objective, for solver statistics
 
     # ------------------------------------------------------------------ levels
     def truth(self, level: int) -> np.ndarray:
@@ -257,12 +266,14 @@ class HeatInversion(ContinuationProblem):
 
     def solver_statistics(self) -> dict:
         """Linear solves of the stage objectives so far: factorization set-ups, right-hand sides
-        solved and (iterative solvers) iterations per right-hand side."""
-        solves = sum(s.solves for s in self.steppers)
-        iterations = sum(s.solver_iterations for s in self.steppers)
+        solved and (iterative solvers) iterations per right-hand side; on a Dask cluster, added
+        up over the shards' steppers (each counting since its shard was last built)."""
+        rows = [counts for f in self.functionals for counts in on_shards(f, _solve_counts)]
+        setups, solves, iterations = (int(c) for c in np.sum(rows, axis=0, dtype=np.int64)
+                                      ) if rows else (0, 0, 0)
         iterative = self.settings.solver != "splu"
         return {"solver": self.settings.solver,
-                "setups": sum(s.cache.setups for s in self.steppers),
+                "setups": setups,
                 "solves": solves,
                 "iterations_per_solve": iterations / solves if iterative and solves else None}
 
@@ -295,22 +306,24 @@ class HeatInversion(ContinuationProblem):
         return observed.reshape(experiments, -1)
 
     def functional(self, level: int) -> ControlFunctional:
-        """The objective on ``level`` (see the module docstring)."""
+        """The objective on ``level`` (see the module docstring); on the current Dask client's
+        workers inside :func:`pdecontrol.distributed.using`."""
         settings = self.settings
         mesh = self.hierarchy[level].mesh
         weight = (mesh.cell_volume if settings.observations == "field" else 1.0) / self.sigma**2
         equation = self._equation(level, loss=LeastSquaresLoss(weight))
         layout = equation.layout(settings.n_steps)
         stepper = self._stepper()
-        self.steppers.append(stepper)
         regularizers = [GradientPenalty("m", settings.gamma, mesh.h)]
         if settings.beta > 0:
             regularizers.append(Tikhonov("m", settings.beta))
-        return ControlFunctional(
+        functional = distribute(ControlFunctional(
             equation, layout, self.initial_states if level == 0 else
             self.hierarchy.restrict(self.initial_states, to_level=level), self.targets(level),
             final_time=settings.final_time, stepper=stepper,
-            regularizers=regularizers, observation_times=settings.observation_times)
+            regularizers=regularizers, observation_times=settings.observation_times))
+        self.functionals.append(functional)
+        return functional
 
     def preconditioner(self, level: int):
         """``g -> (gamma K + beta M)^-1 g``: the inverse Hessian of the regularisation on
