@@ -24,14 +24,20 @@ logger = logging.getLogger("pdecontrol.memory")
 # mallopt parameters of glibc's <malloc.h>
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
+_M_ARENA_MAX = -8
 #: Largest trim threshold mallopt accepts (an ``int``): 2 GiB of free memory at the heap's top.
 _MAX_TRIM_THRESHOLD = 2**31 - 1
 
 
-def retain_freed_memory() -> bool:
+def retain_freed_memory(*, single_arena: bool = False) -> bool:
     """Keep freed memory in the process: no ``mmap`` for large blocks, trimming only above 2 GiB.
 
-    Returns True if glibc accepted both settings, False where there is no glibc ``mallopt``
+    That holds for allocations in the main thread's arena. glibc gives other threads arenas of
+    their own, which still ``mmap`` (and unmap on ``free``) blocks over 64 MB; with
+    ``single_arena`` threads that have not allocated yet share the main arena instead (for a
+    process that computes in one thread other than its main one, e.g. a Dask worker).
+
+    Returns True if glibc accepted the settings, False where there is no glibc ``mallopt``
     (macOS, musl, Windows): nothing is changed there. Affects the whole process, from the next
     allocation on.
     """
@@ -43,5 +49,7 @@ def retain_freed_memory() -> bool:
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
     accepted = mallopt(_M_MMAP_MAX, 0) == 1 and mallopt(_M_TRIM_THRESHOLD, _MAX_TRIM_THRESHOLD) == 1
+    if single_arena:
+        accepted = mallopt(_M_ARENA_MAX, 1) == 1 and accepted
     logger.debug("retain_freed_memory: glibc mallopt %s", "accepted" if accepted else "refused")
     return accepted

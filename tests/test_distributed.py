@@ -37,10 +37,36 @@ HEAT_ARGV = ["heat", "invert", "--resolution", "16", "--levels", "2", "--steps",
 @pytest.fixture(scope="module")
 def client():
     """Two worker processes, one thread each."""
+    environment = dict(os.environ)
     client = start_client(workers=2)
+    _assert_environment_kept(environment)
     yield client
     client.close()
     client.cluster.close()
+    _assert_environment_kept(environment)
+
+
+def _assert_environment_kept(environment):
+    """Starting workers leaves Numba's settings in this process alone (Dask writes its own
+    ``pre-spawn-environ`` here; a ``NUMBA_NUM_THREADS`` among it once failed CI: Numba refused
+    the changed thread count at its next compilation)."""
+    changed = {name for name in set(os.environ) | set(environment)
+               if os.environ.get(name) != environment.get(name)}
+    assert not any(name.startswith("NUMBA") for name in changed), changed
+
+
+def _compute_threads(dask_worker):
+    from threadpoolctl import threadpool_info
+
+    from pdecontrol.ops import _dispatch
+
+    return _dispatch._SERIAL_ONLY[0], sorted({pool["num_threads"] for pool in threadpool_info()})
+
+
+def test_workers_compute_in_one_thread(client):
+    threads = client.run(_compute_threads)
+    assert len(threads) == 2
+    assert all(serial and pools == [1] for serial, pools in threads.values()), threads
 
 
 def _relative(a, b) -> float:
@@ -159,8 +185,11 @@ def test_worker_killed_mid_run_is_survived(client, monkeypatch):
     assert _relative(serial.x, survived.x) < 1e-12
     client.wait_for_workers(2, timeout=60)  # the nanny restarts the killed worker ...
     plugins = client.run(lambda dask_worker: sorted(dask_worker.plugins))
-    assert len(plugins) == 2  # ... and it keeps freed memory like the others
-    assert all("pdecontrol-retain-freed-memory" in names for names in plugins.values())
+    assert len(plugins) == 2  # ... and it is set up like the others
+    assert all({"pdecontrol-retain-freed-memory", "pdecontrol-one-compute-thread"} <= set(names)
+               for names in plugins.values())
+    threads = client.run(_compute_threads)
+    assert all(serial and pools == [1] for serial, pools in threads.values()), threads
 
 
 def test_lost_cluster_stops_the_run_with_a_resumable_state(tmp_path, monkeypatch, capsys):
@@ -213,6 +242,19 @@ def test_command_line_scheduler_and_bad_cluster_options(client, tmp_path, capsys
                      "--out", str(tmp_path / "nowhere")]) == 2
     assert "cannot reach the Dask scheduler tcp://127.0.0.1:1" in capsys.readouterr().err
     assert not (tmp_path / "nowhere").exists() and not (tmp_path / "none").exists()
+
+
+def test_cluster_failures_are_told_from_errors_of_the_problem(client):
+    from concurrent.futures import CancelledError
+
+    from distributed import KilledWorker
+
+    from pdecontrol.cli.app import _cluster_failed
+
+    assert _cluster_failed(KilledWorker("task", "tcp://127.0.0.1:1", 3), client)
+    assert _cluster_failed(CancelledError(), client)
+    assert not _cluster_failed(ValueError("a bad input of the problem"), client)
+    assert not _cluster_failed(np.linalg.LinAlgError("singular"), client)
 
 
 def test_serial_without_a_client_and_bad_shard_counts(client):

@@ -9,7 +9,7 @@ import numba
 import pytest
 from numba.core.caching import NullCache
 
-from pdecontrol.ops import _kernels, activations, elementwise
+from pdecontrol.ops import _kernels, activations, elementwise, use_serial_kernels
 from pdecontrol.ops._dispatch import SERIAL_BELOW_ELEMENTS, SERIAL_BELOW_MULTIPLY_ADDS
 
 KERNELS = {
@@ -46,6 +46,17 @@ def test_choose_is_serial_on_one_thread():
     finally:
         numba.set_num_threads(threads)
     assert path(kernel, kernel.choose(10 * threshold)) == "parallel"
+
+
+@pytest.mark.parametrize("name", KERNELS)
+def test_use_serial_kernels_makes_every_call_serial_until_undone(name):
+    kernel, threshold = KERNELS[name]
+    assert use_serial_kernels(True) is False
+    try:
+        assert path(kernel, kernel.choose(10**12, tasks=2)) == "serial"
+    finally:
+        assert use_serial_kernels(False) is True
+    assert path(kernel, kernel.choose(10**12, tasks=2)) == PARALLEL
 
 
 @pytest.mark.parametrize("name", KERNELS)

@@ -64,3 +64,16 @@ def test_retain_freed_memory_is_accepted_by_glibc():
     from pdecontrol.memory import retain_freed_memory
 
     assert retain_freed_memory() is True
+
+
+@pytest.mark.skipif(
+    __import__("platform").libc_ver()[0] != "glibc", reason="mallopt is glibc's"
+)
+def test_retain_freed_memory_in_one_arena_is_accepted_by_glibc():
+    import subprocess
+    import sys
+
+    # in a process of its own: the arena limit would stay with the test process
+    code = ("from pdecontrol.memory import retain_freed_memory; "
+            "assert retain_freed_memory(single_arena=True) is True")
+    subprocess.run([sys.executable, "-c", code], check=True)

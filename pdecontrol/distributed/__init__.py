@@ -12,7 +12,6 @@ See ``docs/distributed.md``.
 """
 
 from .cluster import (
-    WORKER_ENVIRONMENT,
     current_client,
     distribute,
     on_shards,
@@ -28,7 +27,6 @@ __all__ = [
     "current_client",
     "distribute",
     "on_shards",
-    "WORKER_ENVIRONMENT",
 ]
 
 

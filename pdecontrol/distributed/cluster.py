@@ -1,8 +1,9 @@
 """Connecting to a Dask cluster, and the client that problems distribute their functionals on.
 
-:func:`start_client` starts a local cluster of ``workers`` processes (one thread each, and one
-Numba / BLAS / OpenMP thread each: the processes are the parallelism) on the loopback interface,
-or connects to a running scheduler. :func:`using` makes a client *current* for a block, and
+:func:`start_client` starts a local cluster of ``workers`` processes on the loopback interface,
+or connects to a running scheduler; either way every worker computes in one thread (serial
+kernels, one BLAS / OpenMP thread: the processes are the parallelism). :func:`using` makes a
+client *current* for a block, and
 :func:`distribute` turns a serial :class:`~pdecontrol.control.ControlFunctional` into its
 distributed twin when a client is current (and leaves it alone otherwise): a problem calls it
 where it builds its functionals, and runs serially or on a cluster unchanged.
@@ -14,12 +15,7 @@ from contextlib import contextmanager
 
 from .._validation import check_int
 
-__all__ = ["start_client", "using", "current_client", "distribute", "on_shards",
-           "WORKER_ENVIRONMENT"]
-
-#: Environment of every local worker process, set before it starts: one compute thread each.
-WORKER_ENVIRONMENT = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
-                      "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+__all__ = ["start_client", "using", "current_client", "distribute", "on_shards"]
 
 _CURRENT = []
 
@@ -30,7 +26,8 @@ def start_client(workers: int | None = None, address: str | None = None, *,
     scheduler at ``address`` (e.g. ``"tcp://10.0.0.1:8786"``). Close it (and its cluster) with
     ``client.close()`` / ``client.cluster.close()``, or use it as a context manager.
 
-    With ``retain_memory`` every worker, and every worker that joins or restarts later, keeps
+    Every worker, and every worker that joins or restarts later, computes in one thread
+    (:class:`~pdecontrol.distributed.plugins.OneComputeThread`), and with ``retain_memory`` keeps
     freed memory (:func:`pdecontrol.memory.retain_freed_memory`; Dask's default makes glibc
     return it at once, and each batch of states then page-faults its memory in again).
     """
@@ -45,17 +42,13 @@ def start_client(workers: int | None = None, address: str | None = None, *,
     if address is not None:
         client = Client(address)
     else:
-        import dask
-
         workers = check_int(workers, "workers", 1)
-        # set before a worker process starts (Numba reads its thread count on import)
-        environ = {**dask.config.get("distributed.nanny.pre-spawn-environ"), **WORKER_ENVIRONMENT}
-        with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
-            client = Client(LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                         host="127.0.0.1", dashboard_address="127.0.0.1:0"))
-    if retain_memory:
-        from .plugins import RetainFreedMemory
+        client = Client(LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                     host="127.0.0.1", dashboard_address="127.0.0.1:0"))
+    from .plugins import OneComputeThread, RetainFreedMemory
 
+    client.register_plugin(OneComputeThread())
+    if retain_memory:
         client.register_plugin(RetainFreedMemory())
     return client
 

@@ -6,6 +6,7 @@ Convention everywhere: correlation with zero "same" padding, 3-wide stencils, im
 See ``docs/operators.md`` for the API, conventions and measured performance.
 """
 
+from ._dispatch import use_serial_kernels
 from .activations import ACTIVATION_NAMES, SMOOTH_RELU_ETA, Activation, get_activation
 from .elementwise import add_scaled
 from .conv import add_bias, bias_gradient, conv, conv_kernel_gradient, conv_transpose
@@ -33,4 +34,5 @@ __all__ = [
     "residual_linearize",
     "residual_tangent",
     "residual_adjoint",
+    "use_serial_kernels",
 ]

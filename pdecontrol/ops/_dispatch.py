@@ -6,7 +6,7 @@ and the Runge-Kutta steppers call it once per stage and sweep. :func:`twin_kerne
 Python function twice, ``parallel=True`` and ``parallel=False`` (``prange`` is then a plain
 ``range``: same loop body, same order of operations within an iteration), and
 :meth:`TwinKernel.choose` runs the serial twin when the call's work is below the kernel's
-threshold or Numba runs on one thread. Both twins give bitwise identical results for every
+threshold, when Numba runs on one thread or when :func:`use_serial_kernels` says so. Both twins give bitwise identical results for every
 kernel of the package (tested). The thresholds were measured on the 2-core development machine
 (``benchmarks/serial_threshold.py``; "Serial path for small problems" in docs/operators.md).
 """
@@ -18,7 +18,8 @@ import types
 import numba
 from numba import njit
 
-__all__ = ["SERIAL_BELOW_ELEMENTS", "SERIAL_BELOW_MULTIPLY_ADDS", "TwinKernel", "twin_kernel"]
+__all__ = ["SERIAL_BELOW_ELEMENTS", "SERIAL_BELOW_MULTIPLY_ADDS", "TwinKernel", "twin_kernel",
+           "use_serial_kernels"]
 
 #: Elementwise kernels (``add_scaled``, activations) with fewer elements than this run serially.
 #: Idle, the parallel ``add_scaled`` wins from 2**14 elements on (float64 0.78x, float32 0.91x
@@ -30,6 +31,22 @@ SERIAL_BELOW_ELEMENTS = 2**14
 #: both kernels of a fused call counted) run serially. Idle, the parallel conv and kernel
 #: gradient win in every measured case from 2.9e5 on (0.71-0.92x), not yet at 1.5e5.
 SERIAL_BELOW_MULTIPLY_ADDS = 2**18
+
+
+_SERIAL_ONLY = [False]
+
+
+def use_serial_kernels(enabled: bool = True) -> bool:
+    """Run every kernel of :mod:`pdecontrol.ops` serially in this process (``enabled``), or let
+    each call choose by its size again; returns the previous setting.
+
+    For a process whose parallelism lies elsewhere, e.g. a Dask worker, one of several on a
+    machine: unlike ``NUMBA_NUM_THREADS`` this can be set after Numba started its threads, and
+    holds for every thread of the process. Results do not change (both twins are bitwise equal).
+    """
+    previous = _SERIAL_ONLY[0]
+    _SERIAL_ONLY[0] = bool(enabled)
+    return previous
 
 
 class TwinKernel:
@@ -64,10 +81,10 @@ class TwinKernel:
     def choose(self, work: int, tasks: int | None = None):
         """The dispatcher for a call doing ``work`` in ``tasks`` iterations of its ``prange``.
 
-        Serial below :attr:`serial_below`, for fewer than 2 tasks (``None``: plenty) or when
-        Numba runs one thread; parallel otherwise.
+        Serial below :attr:`serial_below`, for fewer than 2 tasks (``None``: plenty), when
+        Numba runs one thread or after :func:`use_serial_kernels`; parallel otherwise.
         """
-        if work < self.serial_below or (tasks is not None and tasks < 2):
+        if _SERIAL_ONLY[0] or work < self.serial_below or (tasks is not None and tasks < 2):
             return self.serial
         return self.serial if numba.get_num_threads() == 1 else self.parallel
 
