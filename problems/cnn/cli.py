@@ -3,7 +3,7 @@
 * ``train``: train the CNN (``--mode single|multilevel|time|consistent``) on the embedded
   synthetic set (default, no download) or MNIST, and write a run directory
   (:mod:`problems.cnn.run_outputs`);
-* ``evaluate CHECKPOINT --resolution N``: accuracy of a trained network moved to another
+* ``evaluate NETWORK --resolution N``: accuracy of a trained network moved to another
   resolution (restricted, classifier-only, re-solved, prolonged, interpolated input);
 * ``paper``: the MNIST experiments of Haber, Ruthotto & Holtham (section 5), next to their numbers;
 * ``plot RUN_DIR``: redraw the figures of a run directory (``train`` or ``paper``).
@@ -195,8 +195,8 @@ def _add_data_options(parser, *, training: bool):
     return group
 
 
-def _checkpoint_paths(checkpoint) -> tuple:
-    path = Path(checkpoint)
+def _network_paths(network) -> tuple:
+    path = Path(network)
     if path.is_dir():
         return path / "network.nc", path
     return path, path.parent
@@ -234,7 +234,7 @@ class TrainCommand(RunCommand):
                            help="seed of the data split, initial kernels and sub-samples "
                                 "(default 0)")
         group.add_argument(
-            "--initial", default=None, metavar="CHECKPOINT",
+            "--initial", default=None, metavar="NETWORK",
             help="start from a trained network (a run directory or a network .nc, e.g. "
                  "network_multilevel.nc of pdecontrol cnn paper) instead of random kernels; "
                  "--mode single or consistent; its mesh, channels, layers, activation and kernel "
@@ -319,7 +319,7 @@ def _train(config: dict, train, validation, state_dir: Path, progress: bool, ini
 def _initial_parameters(config: dict):
     """Flat parameters of the ``--initial`` network of a train configuration (None without one),
     checked against its mode, settings and resolution."""
-    from .checkpoint import read_checkpoint
+    from .network_file import read_network_file
 
     if config.get("initial") is None:
         return None
@@ -329,11 +329,11 @@ def _initial_parameters(config: dict):
             "multilevel and time continuation build their own start")
     settings = TrainingSettings.from_dict(config["settings"])
     resolution = config["resolution"]
-    network_path, _ = _checkpoint_paths(config["initial"])
+    network_path, _ = _network_paths(config["initial"])
     if not network_path.is_file():
         raise UsageError(
             f"--initial: no network file at {network_path}; give a run directory or a network .nc")
-    network = read_checkpoint(network_path).network
+    network = read_network_file(network_path).network
     shape = "x".join(map(str, network.mesh.shape))
     if network.mesh.shape != (resolution,) * network.problem.dim:
         raise UsageError(
@@ -342,7 +342,7 @@ def _initial_parameters(config: dict):
             "pdecontrol cnn evaluate (restrict / prolong)")
     problem = settings.make_problem(network.mesh, network.problem.n_classes)
     differ = [
-        f"{name} ({theirs} in the checkpoint, {mine} here)"
+        f"{name} ({theirs} in the network file, {mine} here)"
         for name, theirs, mine in (
             ("n_channels", network.problem.n_channels, problem.n_channels),
             ("n_steps", network.n_steps, settings.n_steps),
@@ -361,7 +361,7 @@ def _initial_parameters(config: dict):
 
 # ---------------------------------------------------------------------- evaluate
 class EvaluateCommand(Command):
-    """``pdecontrol cnn evaluate CHECKPOINT --resolution N``."""
+    """``pdecontrol cnn evaluate NETWORK --resolution N``."""
 
     name = "evaluate"
     help = "accuracy of a trained network at any resolution"
@@ -370,7 +370,7 @@ class EvaluateCommand(Command):
                    "at that resolution. Prints a table; writes evaluation_<n>.json and .nc.")
 
     def add_arguments(self, parser):
-        parser.add_argument("checkpoint", help="a run directory or its network.nc")
+        parser.add_argument("network", metavar="NETWORK", help="a run directory or its network.nc")
         parser.add_argument("--resolution", type=int, required=True,
                             help="image resolution n to evaluate at (the network's n times a "
                                  "power of 2)")
@@ -381,22 +381,22 @@ class EvaluateCommand(Command):
                  "the training images at n; interpolated: coarse images interpolated to the "
                  "network's mesh. Default: all that apply")
         group = _add_data_options(parser, training=False)
-        group.description = "default: the data of the checkpoint's run"
+        group.description = "default: the data of the network's run"
         parser.add_argument("--out", default=None,
                             help="output directory (default: the run directory of the "
-                                 "checkpoint)")
+                                 "network file)")
 
     def run(self, args) -> int:
-        from .checkpoint import read_checkpoint
+        from .network_file import read_network_file
         from .evaluation import evaluate_across_scales, levels_between
 
-        network_path, run_dir = _checkpoint_paths(args.checkpoint)
+        network_path, run_dir = _network_paths(args.network)
         if not network_path.is_file():
             raise UsageError(
                 f"no network file at {network_path}; give a run directory or its network.nc")
-        checkpoint = read_checkpoint(network_path)
-        network = checkpoint.network
-        run = dict(checkpoint.metadata.get("run", {}))
+        network_file = read_network_file(network_path)
+        network = network_file.network
+        run = dict(network_file.metadata.get("run", {}))
         resolution = check_resolution(args.resolution)
         target = Mesh((resolution,) * network.problem.dim, extent=network.mesh.extent,
                       origin=network.mesh.origin)
@@ -450,11 +450,11 @@ class EvaluateCommand(Command):
         out.mkdir(parents=True, exist_ok=True)
         renamed = table.assign_coords(variant=[
             next(v for v in requested if CLI_VARIANTS[v] == c) for c in table["variant"].values])
-        renamed.attrs.update({"checkpoint": str(network_path), "data": run["data"],
+        renamed.attrs.update({"network": str(network_path), "data": run["data"],
                               "n_validation": int(validation.sizes["example"])})
         write_netcdf(out / f"evaluation_{resolution}.nc", renamed)
         result = {
-            "checkpoint": str(network_path),
+            "network": str(network_path),
             "network_resolution": network_resolution,
             "resolution": resolution,
             "levels": levels,

@@ -5,7 +5,7 @@ choice of driver (:mod:`problems.cnn.training`): the network (channels, layers, 
 activation, kernel basis, loss, stepper), the regularisation weights, the optimiser schedule
 (outer iterations, Gauss-Newton steps per outer iteration, CG iterations and tolerance,
 sub-sample size), the seed and the compute dtype. It round-trips through JSON
-(:meth:`TrainingSettings.to_json` / :meth:`TrainingSettings.from_json`), which is how checkpoints
+(:meth:`TrainingSettings.to_json` / :meth:`TrainingSettings.from_json`), which is how network files
 store it.
 """
 

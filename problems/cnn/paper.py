@@ -43,7 +43,7 @@ import xarray as xr
 
 from pdecontrol.io import atomic_path, write_json, write_netcdf
 
-from .checkpoint import save_network
+from .network_file import save_network
 from .config import TrainingSettings
 from .evaluation import as_labelled_images, evaluate_across_scales, image_pyramid
 from .paper_figures import restricted_predictions, write_paper_figures

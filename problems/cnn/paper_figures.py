@@ -67,7 +67,7 @@ def write_paper_figures(out) -> list:
     opening kernel, fine vs Galerkin-coarse), ``kernels.png``,
     ``accuracy.png`` (by resolution and variant, the paper's numbers as ticks).
     """
-    from .checkpoint import read_checkpoint
+    from .network_file import read_network_file
     from .paper import PAPER_RESULTS
 
     out = Path(out)
@@ -117,7 +117,7 @@ def write_paper_figures(out) -> list:
         title=f"fine-trained network restricted to {predictions.attrs['coarse_shape']} (Galerkin)",
         path=paths["confusion_restricted_14"],
     )
-    network = read_checkpoint(out / "network_fine.nc").network
+    network = read_network_file(out / "network_fine.nc").network
     problem, blocks = network.problem, network.blocks()
     opening = problem.block_to_stencils(np.asarray(blocks["K0"]))
     kernels = problem.block_to_stencils(np.asarray(blocks["K"]))

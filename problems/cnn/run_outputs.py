@@ -2,7 +2,7 @@
 
 A finished run directory holds, besides ``config.json`` and ``state/`` (:mod:`pdecontrol.cli`):
 ``network.nc`` (the final network with its mesh spacing and the history,
-:mod:`problems.cnn.checkpoint`), ``history.nc`` (the training history), ``predictions.nc``
+:mod:`problems.cnn.network_file`), ``history.nc`` (the training history), ``predictions.nc``
 (validation labels and predictions at the network's resolution and one coarser, plus one example
 image), ``evaluation.nc`` (accuracy by resolution and variant), ``summary.json`` and
 ``figures/*.png``. Every file is written atomically (:mod:`pdecontrol.io`).
@@ -21,7 +21,7 @@ from pdecontrol.io import read_json, write_netcdf
 from pdecontrol.mesh import Mesh
 from pdecontrol.transfer import restrict_image
 
-from .checkpoint import read_checkpoint, save_network
+from .network_file import read_network_file, save_network
 from .evaluation import as_labelled_images, evaluate_across_scales, image_pyramid
 
 __all__ = ["write_run_outputs", "write_run_figures", "predictions_dataset"]
@@ -128,12 +128,12 @@ def write_run_figures(run_dir) -> list:
         raise UsageError(
             f"{run_dir} is not a finished run directory (no network.nc); train first or resume "
             f"the run with pdecontrol cnn train --resume --out {run_dir}")
-    checkpoint = read_checkpoint(network_path)
+    network_file = read_network_file(network_path)
     config = read_json(run_dir / "config.json")
     figures_dir = run_dir / "figures"
     figures_dir.mkdir(exist_ok=True)
     written = []
-    history = checkpoint.history
+    history = network_file.history
     if history is not None:
         level_variable = "n_steps" if config.get("mode") == "time" else "mesh_shape"
         label = f"{config.get('mode', 'run')} ({config.get('data', '')})"
@@ -144,7 +144,7 @@ def write_run_figures(run_dir) -> list:
             path = figures_dir / "training_cost.png"
             plot_accuracy_against_cost({label: history}, level_variable=level_variable, path=path)
             written.append(path)
-    groups = _stencil_groups(checkpoint.network)
+    groups = _stencil_groups(network_file.network)
     if groups:
         path = figures_dir / "kernels.png"
         plot_kernels(groups, title="final kernels (stencil weights, correlation)", path=path)
@@ -157,7 +157,7 @@ def write_run_figures(run_dir) -> list:
         if config.get("data") == "synthetic":
             from .data import SYNTHETIC_CLASSES
 
-            class_names = list(SYNTHETIC_CLASSES)[: checkpoint.network.problem.n_classes]
+            class_names = list(SYNTHETIC_CLASSES)[: network_file.network.problem.n_classes]
         for resolution in predictions["resolution"].values:
             moved = ("" if resolution == predictions.attrs["network_resolution"]
                      else ", restricted network")

@@ -50,9 +50,9 @@ from .network import CNNProblem
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
-    "NetworkCheckpoint",
+    "NetworkFile",
     "save_network",
-    "read_checkpoint",
+    "read_network_file",
     "load_network",
     "load_history",
     "network_to_dataset",
@@ -69,7 +69,7 @@ _BLOCKS = ("K", "b", "K0", "b0", "W", "c")
 
 
 @dataclass(frozen=True)
-class NetworkCheckpoint:
+class NetworkFile:
     """Contents of a network file: the network, its history (or None) and the metadata dict."""
 
     network: TrainedNetwork
@@ -223,13 +223,13 @@ def network_from_dataset(dataset: xr.Dataset, source: str = "dataset") -> tuple:
     return TrainedNetwork(problem, params.flat, settings), metadata
 
 
-def read_checkpoint(path) -> NetworkCheckpoint:
+def read_network_file(path) -> NetworkFile:
     """Network, history and metadata of a file written by :func:`save_network`."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no network file at {path}")
     network, metadata = network_from_dataset(_open(path), str(path))
-    return NetworkCheckpoint(network, load_history(path), metadata)
+    return NetworkFile(network, load_history(path), metadata)
 
 
 def load_history(path) -> xr.Dataset | None:
@@ -253,7 +253,7 @@ def load_network(path, problem: CNNProblem | None = None) -> TrainedNetwork:
     and how to move the network; other channels, classes, activation, basis or loss), or if the
     file is corrupt or not a network file; ``FileNotFoundError`` if there is no file.
     """
-    network = read_checkpoint(path).network
+    network = read_network_file(path).network
     if problem is None:
         return network
     if not isinstance(problem, CNNProblem):

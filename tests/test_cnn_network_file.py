@@ -1,15 +1,15 @@
-"""Network files (problems.cnn.checkpoint), moving loaded networks, and resuming training."""
+"""Network files (problems.cnn.network_file), moving loaded networks, and resuming training."""
 
 import numpy as np
 import pytest
 import xarray as xr
 
 from pdecontrol.mesh import Mesh
-from problems.cnn.checkpoint import (
+from problems.cnn.network_file import (
     load_history,
     load_network,
     network_to_dataset,
-    read_checkpoint,
+    read_network_file,
     save_network,
 )
 from cnn_helpers import small_settings
@@ -41,11 +41,11 @@ def test_round_trip_is_exact(tmp_path, rng, basis):
         {"objective": ("iteration", [0.5, 0.25]), "phase": ("iteration", ["start", "train"])}
     )
     path = save_network(tmp_path / "net.nc", network, history=history, metadata={"note": "x"})
-    checkpoint = read_checkpoint(path)
-    np.testing.assert_array_equal(checkpoint.network.parameters, network.parameters)
-    assert repr(checkpoint.network.problem) == repr(network.problem)
-    assert checkpoint.network.settings == settings and checkpoint.metadata == {"note": "x"}
-    xr.testing.assert_identical(checkpoint.history, history)
+    network_file = read_network_file(path)
+    np.testing.assert_array_equal(network_file.network.parameters, network.parameters)
+    assert repr(network_file.network.problem) == repr(network.problem)
+    assert network_file.network.settings == settings and network_file.metadata == {"note": "x"}
+    xr.testing.assert_identical(network_file.history, history)
     assert load_network(path, network.problem).n_steps == 3
 
 
@@ -61,7 +61,7 @@ def test_file_layout_has_named_dims(rng):
 
 def test_history_is_optional(tmp_path, rng):
     path = save_network(tmp_path / "net.nc", random_network(rng))
-    assert load_history(path) is None and read_checkpoint(path).history is None
+    assert load_history(path) is None and read_network_file(path).history is None
 
 
 def test_loading_onto_another_mesh_names_both_and_the_move(tmp_path, rng):
@@ -82,7 +82,7 @@ def test_corrupt_foreign_and_missing_files(tmp_path, rng):
     corrupt = tmp_path / "corrupt.nc"
     corrupt.write_bytes(b"\x89HDF\r\n" + rng.bytes(200))
     with pytest.raises(ValueError, match="corrupt or not netCDF"):
-        read_checkpoint(corrupt)
+        read_network_file(corrupt)
     foreign = tmp_path / "foreign.nc"
     xr.Dataset({"a": ("x", np.arange(3.0))}).to_netcdf(foreign)
     with pytest.raises(ValueError, match="not a pdecontrol network file"):
@@ -153,7 +153,7 @@ def test_resume_equals_uninterrupted(tmp_path, data, stage, outer):
     )
     for a, b in zip(resumed.stage_networks, reference.stage_networks):
         np.testing.assert_array_equal(a.parameters, b.parameters)
-    # a finished run is returned from the checkpoint without training again
+    # a finished run is returned from its resume state without training again
     again = train_multilevel(
         train, validation, SETTINGS, state_dir=tmp_path, callback=interrupt_at(0, 0)
     )
