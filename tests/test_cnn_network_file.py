@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from pdecontrol.io import CorruptFileError, write_netcdf
 from pdecontrol.mesh import Mesh
 from problems.cnn.network_file import (
+    FORMAT,
     load_history,
     load_network,
     network_to_dataset,
@@ -81,18 +83,40 @@ def test_loading_onto_another_mesh_names_both_and_the_move(tmp_path, rng):
 def test_corrupt_foreign_and_missing_files(tmp_path, rng):
     corrupt = tmp_path / "corrupt.nc"
     corrupt.write_bytes(b"\x89HDF\r\n" + rng.bytes(200))
-    with pytest.raises(ValueError, match="corrupt or not netCDF"):
+    with pytest.raises(CorruptFileError, match="cannot be read as netCDF"):
         read_network_file(corrupt)
     foreign = tmp_path / "foreign.nc"
     xr.Dataset({"a": ("x", np.arange(3.0))}).to_netcdf(foreign)
-    with pytest.raises(ValueError, match="not a pdecontrol network file"):
+    with pytest.raises(CorruptFileError, match="carries no SHA-256"):
         load_network(foreign)
+    history = tmp_path / "history.nc"
+    write_netcdf(history, xr.Dataset({"a": ("x", np.arange(3.0))}), format="other")
+    with pytest.raises(CorruptFileError, match="is a 'other' file, not 'pdecontrol-cnn-network"):
+        load_network(history)
     truncated = tmp_path / "truncated.nc"
-    network_to_dataset(random_network(rng)).drop_vars("W").to_netcdf(truncated)
+    write_netcdf(truncated, network_to_dataset(random_network(rng)).drop_vars("W"), format=FORMAT)
     with pytest.raises(ValueError, match=r"missing \['W'\]"):
         load_network(truncated)
     with pytest.raises(FileNotFoundError):
         load_network(tmp_path / "absent.nc")
+
+
+def test_altered_values_and_histories_are_refused(tmp_path, rng):
+    """Bytes flipped inside the file (same size): the SHA-256 of the network, or of its history
+    group, no longer matches."""
+    history = xr.Dataset({"objective": ("iteration", np.linspace(1.0, 0.5, 50))})
+    network = random_network(rng)
+    path = save_network(tmp_path / "net.nc", network, history=history)
+    data = path.read_bytes()
+    for values, group in ((np.asarray(network.blocks()["K"]).ravel(), "network"),
+                          (history["objective"].values, "group history")):
+        target = np.ascontiguousarray(values[:4]).tobytes()
+        assert data.count(target) == 1
+        altered = tmp_path / f"altered-{group[:5]}.nc"
+        altered.write_bytes(data.replace(target, bytes(b ^ 0x40 for b in target)))
+        with pytest.raises(CorruptFileError, match="do not match the SHA-256") as error:
+            read_network_file(altered)
+        assert ("group history" in str(error.value)) == (group == "group history")
 
 
 def test_loaded_network_moves_and_classifies_at_other_resolutions(tmp_path, data):

@@ -22,7 +22,7 @@ from .app import (
 )
 from .errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError
 from .options import NONE, SettingOption, add_setting_options, given_fields, settings_from_args
-from .rundir import CONFIG_FILE, STATE_DIR, RunDirectory
+from .rundir import CONFIG_FILE, RUN_STAMP, STATE_DIR, RunDirectory
 
 __all__ = [
     "main",
@@ -45,4 +45,5 @@ __all__ = [
     "RunDirectory",
     "CONFIG_FILE",
     "STATE_DIR",
+    "RUN_STAMP",
 ]

@@ -45,12 +45,14 @@ from .schedule import Schedule, Stage, start_phase
 from .state import RunState, fingerprint_difference, load_run_state, save_run_state
 from .work import WorkMeter
 
-__all__ = ["run_continuation", "ContinuationResult", "RUN_STATUSES"]
+__all__ = ["run_continuation", "ContinuationResult", "RUN_STATUSES", "HISTORY_FORMAT"]
 
 logger = logging.getLogger("pdecontrol.continuation")
 
 #: Values of :attr:`ContinuationResult.status`.
 RUN_STATUSES = ("completed", "stopped_by_callback", "failed")
+#: Format name of a history written as netCDF (:func:`pdecontrol.io.write_netcdf`).
+HISTORY_FORMAT = "pdecontrol-history-1"
 
 
 @dataclass(frozen=True)

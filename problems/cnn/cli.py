@@ -33,7 +33,7 @@ from pdecontrol.cli import (
     given_fields,
     settings_from_args,
 )
-from pdecontrol.io import write_json, write_netcdf
+from pdecontrol.io import make_folder, write_json, write_netcdf
 from pdecontrol.mesh import Mesh
 from pdecontrol.transfer import restrict_image
 
@@ -279,7 +279,7 @@ class TrainCommand(RunCommand):
                    "status": result.status, "data": config["data"],
                    "resolution": config["resolution"], "n_train": config["n_train"],
                    "n_val": config["n_val"]}
-        summary.update(write_run_outputs(run_dir.path, config, result, validation))
+        summary.update(write_run_outputs(run_dir, config, result, validation))
         summary["command_wall_time_s"] = time.perf_counter() - start
         summary["load_and_train_wall_time_s"] = train_time
         summary["files"] = sorted(
@@ -388,7 +388,7 @@ class EvaluateCommand(Command):
 
     def run(self, args) -> int:
         from .network_file import read_network_file
-        from .evaluation import evaluate_across_scales, levels_between
+        from .evaluation import EVALUATION_FORMAT, evaluate_across_scales, levels_between
 
         network_path, run_dir = _network_paths(args.network)
         if not network_path.is_file():
@@ -447,12 +447,12 @@ class EvaluateCommand(Command):
                                                    variant=CLI_VARIANTS[v]))
                     for v in requested}
         out = Path(args.out) if args.out is not None else run_dir
-        out.mkdir(parents=True, exist_ok=True)
+        make_folder(out)
         renamed = table.assign_coords(variant=[
             next(v for v in requested if CLI_VARIANTS[v] == c) for c in table["variant"].values])
         renamed.attrs.update({"network": str(network_path), "data": run["data"],
                               "n_validation": int(validation.sizes["example"])})
-        write_netcdf(out / f"evaluation_{resolution}.nc", renamed)
+        write_netcdf(out / f"evaluation_{resolution}.nc", renamed, format=EVALUATION_FORMAT)
         result = {
             "network": str(network_path),
             "network_resolution": network_resolution,
