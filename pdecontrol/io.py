@@ -123,13 +123,16 @@ def atomic_path(path):
     and is named after the target and the process, ``.NAME.PID.partial.SUFFIX`` (writers that
     choose a format by extension work; :func:`remove_partial_files` tells a killed writer's
     leftovers). The write is one file operation (module docstring). A missing folder is a
-    ``FileNotFoundError``, one that cannot be written an ``OSError``, both naming ``path``.
+    ``FileNotFoundError``, a folder at ``path`` an ``IsADirectoryError``, one that cannot be
+    written an ``OSError``, all naming ``path`` without the errno noise.
     """
     path = Path(path)
     if not path.parent.is_dir():
         raise FileNotFoundError(
             f"cannot write {path}: the folder {path.parent} does not exist; create it first"
         )
+    if path.is_dir():
+        raise IsADirectoryError(f"cannot write {path}: it is a folder; give a file name")
     temporary = path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
     with _file_operation():
         try:

@@ -114,10 +114,11 @@ class RunDirectory:
                                 "argv": ["pdecontrol", *map(str, argv)]}
         write_json(self.config_path, record)
 
-    def abandon(self) -> None:
-        """After a failure: remove the directory if this invocation created it and no resume
-        state was written into it yet."""
-        if self._created and not any(self.state_dir.glob("*")):
+    def abandon(self, *, failed: bool = False) -> None:
+        """After an error: remove the directory if this invocation created it and no resume
+        state was written into it yet; after a run that ``failed`` (its state holds only the
+        failure) even then."""
+        if self._created and (failed or not any(self.state_dir.glob("*"))):
             shutil.rmtree(self.path, ignore_errors=True)
             self._created = False
 
