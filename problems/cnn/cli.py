@@ -15,6 +15,7 @@ and exit statuses, this module only the CNN's options and what its commands do.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -27,6 +28,7 @@ from pdecontrol.cli import (
     Command,
     ProblemCommands,
     RunCommand,
+    RunFailed,
     SettingOption,
     UsageError,
     add_setting_options,
@@ -34,11 +36,13 @@ from pdecontrol.cli import (
     settings_from_args,
 )
 from pdecontrol.io import make_folder, write_json, write_netcdf
+from pdecontrol.memory import check_memory
 from pdecontrol.mesh import Mesh
 from pdecontrol.transfer import restrict_image
 
 from .config import LOSSES, TrainingSettings
 from .data.sets import MNIST_RESOLUTION, check_resolution, load_image_sets
+from .memory import evaluation_memory, training_memory
 from .network import KERNEL_BASES
 
 __all__ = [
@@ -259,7 +263,12 @@ class TrainCommand(RunCommand):
                               else None)
         if config["levels"] < 1:
             raise UsageError(f"--levels must be >= 1, got {config['levels']}")
-        config["settings"] = train_settings(args, TRAIN_DEFAULTS["settings"]).to_dict()
+        settings = train_settings(args, TRAIN_DEFAULTS["settings"])
+        if config["mode"] == "time":
+            from .training import halving_layers
+
+            halving_layers(settings.n_steps, "--layers")
+        config["settings"] = settings.to_dict()
         return config
 
     def given_options(self, args) -> list:
@@ -268,10 +277,17 @@ class TrainCommand(RunCommand):
 
     def execute(self, config, run_dir, args) -> int:
         start = time.perf_counter()
+        settings = TrainingSettings.from_dict(config["settings"])
+        levels = range(1, config["levels"]) if config["mode"] == "consistent" else ()
+        check_memory(training_memory(settings, resolution=config["resolution"],
+                                     n_train=config["n_train"], n_val=config["n_val"],
+                                     consistency_levels=levels), what="this run")
         initial = _initial_parameters(config)
         train, validation = _load_from_config(config)
         run_dir.start(config, args.argv)
         result = _train(config, train, validation, run_dir.state_dir, args.quiet == 0, initial)
+        if result.status == "failed":
+            raise RunFailed(_failure(result.history))
         train_time = time.perf_counter() - start
         from .run_outputs import write_run_outputs
 
@@ -292,6 +308,17 @@ class TrainCommand(RunCommand):
               f"{'x'.join(map(str, network.mesh.shape))}, objective "
               f"{summary['final_objective']:.4g}, {summary['command_wall_time_s']:.0f} s")
         return 0
+
+
+def _failure(history) -> str:
+    """The one-line report of a run that stopped on non-finite values, naming the options that
+    make values overflow."""
+    stage = json.loads(history.attrs["stage_results"])[-1]
+    last = history.isel(iteration=-1)
+    return (f"training stopped at stage {int(last['stage'])} ({last['mesh_shape'].item()}, "
+            f"{int(last['n_steps'])} layers): {stage['message']}; values overflowed: lower "
+            "--final-time, --kernel-scale, --opening-scale or the regularisation weights, or "
+            "use --dtype float64 (start a new run)")
 
 
 def _train(config: dict, train, validation, state_dir: Path, progress: bool, initial=None):
@@ -425,6 +452,12 @@ class EvaluateCommand(Command):
                              "--data, --n-train and --n-val")
         run.setdefault("data_dir", None)
         network_resolution = network.mesh.shape[0]
+        needs_refit = "resolved" in requested
+        check_memory(evaluation_memory(network.settings, resolution=resolution,
+                                       network_resolution=network_resolution,
+                                       n_train=run["n_train"], n_val=run["n_val"],
+                                       refit=needs_refit, n_classes=network.problem.n_classes),
+                     what=f"evaluating at {resolution}x{resolution}")
         # images at the finer of the two resolutions, restricted to the coarser (as in training)
         source_resolution = max(network_resolution, resolution)
         if run["data"] == "mnist" and source_resolution > MNIST_RESOLUTION:
@@ -438,7 +471,6 @@ class EvaluateCommand(Command):
             return (restrict_image(images, 2, down) if down else images,
                     dataset["labels"].values)
 
-        needs_refit = "resolved" in requested
         columns = sorted({CLI_VARIANTS[v] for v in requested})
         table = evaluate_across_scales(
             network, [at_resolution(validation)],
@@ -527,6 +559,8 @@ class PaperCommand(Command):
             raise UsageError(
                 f"--consistent-iterations must be >= 1, got {args.consistent_iterations}")
         out = Path(args.out) if args.out is not None else Path("runs") / f"paper-{args.config}"
+        check_memory(training_memory(settings, resolution=MNIST_RESOLUTION, n_train=args.n_train,
+                                     n_val=args.n_val), what="this paper job")
         train, validation = load_image_sets("mnist", MNIST_RESOLUTION, args.n_train, args.n_val,
                                             seed=args.seed, data_dir=args.data_dir)
         report = reproduce_paper(

@@ -23,6 +23,7 @@ from pdecontrol.cli import (
     ProblemCommands,
     RunCommand,
     RunDirectory,
+    RunFailed,
     SettingOption,
     UsageError,
     add_setting_options,
@@ -31,9 +32,11 @@ from pdecontrol.cli import (
 )
 from pdecontrol.continuation import HISTORY_FORMAT, run_continuation
 from pdecontrol.io import make_folder
+from pdecontrol.memory import check_memory
 from pdecontrol.linear_solvers import SOLVER_NAMES
 
 from .inversion import OBSERVATIONS, HeatInversion, HeatSettings
+from .memory import inversion_memory
 
 __all__ = ["COMMANDS", "SETTING_OPTIONS", "write_figures", "FIELDS_FORMAT"]
 
@@ -172,6 +175,7 @@ class InvertCommand(RunCommand):
     def execute(self, config, run_dir, args) -> int:
         start = time.perf_counter()
         settings = HeatSettings(**config["settings"])
+        check_memory(inversion_memory(settings), what="this inversion")
         problem = HeatInversion(settings)
         run_dir.start(config, args.argv)
         make_folder(run_dir.state_dir)
@@ -179,6 +183,12 @@ class InvertCommand(RunCommand):
                                   state_file=run_dir.state_dir / "run.npz",
                                   progress=args.quiet == 0)
         history = result.history
+        if result.status == "failed":
+            stage = result.stage_results[-1]
+            raise RunFailed(
+                f"the inversion stopped at stage {result.stage} "
+                f"({history['mesh_shape'].values[-1]}): {stage['message']}; values overflowed: "
+                "lower --source, --final-time, --gamma or --beta (start a new run)")
         run_dir.write_netcdf("history.nc", history, format=HISTORY_FORMAT)
         run_dir.write_netcdf("fields.nc", _fields(problem, result), format=FIELDS_FORMAT)
         figures = write_figures(run_dir.path)
