@@ -226,7 +226,7 @@ def test_initial_continues_from_a_trained_network(run_dir, tmp_path, capsys):
         (["train", "--data", "mnist", "--data-dir", "/nonexistent/mnist"], "is not a directory"),
         (["train", "--data", "mnist", "--resolution", "20", "--data-dir", "."], "use 28, 14 or 7"),
         (["train", "--resolution", "2"], "--resolution must be >= 4"),
-        (["train", "--channels", "0"], "setting n_channels must be >= 1"),
+        (["train", "--channels", "0"], "--channels must be >= 1"),
         (["train", "--resolution", "18", "--levels", "3"], "cannot be coarsened"),
         (["evaluate", "/nonexistent/run", "--resolution", "8"], "no network file"),
         (["plot", "/nonexistent/run"], "not a finished run directory"),
