@@ -54,7 +54,18 @@ __all__ = [
 
 
 class CorruptFileError(ValueError):
-    """A file that cannot be read back as written: truncated, altered or not of its format."""
+    """A file that cannot be read back as written: truncated, altered or not of its format.
+
+    ``where`` (the file), ``reason`` (what is wrong with it) and ``fix`` (what to do) make the
+    one-line message; :meth:`with_fix` gives the same error with the fix a caller knows better.
+    """
+
+    def __init__(self, where, reason: str, fix: str = "restore it from a copy or write it again"):
+        self.where, self.reason, self.fix = str(where), reason, fix
+        super().__init__(f"{where} {reason}; {fix}")
+
+    def with_fix(self, fix: str) -> "CorruptFileError":
+        return CorruptFileError(self.where, self.reason, fix)
 
 
 # ---------------------------------------------------------------------- file operations
@@ -193,7 +204,8 @@ def read_json(path) -> object:
         with _file_operation():
             return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise CorruptFileError(f"{path} is not valid JSON ({error}); the file is damaged") from None
+        raise CorruptFileError(path, f"is not valid JSON ({error.msg}, line {getattr(error, 'lineno', '?')})"
+                               if isinstance(error, json.JSONDecodeError) else "is not text") from None
 
 
 # ---------------------------------------------------------------------- archives
@@ -242,18 +254,18 @@ def read_archive(path, *, format: str) -> tuple[dict, dict]:
     except FileNotFoundError:
         raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as error:
-        raise CorruptFileError(f"{path} cannot be read ({type(error).__name__}); the file is "
-                               "damaged or not a pdecontrol archive") from None
+        raise CorruptFileError(path, f"cannot be read ({type(error).__name__}): it is damaged or "
+                               "not a pdecontrol archive") from None
     if _METADATA not in entries or _CHECKSUM not in entries:
-        raise CorruptFileError(f"{path} is not a pdecontrol archive (no metadata or checksum)")
+        raise CorruptFileError(path, "is not a pdecontrol archive (no metadata or checksum)")
     text, checksum = str(entries.pop(_METADATA)), str(entries.pop(_CHECKSUM))
     if _digest(entries, text) != checksum:
-        raise CorruptFileError(f"{path} is damaged: its contents do not match the SHA-256 written "
+        raise CorruptFileError(path, "is damaged: its contents do not match the SHA-256 written "
                                "with them")
     document = json.loads(text)
     if document.get("format") != format:
-        raise CorruptFileError(f"{path} holds a {document.get('format')!r} archive, not "
-                               f"{format!r}")
+        raise CorruptFileError(path, f"holds a {document.get('format')!r} archive, not {format!r}",
+                               "give the file of that kind")
     return entries, document["metadata"]
 
 
@@ -335,18 +347,18 @@ def read_netcdf_groups(path, *, format: str) -> dict:
             groups = {node.path.strip("/") or "/": node.to_dataset(inherit=False).load()
                       for node in tree.subtree}
     except Exception as error:  # netCDF4 and HDF5 report damage as any of several types
-        raise CorruptFileError(f"{path} cannot be read as netCDF ({type(error).__name__}); the "
-                               "file is damaged or not a pdecontrol file") from None
+        raise CorruptFileError(path, f"cannot be read as netCDF ({type(error).__name__}): it is "
+                               "damaged or not a pdecontrol file") from None
     for name, dataset in groups.items():
         where = str(path) if name == "/" else f"{path} (group {name})"
         if _SHA256_ATTRIBUTE not in dataset.attrs:
-            raise CorruptFileError(f"{where} carries no SHA-256 of its contents: it was not "
-                                   "written by this version of pdecontrol; write it again")
+            raise CorruptFileError(where, "carries no SHA-256 of its contents: it was not written "
+                                   "by this version of pdecontrol", "write it again with it")
         if dataset.attrs.get(_FORMAT_ATTRIBUTE) != format:
-            raise CorruptFileError(f"{where} is a {dataset.attrs.get(_FORMAT_ATTRIBUTE)!r} file, "
-                                   f"not {format!r}")
+            raise CorruptFileError(where, f"is a {dataset.attrs.get(_FORMAT_ATTRIBUTE)!r} file, "
+                                   f"not {format!r}", "give the file of that kind")
         if _dataset_digest(dataset) != dataset.attrs[_SHA256_ATTRIBUTE]:
-            raise CorruptFileError(f"{where} is damaged: its contents do not match the SHA-256 "
+            raise CorruptFileError(where, "is damaged: its contents do not match the SHA-256 "
                                    "written with them")
         for attribute in (_FORMAT_ATTRIBUTE, _SHA256_ATTRIBUTE):
             del dataset.attrs[attribute]

@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 from .. import __version__
@@ -131,10 +132,11 @@ class RunDirectory:
         try:
             config = read_json(self.config_path)
         except CorruptFileError as error:
-            raise UsageError(str(error)) from None
+            raise UsageError(str(error.with_fix("the run directory is damaged: start a new "
+                                                "run"))) from None
         if not isinstance(config, dict) or not isinstance(config.get("pdecontrol"), dict):
             raise UsageError(f"{self.config_path} does not hold a run configuration of pdecontrol "
-                             "(no 'pdecontrol' entry); the run directory is damaged")
+                             "(no 'pdecontrol' entry): the run directory is damaged; start a new run")
         origin = config["pdecontrol"]
         if (origin.get("problem"), origin.get("command")) != (self.problem, self.command):
             raise UsageError(
@@ -174,13 +176,25 @@ class RunDirectory:
             raise UsageError(f"{self.config_path} not found: {self.path} is not a run directory "
                              "of pdecontrol") from None
 
+    def _rewrite(self) -> str:
+        return (f"write the run's files again with `pdecontrol {self.problem} {self.command} "
+                f"--resume --out {self.path}`")
+
+    @contextmanager
+    def reading(self):
+        """Within the block, a damaged result file is reported with the command that writes the
+        run's files again."""
+        try:
+            yield
+        except CorruptFileError as error:
+            raise error.with_fix(self._rewrite()) from None
+
     def check_stamp(self, name: str, stamp) -> None:
         """Refuse the result file ``name`` when its ``stamp`` is not this run's."""
         if stamp != self.stamp():
-            raise UsageError(
-                f"{self.path / name} does not belong to the run in {self.path} (written by another "
-                "run, or config.json was changed); write the run's files again with `pdecontrol "
-                f"{self.problem} {self.command} --resume --out {self.path}`")
+            raise UsageError(f"{self.path / name} does not belong to the run in {self.path} "
+                             f"(written by another run, or config.json was changed); "
+                             f"{self._rewrite()}")
 
     def write_netcdf(self, name: str, dataset, *, format: str, groups=None) -> Path:
         """Write ``name`` in the run directory (:func:`pdecontrol.io.write_netcdf`) with the
@@ -191,6 +205,7 @@ class RunDirectory:
     def read_netcdf(self, name: str, *, format: str):
         """The verified Dataset of a file written by :meth:`write_netcdf`, refused when damaged
         (:class:`~pdecontrol.io.CorruptFileError`) or of another run (:class:`UsageError`)."""
-        dataset = read_netcdf(self.path / name, format=format)
+        with self.reading():
+            dataset = read_netcdf(self.path / name, format=format)
         self.check_stamp(name, dataset.attrs.get(RUN_STAMP))
         return dataset

@@ -286,7 +286,7 @@ class TrainCommand(RunCommand):
         train, validation = _load_from_config(config)
         run_dir.start(config, args.argv)
         result = _train(config, train, validation, run_dir.state_dir, args.quiet == 0, initial)
-        if result.status == "failed":
+        if result.status == "failed" or not np.isfinite(result.history["objective"].values[-1]):
             raise RunFailed(_failure(result.history))
         train_time = time.perf_counter() - start
         from .run_outputs import write_run_outputs
@@ -311,14 +311,16 @@ class TrainCommand(RunCommand):
 
 
 def _failure(history) -> str:
-    """The one-line report of a run that stopped on non-finite values, naming the options that
-    make values overflow."""
-    stage = json.loads(history.attrs["stage_results"])[-1]
+    """The one-line report of a run that stopped on (or ended with) non-finite values, naming
+    the options that make values overflow."""
     last = history.isel(iteration=-1)
-    return (f"training stopped at stage {int(last['stage'])} ({last['mesh_shape'].item()}, "
-            f"{int(last['n_steps'])} layers): {stage['message']}; values overflowed: lower "
-            "--final-time, --kernel-scale, --opening-scale or the regularisation weights, or "
-            "use --dtype float64 (start a new run)")
+    objective = float(last["objective"])
+    reason = (f"the objective is {objective}" if not np.isfinite(objective)
+              else json.loads(history.attrs["stage_results"])[-1]["message"])
+    return (f"training failed at stage {int(last['stage'])} ({last['mesh_shape'].item()}, "
+            f"{int(last['n_steps'])} layers): {reason}; values overflowed: lower --final-time, "
+            "--kernel-scale, --opening-scale or the regularisation weights, or use --dtype "
+            "float64 (start a new run)")
 
 
 def _train(config: dict, train, validation, state_dir: Path, progress: bool, initial=None):
@@ -424,7 +426,23 @@ class EvaluateCommand(Command):
         network_file = read_network_file(network_path)
         network = network_file.network
         run = dict(network_file.metadata.get("run", {}))
+        for key, value in (("data", args.data), ("n_train", args.n_train),
+                           ("n_val", args.n_val), ("data_dir", args.data_dir)):
+            if value is not None:
+                run[key] = value
+        missing = [k for k in ("data", "n_train", "n_val", "seed") if k not in run]
+        if missing:
+            raise UsageError(f"{network_path} does not record its data ({missing}); give "
+                             "--data, --n-train and --n-val")
+        run.setdefault("data_dir", None)
         resolution = check_resolution(args.resolution)
+        network_resolution = network.mesh.shape[0]
+        check_memory(evaluation_memory(network.settings, resolution=resolution,
+                                       network_resolution=network_resolution,
+                                       n_train=run["n_train"], n_val=run["n_val"],
+                                       refit=args.variant is None or "resolved" in args.variant,
+                                       n_classes=network.problem.n_classes),
+                     what=f"evaluating at {resolution}x{resolution}")
         target = Mesh((resolution,) * network.problem.dim, extent=network.mesh.extent,
                       origin=network.mesh.origin)
         try:
@@ -442,22 +460,7 @@ class EvaluateCommand(Command):
             raise UsageError(
                 f"--variant {wrong[0]} does not apply at {resolution}x{resolution} for a network "
                 f"on {'x'.join(map(str, network.mesh.shape))}; use one of {sorted(applicable)}")
-        for key, value in (("data", args.data), ("n_train", args.n_train),
-                           ("n_val", args.n_val), ("data_dir", args.data_dir)):
-            if value is not None:
-                run[key] = value
-        missing = [k for k in ("data", "n_train", "n_val", "seed") if k not in run]
-        if missing:
-            raise UsageError(f"{network_path} does not record its data ({missing}); give "
-                             "--data, --n-train and --n-val")
-        run.setdefault("data_dir", None)
-        network_resolution = network.mesh.shape[0]
         needs_refit = "resolved" in requested
-        check_memory(evaluation_memory(network.settings, resolution=resolution,
-                                       network_resolution=network_resolution,
-                                       n_train=run["n_train"], n_val=run["n_val"],
-                                       refit=needs_refit, n_classes=network.problem.n_classes),
-                     what=f"evaluating at {resolution}x{resolution}")
         # images at the finer of the two resolutions, restricted to the coarser (as in training)
         source_resolution = max(network_resolution, resolution)
         if run["data"] == "mnist" and source_resolution > MNIST_RESOLUTION:

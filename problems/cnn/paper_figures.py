@@ -87,6 +87,12 @@ def write_paper_figures(out) -> list:
             f"{out} is not a finished `pdecontrol cnn paper` directory: missing {', '.join(missing)}; "
             "run (or resume) the job with `pdecontrol cnn paper --out` this directory"
         )
+    histories = {"fine only": read_netcdf(out / "history_fine.nc", format=HISTORY_FORMAT),
+                 "multilevel": read_netcdf(out / "history_multilevel.nc", format=HISTORY_FORMAT)}
+    predictions = read_netcdf(out / "predictions_restricted.nc",
+                              format=RESTRICTED_PREDICTIONS_FORMAT)
+    network = read_network_file(out / "network_fine.nc").network
+    accuracy = read_netcdf(out / "evaluation.nc", format=EVALUATION_FORMAT)["accuracy"]
     directory = out / "figures"
     make_folder(directory)
     paths = {
@@ -100,8 +106,6 @@ def write_paper_figures(out) -> list:
             "accuracy",
         )
     }
-    histories = {"fine only": read_netcdf(out / "history_fine.nc", format=HISTORY_FORMAT),
-                 "multilevel": read_netcdf(out / "history_multilevel.nc", format=HISTORY_FORMAT)}
     plot_training_curves(
         histories,
         level_variable="mesh_shape",
@@ -116,15 +120,12 @@ def write_paper_figures(out) -> list:
         title="MNIST: cost of reaching fine-only's final accuracy",
         path=paths["training_cost"],
     )
-    predictions = read_netcdf(out / "predictions_restricted.nc",
-                              format=RESTRICTED_PREDICTIONS_FORMAT)
     plot_confusion_matrix(
         predictions["labels"].values,
         predictions["predicted"].values,
         title=f"fine-trained network restricted to {predictions.attrs['coarse_shape']} (Galerkin)",
         path=paths["confusion_restricted_14"],
     )
-    network = read_network_file(out / "network_fine.nc").network
     problem, blocks = network.problem, network.blocks()
     opening = problem.block_to_stencils(np.asarray(blocks["K0"]))
     kernels = problem.block_to_stencils(np.asarray(blocks["K"]))
@@ -142,7 +143,6 @@ def write_paper_figures(out) -> list:
         (14, "galerkin"): PAPER_RESULTS["restricted"]["accuracy"],
         (14, "classifier_only"): PAPER_RESULTS["classifier_only"]["accuracy"],
     }
-    accuracy = read_netcdf(out / "evaluation.nc", format=EVALUATION_FORMAT)["accuracy"]
     plot_accuracy_by_resolution(
         accuracy,
         reference=reference,

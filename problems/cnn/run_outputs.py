@@ -125,7 +125,7 @@ def write_run_figures(run_dir) -> list:
     image with the first opening kernel, fine vs Galerkin-coarse), ``accuracy.png`` (from
     ``evaluation.nc``). Files that are missing are skipped with a warning; a damaged file
     (:class:`~pdecontrol.io.CorruptFileError`) or one of another run (:class:`UsageError`) is
-    refused.
+    refused before any figure is drawn.
     """
     from .figures import (
         plot_accuracy_against_cost,
@@ -143,8 +143,14 @@ def write_run_figures(run_dir) -> list:
             f"{run_dir.path} is not a finished run directory (no network.nc); train first or "
             f"resume the run with pdecontrol cnn train --resume --out {run_dir.path}")
     config = run_dir.load_config()
-    network_file = read_network_file(network_path)
+    with run_dir.reading():
+        network_file = read_network_file(network_path)
     run_dir.check_stamp("network.nc", network_file.metadata.get(RUN_STAMP))
+    predictions_path, evaluation_path = run_dir / "predictions.nc", run_dir / "evaluation.nc"
+    predictions = (run_dir.read_netcdf("predictions.nc", format=PREDICTIONS_FORMAT)
+                   if predictions_path.is_file() else None)
+    evaluation = (run_dir.read_netcdf("evaluation.nc", format=EVALUATION_FORMAT)
+                  if evaluation_path.is_file() else None)
     figures_dir = run_dir / "figures"
     make_folder(figures_dir)
     written = []
@@ -164,9 +170,7 @@ def write_run_figures(run_dir) -> list:
         path = figures_dir / "kernels.png"
         plot_kernels(groups, title="final kernels (stencil weights, correlation)", path=path)
         written.append(path)
-    predictions_path = run_dir / "predictions.nc"
-    if predictions_path.is_file():
-        predictions = run_dir.read_netcdf("predictions.nc", format=PREDICTIONS_FORMAT)
+    if predictions is not None:
         class_names = None
         if config.get("data") == "synthetic":
             from .data import SYNTHETIC_CLASSES
@@ -191,10 +195,8 @@ def write_run_figures(run_dir) -> list:
             written.append(path)
     else:
         logger.warning("%s missing: no confusion matrix or convolution figure", predictions_path)
-    evaluation_path = run_dir / "evaluation.nc"
-    if evaluation_path.is_file():
-        accuracy = run_dir.read_netcdf("evaluation.nc", format=EVALUATION_FORMAT)["accuracy"]
+    if evaluation is not None:
         path = figures_dir / "accuracy.png"
-        plot_accuracy_by_resolution(accuracy, path=path)
+        plot_accuracy_by_resolution(evaluation["accuracy"], path=path)
         written.append(path)
     return written
