@@ -35,7 +35,7 @@ from pdecontrol.cli import (
     given_fields,
     settings_from_args,
 )
-from pdecontrol.io import make_folder, write_json, write_netcdf
+from pdecontrol.io import make_folder, remove_partial_files, write_json, write_netcdf
 from pdecontrol.memory import check_memory
 from pdecontrol.mesh import Mesh
 from pdecontrol.transfer import restrict_image
@@ -564,6 +564,8 @@ class PaperCommand(Command):
         out = Path(args.out) if args.out is not None else Path("runs") / f"paper-{args.config}"
         check_memory(training_memory(settings, resolution=MNIST_RESOLUTION, n_train=args.n_train,
                                      n_val=args.n_val), what="this paper job")
+        if out.is_dir():  # a rerun continues: drop what a killed run was writing
+            remove_partial_files(out)
         train, validation = load_image_sets("mnist", MNIST_RESOLUTION, args.n_train, args.n_val,
                                             seed=args.seed, data_dir=args.data_dir)
         report = reproduce_paper(
