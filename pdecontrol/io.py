@@ -203,9 +203,11 @@ def read_json(path) -> object:
     try:
         with _file_operation():
             return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise CorruptFileError(path, f"is not valid JSON ({error.msg}, line {getattr(error, 'lineno', '?')})"
-                               if isinstance(error, json.JSONDecodeError) else "is not text") from None
+    except json.JSONDecodeError as error:
+        raise CorruptFileError(path, f"is not valid JSON ({error.msg}, line {error.lineno})") \
+            from None
+    except UnicodeDecodeError:
+        raise CorruptFileError(path, "is not text") from None
 
 
 # ---------------------------------------------------------------------- archives
@@ -302,7 +304,8 @@ def _dataset_digest(dataset) -> str:
         update([str(name), role, list(variable.dims), "text" if text else values.dtype.str,
                 list(values.shape)], variable.attrs)
         if text:
-            items = [v.decode() if isinstance(v, bytes) else str(v) for v in values.ravel().tolist()]
+            items = [v.decode() if isinstance(v, bytes) else str(v)
+                     for v in values.ravel().tolist()]
             digest.update(json.dumps(items).encode())
         else:
             digest.update(np.ascontiguousarray(values).tobytes())

@@ -108,7 +108,8 @@ def test_train_writes_a_run_directory_that_loads_back(run_dir):
     # 8x8 stage: start + 1 outer iteration; 16x16: prolonged start + 1 outer iteration
     assert list(history["mesh_shape"].values) == ["8x8", "8x8", "16x16", "16x16"]
     assert list(history["phase"].values) == ["start", "iterate", "prolonged_start", "iterate"]
-    np.testing.assert_allclose(history["objective"].values, network_file.history["objective"].values)
+    np.testing.assert_allclose(history["objective"].values,
+                               network_file.history["objective"].values)
     assert summary["final_objective"] == pytest.approx(float(history["objective"].values[-1]))
     assert summary["network_mesh_shape"] == [16, 16] and summary["status"] == "completed"
     assert 0 <= summary["final_validation_accuracy"] <= 1

@@ -111,12 +111,14 @@ def reference(tmp_path_factory):
 
 def _assert_same_run(out: Path, reference: Path):
     """Bit-identical network and history (wall times aside) and the same summary numbers."""
-    ours, theirs = read_network_file(out / "network.nc"), read_network_file(reference / "network.nc")
+    ours = read_network_file(out / "network.nc")
+    theirs = read_network_file(reference / "network.nc")
     np.testing.assert_array_equal(ours.network.parameters, theirs.network.parameters)
     strip = ["wall_time"]
     xr.testing.assert_identical(ours.history.drop_vars(strip), theirs.history.drop_vars(strip))
     a, b = read_json(out / "summary.json"), read_json(reference / "summary.json")
-    for key in ("final_objective", "final_validation_accuracy", "validation_accuracy_by_resolution"):
+    for key in ("final_objective", "final_validation_accuracy",
+                "validation_accuracy_by_resolution"):
         assert a[key] == b[key], key
 
 

@@ -136,7 +136,8 @@ class RunDirectory:
                                                 "run"))) from None
         if not isinstance(config, dict) or not isinstance(config.get("pdecontrol"), dict):
             raise UsageError(f"{self.config_path} does not hold a run configuration of pdecontrol "
-                             "(no 'pdecontrol' entry): the run directory is damaged; start a new run")
+                             "(no 'pdecontrol' entry): the run directory is damaged; start a new "
+                             "run")
         origin = config["pdecontrol"]
         if (origin.get("problem"), origin.get("command")) != (self.problem, self.command):
             raise UsageError(

@@ -40,8 +40,10 @@ _SOLVE = ClassifierSolver.__init__.__kwdefaults__
 _IMAGE_COPIES = 24  # bytes per pixel: float64 loaded, split, and a cast copy per functional
 _PARAMETER_COPIES = 40
 _IMAGES = "images (--n-train, --n-val, --resolution)"
-_STATES = "states of all images through the layers (--n-train, --n-val, --layers, --channels, --resolution)"
-_BATCH = "linearised states of a Gauss-Newton batch (--batch, --layers, --channels, --resolution, --stepper)"
+_STATES = ("states of all images through the layers (--n-train, --n-val, --layers, --channels, "
+           "--resolution)")
+_BATCH = ("linearised states of a Gauss-Newton batch (--batch, --layers, --channels, "
+          "--resolution, --stepper)")
 _CLASSIFIER = "classifier solve (--n-train, --channels, --resolution)"
 _PARAMETERS = "parameters and optimiser vectors (--channels, --layers, --resolution)"
 

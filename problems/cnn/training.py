@@ -192,9 +192,9 @@ def halving_layers(n_steps: int, name: str = "settings.n_steps") -> list:
         layers.insert(0, layers[0] // 2)
     if len(layers) < 2:
         raise ValueError(
-            f"time continuation trains n_steps/2**k, ..., n_steps layers, but {name} = {n_steps} "
-            "is odd: one stage, no continuation; use an even number of layers (e.g. 2 or 4), or "
-            "single-level training for one layer")
+            f"time continuation trains {name} halved while even first (1, 2, 4 for 4), but "
+            f"{name} = {n_steps} is odd: one stage, no continuation; use an even number of "
+            "layers (e.g. 2 or 4), or single-level training for one layer")
     return layers
 
 
