@@ -412,6 +412,24 @@ def test_a_run_that_ends_non_finite_is_an_error_naming_the_options(tmp_path, cap
     assert not (tmp_path / "run").exists()
 
 
+def test_an_unexpected_exception_is_one_line_too(tmp_path, capsys, monkeypatch):
+    """A bug (here a KeyError from the data loader): exit 1, one line, the traceback only with
+    -v; the new run directory is not created."""
+    import problems.cnn.cli as cli
+
+    def broken(*args, **kwargs):
+        raise KeyError("images")
+
+    monkeypatch.setattr(cli, "load_image_sets", broken)
+    argv = ["cnn", "train", *CNN, "--out", str(tmp_path / "run")]
+    code, stderr = _run(argv, capsys)
+    _check_refusal(argv, code, FAILED, stderr,
+                   ["unexpected KeyError: 'images'", "rerun with -v for the traceback"])
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(KeyError):
+        main([*argv, "-v"])
+
+
 # ---------------------------------------------------------------------- the Python API
 @pytest.fixture(scope="module")
 def network(runs):
@@ -514,4 +532,4 @@ def test_api_refuses_with_one_line(case, call, error, fragments, network, images
 
 
 def test_the_catalogue_has_at_least_sixty_cases():
-    assert len(CASES) + 1 + len(API_CASES) >= 60
+    assert len(CASES) + 2 + len(API_CASES) >= 60

@@ -7,8 +7,8 @@ calls :func:`register_problem`. The framework owns what every problem's command 
 * logging to stderr (``-v`` more, ``-q`` less) and tqdm progress bars; results go to stdout;
 * errors in the input (:class:`~pdecontrol.cli.errors.UsageError`, ``ValueError``, ``TypeError``,
   ``OSError``) as one line ``pdecontrol PROBLEM COMMAND: error: ...`` with exit status 2; a run
-  that fails while running (:class:`~pdecontrol.cli.errors.RunFailed`, ``MemoryError``) the same
-  with exit status 1 (``-v`` shows the traceback);
+  that fails while running (:class:`~pdecontrol.cli.errors.RunFailed`, ``MemoryError``) and any
+  other exception (a bug) the same with exit status 1 (``-v`` shows the traceback);
 * SIGINT (Ctrl-C) and SIGTERM stop the command between two file operations, with exit status
   130 and 143 (:mod:`pdecontrol.cli.signals`; the handlers are installed here only);
 * run directories with ``--out`` / ``--name`` / ``--resume`` for commands that write one
@@ -274,6 +274,12 @@ def main(argv=None) -> int:
             raise
         print(f"{name}: error: {_one_line(error)}", file=sys.stderr)
         return EXIT_FAILED if isinstance(error, (RunFailed, MemoryError)) else EXIT_USAGE
+    except Exception as error:  # a bug: still one line, the traceback with -v
+        if args.verbose:
+            raise
+        print(f"{name}: error: unexpected {type(error).__name__}: {_one_line(error)}; rerun with "
+              "-v for the traceback and report it", file=sys.stderr)
+        return EXIT_FAILED
 
 
 def _one_line(error: BaseException) -> str:
