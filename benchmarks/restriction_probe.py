@@ -27,7 +27,7 @@ import scipy.linalg
 import scipy.sparse as sp
 
 from pdecontrol.transfer import restrict_image
-from problems.cnn.checkpoint import read_checkpoint
+from problems.cnn.network_file import read_network_file
 from problems.cnn.classifier import ClassifierSolver
 from problems.cnn.data import load_image_sets
 from problems.cnn.evaluation import TrainedNetwork, as_labelled_images, image_pyramid
@@ -96,7 +96,7 @@ def main(argv=None):
     parser.add_argument("--gap-images", type=int, default=500)
     parser.add_argument("--gammas", type=float, nargs="+", default=[0.0, 1.0, 10.0, 100.0])
     args = parser.parse_args(argv)
-    network = read_checkpoint(args.network).network
+    network = read_network_file(args.network).network
     train, validation = load_image_sets("mnist", 28, 40_000, 20_000, seed=0,
                                         data_dir=args.data_dir)
     train_images, train_labels = as_labelled_images(train, "train")

@@ -1,4 +1,12 @@
-"""Process-wide allocator tuning for long runs on large batches (glibc only).
+"""Memory: what the machine has left, refusing work that would not fit, and allocator tuning.
+
+* :func:`available_memory` - bytes the process can still allocate without swapping: the
+  smaller of ``MemAvailable`` (``/proc/meminfo``; elsewhere ``os.sysconf`` free pages) and
+  what a cgroup v2 limit (``memory.max``) leaves;
+* :func:`check_memory` - refuse an estimate (bytes by named part) that exceeds it, with a
+  one-line :class:`InsufficientMemoryError` naming the largest parts, before anything is
+  allocated (problems estimate their own parts: ``problems.cnn.memory``);
+* :func:`retain_freed_memory` - keep freed memory in the process (glibc only), see below.
 
 Training streams batches of states through memory: a 2,000 x 8 x 28 x 28 float32 batch is 50 MB,
 allocated and freed several times per time step. glibc serves blocks that large with ``mmap`` and
@@ -16,8 +24,11 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+import os
+from pathlib import Path
 
-__all__ = ["retain_freed_memory"]
+__all__ = ["retain_freed_memory", "available_memory", "check_memory", "InsufficientMemoryError",
+           "format_bytes"]
 
 logger = logging.getLogger("pdecontrol.memory")
 
@@ -27,6 +38,84 @@ _M_MMAP_MAX = -4
 _M_ARENA_MAX = -8
 #: Largest trim threshold mallopt accepts (an ``int``): 2 GiB of free memory at the heap's top.
 _MAX_TRIM_THRESHOLD = 2**31 - 1
+
+
+class InsufficientMemoryError(ValueError):
+    """An estimated need above the available memory (a bad input: the sizes asked for)."""
+
+
+def format_bytes(n: float) -> str:
+    """``n`` bytes as ``"1.5 GiB"`` (binary units, 3 significant digits)."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(n) < 1024 or unit == "PiB":
+            return f"{n:.3g} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def _meminfo_available() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+#: Files of a cgroup's memory limit and use: v2 (unified), v1 (memory controller).
+_CGROUP_FILES = {"": ("", "memory.max", "memory.current"),
+                 "memory": ("memory", "memory.limit_in_bytes", "memory.usage_in_bytes")}
+
+
+def _cgroup_available() -> int | None:
+    """What the cgroup limit of this process leaves (``None`` without a limit)."""
+    try:
+        entries = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for entry in entries:
+        _, controllers, group = entry.split(":", 2)
+        if controllers not in _CGROUP_FILES:
+            continue
+        mount, limit_file, usage_file = _CGROUP_FILES[controllers]
+        folder = Path("/sys/fs/cgroup", mount, group.lstrip("/"))
+        try:
+            limit = (folder / limit_file).read_text().strip()
+            if limit == "max" or int(limit) >= 2**62:  # no limit
+                continue
+            return int(limit) - int((folder / usage_file).read_text())
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def available_memory() -> int | None:
+    """Bytes this process can still allocate without swapping (``None`` if unknown): the
+    smaller of the system's available memory and what a cgroup v2 limit leaves."""
+    figures = [n for n in (_meminfo_available(), _cgroup_available()) if n is not None]
+    return max(0, min(figures)) if figures else None
+
+
+def check_memory(parts: dict, *, what: str, available: int | None = None) -> int:
+    """Refuse ``parts`` (name -> estimated bytes; a name says which options set it) when their
+    sum exceeds ``available`` (default :func:`available_memory`; unknown: never refused).
+
+    Raises :class:`InsufficientMemoryError` with one line: the total, what is available and the
+    largest parts. Returns the total.
+    """
+    total = int(sum(parts.values()))
+    available = available_memory() if available is None else available
+    if available is not None and total > available:
+        largest = sorted(parts.items(), key=lambda item: -item[1])[:3]
+        listed = "; ".join(f"{name}: {format_bytes(size)}" for name, size in largest if size)
+        raise InsufficientMemoryError(
+            f"{what} needs about {format_bytes(total)} of memory, {format_bytes(available)} are "
+            f"available; the largest parts: {listed}: make those smaller")
+    return total
 
 
 def retain_freed_memory(*, single_arena: bool = False) -> bool:

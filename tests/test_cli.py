@@ -20,8 +20,7 @@ from pdecontrol.cli import (
     register_problem,
     registered_problems,
 )
-from pdecontrol.continuation import Schedule, Stage, run_continuation
-from pdecontrol.io import write_netcdf
+from pdecontrol.continuation import HISTORY_FORMAT, Schedule, Stage, run_continuation
 from pdecontrol.optimize import Stopping
 
 
@@ -59,7 +58,7 @@ class Solve(RunCommand):
         rows = []
         result = run_continuation(problem, Schedule.coarse_to_fine(2, stage), seed=1,
                                   state_file=run_dir.state_dir / "run.npz", callback=interrupt)
-        write_netcdf(run_dir / "history.nc", result.history)
+        run_dir.write_netcdf("history.nc", result.history, format=HISTORY_FORMAT)
         run_dir.write_json("summary.json", {"status": result.status, "x": result.x})
         print(f"run directory: {run_dir.path}")
         return 0

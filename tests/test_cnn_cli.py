@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from problems.cnn.checkpoint import read_checkpoint
+from problems.cnn.network_file import read_network_file
 from pdecontrol.cli import build_parser, main
 from problems.cnn.cli import TRAIN_DEFAULTS, paper_settings, train_settings
 from problems.cnn.paper import PAPER_CONFIGS
@@ -100,15 +100,16 @@ def test_train_writes_a_run_directory_that_loads_back(run_dir):
     config = json.loads((run_dir / "config.json").read_text())
     assert config["mode"] == "multilevel" and config["resolution"] == 16
     assert config["settings"]["n_channels"] == 2 and config["settings"]["batch_size"] == 60
-    checkpoint = read_checkpoint(run_dir / "network.nc")
-    network = checkpoint.network
+    network_file = read_network_file(run_dir / "network.nc")
+    network = network_file.network
     assert network.mesh.shape == (16, 16) and network.mesh.h == (1 / 16, 1 / 16)
-    assert checkpoint.metadata["run"]["data"] == "synthetic"
+    assert network_file.metadata["run"]["data"] == "synthetic"
     history = xr.open_dataset(run_dir / "history.nc").load()
     # 8x8 stage: start + 1 outer iteration; 16x16: prolonged start + 1 outer iteration
     assert list(history["mesh_shape"].values) == ["8x8", "8x8", "16x16", "16x16"]
     assert list(history["phase"].values) == ["start", "iterate", "prolonged_start", "iterate"]
-    np.testing.assert_allclose(history["objective"].values, checkpoint.history["objective"].values)
+    np.testing.assert_allclose(history["objective"].values,
+                               network_file.history["objective"].values)
     assert summary["final_objective"] == pytest.approx(float(history["objective"].values[-1]))
     assert summary["network_mesh_shape"] == [16, 16] and summary["status"] == "completed"
     assert 0 <= summary["final_validation_accuracy"] <= 1
@@ -187,10 +188,10 @@ def test_resume_and_refusal_to_overwrite(run_dir, capsys):
     assert main(["cnn", "train", *TINY, "--out", str(run_dir)]) == 2
     assert "already holds a run" in _error_line(capsys)
     # a finished run resumes to the same network without training again
-    before = read_checkpoint(run_dir / "network.nc").network.parameters.copy()
+    before = read_network_file(run_dir / "network.nc").network.parameters.copy()
     assert main(["cnn", "train", "--resume", "--out", str(run_dir), "-q"]) == 0
     np.testing.assert_array_equal(
-        read_checkpoint(run_dir / "network.nc").network.parameters, before
+        read_network_file(run_dir / "network.nc").network.parameters, before
     )
     assert main(["cnn", "train", "--resume", "--out", str(run_dir), "--channels", "3", "-q"]) == 2
     assert "n_channels" in _error_line(capsys)
@@ -208,7 +209,7 @@ def test_initial_continues_from_a_trained_network(run_dir, tmp_path, capsys):
 
     for extra, message in [
         (["--mode", "multilevel"], "--initial starts --mode single or consistent"),
-        (["--mode", "single", "--channels", "3"], "n_channels (2 in the checkpoint, 3 here)"),
+        (["--mode", "single", "--channels", "3"], "n_channels (2 in the network file, 3 here)"),
         (["--mode", "single", "--resolution", "32"], "is a network on 16x16"),
     ]:
         target = tmp_path / f"bad{len(extra)}{extra[-1]}"
@@ -226,7 +227,7 @@ def test_initial_continues_from_a_trained_network(run_dir, tmp_path, capsys):
         (["train", "--data", "mnist", "--data-dir", "/nonexistent/mnist"], "is not a directory"),
         (["train", "--data", "mnist", "--resolution", "20", "--data-dir", "."], "use 28, 14 or 7"),
         (["train", "--resolution", "2"], "--resolution must be >= 4"),
-        (["train", "--channels", "0"], "setting n_channels must be >= 1"),
+        (["train", "--channels", "0"], "--channels must be >= 1"),
         (["train", "--resolution", "18", "--levels", "3"], "cannot be coarsened"),
         (["evaluate", "/nonexistent/run", "--resolution", "8"], "no network file"),
         (["plot", "/nonexistent/run"], "not a finished run directory"),

@@ -111,4 +111,4 @@ def test_command_line_run_resume_and_plot(tmp_path, capsys):
     assert (out / "figures" / "fields.png").read_bytes()[:4] == b"\x89PNG"
     assert main(["heat", "invert", "--dim", "3", "--resolution", "12", "--levels", "3",
                  "--out", str(tmp_path / "bad"), "-q"]) == 2
-    assert "setting resolution 12 must be divisible" in capsys.readouterr().err
+    assert "--resolution 12 must be divisible" in capsys.readouterr().err

@@ -109,6 +109,25 @@ def test_serial_and_parallel_paths_are_bitwise_equal(rng, force_twin, spatial, c
         np.testing.assert_array_equal(serial, parallel)
 
 
+def test_kernel_gradient_does_not_depend_on_the_thread_count(rng):
+    # float64 partial sums per chunk: the same chunks on any number of threads, the same bits
+    available = numba.config.NUMBA_NUM_THREADS
+    if available < 2:
+        pytest.skip("Numba runs one thread here: nothing to compare")
+    x = rng.standard_normal((300, 4, 12, 12))
+    z = rng.standard_normal((300, 4, 12, 12))
+    previous = numba.get_num_threads()
+    results = []
+    try:
+        for threads in sorted({1, 2, available}):
+            numba.set_num_threads(threads)
+            results.append(conv_kernel_gradient(x, z))
+    finally:
+        numba.set_num_threads(previous)
+    for result in results[1:]:
+        np.testing.assert_array_equal(result, results[0])
+
+
 def relative_gap(lhs, rhs):
     return abs(lhs - rhs) / max(abs(lhs), abs(rhs))
 

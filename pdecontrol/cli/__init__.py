@@ -5,7 +5,8 @@
 * :mod:`~pdecontrol.cli.rundir` - run directories: created when a run starts, resumed with
   ``--resume``, removed again when a run fails before writing a resume state;
 * :mod:`~pdecontrol.cli.options` - settings dataclasses as options (:class:`SettingOption`);
-* :mod:`~pdecontrol.cli.errors` - :class:`UsageError` and the exit statuses.
+* :mod:`~pdecontrol.cli.signals` - SIGINT and SIGTERM between file operations;
+* :mod:`~pdecontrol.cli.errors` - :class:`UsageError`, :class:`RunFailed` and the exit statuses.
 
 See ``docs/cli.md``.
 """
@@ -20,9 +21,18 @@ from .app import (
     register_problem,
     registered_problems,
 )
-from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, ClusterError, UsageError
+from .errors import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_TERMINATED,
+    EXIT_USAGE,
+    ClusterError,
+    RunFailed,
+    UsageError,
+)
 from .options import NONE, SettingOption, add_setting_options, given_fields, settings_from_args
-from .rundir import CONFIG_FILE, STATE_DIR, RunDirectory
+from .rundir import CONFIG_FILE, RUN_STAMP, STATE_DIR, RunDirectory
 
 __all__ = [
     "main",
@@ -34,11 +44,13 @@ __all__ = [
     "registered_problems",
     "ENTRY_POINT_GROUP",
     "UsageError",
+    "RunFailed",
     "ClusterError",
-    "EXIT_FAILED",
     "EXIT_OK",
+    "EXIT_FAILED",
     "EXIT_USAGE",
     "EXIT_INTERRUPTED",
+    "EXIT_TERMINATED",
     "SettingOption",
     "NONE",
     "add_setting_options",
@@ -47,4 +59,5 @@ __all__ = [
     "RunDirectory",
     "CONFIG_FILE",
     "STATE_DIR",
+    "RUN_STAMP",
 ]

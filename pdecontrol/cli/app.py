@@ -6,8 +6,11 @@ calls :func:`register_problem`. The framework owns what every problem's command 
 
 * logging to stderr (``-v`` more, ``-q`` less) and tqdm progress bars; results go to stdout;
 * errors in the input (:class:`~pdecontrol.cli.errors.UsageError`, ``ValueError``, ``TypeError``,
-  ``OSError``) as one line ``pdecontrol PROBLEM COMMAND: error: ...`` with exit status 2
-  (``-v`` shows the traceback); Ctrl-C exits with 130;
+  ``OSError``) as one line ``pdecontrol PROBLEM COMMAND: error: ...`` with exit status 2; a run
+  that fails while running (:class:`~pdecontrol.cli.errors.RunFailed`, ``MemoryError``) and any
+  other exception (a bug) the same with exit status 1 (``-v`` shows the traceback);
+* SIGINT (Ctrl-C) and SIGTERM stop the command between two file operations, with exit status
+  130 and 143 (:mod:`pdecontrol.cli.signals`; the handlers are installed here only);
 * run directories with ``--out`` / ``--name`` / ``--resume`` for commands that write one
   (:class:`RunCommand`, :mod:`pdecontrol.cli.rundir`);
 * settings dataclasses as options (:mod:`pdecontrol.cli.options`).
@@ -28,8 +31,17 @@ from importlib.metadata import entry_points
 
 from .. import __version__
 from ..memory import retain_freed_memory
-from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, ClusterError, UsageError
+from .errors import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    EXIT_USAGE,
+    ClusterError,
+    RunFailed,
+    UsageError,
+)
 from .rundir import RunDirectory
+from .signals import Terminated, handle_signals
 
 __all__ = [
     "main",
@@ -120,8 +132,15 @@ class RunCommand(Command):
             raise ClusterError(f"{error}; the run's last saved state is in {run_dir.path}: "
                                f"continue it with `pdecontrol {args.problem} {self.name} "
                                f"--resume --out {run_dir.path}`") from error
-        except BaseException:
+        except RunFailed:
+            run_dir.abandon(failed=True)
+            raise
+        except BaseException as error:
             run_dir.abandon()
+            if isinstance(error, KeyboardInterrupt) and any(run_dir.state_dir.glob("*")):
+                logger.warning("the run's state is kept in %s: continue it with `pdecontrol %s %s "
+                               "--resume --out %s`", run_dir.state_dir, args.problem, self.name,
+                               run_dir.path)
             raise
 
 
@@ -307,18 +326,34 @@ def main(argv=None) -> int:
         retain_freed_memory()
     name = f"pdecontrol {args.problem} {args.command}"
     try:
-        return args.handler.run(args)
-    except KeyboardInterrupt:
-        print(f"{name}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except ClusterError as error:
+        with handle_signals():
+            return args.handler.run(args)
+    except KeyboardInterrupt as interrupt:
+        terminated = isinstance(interrupt, Terminated)
+        print(f"{name}: {'terminated (SIGTERM)' if terminated else 'interrupted'}",
+              file=sys.stderr)
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
+    except (RunFailed, MemoryError, UsageError, ValueError, TypeError, OSError) as error:
         if args.verbose:
             raise
-        print(f"{name}: error: {error}", file=sys.stderr)
+        print(f"{name}: error: {_one_line(error)}", file=sys.stderr)
+        return EXIT_FAILED if isinstance(error, (RunFailed, MemoryError)) else EXIT_USAGE
+    except Exception as error:  # a bug: still one line, the traceback with -v
+        if args.verbose:
+            raise
+        print(f"{name}: error: unexpected {type(error).__name__}: {_one_line(error)}; rerun with "
+              "-v for the traceback and report it", file=sys.stderr)
         return EXIT_FAILED
-    except (UsageError, ValueError, TypeError, OSError) as error:
-        if args.verbose:
-            raise
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        print(f"{name}: error: {message}", file=sys.stderr)
-        return EXIT_USAGE
+
+
+def _one_line(error: BaseException) -> str:
+    """The first line of ``error``'s message; an ``OSError`` as ``reason: file`` without the
+    ``[Errno N]`` prefix; a bare ``MemoryError`` as what to do."""
+    if isinstance(error, OSError) and error.strerror and str(error).startswith("[Errno"):
+        return f"{error.strerror.lower()}: {error.filename}" if error.filename else error.strerror
+    if isinstance(error, MemoryError):
+        detail = f" ({str(error).strip()})" if str(error).strip() else ""
+        return (f"out of memory{detail}; make the problem smaller (resolution, examples, "
+                "channels, layers, batch)")
+    message = str(error).strip()
+    return message.splitlines()[0] if message else type(error).__name__

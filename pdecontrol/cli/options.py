@@ -11,6 +11,7 @@ settings (``--batch 0``: all examples; ``--opening-activation none``) parses to 
 from __future__ import annotations
 
 import argparse
+import re
 from dataclasses import dataclass
 
 from .errors import UsageError
@@ -110,10 +111,14 @@ def given_fields(args, options) -> dict:
 
 def settings_from_args(args, options, base: dict, factory):
     """``factory(**values)``: ``base`` with the given options applied; a rejected value is a
-    :class:`UsageError` naming the setting."""
+    :class:`UsageError` naming the option (``Factory.field`` in the message becomes the flag,
+    ``setting field`` for a field without one)."""
     values = dict(base)
     values.update(given_fields(args, options))
     try:
         return factory(**values)
     except (TypeError, ValueError) as error:
-        raise UsageError(str(error).replace(f"{factory.__name__}.", "setting ")) from None
+        message = str(error)
+        for option in sorted(options, key=lambda o: -len(o.field)):
+            message = re.sub(rf"\b{factory.__name__}\.{option.field}\b", option.flag, message)
+        raise UsageError(message.replace(f"{factory.__name__}.", "setting ")) from None

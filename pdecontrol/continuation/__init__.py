@@ -13,7 +13,7 @@
 See ``docs/continuation.md``.
 """
 
-from .driver import RUN_STATUSES, ContinuationResult, run_continuation
+from .driver import HISTORY_FORMAT, RUN_STATUSES, ContinuationResult, run_continuation
 from .problem import ContinuationProblem, StageSetup
 from .schedule import Schedule, Stage, per_stage
 from .state import RunState, load_run_state, save_run_state
@@ -29,6 +29,7 @@ __all__ = [
     "run_continuation",
     "ContinuationResult",
     "RUN_STATUSES",
+    "HISTORY_FORMAT",
     "RunState",
     "load_run_state",
     "save_run_state",

@@ -37,6 +37,7 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from ..functional import ReducedFunctional
+from ..io import CorruptFileError
 from ..optimize.counting import EvaluationCounter
 from ..optimize.history import WALL_TIME, History
 from ..optimize.stopping import StopReason
@@ -45,12 +46,14 @@ from .schedule import Schedule, Stage, start_phase
 from .state import RunState, fingerprint_difference, load_run_state, save_run_state
 from .work import WorkMeter
 
-__all__ = ["run_continuation", "ContinuationResult", "RUN_STATUSES"]
+__all__ = ["run_continuation", "ContinuationResult", "RUN_STATUSES", "HISTORY_FORMAT"]
 
 logger = logging.getLogger("pdecontrol.continuation")
 
 #: Values of :attr:`ContinuationResult.status`.
 RUN_STATUSES = ("completed", "stopped_by_callback", "failed")
+#: Format name of a history written as netCDF (:func:`pdecontrol.io.write_netcdf`).
+HISTORY_FORMAT = "pdecontrol-history-1"
 
 
 @dataclass(frozen=True)
@@ -159,7 +162,11 @@ class _Run:
     def _load(self) -> RunState | None:
         if self.state_file is None or not self.state_file.exists():
             return None
-        state = load_run_state(self.state_file)
+        try:
+            state = load_run_state(self.state_file)
+        except CorruptFileError as error:
+            raise error.with_fix("the run cannot continue from it: delete it to start the run "
+                                 "over") from None
         if state.fingerprint != self.fingerprint:
             differ = fingerprint_difference(state.fingerprint, self.fingerprint)
             raise ValueError(

@@ -133,8 +133,15 @@ def multiply_adds(n_images: int, out_channels: int, in_channels: int, geometry) 
 
 
 def n_chunks(n_images: int) -> int:
-    """Number of batch chunks for the parallel drivers (at most one image per chunk)."""
+    """Number of batch chunks of the parallel convolution (at most one image per chunk; the
+    results do not depend on it)."""
     return min(n_images, _kernels.CHUNKS_PER_THREAD * numba.get_num_threads())
+
+
+def gradient_chunks(n_images: int) -> int:
+    """Number of batch chunks of the kernel gradient: independent of the thread count, since
+    the partial sums per chunk change the last bits of the total."""
+    return min(n_images, _kernels.GRADIENT_CHUNKS)
 
 
 def run_conv(
@@ -217,7 +224,7 @@ def run_kernel_gradient(
     n_images, in_channels, spatial = x.shape[0], x.shape[1], x.shape[2:]
     out_channels = z.shape[1]
     geometry = stencil_geometry(spatial)
-    chunks = n_chunks(n_images)
+    chunks = gradient_chunks(n_images)
     padded = _padded_channels(out_channels)
     kernel_partial = np.zeros((chunks, padded, in_channels, geometry.n_groups, 3))
     bias_partial = np.zeros((chunks, padded))

@@ -3,7 +3,7 @@
 * ``train``: train the CNN (``--mode single|multilevel|time|consistent``) on the embedded
   synthetic set (default, no download) or MNIST, and write a run directory
   (:mod:`problems.cnn.run_outputs`);
-* ``evaluate CHECKPOINT --resolution N``: accuracy of a trained network moved to another
+* ``evaluate NETWORK --resolution N``: accuracy of a trained network moved to another
   resolution (restricted, classifier-only, re-solved, prolonged, interpolated input);
 * ``paper``: the MNIST experiments of Haber, Ruthotto & Holtham (section 5), next to their numbers;
 * ``plot RUN_DIR``: redraw the figures of a run directory (``train`` or ``paper``).
@@ -15,6 +15,7 @@ and exit statuses, this module only the CNN's options and what its commands do.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -27,18 +28,21 @@ from pdecontrol.cli import (
     Command,
     ProblemCommands,
     RunCommand,
+    RunFailed,
     SettingOption,
     UsageError,
     add_setting_options,
     given_fields,
     settings_from_args,
 )
-from pdecontrol.io import write_json, write_netcdf
+from pdecontrol.io import make_folder, remove_partial_files, write_json, write_netcdf
+from pdecontrol.memory import check_memory
 from pdecontrol.mesh import Mesh
 from pdecontrol.transfer import restrict_image
 
 from .config import LOSSES, TrainingSettings
 from .data.sets import MNIST_RESOLUTION, check_resolution, load_image_sets
+from .memory import evaluation_memory, training_memory
 from .network import KERNEL_BASES
 
 __all__ = [
@@ -195,8 +199,8 @@ def _add_data_options(parser, *, training: bool):
     return group
 
 
-def _checkpoint_paths(checkpoint) -> tuple:
-    path = Path(checkpoint)
+def _network_paths(network) -> tuple:
+    path = Path(network)
     if path.is_dir():
         return path / "network.nc", path
     return path, path.parent
@@ -234,7 +238,7 @@ class TrainCommand(RunCommand):
                            help="seed of the data split, initial kernels and sub-samples "
                                 "(default 0)")
         group.add_argument(
-            "--initial", default=None, metavar="CHECKPOINT",
+            "--initial", default=None, metavar="NETWORK",
             help="start from a trained network (a run directory or a network .nc, e.g. "
                  "network_multilevel.nc of pdecontrol cnn paper) instead of random kernels; "
                  "--mode single or consistent; its mesh, channels, layers, activation and kernel "
@@ -259,7 +263,12 @@ class TrainCommand(RunCommand):
                               else None)
         if config["levels"] < 1:
             raise UsageError(f"--levels must be >= 1, got {config['levels']}")
-        config["settings"] = train_settings(args, TRAIN_DEFAULTS["settings"]).to_dict()
+        settings = train_settings(args, TRAIN_DEFAULTS["settings"])
+        if config["mode"] == "time":
+            from .training import halving_layers
+
+            halving_layers(settings.n_steps, "--layers")
+        config["settings"] = settings.to_dict()
         return config
 
     def given_options(self, args) -> list:
@@ -268,10 +277,17 @@ class TrainCommand(RunCommand):
 
     def execute(self, config, run_dir, args) -> int:
         start = time.perf_counter()
+        settings = TrainingSettings.from_dict(config["settings"])
+        levels = range(1, config["levels"]) if config["mode"] == "consistent" else ()
+        check_memory(training_memory(settings, resolution=config["resolution"],
+                                     n_train=config["n_train"], n_val=config["n_val"],
+                                     consistency_levels=levels), what="this run")
         initial = _initial_parameters(config)
         train, validation = _load_from_config(config)
         run_dir.start(config, args.argv)
         result = _train(config, train, validation, run_dir.state_dir, args.quiet == 0, initial)
+        if result.status == "failed" or not np.isfinite(result.history["objective"].values[-1]):
+            raise RunFailed(_failure(result.history))
         train_time = time.perf_counter() - start
         from .run_outputs import write_run_outputs
 
@@ -279,7 +295,7 @@ class TrainCommand(RunCommand):
                    "status": result.status, "data": config["data"],
                    "resolution": config["resolution"], "n_train": config["n_train"],
                    "n_val": config["n_val"]}
-        summary.update(write_run_outputs(run_dir.path, config, result, validation))
+        summary.update(write_run_outputs(run_dir, config, result, validation))
         summary["command_wall_time_s"] = time.perf_counter() - start
         summary["load_and_train_wall_time_s"] = train_time
         summary["files"] = sorted(
@@ -292,6 +308,19 @@ class TrainCommand(RunCommand):
               f"{'x'.join(map(str, network.mesh.shape))}, objective "
               f"{summary['final_objective']:.4g}, {summary['command_wall_time_s']:.0f} s")
         return 0
+
+
+def _failure(history) -> str:
+    """The one-line report of a run that stopped on (or ended with) non-finite values, naming
+    the options that make values overflow."""
+    last = history.isel(iteration=-1)
+    objective = float(last["objective"])
+    reason = (f"the objective is {objective}" if not np.isfinite(objective)
+              else json.loads(history.attrs["stage_results"])[-1]["message"])
+    return (f"training failed at stage {int(last['stage'])} ({last['mesh_shape'].item()}, "
+            f"{int(last['n_steps'])} layers): {reason}; values overflowed: lower --final-time, "
+            "--kernel-scale, --opening-scale or the regularisation weights, or use --dtype "
+            "float64 (start a new run)")
 
 
 def _train(config: dict, train, validation, state_dir: Path, progress: bool, initial=None):
@@ -319,7 +348,7 @@ def _train(config: dict, train, validation, state_dir: Path, progress: bool, ini
 def _initial_parameters(config: dict):
     """Flat parameters of the ``--initial`` network of a train configuration (None without one),
     checked against its mode, settings and resolution."""
-    from .checkpoint import read_checkpoint
+    from .network_file import read_network_file
 
     if config.get("initial") is None:
         return None
@@ -329,11 +358,11 @@ def _initial_parameters(config: dict):
             "multilevel and time continuation build their own start")
     settings = TrainingSettings.from_dict(config["settings"])
     resolution = config["resolution"]
-    network_path, _ = _checkpoint_paths(config["initial"])
+    network_path, _ = _network_paths(config["initial"])
     if not network_path.is_file():
         raise UsageError(
             f"--initial: no network file at {network_path}; give a run directory or a network .nc")
-    network = read_checkpoint(network_path).network
+    network = read_network_file(network_path).network
     shape = "x".join(map(str, network.mesh.shape))
     if network.mesh.shape != (resolution,) * network.problem.dim:
         raise UsageError(
@@ -342,7 +371,7 @@ def _initial_parameters(config: dict):
             "pdecontrol cnn evaluate (restrict / prolong)")
     problem = settings.make_problem(network.mesh, network.problem.n_classes)
     differ = [
-        f"{name} ({theirs} in the checkpoint, {mine} here)"
+        f"{name} ({theirs} in the network file, {mine} here)"
         for name, theirs, mine in (
             ("n_channels", network.problem.n_channels, problem.n_channels),
             ("n_steps", network.n_steps, settings.n_steps),
@@ -361,7 +390,7 @@ def _initial_parameters(config: dict):
 
 # ---------------------------------------------------------------------- evaluate
 class EvaluateCommand(Command):
-    """``pdecontrol cnn evaluate CHECKPOINT --resolution N``."""
+    """``pdecontrol cnn evaluate NETWORK --resolution N``."""
 
     name = "evaluate"
     help = "accuracy of a trained network at any resolution"
@@ -370,7 +399,7 @@ class EvaluateCommand(Command):
                    "at that resolution. Prints a table; writes evaluation_<n>.json and .nc.")
 
     def add_arguments(self, parser):
-        parser.add_argument("checkpoint", help="a run directory or its network.nc")
+        parser.add_argument("network", metavar="NETWORK", help="a run directory or its network.nc")
         parser.add_argument("--resolution", type=int, required=True,
                             help="image resolution n to evaluate at (the network's n times a "
                                  "power of 2)")
@@ -381,23 +410,39 @@ class EvaluateCommand(Command):
                  "the training images at n; interpolated: coarse images interpolated to the "
                  "network's mesh. Default: all that apply")
         group = _add_data_options(parser, training=False)
-        group.description = "default: the data of the checkpoint's run"
+        group.description = "default: the data of the network's run"
         parser.add_argument("--out", default=None,
                             help="output directory (default: the run directory of the "
-                                 "checkpoint)")
+                                 "network file)")
 
     def run(self, args) -> int:
-        from .checkpoint import read_checkpoint
-        from .evaluation import evaluate_across_scales, levels_between
+        from .network_file import read_network_file
+        from .evaluation import EVALUATION_FORMAT, evaluate_across_scales, levels_between
 
-        network_path, run_dir = _checkpoint_paths(args.checkpoint)
+        network_path, run_dir = _network_paths(args.network)
         if not network_path.is_file():
             raise UsageError(
                 f"no network file at {network_path}; give a run directory or its network.nc")
-        checkpoint = read_checkpoint(network_path)
-        network = checkpoint.network
-        run = dict(checkpoint.metadata.get("run", {}))
+        network_file = read_network_file(network_path)
+        network = network_file.network
+        run = dict(network_file.metadata.get("run", {}))
+        for key, value in (("data", args.data), ("n_train", args.n_train),
+                           ("n_val", args.n_val), ("data_dir", args.data_dir)):
+            if value is not None:
+                run[key] = value
+        missing = [k for k in ("data", "n_train", "n_val", "seed") if k not in run]
+        if missing:
+            raise UsageError(f"{network_path} does not record its data ({missing}); give "
+                             "--data, --n-train and --n-val")
+        run.setdefault("data_dir", None)
         resolution = check_resolution(args.resolution)
+        network_resolution = network.mesh.shape[0]
+        check_memory(evaluation_memory(network.settings, resolution=resolution,
+                                       network_resolution=network_resolution,
+                                       n_train=run["n_train"], n_val=run["n_val"],
+                                       refit=args.variant is None or "resolved" in args.variant,
+                                       n_classes=network.problem.n_classes),
+                     what=f"evaluating at {resolution}x{resolution}")
         target = Mesh((resolution,) * network.problem.dim, extent=network.mesh.extent,
                       origin=network.mesh.origin)
         try:
@@ -415,16 +460,7 @@ class EvaluateCommand(Command):
             raise UsageError(
                 f"--variant {wrong[0]} does not apply at {resolution}x{resolution} for a network "
                 f"on {'x'.join(map(str, network.mesh.shape))}; use one of {sorted(applicable)}")
-        for key, value in (("data", args.data), ("n_train", args.n_train),
-                           ("n_val", args.n_val), ("data_dir", args.data_dir)):
-            if value is not None:
-                run[key] = value
-        missing = [k for k in ("data", "n_train", "n_val", "seed") if k not in run]
-        if missing:
-            raise UsageError(f"{network_path} does not record its data ({missing}); give "
-                             "--data, --n-train and --n-val")
-        run.setdefault("data_dir", None)
-        network_resolution = network.mesh.shape[0]
+        needs_refit = "resolved" in requested
         # images at the finer of the two resolutions, restricted to the coarser (as in training)
         source_resolution = max(network_resolution, resolution)
         if run["data"] == "mnist" and source_resolution > MNIST_RESOLUTION:
@@ -438,7 +474,6 @@ class EvaluateCommand(Command):
             return (restrict_image(images, 2, down) if down else images,
                     dataset["labels"].values)
 
-        needs_refit = "resolved" in requested
         columns = sorted({CLI_VARIANTS[v] for v in requested})
         table = evaluate_across_scales(
             network, [at_resolution(validation)],
@@ -447,14 +482,14 @@ class EvaluateCommand(Command):
                                                    variant=CLI_VARIANTS[v]))
                     for v in requested}
         out = Path(args.out) if args.out is not None else run_dir
-        out.mkdir(parents=True, exist_ok=True)
+        make_folder(out)
         renamed = table.assign_coords(variant=[
             next(v for v in requested if CLI_VARIANTS[v] == c) for c in table["variant"].values])
-        renamed.attrs.update({"checkpoint": str(network_path), "data": run["data"],
+        renamed.attrs.update({"network": str(network_path), "data": run["data"],
                               "n_validation": int(validation.sizes["example"])})
-        write_netcdf(out / f"evaluation_{resolution}.nc", renamed)
+        write_netcdf(out / f"evaluation_{resolution}.nc", renamed, format=EVALUATION_FORMAT)
         result = {
-            "checkpoint": str(network_path),
+            "network": str(network_path),
             "network_resolution": network_resolution,
             "resolution": resolution,
             "levels": levels,
@@ -527,6 +562,10 @@ class PaperCommand(Command):
             raise UsageError(
                 f"--consistent-iterations must be >= 1, got {args.consistent_iterations}")
         out = Path(args.out) if args.out is not None else Path("runs") / f"paper-{args.config}"
+        check_memory(training_memory(settings, resolution=MNIST_RESOLUTION, n_train=args.n_train,
+                                     n_val=args.n_val), what="this paper job")
+        if out.is_dir():  # a rerun continues: drop what a killed run was writing
+            remove_partial_files(out)
         train, validation = load_image_sets("mnist", MNIST_RESOLUTION, args.n_train, args.n_val,
                                             seed=args.seed, data_dir=args.data_dir)
         report = reproduce_paper(

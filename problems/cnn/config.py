@@ -5,7 +5,7 @@ choice of driver (:mod:`problems.cnn.training`): the network (channels, layers, 
 activation, kernel basis, loss, stepper), the regularisation weights, the optimiser schedule
 (outer iterations, Gauss-Newton steps per outer iteration, CG iterations and tolerance,
 sub-sample size), the seed and the compute dtype. It round-trips through JSON
-(:meth:`TrainingSettings.to_json` / :meth:`TrainingSettings.from_json`), which is how checkpoints
+(:meth:`TrainingSettings.to_json` / :meth:`TrainingSettings.from_json`), which is how network files
 store it.
 """
 
@@ -29,21 +29,27 @@ from .classifier import ClassifierSolver
 from .network import KERNEL_BASES, CNNProblem
 from .regularization import classifier_tikhonov, high_order_kernel_penalty, time_smoothness
 
-__all__ = ["TrainingSettings", "LOSSES"]
+__all__ = ["TrainingSettings", "LOSSES", "MAX_MAGNITUDE"]
 
 #: Loss names accepted by :attr:`TrainingSettings.loss`.
 LOSSES = {"least_squares": LeastSquaresLoss, "softmax_cross_entropy": SoftmaxCrossEntropyLoss}
+#: Largest ``final_time``, kernel scales and regularisation weights: the misfit is of order 1
+#: per example and states grow by at most ``final_time`` through the layers, so larger values
+#: only let one term decide alone or overflow the float32 states (``final_time = 1e300``:
+#: infinite states; a weight of ``1e300``: objective ``6.5e301``).
+MAX_MAGNITUDE = 1e3
 
 
-def _real(value, name: str, *, positive: bool = False) -> float:
+def _real(value, name: str, *, positive: bool = False, maximum: float = np.inf) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(
             f"TrainingSettings.{name} must be a real number, got {type(value).__name__}"
         )
     value = float(value)
-    if not np.isfinite(value) or value < 0 or (positive and value == 0):
+    if not np.isfinite(value) or value < 0 or (positive and value == 0) or value > maximum:
         bound = "> 0" if positive else ">= 0"
-        raise ValueError(f"TrainingSettings.{name} must be finite and {bound}, got {value}")
+        limit = "" if maximum == np.inf else f" and <= {maximum:g}"
+        raise ValueError(f"TrainingSettings.{name} must be finite, {bound}{limit}, got {value:g}")
     return value
 
 
@@ -60,6 +66,7 @@ class TrainingSettings:
         :func:`problems.cnn.training.train_time_continuation`) and ends at this number.
     final_time : float or None
         ``T``; ``None`` means ``T = n_steps`` (``dt = 1`` at ``n_steps`` layers, the plain ResNet).
+        At most :data:`MAX_MAGNITUDE`, as the kernel scales and the three regularisation weights.
     activation : {"tanh", "relu", "smooth_relu"}
         ``sigma`` of the residual layers.
     opening_activation : {None, "tanh", "relu", "smooth_relu"}
@@ -146,11 +153,11 @@ class TrainingSettings:
             if getattr(self, name) is not None:
                 check_int(getattr(self, name), f"TrainingSettings.{name}", 1)
         if self.final_time is not None:
-            _real(self.final_time, "final_time", positive=True)
+            _real(self.final_time, "final_time", positive=True, maximum=MAX_MAGNITUDE)
         for name in ("high_order_penalty", "time_smoothness", "classifier_tikhonov"):
-            _real(getattr(self, name), name)
-        _real(self.kernel_scale, "kernel_scale", positive=True)
-        _real(self.opening_scale, "opening_scale", positive=True)
+            _real(getattr(self, name), name, maximum=MAX_MAGNITUDE)
+        for name in ("kernel_scale", "opening_scale"):
+            _real(getattr(self, name), name, positive=True, maximum=MAX_MAGNITUDE)
         for name in ("cg_rtol", "classifier_rtol"):
             if _real(getattr(self, name), name, positive=True) >= 1:
                 raise ValueError(

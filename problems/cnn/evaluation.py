@@ -41,8 +41,12 @@ __all__ = [
     "confusion_matrix",
     "as_labelled_images",
     "levels_between",
+    "EVALUATION_FORMAT",
 ]
 
+#: Format name of an :func:`evaluate_across_scales` table written as netCDF
+#: (:func:`pdecontrol.io.write_netcdf`).
+EVALUATION_FORMAT = "pdecontrol-cnn-evaluation-1"
 #: Columns of :func:`evaluate_across_scales`.
 VARIANTS = ("galerkin", "classifier_only", "galerkin_refit_classifier", "interpolated_input")
 

@@ -56,10 +56,13 @@ from pdecontrol.ops import (
 )
 from pdecontrol.stencils import basis_matrix, derivative_basis, stencil_to_coefficients
 
-__all__ = ["CNNProblem", "KERNEL_BASES", "cnn_functional", "predict", "accuracy"]
+__all__ = ["CNNProblem", "KERNEL_BASES", "MAX_PIXEL", "cnn_functional", "predict", "accuracy"]
 
 #: Parameterisations of the kernels: raw stencil weights or derivative-basis coefficients.
 KERNEL_BASES = ("stencil", "derivative")
+#: Largest ``|pixel|`` accepted: images are scaled to about [0, 1] (images ``x 1e30`` overflow
+#: the float32 states and end in a failed classifier solve).
+MAX_PIXEL = 1e3
 
 
 def _per_axis_spacing(value, dim: int, name: str) -> tuple:
@@ -278,10 +281,22 @@ class CNNProblem(ControlProblem):
     def check_images(self, images, name: str = "images") -> np.ndarray:
         """``images`` as ``(N, C_in, *mesh.shape)`` (``(N, *mesh.shape)`` accepted if ``C_in = 1``).
 
-        Raises ``ValueError`` for a shape that does not fit the mesh or non-finite values,
-        ``TypeError`` for non-numeric input. The dtype is kept (float32 stays float32).
+        Raises ``ValueError`` for a shape that does not fit the mesh, non-finite values or a pixel
+        larger than :data:`MAX_PIXEL` in magnitude, ``TypeError`` for non-numeric or integer
+        input (8-bit images are refused, not scaled: divide them by 255 first). The dtype is
+        kept (float32 stays float32).
         """
+        if np.asarray(images).dtype.kind in "uib":
+            raise TypeError(
+                f"{name} have the integer dtype {np.asarray(images).dtype}; convert them to "
+                "floating point scaled to about [0, 1] first (8-bit images: images / 255)")
         images = check_finite(as_float_array(images, name), name)
+        largest = float(np.max(np.abs(images))) if images.size else 0.0
+        if largest > MAX_PIXEL:
+            raise ValueError(
+                f"{name} must be scaled to about [0, 1]: their largest |value| is {largest:.3g} "
+                f"(at most {MAX_PIXEL:g} is accepted; larger values overflow the states); divide "
+                "them by their maximum")
         full = (self.in_channels,) + self.mesh.shape
         if self.in_channels == 1 and images.shape[1:] == self.mesh.shape:
             images = images.reshape((images.shape[0],) + full)

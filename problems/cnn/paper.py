@@ -41,12 +41,22 @@ from types import MappingProxyType
 import numpy as np
 import xarray as xr
 
-from pdecontrol.io import atomic_path, write_json, write_netcdf
+from pdecontrol.continuation import HISTORY_FORMAT
+from pdecontrol.io import atomic_path, make_folder, write_json, write_netcdf
 
-from .checkpoint import save_network
+from .network_file import save_network
 from .config import TrainingSettings
-from .evaluation import as_labelled_images, evaluate_across_scales, image_pyramid
-from .paper_figures import restricted_predictions, write_paper_figures
+from .evaluation import (
+    EVALUATION_FORMAT,
+    as_labelled_images,
+    evaluate_across_scales,
+    image_pyramid,
+)
+from .paper_figures import (
+    RESTRICTED_PREDICTIONS_FORMAT,
+    restricted_predictions,
+    write_paper_figures,
+)
 from .training import train_multilevel, train_resolution_consistent, train_single_level
 from .transfer import prolong_network
 
@@ -380,7 +390,7 @@ def reproduce_paper(
         else settings.replace(outer_iterations=consistent_iterations)
     )
     out = Path(out)
-    (out / "figures").mkdir(parents=True, exist_ok=True)
+    make_folder(out / "figures")
     train_images, train_labels = as_labelled_images(train, "train")
     val_images, val_labels = as_labelled_images(validation, "validation")
     train_set, val_set = (train_images, train_labels), (val_images, val_labels)
@@ -460,7 +470,7 @@ def reproduce_paper(
             state_dir=out / "state_consistent",
             **common,
         )
-        write_netcdf(out / "history_consistent.nc", both.history)
+        write_netcdf(out / "history_consistent.nc", both.history, format=HISTORY_FORMAT)
         save_network(out / "network_consistent.nc", both.network, history=both.history)
         table = evaluate_across_scales(
             both.network, image_pyramid(val_set, 1), variants=("galerkin", "classifier_only")
@@ -476,12 +486,13 @@ def reproduce_paper(
             ),
         }
 
-    write_netcdf(out / "history_fine.nc", fine_history)
-    write_netcdf(out / "history_multilevel.nc", ml_history)
+    write_netcdf(out / "history_fine.nc", fine_history, format=HISTORY_FORMAT)
+    write_netcdf(out / "history_multilevel.nc", ml_history, format=HISTORY_FORMAT)
     save_network(out / "network_fine.nc", fine.network, history=fine_history)
     save_network(out / "network_multilevel.nc", multilevel.network, history=ml_history)
-    write_netcdf(out / "evaluation.nc", evaluation)
-    write_netcdf(out / "predictions_restricted.nc", restricted_predictions(fine.network, val_set))
+    write_netcdf(out / "evaluation.nc", evaluation, format=EVALUATION_FORMAT)
+    write_netcdf(out / "predictions_restricted.nc", restricted_predictions(fine.network, val_set),
+                 format=RESTRICTED_PREDICTIONS_FORMAT)
     figures = write_paper_figures(out)
     table_path = out / "paper_table.md"
     with atomic_path(table_path) as temporary:

@@ -12,7 +12,10 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .evaluation import image_pyramid
+from pdecontrol.continuation import HISTORY_FORMAT
+from pdecontrol.io import make_folder, read_netcdf
+
+from .evaluation import EVALUATION_FORMAT, image_pyramid
 from .figures import (
     plot_accuracy_against_cost,
     plot_accuracy_by_resolution,
@@ -22,7 +25,12 @@ from .figures import (
     plot_training_curves,
 )
 
-__all__ = ["PAPER_FIGURE_SOURCES", "restricted_predictions", "write_paper_figures"]
+__all__ = [
+    "PAPER_FIGURE_SOURCES",
+    "RESTRICTED_PREDICTIONS_FORMAT",
+    "restricted_predictions",
+    "write_paper_figures",
+]
 
 
 #: Files of a paper output directory that :func:`write_paper_figures` reads.
@@ -33,6 +41,8 @@ PAPER_FIGURE_SOURCES = (
     "evaluation.nc",
     "predictions_restricted.nc",
 )
+#: Format name of ``predictions_restricted.nc`` (:func:`restricted_predictions`).
+RESTRICTED_PREDICTIONS_FORMAT = "pdecontrol-cnn-restricted-predictions-1"
 
 
 def restricted_predictions(fine_network, val_set) -> xr.Dataset:
@@ -67,7 +77,7 @@ def write_paper_figures(out) -> list:
     opening kernel, fine vs Galerkin-coarse), ``kernels.png``,
     ``accuracy.png`` (by resolution and variant, the paper's numbers as ticks).
     """
-    from .checkpoint import read_checkpoint
+    from .network_file import read_network_file
     from .paper import PAPER_RESULTS
 
     out = Path(out)
@@ -77,8 +87,14 @@ def write_paper_figures(out) -> list:
             f"{out} is not a finished `pdecontrol cnn paper` directory: missing {', '.join(missing)}; "
             "run (or resume) the job with `pdecontrol cnn paper --out` this directory"
         )
+    histories = {"fine only": read_netcdf(out / "history_fine.nc", format=HISTORY_FORMAT),
+                 "multilevel": read_netcdf(out / "history_multilevel.nc", format=HISTORY_FORMAT)}
+    predictions = read_netcdf(out / "predictions_restricted.nc",
+                              format=RESTRICTED_PREDICTIONS_FORMAT)
+    network = read_network_file(out / "network_fine.nc").network
+    accuracy = read_netcdf(out / "evaluation.nc", format=EVALUATION_FORMAT)["accuracy"]
     directory = out / "figures"
-    directory.mkdir(exist_ok=True)
+    make_folder(directory)
     paths = {
         name: directory / f"{name}.png"
         for name in (
@@ -90,11 +106,6 @@ def write_paper_figures(out) -> list:
             "accuracy",
         )
     }
-    with (
-        xr.open_dataset(out / "history_fine.nc", engine="netcdf4") as fine_history,
-        xr.open_dataset(out / "history_multilevel.nc", engine="netcdf4") as ml_history,
-    ):
-        histories = {"fine only": fine_history.load(), "multilevel": ml_history.load()}
     plot_training_curves(
         histories,
         level_variable="mesh_shape",
@@ -109,15 +120,12 @@ def write_paper_figures(out) -> list:
         title="MNIST: cost of reaching fine-only's final accuracy",
         path=paths["training_cost"],
     )
-    with xr.open_dataset(out / "predictions_restricted.nc", engine="netcdf4") as predictions:
-        predictions = predictions.load()
     plot_confusion_matrix(
         predictions["labels"].values,
         predictions["predicted"].values,
         title=f"fine-trained network restricted to {predictions.attrs['coarse_shape']} (Galerkin)",
         path=paths["confusion_restricted_14"],
     )
-    network = read_checkpoint(out / "network_fine.nc").network
     problem, blocks = network.problem, network.blocks()
     opening = problem.block_to_stencils(np.asarray(blocks["K0"]))
     kernels = problem.block_to_stencils(np.asarray(blocks["K"]))
@@ -135,8 +143,6 @@ def write_paper_figures(out) -> list:
         (14, "galerkin"): PAPER_RESULTS["restricted"]["accuracy"],
         (14, "classifier_only"): PAPER_RESULTS["classifier_only"]["accuracy"],
     }
-    with xr.open_dataset(out / "evaluation.nc", engine="netcdf4") as evaluation:
-        accuracy = evaluation["accuracy"].load()
     plot_accuracy_by_resolution(
         accuracy,
         reference=reference,

@@ -2,10 +2,12 @@
 
 A finished run directory holds, besides ``config.json`` and ``state/`` (:mod:`pdecontrol.cli`):
 ``network.nc`` (the final network with its mesh spacing and the history,
-:mod:`problems.cnn.checkpoint`), ``history.nc`` (the training history), ``predictions.nc``
+:mod:`problems.cnn.network_file`), ``history.nc`` (the training history), ``predictions.nc``
 (validation labels and predictions at the network's resolution and one coarser, plus one example
 image), ``evaluation.nc`` (accuracy by resolution and variant), ``summary.json`` and
-``figures/*.png``. Every file is written atomically (:mod:`pdecontrol.io`).
+``figures/*.png``. Every file is written atomically (:mod:`pdecontrol.io`); the netCDF files carry
+the SHA-256 of their contents and the run's stamp (:data:`pdecontrol.cli.RUN_STAMP`, in the network
+file's metadata), and :func:`write_run_figures` refuses a file that is damaged or of another run.
 """
 
 from __future__ import annotations
@@ -16,15 +18,24 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from pdecontrol.cli import UsageError
-from pdecontrol.io import read_json, write_netcdf
+from pdecontrol.cli import RUN_STAMP, RunDirectory, UsageError
+from pdecontrol.continuation import HISTORY_FORMAT
+from pdecontrol.io import make_folder
 from pdecontrol.mesh import Mesh
 from pdecontrol.transfer import restrict_image
 
-from .checkpoint import read_checkpoint, save_network
-from .evaluation import as_labelled_images, evaluate_across_scales, image_pyramid
+from .evaluation import (
+    EVALUATION_FORMAT,
+    as_labelled_images,
+    evaluate_across_scales,
+    image_pyramid,
+)
+from .network_file import read_network_file, save_network
 
-__all__ = ["write_run_outputs", "write_run_figures", "predictions_dataset"]
+__all__ = ["write_run_outputs", "write_run_figures", "predictions_dataset", "PREDICTIONS_FORMAT"]
+
+#: Format name of ``predictions.nc``.
+PREDICTIONS_FORMAT = "pdecontrol-cnn-predictions-1"
 
 logger = logging.getLogger("problems.cnn.run_outputs")
 
@@ -58,21 +69,22 @@ def _coarsest_level(mesh: Mesh) -> int:
     return int(mesh.can_coarsen and all(n >= 8 for n in mesh.shape))
 
 
-def write_run_outputs(run_dir: Path, config: dict, result, validation) -> dict:
+def write_run_outputs(run_dir: RunDirectory, config: dict, result, validation) -> dict:
     """Write the network, history, predictions, evaluation and figures of a finished training
-    ``result``; returns the summary's entries about them."""
+    ``result`` into ``run_dir``; returns the summary's entries about them."""
     network, history = result.network, result.history
+    run = {k: v for k, v in config.items() if k not in ("settings", "pdecontrol")}
     save_network(run_dir / "network.nc", network, history=history,
-                 metadata={"run": {k: v for k, v in config.items() if k != "settings"}})
-    write_netcdf(run_dir / "history.nc", history)
+                 metadata={"run": run, RUN_STAMP: run_dir.stamp()})
+    run_dir.write_netcdf("history.nc", history, format=HISTORY_FORMAT)
     coarsest = _coarsest_level(network.mesh)
     predictions = predictions_dataset(network, validation, coarsest)
-    write_netcdf(run_dir / "predictions.nc", predictions)
+    run_dir.write_netcdf("predictions.nc", predictions, format=PREDICTIONS_FORMAT)
     evaluation = evaluate_across_scales(
         network, image_pyramid(validation, coarsest),
         variants=("galerkin", "classifier_only", "interpolated_input"))
-    write_netcdf(run_dir / "evaluation.nc", evaluation)
-    figures = write_run_figures(run_dir)
+    run_dir.write_netcdf("evaluation.nc", evaluation, format=EVALUATION_FORMAT)
+    figures = write_run_figures(run_dir.path)
     last = history.isel(iteration=-1)
     labels = predictions["labels"].values
     return {
@@ -89,7 +101,7 @@ def write_run_outputs(run_dir: Path, config: dict, result, validation) -> dict:
         },
         "history_rows": int(history.sizes["iteration"]),
         "training_wall_time_s": float(last["wall_time"]),
-        "figures": [str(Path(f).relative_to(run_dir)) for f in figures],
+        "figures": [str(Path(f).relative_to(run_dir.path)) for f in figures],
     }
 
 
@@ -111,7 +123,9 @@ def write_run_figures(run_dir) -> list:
     accuracy against fine-level work and wall time), ``kernels.png`` (final stencils),
     ``confusion_<n>.png`` per resolution in ``predictions.nc``, ``convolved.png`` (the example
     image with the first opening kernel, fine vs Galerkin-coarse), ``accuracy.png`` (from
-    ``evaluation.nc``). Files that are missing are skipped with a warning.
+    ``evaluation.nc``). Files that are missing are skipped with a warning; a damaged file
+    (:class:`~pdecontrol.io.CorruptFileError`) or one of another run (:class:`UsageError`) is
+    refused before any figure is drawn.
     """
     from .figures import (
         plot_accuracy_against_cost,
@@ -122,18 +136,25 @@ def write_run_figures(run_dir) -> list:
         plot_training_curves,
     )
 
-    run_dir = Path(run_dir)
+    run_dir = RunDirectory(run_dir, "cnn", "train")
     network_path = run_dir / "network.nc"
-    if not run_dir.is_dir() or not network_path.is_file():
+    if not run_dir.path.is_dir() or not network_path.is_file():
         raise UsageError(
-            f"{run_dir} is not a finished run directory (no network.nc); train first or resume "
-            f"the run with pdecontrol cnn train --resume --out {run_dir}")
-    checkpoint = read_checkpoint(network_path)
-    config = read_json(run_dir / "config.json")
+            f"{run_dir.path} is not a finished run directory (no network.nc); train first or "
+            f"resume the run with pdecontrol cnn train --resume --out {run_dir.path}")
+    config = run_dir.load_config()
+    with run_dir.reading():
+        network_file = read_network_file(network_path)
+    run_dir.check_stamp("network.nc", network_file.metadata.get(RUN_STAMP))
+    predictions_path, evaluation_path = run_dir / "predictions.nc", run_dir / "evaluation.nc"
+    predictions = (run_dir.read_netcdf("predictions.nc", format=PREDICTIONS_FORMAT)
+                   if predictions_path.is_file() else None)
+    evaluation = (run_dir.read_netcdf("evaluation.nc", format=EVALUATION_FORMAT)
+                  if evaluation_path.is_file() else None)
     figures_dir = run_dir / "figures"
-    figures_dir.mkdir(exist_ok=True)
+    make_folder(figures_dir)
     written = []
-    history = checkpoint.history
+    history = network_file.history
     if history is not None:
         level_variable = "n_steps" if config.get("mode") == "time" else "mesh_shape"
         label = f"{config.get('mode', 'run')} ({config.get('data', '')})"
@@ -144,20 +165,17 @@ def write_run_figures(run_dir) -> list:
             path = figures_dir / "training_cost.png"
             plot_accuracy_against_cost({label: history}, level_variable=level_variable, path=path)
             written.append(path)
-    groups = _stencil_groups(checkpoint.network)
+    groups = _stencil_groups(network_file.network)
     if groups:
         path = figures_dir / "kernels.png"
         plot_kernels(groups, title="final kernels (stencil weights, correlation)", path=path)
         written.append(path)
-    predictions_path = run_dir / "predictions.nc"
-    if predictions_path.is_file():
-        with xr.open_dataset(predictions_path, engine="netcdf4") as predictions:
-            predictions = predictions.load()
+    if predictions is not None:
         class_names = None
         if config.get("data") == "synthetic":
             from .data import SYNTHETIC_CLASSES
 
-            class_names = list(SYNTHETIC_CLASSES)[: checkpoint.network.problem.n_classes]
+            class_names = list(SYNTHETIC_CLASSES)[: network_file.network.problem.n_classes]
         for resolution in predictions["resolution"].values:
             moved = ("" if resolution == predictions.attrs["network_resolution"]
                      else ", restricted network")
@@ -177,11 +195,8 @@ def write_run_figures(run_dir) -> list:
             written.append(path)
     else:
         logger.warning("%s missing: no confusion matrix or convolution figure", predictions_path)
-    evaluation_path = run_dir / "evaluation.nc"
-    if evaluation_path.is_file():
-        with xr.open_dataset(evaluation_path, engine="netcdf4") as evaluation:
-            accuracy = evaluation["accuracy"].load()
+    if evaluation is not None:
         path = figures_dir / "accuracy.png"
-        plot_accuracy_by_resolution(accuracy, path=path)
+        plot_accuracy_by_resolution(evaluation["accuracy"], path=path)
         written.append(path)
     return written

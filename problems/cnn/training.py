@@ -72,6 +72,7 @@ __all__ = [
     "train_single_level",
     "train_multilevel",
     "train_time_continuation",
+    "halving_layers",
     "train_resolution_consistent",
     "TrainingResult",
     "CNNTraining",
@@ -182,6 +183,21 @@ def train_multilevel(
                          progress=progress)
 
 
+def halving_layers(n_steps: int, name: str = "settings.n_steps") -> list:
+    """The default layer schedule of time continuation: ``n_steps`` halved while even, e.g.
+    ``[1, 2, 4]`` for 4; ``ValueError`` naming ``name`` when that leaves one stage (odd
+    ``n_steps``: nothing to continue from)."""
+    layers = [n_steps]
+    while layers[0] % 2 == 0:
+        layers.insert(0, layers[0] // 2)
+    if len(layers) < 2:
+        raise ValueError(
+            f"time continuation trains {name} halved while even first (1, 2, 4 for 4), but "
+            f"{name} = {n_steps} is odd: one stage, no continuation; use an even number of "
+            "layers (e.g. 2 or 4), or single-level training for one layer")
+    return layers
+
+
 def train_time_continuation(
     train,
     validation=None,
@@ -199,25 +215,22 @@ def train_time_continuation(
     Parameters
     ----------{common}
     layer_schedule : sequence of int, optional
-        Increasing numbers of layers ending at ``settings.n_steps`` (default: halvings of
-        ``settings.n_steps`` while even, e.g. ``(1, 2, 4)`` for 4 layers).
+        Increasing numbers of layers ending at ``settings.n_steps``, at least two (default:
+        :func:`halving_layers`, e.g. ``(1, 2, 4)`` for 4 layers; odd ``n_steps`` is refused).
     outer_iterations : int or sequence of int, optional
         Outer iterations per stage (default ``settings.outer_iterations``; 0: start row only).
     """
     settings = _check_settings(settings)
     _check_callback(callback)
     if layer_schedule is None:
-        layers, n = [settings.n_steps], settings.n_steps
-        while n % 2 == 0:
-            n //= 2
-            layers.insert(0, n)
+        layers = halving_layers(settings.n_steps)
     else:
         layers = [check_int(n, f"layer_schedule[{i}]", 1) for i, n in enumerate(layer_schedule)]
-    if not layers or layers[-1] != settings.n_steps or any(
+    if len(layers) < 2 or layers[-1] != settings.n_steps or any(
             a >= b for a, b in zip(layers, layers[1:])):
         raise ValueError(
-            f"layer_schedule must increase strictly and end at settings.n_steps = "
-            f"{settings.n_steps}, got {layers}"
+            f"layer_schedule must have at least two stages, increase strictly and end at "
+            f"settings.n_steps = {settings.n_steps}, got {layers}"
         )
     problem = CNNTraining(settings, train, validation, n_classes=n_classes)
     counts = per_stage(outer_iterations, len(layers), "outer_iterations")

@@ -27,6 +27,7 @@ from pdecontrol.continuation import (
 )
 from pdecontrol.control import SumFunctional, TransformedFunctional, get_stepper
 from pdecontrol.distributed import distribute
+from pdecontrol.io import make_folder
 from pdecontrol.mesh import Mesh, MeshHierarchy
 from pdecontrol.optimize import Stopping, block_coordinate_descent
 from pdecontrol.transfer import restrict_image
@@ -361,7 +362,7 @@ class CNNTraining(ContinuationProblem):
             initial = self.network_problem(first.level).parameters(initial, "initial").flat
         state_file = None
         if state_dir is not None:
-            Path(state_dir).mkdir(parents=True, exist_ok=True)
+            make_folder(state_dir)
             state_file = Path(state_dir) / STATE_FILE
         result = run_continuation(self, schedule, x0=initial, seed=[settings.seed, 1],
                                   state_file=state_file, callback=callback, progress=progress)

@@ -6,13 +6,14 @@ every field an option), runs the coarse-to-fine Gauss-Newton-CG inversion throug
 directory: ``config.json``, ``state/``, ``history.nc`` (one row per Gauss-Newton iteration of
 every level), ``fields.nc`` (true and recovered ``m`` on every level), ``summary.json``
 (relative error, iterations per level, work, linear solves) and ``figures/*.png``.
-``plot RUN_DIR`` redraws the figures from the files. Registered as the entry point ``heat``.
+``plot RUN_DIR`` redraws the figures from the files (refused when one is damaged or of another
+run: both netCDF files carry their SHA-256 and the run's stamp). Registered as the entry point
+``heat``.
 """
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 import xarray as xr
@@ -21,21 +22,27 @@ from pdecontrol.cli import (
     Command,
     ProblemCommands,
     RunCommand,
+    RunDirectory,
+    RunFailed,
     SettingOption,
     UsageError,
     add_setting_options,
     given_fields,
     settings_from_args,
 )
-from pdecontrol.continuation import run_continuation
-from pdecontrol.io import write_netcdf
+from pdecontrol.continuation import HISTORY_FORMAT, run_continuation
+from pdecontrol.io import make_folder
+from pdecontrol.memory import check_memory
 from pdecontrol.linear_solvers import SOLVER_NAMES
 
 from .inversion import OBSERVATIONS, HeatInversion, HeatSettings
+from .memory import inversion_memory
 
-__all__ = ["COMMANDS", "SETTING_OPTIONS", "write_figures"]
+__all__ = ["COMMANDS", "SETTING_OPTIONS", "write_figures", "FIELDS_FORMAT"]
 
 _AXES = ("x", "y", "z")
+#: Format name of ``fields.nc``.
+FIELDS_FORMAT = "pdecontrol-heat-fields-1"
 
 
 def _times(text: str) -> tuple:
@@ -122,17 +129,15 @@ def write_figures(run_dir) -> list:
     directory from ``history.nc`` and ``fields.nc``; returns the paths."""
     from .figures import plot_convergence, plot_fields, plot_iterations
 
-    run_dir = Path(run_dir)
+    run_dir = RunDirectory(run_dir, "heat", "invert")
     missing = [name for name in ("history.nc", "fields.nc") if not (run_dir / name).is_file()]
     if missing:
-        raise UsageError(f"{run_dir} is not a finished heat run directory (missing "
+        raise UsageError(f"{run_dir.path} is not a finished heat run directory (missing "
                          f"{', '.join(missing)}); run or resume pdecontrol heat invert there")
-    with xr.open_dataset(run_dir / "history.nc", engine="netcdf4") as history:
-        history = history.load()
-    with xr.open_dataset(run_dir / "fields.nc", engine="netcdf4") as fields:
-        fields = fields.load()
-    figures = run_dir / "figures"
-    figures.mkdir(exist_ok=True)
+    run_dir.load_config()
+    history = run_dir.read_netcdf("history.nc", format=HISTORY_FORMAT)
+    fields = run_dir.read_netcdf("fields.nc", format=FIELDS_FORMAT)
+    figures = make_folder(run_dir / "figures")
     paths = [figures / name for name in ("fields.png", "convergence.png", "iterations.png")]
     error = float(history["relative_error"].values[-1])
     plot_fields(fields["m_true_level0"].values, fields["m_level0"].values,
@@ -170,15 +175,22 @@ class InvertCommand(RunCommand):
     def execute(self, config, run_dir, args) -> int:
         start = time.perf_counter()
         settings = HeatSettings(**config["settings"])
+        check_memory(inversion_memory(settings), what="this inversion")
         problem = HeatInversion(settings)
         run_dir.start(config, args.argv)
-        run_dir.state_dir.mkdir(exist_ok=True)
+        make_folder(run_dir.state_dir)
         result = run_continuation(problem, problem.schedule(), seed=settings.seed,
                                   state_file=run_dir.state_dir / "run.npz",
                                   progress=args.quiet == 0)
         history = result.history
-        write_netcdf(run_dir / "history.nc", history)
-        write_netcdf(run_dir / "fields.nc", _fields(problem, result))
+        if result.status == "failed":
+            stage = result.stage_results[-1]
+            raise RunFailed(
+                f"the inversion stopped at stage {result.stage} "
+                f"({history['mesh_shape'].values[-1]}): {stage['message']}; values overflowed: "
+                "lower --source, --final-time, --gamma or --beta (start a new run)")
+        run_dir.write_netcdf("history.nc", history, format=HISTORY_FORMAT)
+        run_dir.write_netcdf("fields.nc", _fields(problem, result), format=FIELDS_FORMAT)
         figures = write_figures(run_dir.path)
         last = history.isel(iteration=-1)
         summary = {

@@ -39,13 +39,15 @@ from pdecontrol.optimize import Stopping, gauss_newton_cg
 from .problem import HeatEquation
 
 __all__ = ["HeatSettings", "HeatInversion", "true_log_diffusivity", "HEAT_COST",
-           "OBSERVATIONS"]
+           "OBSERVATIONS", "MAX_MAGNITUDE"]
 
 #: Implicit steps (one solve with the step matrix) per example and time step, by evaluation kind:
 #: a forward solve; forward and adjoint; the operator's forward solve; tangent and adjoint.
 HEAT_COST = {"value": 1, "gradient": 2, "gauss_newton_operator": 1, "gauss_newton_product": 2}
 #: What is observed.
 OBSERVATIONS = ("field", "sensors")
+#: Largest ``final_time``, ``source``, ``gamma`` and ``beta`` of :class:`HeatSettings`.
+MAX_MAGNITUDE = 1e6
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,10 @@ class HeatSettings:
         with 0.5 on the default problem at 32x32 and 64x64, docs/heat.md).
     seed : int
         Seeds the noise.
+
+    ``final_time``, ``source``, ``gamma`` and ``beta`` are at most :data:`MAX_MAGNITUDE` and
+    ``noise`` at most 1 (100% of the largest temperature): beyond, values overflow (``source``
+    or ``noise`` ``1e300``: ``OverflowError``) or one term decides alone.
     """
 
     dim: int = 2
@@ -142,6 +148,11 @@ class HeatSettings:
             value = getattr(self, name)
             need(isinstance(value, (int, float)) and np.isfinite(value) and value >= 0,
                  f"{name} must be a finite number >= 0, got {value!r}")
+        for name in ("final_time", "source", "gamma", "beta"):
+            need(getattr(self, name) <= MAX_MAGNITUDE,
+                 f"{name} must be <= {MAX_MAGNITUDE:g}, got {getattr(self, name)!r}")
+        need(self.noise <= 1, f"noise must be <= 1 (100% of the largest temperature), got "
+             f"{self.noise!r}")
         need(0.0 < self.theta <= 1.0, f"theta must lie in (0, 1], got {self.theta!r}")
         need(self.observations in OBSERVATIONS,
              f"observations must be one of {OBSERVATIONS}, got {self.observations!r}")

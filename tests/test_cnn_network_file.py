@@ -1,15 +1,17 @@
-"""Network files (problems.cnn.checkpoint), moving loaded networks, and resuming training."""
+"""Network files (problems.cnn.network_file), moving loaded networks, and resuming training."""
 
 import numpy as np
 import pytest
 import xarray as xr
 
+from pdecontrol.io import CorruptFileError, write_netcdf
 from pdecontrol.mesh import Mesh
-from problems.cnn.checkpoint import (
+from problems.cnn.network_file import (
+    FORMAT,
     load_history,
     load_network,
     network_to_dataset,
-    read_checkpoint,
+    read_network_file,
     save_network,
 )
 from cnn_helpers import small_settings
@@ -41,11 +43,11 @@ def test_round_trip_is_exact(tmp_path, rng, basis):
         {"objective": ("iteration", [0.5, 0.25]), "phase": ("iteration", ["start", "train"])}
     )
     path = save_network(tmp_path / "net.nc", network, history=history, metadata={"note": "x"})
-    checkpoint = read_checkpoint(path)
-    np.testing.assert_array_equal(checkpoint.network.parameters, network.parameters)
-    assert repr(checkpoint.network.problem) == repr(network.problem)
-    assert checkpoint.network.settings == settings and checkpoint.metadata == {"note": "x"}
-    xr.testing.assert_identical(checkpoint.history, history)
+    network_file = read_network_file(path)
+    np.testing.assert_array_equal(network_file.network.parameters, network.parameters)
+    assert repr(network_file.network.problem) == repr(network.problem)
+    assert network_file.network.settings == settings and network_file.metadata == {"note": "x"}
+    xr.testing.assert_identical(network_file.history, history)
     assert load_network(path, network.problem).n_steps == 3
 
 
@@ -61,7 +63,7 @@ def test_file_layout_has_named_dims(rng):
 
 def test_history_is_optional(tmp_path, rng):
     path = save_network(tmp_path / "net.nc", random_network(rng))
-    assert load_history(path) is None and read_checkpoint(path).history is None
+    assert load_history(path) is None and read_network_file(path).history is None
 
 
 def test_loading_onto_another_mesh_names_both_and_the_move(tmp_path, rng):
@@ -81,18 +83,40 @@ def test_loading_onto_another_mesh_names_both_and_the_move(tmp_path, rng):
 def test_corrupt_foreign_and_missing_files(tmp_path, rng):
     corrupt = tmp_path / "corrupt.nc"
     corrupt.write_bytes(b"\x89HDF\r\n" + rng.bytes(200))
-    with pytest.raises(ValueError, match="corrupt or not netCDF"):
-        read_checkpoint(corrupt)
+    with pytest.raises(CorruptFileError, match="cannot be read as netCDF"):
+        read_network_file(corrupt)
     foreign = tmp_path / "foreign.nc"
     xr.Dataset({"a": ("x", np.arange(3.0))}).to_netcdf(foreign)
-    with pytest.raises(ValueError, match="not a pdecontrol network file"):
+    with pytest.raises(CorruptFileError, match="carries no SHA-256"):
         load_network(foreign)
+    history = tmp_path / "history.nc"
+    write_netcdf(history, xr.Dataset({"a": ("x", np.arange(3.0))}), format="other")
+    with pytest.raises(CorruptFileError, match="is a 'other' file, not 'pdecontrol-cnn-network"):
+        load_network(history)
     truncated = tmp_path / "truncated.nc"
-    network_to_dataset(random_network(rng)).drop_vars("W").to_netcdf(truncated)
+    write_netcdf(truncated, network_to_dataset(random_network(rng)).drop_vars("W"), format=FORMAT)
     with pytest.raises(ValueError, match=r"missing \['W'\]"):
         load_network(truncated)
     with pytest.raises(FileNotFoundError):
         load_network(tmp_path / "absent.nc")
+
+
+def test_altered_values_and_histories_are_refused(tmp_path, rng):
+    """Bytes flipped inside the file (same size): the SHA-256 of the network, or of its history
+    group, no longer matches."""
+    history = xr.Dataset({"objective": ("iteration", np.linspace(1.0, 0.5, 50))})
+    network = random_network(rng)
+    path = save_network(tmp_path / "net.nc", network, history=history)
+    data = path.read_bytes()
+    for values, group in ((np.asarray(network.blocks()["K"]).ravel(), "network"),
+                          (history["objective"].values, "group history")):
+        target = np.ascontiguousarray(values[:4]).tobytes()
+        assert data.count(target) == 1
+        altered = tmp_path / f"altered-{group[:5]}.nc"
+        altered.write_bytes(data.replace(target, bytes(b ^ 0x40 for b in target)))
+        with pytest.raises(CorruptFileError, match="do not match the SHA-256") as error:
+            read_network_file(altered)
+        assert ("group history" in str(error.value)) == (group == "group history")
 
 
 def test_loaded_network_moves_and_classifies_at_other_resolutions(tmp_path, data):
@@ -153,7 +177,7 @@ def test_resume_equals_uninterrupted(tmp_path, data, stage, outer):
     )
     for a, b in zip(resumed.stage_networks, reference.stage_networks):
         np.testing.assert_array_equal(a.parameters, b.parameters)
-    # a finished run is returned from the checkpoint without training again
+    # a finished run is returned from its resume state without training again
     again = train_multilevel(
         train, validation, SETTINGS, state_dir=tmp_path, callback=interrupt_at(0, 0)
     )

@@ -1,6 +1,7 @@
 """Saving and loading trained networks as netCDF files (via xarray).
 
-File layout (root group; ``format = "pdecontrol-cnn-network"``, ``format_version = 1``):
+File layout (written and verified by :func:`pdecontrol.io.write_netcdf` with the format
+:data:`FORMAT`, so every group carries the SHA-256 of its contents; root group):
 
 ==========  ===============================================================  =====================
 variable    dims                                                             meaning
@@ -21,7 +22,7 @@ the mesh (``mesh_shape``, ``mesh_h``, ``mesh_extent``, ``mesh_origin``), ``n_ste
 ``opening_activation`` (``"none"`` for a linear opening), ``loss``, ``kernel_basis``,
 ``reference_spacing``, ``stepper``, ``dtype``, ``settings`` (JSON of
 :class:`~problems.cnn.config.TrainingSettings`) and ``metadata`` (JSON, free form). A training
-history, if given, is stored in the group ``history``.
+history, if given, is stored in the group ``history`` (written with the network in one go).
 
 Parameters are stored in float64, so save/load is exact. A file holds a network on one mesh;
 :func:`load_network` with a ``problem`` on another mesh is an error: load it without ``problem``
@@ -35,11 +36,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import netCDF4
 import numpy as np
 import xarray as xr
 
-from pdecontrol.io import atomic_path
+from pdecontrol.io import read_netcdf_groups, write_netcdf
 from pdecontrol.mesh import Mesh
 from pdecontrol.stencils import derivative_basis
 
@@ -49,27 +49,25 @@ from .network import CNNProblem
 
 __all__ = [
     "FORMAT",
-    "FORMAT_VERSION",
-    "NetworkCheckpoint",
+    "NetworkFile",
     "save_network",
-    "read_checkpoint",
+    "read_network_file",
     "load_network",
     "load_history",
     "network_to_dataset",
     "network_from_dataset",
 ]
 
-#: Value of the ``format`` attribute of a network file.
-FORMAT = "pdecontrol-cnn-network"
-#: Version of the layout written by :func:`save_network`.
-FORMAT_VERSION = 1
+#: Format name of a network file (:func:`pdecontrol.io.write_netcdf`; the layout's version
+#: is its last part).
+FORMAT = "pdecontrol-cnn-network-2"
 
 _AXES = {1: ("x",), 2: ("y", "x"), 3: ("z", "y", "x")}
 _BLOCKS = ("K", "b", "K0", "b0", "W", "c")
 
 
 @dataclass(frozen=True)
-class NetworkCheckpoint:
+class NetworkFile:
     """Contents of a network file: the network, its history (or None) and the metadata dict."""
 
     network: TrainedNetwork
@@ -106,8 +104,6 @@ def network_to_dataset(network: TrainedNetwork, metadata: dict | None = None) ->
         coords["derivative"] = list(derivative_basis(problem.dim).names)
     opening = "none" if problem.opening_activation is None else problem.opening_activation.name
     attrs = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
         "mesh_shape": np.array(mesh.shape, dtype=np.int64),
         "mesh_h": np.array(mesh.h),
         "mesh_extent": np.array(mesh.extent),
@@ -141,46 +137,22 @@ def save_network(
 ) -> Path:
     """Write ``network`` (and optionally its training ``history``) to a netCDF file.
 
-    The file is written to a temporary name and renamed, so an interrupted save never leaves a
-    half-written file at ``path``. ``metadata`` is any JSON-serialisable dict. Returns the path.
+    Network and history are written in one go, atomically (:func:`pdecontrol.io.write_netcdf`:
+    an interrupted save never leaves a half-written file at ``path``), with their SHA-256.
+    ``metadata`` is any JSON-serialisable dict. Returns the path.
     """
     path = Path(path)
     if history is not None and not isinstance(history, xr.Dataset):
         raise TypeError(f"history must be an xarray.Dataset or None, got {type(history).__name__}")
     dataset = network_to_dataset(network, metadata)
-    with atomic_path(path) as temporary:
-        dataset.to_netcdf(temporary, mode="w", engine="netcdf4")
-        if history is not None:
-            history.to_netcdf(temporary, mode="a", group="history", engine="netcdf4")
+    write_netcdf(path, dataset, format=FORMAT,
+                 groups=None if history is None else {"history": history})
     return path
-
-
-def _open(path: Path, group=None) -> xr.Dataset:
-    try:
-        with xr.open_dataset(path, engine="netcdf4", group=group) as dataset:
-            return dataset.load()
-    except FileNotFoundError:
-        raise
-    except (OSError, ValueError, KeyError, RuntimeError) as error:
-        raise ValueError(
-            f"{path} cannot be read as a pdecontrol network file (corrupt or not "
-            f"netCDF): {error}"
-        ) from None
 
 
 def network_from_dataset(dataset: xr.Dataset, source: str = "dataset") -> tuple:
     """``(TrainedNetwork, metadata)`` from a Dataset in the file layout; clear errors otherwise."""
     attrs = dataset.attrs
-    if attrs.get("format") != FORMAT:
-        raise ValueError(
-            f"{source} is not a pdecontrol network file (format attribute "
-            f"{attrs.get('format')!r}, expected {FORMAT!r})"
-        )
-    if int(attrs.get("format_version", -1)) != FORMAT_VERSION:
-        raise ValueError(
-            f"{source} has format_version {attrs.get('format_version')!r}; this "
-            f"version of pdecontrol reads version {FORMAT_VERSION}"
-        )
     missing = [name for name in _BLOCKS if name not in dataset]
     required = (
         "mesh_shape",
@@ -223,27 +195,23 @@ def network_from_dataset(dataset: xr.Dataset, source: str = "dataset") -> tuple:
     return TrainedNetwork(problem, params.flat, settings), metadata
 
 
-def read_checkpoint(path) -> NetworkCheckpoint:
-    """Network, history and metadata of a file written by :func:`save_network`."""
+def read_network_file(path) -> NetworkFile:
+    """Network, history and metadata of a file written by :func:`save_network`, verified.
+
+    Raises :class:`pdecontrol.io.CorruptFileError` (a ``ValueError``) naming the file when it is
+    damaged, not a network file or inconsistent; ``FileNotFoundError`` when there is none.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no network file at {path}")
-    network, metadata = network_from_dataset(_open(path), str(path))
-    return NetworkCheckpoint(network, load_history(path), metadata)
+    groups = read_netcdf_groups(path, format=FORMAT)
+    network, metadata = network_from_dataset(groups["/"], str(path))
+    return NetworkFile(network, groups.get("history"), metadata)
 
 
 def load_history(path) -> xr.Dataset | None:
     """The training history stored with a network, or ``None`` if the file has none."""
-    path = Path(path)
-    try:
-        with netCDF4.Dataset(path) as handle:
-            has_history = "history" in handle.groups
-    except OSError as error:
-        raise ValueError(
-            f"{path} cannot be read as a pdecontrol network file (corrupt or not "
-            f"netCDF): {error}"
-        ) from None
-    return _open(path, group="history") if has_history else None
+    return read_network_file(path).history
 
 
 def load_network(path, problem: CNNProblem | None = None) -> TrainedNetwork:
@@ -253,7 +221,7 @@ def load_network(path, problem: CNNProblem | None = None) -> TrainedNetwork:
     and how to move the network; other channels, classes, activation, basis or loss), or if the
     file is corrupt or not a network file; ``FileNotFoundError`` if there is no file.
     """
-    network = read_checkpoint(path).network
+    network = read_network_file(path).network
     if problem is None:
         return network
     if not isinstance(problem, CNNProblem):
