@@ -36,8 +36,11 @@ logger = logging.getLogger("pdecontrol.memory")
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
 _M_ARENA_MAX = -8
-#: Largest trim threshold mallopt accepts (an ``int``): 2 GiB of free memory at the heap's top.
-_MAX_TRIM_THRESHOLD = 2**31 - 1
+#: Trim threshold that disables trimming (mallopt(3)). The largest positive one, 2**31 - 1, still
+#: trimmed after every gradient on 10,000 MNIST images once the heap's peak passed 2 GiB: each
+#: evaluation then page-faulted its states in again (8,400 huge-page faults, up to 8 s of system
+#: time per gradient; benchmarks/distributed_overhead.py).
+_NO_TRIM = -1
 
 
 class InsufficientMemoryError(ValueError):
@@ -119,7 +122,10 @@ def check_memory(parts: dict, *, what: str, available: int | None = None) -> int
 
 
 def retain_freed_memory(*, single_arena: bool = False) -> bool:
-    """Keep freed memory in the process: no ``mmap`` for large blocks, trimming only above 2 GiB.
+    """Keep freed memory in the process: no ``mmap`` for large blocks, no trimming of the heap.
+
+    The process keeps its peak heap, which the next evaluation of the same size reuses without
+    page faults.
 
     That holds for allocations in the main thread's arena. glibc gives other threads arenas of
     their own, which still ``mmap`` (and unmap on ``free``) blocks over 64 MB; with
@@ -137,7 +143,7 @@ def retain_freed_memory(*, single_arena: bool = False) -> bool:
         logger.debug("no mallopt in the C library %r: allocator left as it is", name)
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-    accepted = mallopt(_M_MMAP_MAX, 0) == 1 and mallopt(_M_TRIM_THRESHOLD, _MAX_TRIM_THRESHOLD) == 1
+    accepted = mallopt(_M_MMAP_MAX, 0) == 1 and mallopt(_M_TRIM_THRESHOLD, _NO_TRIM) == 1
     if single_arena:
         accepted = mallopt(_M_ARENA_MAX, 1) == 1 and accepted
     logger.debug("retain_freed_memory: glibc mallopt %s", "accepted" if accepted else "refused")
