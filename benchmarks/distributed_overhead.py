@@ -13,12 +13,16 @@ medians and the ratio distributed / serial:
   ``--products`` CG iterations), with the bytes the client sent and received in it;
 * the round trip of one trivial task per worker (the scheduler's latency, the floor of every
   distributed evaluation), with ``--latency-workers`` idle workers as well;
+* from those, an estimate of one GN-CG iteration on 8-64 workers for ``N`` and ``10 N``
+  examples (``--estimate-examples``, ``--estimate-batch``, ``--bandwidth``, ``--task-overhead``;
+  the model is in :func:`_estimate`);
 * with ``--training N``: the main CNN job (two-level 14x14 -> 28x28 training, Gauss-Newton
   batches of ``--batch``, classifier solves) on ``N`` MNIST images, serially and on the cluster:
   wall times, the ratio, and the largest relative difference of the two histories.
 
 Both sides keep freed memory (:func:`pdecontrol.memory.retain_freed_memory`), as the
-``pdecontrol`` command does.
+``pdecontrol`` command does (before it disabled trimming, the serial gradient here page-faulted
+its states in again whenever the heap's peak passed 2 GiB: 1.5-6.4 s instead of 1.3-1.4 s).
 
     PDECONTROL_DATA_DIR=../shared/data/mnist python3 benchmarks/distributed_overhead.py
     python3 benchmarks/distributed_overhead.py --n-examples 2000 --repeat 3   # quicker
@@ -30,6 +34,7 @@ The figures and the scaling estimate built on them are in docs/distributed.md.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import time
 
@@ -50,6 +55,14 @@ def _options():
     parser.add_argument("--data", default="mnist", choices=("mnist", "synthetic"))
     parser.add_argument("--training", type=int, default=None, metavar="N",
                         help="also time the two-level training job on N training images")
+    parser.add_argument("--estimate-examples", type=int, default=50_000,
+                        help="N of the scaling estimate (its 10x problem: 10 N)")
+    parser.add_argument("--estimate-batch", type=int, default=5_000,
+                        help="Gauss-Newton batch B of the scaling estimate")
+    parser.add_argument("--bandwidth", type=float, default=1.25,
+                        help="the client's network link in GB/s for the estimate (10 GbE)")
+    parser.add_argument("--task-overhead", type=float, default=1.0,
+                        help="scheduler time per task in ms for the estimate")
     return parser.parse_args()
 
 
@@ -103,8 +116,8 @@ def _history_difference(a, b) -> float:
     return worst
 
 
-def _training(args, client) -> None:
-    """Time the two-level training job serially and on ``client``; print the comparison."""
+def _train(args, client=None):
+    """The two-level training job, serially or on ``client``: (result, wall seconds)."""
     from pdecontrol.distributed import using
     from problems.cnn.config import TrainingSettings
     from problems.cnn.data import load_image_sets, to_numpy
@@ -114,23 +127,24 @@ def _training(args, client) -> None:
                                 batch_size=args.batch, high_order_penalty=1e-2)
     train, validation = load_image_sets(args.data, 28, args.training, 2000)
     train, validation = to_numpy(train), to_numpy(validation)
-    results, seconds = {}, {}
-    for name in ("serial", "distributed"):
-        start = time.perf_counter()
-        if name == "serial":
-            results[name] = train_multilevel(train, validation, settings, n_levels=2)
-        else:
-            with using(client):
-                results[name] = train_multilevel(train, validation, settings, n_levels=2)
-        seconds[name] = time.perf_counter() - start
-    accuracy = {name: float(r.history["validation_accuracy"].values[-1])
-                for name, r in results.items()}
+    start = time.perf_counter()
+    if client is None:
+        result = train_multilevel(train, validation, settings, n_levels=2)
+    else:
+        with using(client):
+            result = train_multilevel(train, validation, settings, n_levels=2)
+    return result, time.perf_counter() - start
+
+
+def _print_training(args, serial, distributed) -> None:
+    (a, seconds_a), (b, seconds_b) = serial, distributed
+    accuracy_a = float(a.history["validation_accuracy"].values[-1])
+    accuracy_b = float(b.history["validation_accuracy"].values[-1])
     print(f"\ntwo-level training (14x14 -> 28x28, 2 + 2 outer iterations) on {args.training} "
-          f"images: serial {seconds['serial']:.1f} s, distributed {seconds['distributed']:.1f} s, "
-          f"ratio {seconds['distributed'] / seconds['serial']:.2f}; validation accuracy "
-          f"{accuracy['serial']:.4f} / {accuracy['distributed']:.4f}; histories differ by "
-          f"{_history_difference(results['serial'].history, results['distributed'].history):.1e}"
-          f" (relative)")
+          f"images: serial {seconds_a:.1f} s, distributed {seconds_b:.1f} s, ratio "
+          f"{seconds_b / seconds_a:.2f}; validation accuracy {accuracy_a:.4f} / "
+          f"{accuracy_b:.4f}; histories differ by "
+          f"{_history_difference(a.history, b.history):.1e} (relative)")
 
 
 def _latency(client, rounds=30) -> float:
@@ -144,8 +158,26 @@ def _latency(client, rounds=30) -> float:
     return float(np.median(times))
 
 
-def _evaluations(args, client) -> None:
-    """Time the evaluations serially and on ``client``; print the table, bytes and latency."""
+def _medians(runs: dict, repeat: int) -> dict:
+    """``runs``: side -> {task name -> zero-argument callable}. Warm every task up once, then
+    time each ``repeat`` times, the sides alternating task by task: side -> {task -> median s}."""
+    for tasks in runs.values():
+        for task in tasks.values():
+            task()  # compile and warm up
+    times = {side: {name: [] for name in tasks} for side, tasks in runs.items()}
+    for _ in range(repeat):
+        for name in next(iter(runs.values())):
+            for side, tasks in runs.items():
+                start = time.perf_counter()
+                tasks[name]()
+                times[side][name].append(time.perf_counter() - start)
+    return {side: {name: float(np.median(t)) for name, t in by_task.items()}
+            for side, by_task in times.items()}
+
+
+def _evaluations(args, client) -> dict:
+    """Time the evaluations serially and on ``client``; print the table and the bytes; return
+    the distributed medians (s) by evaluation, and the sizes, for :func:`_estimate`."""
     from pdecontrol.distributed import DistributedControlFunctional
 
     serial, x = _functional(args)
@@ -153,18 +185,9 @@ def _evaluations(args, client) -> None:
     batch = np.sort(rng.choice(serial.n_examples, size=min(args.batch, serial.n_examples),
                                replace=False))
     distributed = DistributedControlFunctional.from_functional(serial, client)
-    runs = {"serial": _tasks(serial, x, batch, args.products, np.random.default_rng(1)),
-            "distributed": _tasks(distributed, x, batch, args.products, np.random.default_rng(1))}
-    for tasks in runs.values():  # compile and warm up
-        for task in tasks.values():
-            task()
-    times = {name: {task: [] for task in tasks} for name, tasks in runs.items()}
-    for _ in range(args.repeat):
-        for task in runs["serial"]:
-            for name in ("serial", "distributed"):  # side by side, alternating
-                start = time.perf_counter()
-                runs[name][task]()
-                times[name][task].append(time.perf_counter() - start)
+    runs = {side: _tasks(functional, x, batch, args.products, np.random.default_rng(1))
+            for side, functional in (("serial", serial), ("distributed", distributed))}
+    medians = _medians(runs, args.repeat)
     sent, received = distributed.transfers.sent, distributed.transfers.received
     runs["distributed"]["GN-CG iteration"]()
     sent, received = distributed.transfers.sent - sent, distributed.transfers.received - received
@@ -176,12 +199,50 @@ def _evaluations(args, client) -> None:
           f"{args.repeat}\n")
     print("| evaluation | serial (s) | distributed (s) | ratio |")
     print("|---|---:|---:|---:|")
-    for task in runs["serial"]:
-        a, b = np.median(times["serial"][task]), np.median(times["distributed"][task])
+    for task, a in medians["serial"].items():
+        b = medians["distributed"][task]
         print(f"| {task} | {a:.3f} | {b:.3f} | {b / a:.2f} |")
     print(f"\nbytes per GN-CG iteration ({args.products} CG products, {args.workers} shards): "
           f"sent {sent / 1e6:.2f} MB, received {received / 1e6:.2f} MB "
           f"(parameter vector {serial.size * 8 / 1e6:.3f} MB in float64)")
+    return {"seconds": medians["distributed"], "size": serial.size, "n_examples": serial.n_examples,
+            "batch": batch.size}
+
+
+def _estimate(args, measured, latency) -> None:
+    """Print the modelled time of one GN-CG iteration on 8-64 workers (docs/distributed.md).
+
+    One iteration = a gradient and a line-search value on ``N`` examples, a Gauss-Newton
+    operator on ``B`` examples and ``--products`` products: ``R = 3 + products`` rounds. Compute
+    scales from the 2-worker medians (core-seconds = 2 x median, linear in the examples); each
+    round costs the measured 2-worker round trip plus ``--task-overhead`` per task, and ships
+    one float64 parameter vector to and from every worker through the client's link.
+    """
+    seconds, workers = measured["seconds"], args.workers
+    per_example = {"gradient": workers * seconds["value_and_gradient"] / measured["n_examples"],
+                   "value": workers * seconds["value"] / measured["n_examples"],
+                   "gauss_newton": workers * seconds[f"GN operator + {args.products} products"]
+                   / measured["batch"]}
+    rounds = 3 + args.products
+    vector = 8 * measured["size"]
+    print(f"\nestimate of one GN-CG iteration ({args.products} CG products; round trip "
+          f"{1e3 * latency:.1f} ms + {args.task_overhead:g} ms per task, client link "
+          f"{args.bandwidth:g} GB/s, {rounds} rounds):\n")
+    print("| problem | workers | compute (s) | latency (s) | transfer (s) | total (s) | "
+          "speed-up | efficiency |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for scale in (1, 10):
+        n, batch = scale * args.estimate_examples, scale * args.estimate_batch
+        core_seconds = (n * (per_example["gradient"] + per_example["value"])
+                        + batch * per_example["gauss_newton"])
+        for s in (1, 8, 16, 32, 64):
+            compute = core_seconds / s
+            wait = 0.0 if s == 1 else rounds * (latency + 1e-3 * args.task_overhead * s)
+            transfer = 0.0 if s == 1 else rounds * 2 * s * vector / (1e9 * args.bandwidth)
+            total = compute + wait + transfer
+            print(f"| N = {n:,}, B = {batch:,} | {s} | {compute:.2f} | {wait:.2f} | "
+                  f"{transfer:.2f} | {total:.2f} | {core_seconds / total:.1f} | "
+                  f"{core_seconds / total / s:.0%} |")
 
 
 def main():
@@ -195,17 +256,19 @@ def main():
     retain_freed_memory()  # as the pdecontrol command; start_client does it on the workers
 
     client = start_client(workers=args.workers)
+    measured = None
     try:
         if args.repeat > 0:
-            _evaluations(args, client)
+            measured = _evaluations(args, client)
         latency = _latency(client)
         if args.training:
-            _training(args, client)
+            _print_training(args, _train(args), _train(args, client))
     finally:
         client.close()
         client.cluster.close()
     print(f"\nround trip of one trivial task per worker: {1e3 * latency:.1f} ms at "
           f"{args.workers} workers", end="")
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)  # closing 32 busy workers
     for workers in args.latency_workers:
         client = start_client(workers=workers)
         try:
@@ -215,6 +278,8 @@ def main():
             client.close()
             client.cluster.close()
     print(" (idle workers on this machine)")
+    if measured is not None:
+        _estimate(args, measured, latency)
 
 
 if __name__ == "__main__":
