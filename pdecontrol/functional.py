@@ -73,7 +73,7 @@ class Evaluation:
     """
 
     kind: str
-    functional: "ReducedFunctional"
+    functional: ReducedFunctional
     examples: object = None
 
     @property

@@ -64,7 +64,7 @@ class CorruptFileError(ValueError):
         self.where, self.reason, self.fix = str(where), reason, fix
         super().__init__(f"{where} {reason}; {fix}")
 
-    def with_fix(self, fix: str) -> "CorruptFileError":
+    def with_fix(self, fix: str) -> CorruptFileError:
         return CorruptFileError(self.where, self.reason, fix)
 
 

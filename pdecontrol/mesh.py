@@ -15,8 +15,14 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._validation import as_float_array
-from .transfer import prolong, prolong_field, prolongation_matrix, restrict, restrict_field
-from .transfer import restriction_matrix
+from .transfer import (
+    prolong,
+    prolong_field,
+    prolongation_matrix,
+    restrict,
+    restrict_field,
+    restriction_matrix,
+)
 from .transfer._shapes import as_grid_shape, check_coarsenable, spatial_shape
 
 __all__ = ["Mesh", "Level", "MeshHierarchy"]
@@ -132,12 +138,12 @@ class Mesh:
             levels, mesh = levels + 1, mesh.coarsen()
         return levels
 
-    def coarsen(self) -> "Mesh":
+    def coarsen(self) -> Mesh:
         """The mesh with half the nodes per axis (``h`` doubled, same origin and extent)."""
         check_coarsenable(self._shape, f"Mesh with shape {self._shape}")
         return Mesh(tuple(n // 2 for n in self._shape), self._extent, self._origin)
 
-    def refine(self) -> "Mesh":
+    def refine(self) -> Mesh:
         """The mesh with twice the nodes per axis (``h`` halved, same origin and extent)."""
         return Mesh(tuple(2 * n for n in self._shape), self._extent, self._origin)
 
@@ -222,7 +228,7 @@ class MeshHierarchy:
         ] + [Level(meshes[-1])]
 
     @classmethod
-    def from_coarsest(cls, mesh: Mesh, n_levels: int) -> "MeshHierarchy":
+    def from_coarsest(cls, mesh: Mesh, n_levels: int) -> MeshHierarchy:
         """The hierarchy of ``n_levels`` meshes whose coarsest is ``mesh`` (finest: ``mesh``
         refined ``n_levels - 1`` times)."""
         if not isinstance(mesh, Mesh):
@@ -235,7 +241,7 @@ class MeshHierarchy:
         return cls(finest, n_levels)
 
     @classmethod
-    def spanning(cls, *meshes: Mesh) -> "MeshHierarchy":
+    def spanning(cls, *meshes: Mesh) -> MeshHierarchy:
         """The smallest hierarchy that has every mesh given as a level (its finest is the finest
         of them). ``ValueError`` naming them if one is not another coarsened a whole number of
         times (halving every axis; same extent and origin)."""

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from problems.cnn.network_file import read_network_file
 from pdecontrol.cli import build_parser, main
 from problems.cnn.cli import TRAIN_DEFAULTS, paper_settings, train_settings
+from problems.cnn.network_file import read_network_file
 from problems.cnn.paper import PAPER_CONFIGS
 
 TINY = [

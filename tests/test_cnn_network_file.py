@@ -4,8 +4,11 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from cnn_helpers import small_settings
 from pdecontrol.io import CorruptFileError, write_netcdf
 from pdecontrol.mesh import Mesh
+from problems.cnn.data import make_synthetic, to_numpy
+from problems.cnn.evaluation import TrainedNetwork
 from problems.cnn.network_file import (
     FORMAT,
     load_history,
@@ -14,9 +17,6 @@ from problems.cnn.network_file import (
     read_network_file,
     save_network,
 )
-from cnn_helpers import small_settings
-from problems.cnn.data import make_synthetic, to_numpy
-from problems.cnn.evaluation import TrainedNetwork
 from problems.cnn.training import STATE_FILE, train_multilevel, train_single_level
 from problems.cnn.transfer import prolong_network, restrict_network
 

@@ -6,10 +6,11 @@ import dataclasses
 import numpy as np
 import pytest
 
+from cnn_helpers import small_settings
 from pdecontrol.control import refine_in_time
 from pdecontrol.mesh import Mesh
+from pdecontrol.transfer import restrict
 from pdecontrol.verify import adjoint_test, gauss_newton_test, taylor_test
-from cnn_helpers import small_settings
 from problems.cnn.config import TrainingSettings
 from problems.cnn.data import make_synthetic, to_numpy
 from problems.cnn.network import cnn_functional
@@ -22,7 +23,6 @@ from problems.cnn.training import (
     train_time_continuation,
 )
 from problems.cnn.transfer import network_restriction_operator, restrict_network
-from pdecontrol.transfer import restrict
 
 TINY = small_settings(
     outer_iterations=1,

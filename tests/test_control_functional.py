@@ -7,9 +7,20 @@ including the linearisation cache.
 import numpy as np
 import pytest
 
-from pdecontrol.control import (EXPLICIT_MIDPOINT, FORWARD_EULER, RK4, ControlFunctional, ControlProblem,
-                                LeastSquaresLoss, ParameterLayout, QuadraticPenalty,
-                                SoftmaxCrossEntropyLoss, Tikhonov, TimeSmoothness, integrate)
+from pdecontrol.control import (
+    EXPLICIT_MIDPOINT,
+    FORWARD_EULER,
+    RK4,
+    ControlFunctional,
+    ControlProblem,
+    LeastSquaresLoss,
+    ParameterLayout,
+    QuadraticPenalty,
+    SoftmaxCrossEntropyLoss,
+    Tikhonov,
+    TimeSmoothness,
+    integrate,
+)
 from pdecontrol.verify import adjoint_test, gauss_newton_test, taylor_test, taylor_test_map
 
 N_IN, C, N_OUT, N_STEPS, T = 3, 4, 3, 5, 1.2

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pdecontrol.control import ControlFunctional, LeastSquaresLoss, RK4
+from pdecontrol.control import RK4, ControlFunctional, LeastSquaresLoss
 from pdecontrol.verify import gauss_newton_test, taylor_test
 from test_control_functional import LAYOUT, N_IN, N_OUT, T, TanhNetwork, make_point
 

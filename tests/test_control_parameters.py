@@ -2,7 +2,12 @@
 import numpy as np
 import pytest
 
-from pdecontrol.control import ParameterLayout, Parameters, refine_in_time, time_interpolation_matrix
+from pdecontrol.control import (
+    ParameterLayout,
+    Parameters,
+    refine_in_time,
+    time_interpolation_matrix,
+)
 
 
 @pytest.fixture

@@ -2,8 +2,13 @@
 import numpy as np
 import pytest
 
-from pdecontrol.control import (GradientPenalty, ParameterLayout, QuadraticPenalty, Tikhonov,
-                                TimeSmoothness)
+from pdecontrol.control import (
+    GradientPenalty,
+    ParameterLayout,
+    QuadraticPenalty,
+    Tikhonov,
+    TimeSmoothness,
+)
 from pdecontrol.verify import adjoint_test, taylor_test_map
 
 T = 2.0

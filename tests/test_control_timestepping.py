@@ -3,7 +3,14 @@ input errors."""
 import numpy as np
 import pytest
 
-from pdecontrol.control import EXPLICIT_MIDPOINT, FORWARD_EULER, RK4, RungeKutta, get_stepper, integrate
+from pdecontrol.control import (
+    EXPLICIT_MIDPOINT,
+    FORWARD_EULER,
+    RK4,
+    RungeKutta,
+    get_stepper,
+    integrate,
+)
 from problems.linear_ode import LinearDecayProblem
 
 STEPPERS = [FORWARD_EULER, EXPLICIT_MIDPOINT, RK4]

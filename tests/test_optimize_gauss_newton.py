@@ -8,9 +8,9 @@ import xarray as xr
 from scipy.optimize import OptimizeResult, minimize
 
 from optimize_problems import (
+    ExampleRecorder,
     IndefiniteQuadratic,
     LinearLeastSquares,
-    ExampleRecorder,
     exponential_problem,
 )
 from pdecontrol.optimize import Armijo, Stopping, StopReason, gauss_newton_cg

@@ -2,7 +2,13 @@
 import numpy as np
 import pytest
 
-from pdecontrol.control import ControlFunctional, FORWARD_EULER, EXPLICIT_MIDPOINT, RK4, refine_in_time
+from pdecontrol.control import (
+    EXPLICIT_MIDPOINT,
+    FORWARD_EULER,
+    RK4,
+    ControlFunctional,
+    refine_in_time,
+)
 from pdecontrol.verify import verify_problem
 from problems.linear_ode import LinearDecayProblem, euler_objective_and_gradient
 

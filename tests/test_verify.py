@@ -4,7 +4,13 @@ import pytest
 
 from pdecontrol.control import ControlFunctional
 from pdecontrol.functional import ReducedFunctional
-from pdecontrol.verify import adjoint_test, gauss_newton_test, taylor_test, taylor_test_map, verify_problem
+from pdecontrol.verify import (
+    adjoint_test,
+    gauss_newton_test,
+    taylor_test,
+    taylor_test_map,
+    verify_problem,
+)
 from problems.linear_ode import LinearDecayProblem
 
 

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Callable
 
 import numpy as np
 
@@ -99,7 +98,7 @@ class Stage:
         """The stage's iteration budget (``stopping.maxiter``)."""
         return self.stopping.maxiter
 
-    def replace(self, **changes) -> "Stage":
+    def replace(self, **changes) -> Stage:
         """A copy with some fields changed; ``iterations=`` sets ``stopping.maxiter``."""
         if "iterations" in changes:
             stopping = changes.get("stopping", self.stopping)
@@ -186,7 +185,7 @@ class Schedule:
 
     @classmethod
     def coarse_to_fine(cls, n_levels: int, stage: Stage, *, n_steps=None,
-                       iterations=None) -> "Schedule":
+                       iterations=None) -> Schedule:
         """Space continuation: ``stage`` on levels ``n_levels - 1, ..., 0`` (coarsest first).
 
         ``iterations``: an int or one per level, coarsest first (default: the stage's).
@@ -203,7 +202,7 @@ class Schedule:
 
     @classmethod
     def shallow_to_deep(cls, steps: Sequence[int], stage: Stage, *, level=None,
-                        iterations=None) -> "Schedule":
+                        iterations=None) -> Schedule:
         """Time continuation: ``stage`` with ``steps[0], steps[1], ...`` time steps (increasing).
 
         ``iterations``: an int or one per stage (default: the stage's).

@@ -11,8 +11,15 @@ from .losses import LeastSquaresLoss, Loss, SoftmaxCrossEntropyLoss
 from .parameters import ParameterLayout, Parameters, refine_in_time, time_interpolation_matrix
 from .problem import ControlProblem
 from .regularizers import GradientPenalty, QuadraticPenalty, Regularizer, Tikhonov, TimeSmoothness
-from .timestepping import (EXPLICIT_MIDPOINT, FORWARD_EULER, RK4, RungeKutta, Trajectory, get_stepper,
-                           integrate)
+from .timestepping import (
+                           EXPLICIT_MIDPOINT,
+                           FORWARD_EULER,
+                           RK4,
+                           RungeKutta,
+                           Trajectory,
+                           get_stepper,
+                           integrate,
+)
 
 __all__ = [
     "ControlProblem", "ParameterLayout", "Parameters", "refine_in_time", "time_interpolation_matrix",

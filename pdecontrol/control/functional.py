@@ -24,10 +24,10 @@ from scipy.sparse.linalg import LinearOperator
 
 from .._validation import as_float_array, check_finite, check_positive
 from ..functional import ReducedFunctional
+from ._accumulate import accumulate
 from .parameters import ParameterLayout, Parameters
 from .problem import ControlProblem
 from .regularizers import Regularizer
-from ._accumulate import accumulate
 from .timestepping import Trajectory, _read_only, get_stepper, integrate
 
 __all__ = ["ControlFunctional", "ForwardResult"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..functional import ReducedFunctional
 from .._validation import check_int
+from ..functional import ReducedFunctional
 from ._checks import check_instance, check_real
 from .cg import as_operator, conjugate_gradient
 from .iteration import prepare, run_iterations

@@ -14,7 +14,7 @@ input channels, ...) are batched.
 
 from __future__ import annotations
 
-from functools import lru_cache, reduce
+from functools import cache, reduce
 
 import numpy as np
 
@@ -51,7 +51,7 @@ def _read_only(array: np.ndarray) -> np.ndarray:
     return array
 
 
-@lru_cache(maxsize=None)
+@cache
 def _galerkin_maps(dim: int) -> tuple[np.ndarray, np.ndarray]:
     """``(G, G^-1)`` for ``dim``, as Kronecker powers of the 1D map and of its inverse (cached)."""
     one_d = _galerkin_restriction_matrix_1d()

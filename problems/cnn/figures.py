@@ -26,8 +26,8 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 from pdecontrol._validation import as_float_array, check_finite
-from pdecontrol.plotting import new_figure, save_figure
 from pdecontrol.ops import conv
+from pdecontrol.plotting import new_figure, save_figure
 from pdecontrol.transfer import restrict_image, restrict_stencil
 
 __all__ = [

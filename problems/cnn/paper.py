@@ -44,7 +44,6 @@ import xarray as xr
 from pdecontrol.continuation import HISTORY_FORMAT
 from pdecontrol.io import atomic_path, make_folder, write_json, write_netcdf
 
-from .network_file import save_network
 from .config import TrainingSettings
 from .evaluation import (
     EVALUATION_FORMAT,
@@ -52,6 +51,7 @@ from .evaluation import (
     evaluate_across_scales,
     image_pyramid,
 )
+from .network_file import save_network
 from .paper_figures import (
     RESTRICTED_PREDICTIONS_FORMAT,
     restricted_predictions,

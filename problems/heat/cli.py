@@ -32,8 +32,8 @@ from pdecontrol.cli import (
 )
 from pdecontrol.continuation import HISTORY_FORMAT, run_continuation
 from pdecontrol.io import make_folder
-from pdecontrol.memory import check_memory
 from pdecontrol.linear_solvers import SOLVER_NAMES
+from pdecontrol.memory import check_memory
 
 from .inversion import OBSERVATIONS, HeatInversion, HeatSettings
 from .memory import inversion_memory

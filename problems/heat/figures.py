@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import xarray as xr
+
 from pdecontrol.plotting import new_figure, save_figure
 
 __all__ = ["plot_fields", "plot_convergence", "plot_iterations"]
