@@ -130,7 +130,7 @@ def build_torch_model(torch, settings, problem, x0, h: float):
             y = torch.nn.functional.conv2d(x, self.K0, self.b0, padding=1)
             if opening_activation is not None:
                 y = opening_activation(y)
-            for K, b in zip(self.K, self.b):
+            for K, b in zip(self.K, self.b, strict=True):
                 y = y + dt * activation(torch.nn.functional.conv2d(y, K, b, padding=1))
             return y.flatten(1) @ self.W.flatten(1).T + self.c
 

@@ -104,7 +104,7 @@ class Mesh:
     @property
     def h(self) -> tuple[float, ...]:
         """Mesh spacing per axis, ``extent / n``."""
-        return tuple(e / n for e, n in zip(self._extent, self._shape))
+        return tuple(e / n for e, n in zip(self._extent, self._shape, strict=True))
 
     @property
     def cell_volume(self) -> float:
@@ -118,7 +118,7 @@ class Mesh:
 
     def node_coordinates(self) -> tuple[np.ndarray, ...]:
         """Per axis, the 1-D array ``origin + h * arange(n)`` of node coordinates."""
-        return tuple(o + h * np.arange(n) for o, h, n in zip(self._origin, self.h, self._shape))
+        return tuple(o + h * np.arange(n) for o, h, n in zip(self._origin, self.h, self._shape, strict=True))
 
     def meshgrid(self) -> tuple[np.ndarray, ...]:
         """Node coordinates as ``dim`` arrays of shape :attr:`shape` ('ij' indexing)."""
@@ -224,7 +224,7 @@ class MeshHierarchy:
             meshes.append(meshes[-1].coarsen())
         self.levels = [
             Level(fine, prolongation_matrix(coarse.shape), restriction_matrix(fine.shape))
-            for fine, coarse in zip(meshes[:-1], meshes[1:])
+            for fine, coarse in zip(meshes[:-1], meshes[1:], strict=True)
         ] + [Level(meshes[-1])]
 
     @classmethod

@@ -49,7 +49,7 @@ class TaylorResult:
         lines = [f"TaylorResult({self.name!r}, passed={self.passed}, expected order "
                  f"{self.expected_order:g} +- {self.tolerance:g}, noise floor {self.noise_floor:.1e})",
                  "         eps    remainder   order"]
-        for k, (e, r) in enumerate(zip(self.eps, self.remainders)):
+        for k, (e, r) in enumerate(zip(self.eps, self.remainders, strict=True)):
             order = f"{self.orders[k - 1]:7.3f}" if k else "       "
             lines.append(f"  {e:10.3e}   {r:10.3e} {order}")
         return "\n".join(lines)
@@ -238,10 +238,10 @@ def gauss_newton_test(functional: ReducedFunctional, x, *, examples=None, rng=No
     vectors = [rng.standard_normal(x.size) for _ in range(n_vectors)]
     products = [operator.matvec(v) for v in vectors]
     symmetry, curvature = 0.0, np.inf
-    for i, (v, gv) in enumerate(zip(vectors, products)):
+    for i, (v, gv) in enumerate(zip(vectors, products, strict=True)):
         norm = np.linalg.norm(v) * np.linalg.norm(gv)
         curvature = min(curvature, float(np.dot(v, gv)) / norm if norm > 0 else 0.0)
-        for w, gw in zip(vectors[i + 1:], products[i + 1:]):
+        for w, gw in zip(vectors[i + 1:], products[i + 1:], strict=True):
             a, b = float(np.dot(w, gv)), float(np.dot(v, gw))
             symmetry = max(symmetry, abs(a - b) / max(abs(a), abs(b), np.finfo(np.float64).tiny))
     passed = bool(symmetry < tolerance and curvature >= -tolerance)
@@ -280,7 +280,7 @@ class _Packing:
 
     def pack(self, *values):
         chunks = []
-        for part, value in zip(self.parts, values):
+        for part, value in zip(self.parts, values, strict=True):
             if isinstance(part, dict):
                 value = value or {}
                 for name, shape in part.items():

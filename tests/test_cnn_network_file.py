@@ -175,7 +175,7 @@ def test_resume_equals_uninterrupted(tmp_path, data, stage, outer):
     xr.testing.assert_identical(
         without_wall_time(resumed.history), without_wall_time(reference.history)
     )
-    for a, b in zip(resumed.stage_networks, reference.stage_networks):
+    for a, b in zip(resumed.stage_networks, reference.stage_networks, strict=True):
         np.testing.assert_array_equal(a.parameters, b.parameters)
     # a finished run is returned from its resume state without training again
     again = train_multilevel(

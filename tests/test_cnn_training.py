@@ -109,9 +109,10 @@ def consistent_functional():
     fine = settings.make_problem(Mesh((8, 8)), 3)
     images = rng.random((6, 8, 8))
     labels = np.arange(6) % 3
-    make = lambda problem, data, regs: cnn_functional(
-        problem, data, labels, 2, final_time=1.0, regularizers=regs
-    )
+
+    def make(problem, data, regs):
+        return cnn_functional(problem, data, labels, 2, final_time=1.0, regularizers=regs)
+
     J_fine = make(fine, images, settings.make_regularizers(fine))
     coarse = [
         (

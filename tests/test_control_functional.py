@@ -107,8 +107,8 @@ def test_step_tangent_and_adjoint(stepper, rng):
 
     def split(v):
         parts = np.split(v, np.cumsum(sizes)[:-1])
-        out = [part.reshape(shape) for part, shape in zip(parts, shapes)]
-        return out[0], dict(zip(names[1:3], out[1:3])), dict(zip(names[3:], out[3:]))
+        out = [part.reshape(shape) for part, shape in zip(parts, shapes, strict=True)]
+        return out[0], dict(zip(names[1:3], out[1:3], strict=True)), dict(zip(names[3:], out[3:], strict=True))
 
     def step(v):
         yy, cc, ss = split(v)
@@ -191,7 +191,7 @@ def test_gauss_newton_products_reuse_the_forward_linearization(stepper, rng):
                                   store_linearization=False)
     recomputing.problem = CountingTanhNetwork()
     operator = recomputing.gauss_newton_operator(x)
-    for d, product in zip(directions, products):
+    for d, product in zip(directions, products, strict=True):
         np.testing.assert_array_equal(operator.matvec(d), product)
     assert recomputing.problem.calls == {"rhs": n_chunks * per_sweep,
                                          "linearize": 2 * k * n_chunks * per_sweep}
@@ -308,7 +308,8 @@ def test_trajectory_tangent_matches_finite_difference_of_integrate(rng):
     problem, p = TanhNetwork(), LAYOUT.random(rng, scale=0.6)
     y0 = rng.standard_normal((3, C))
     dp = LAYOUT.random(rng)
-    run = lambda q, y: integrate(problem, "rk4", y, q.controls, q.static, final_time=T, n_steps=N_STEPS)
+    def run(q, y):
+        return integrate(problem, "rk4", y, q.controls, q.static, final_time=T, n_steps=N_STEPS)
     trajectory = run(p, y0)
     dy0 = rng.standard_normal(y0.shape)
     tangent = trajectory.tangent(dy0, dp.controls, dp.static)

@@ -30,7 +30,8 @@ def test_gradient_and_hessian_taylor(loss, rng):
 def test_hessian_symmetric_psd(loss, rng):
     z = rng.standard_normal((5, 3))
     c = _targets(rng, z.shape)
-    apply = lambda v: loss.hessian_product(z, c, v)
+    def apply(v):
+        return loss.hessian_product(z, c, v)
     assert adjoint_test(apply, apply, z.shape, z.shape, rng=rng).relative_error < 1e-12
     for _ in range(3):
         v = rng.standard_normal(z.shape)

@@ -72,7 +72,8 @@ def test_gradient_taylor_and_exact_hessian(layout, rng, index):
     p = layout.random(rng)
     x = p.flat.copy()
     block = layout.slices[reg.block]
-    grad = lambda v: reg.gradient(layout.unflatten(v))[reg.block].reshape(-1)
+    def grad(v):
+        return reg.gradient(layout.unflatten(v))[reg.block].reshape(-1)
     result = taylor_test_map(lambda v: reg.value(layout.unflatten(v)),
                              lambda dv: np.dot(grad(x), dv[block]), x, rng=rng)
     assert result.passed, result
@@ -82,7 +83,8 @@ def test_gradient_taylor_and_exact_hessian(layout, rng, index):
     hv = reg.hessian_product(p, layout.unflatten(v))[reg.block].reshape(-1)
     np.testing.assert_allclose(grad(x + v) - grad(x), hv, rtol=1e-10, atol=1e-12)
     shape = layout.shapes[reg.block]
-    apply = lambda u: reg.hessian_block(u, layout)
+    def apply(u):
+        return reg.hessian_block(u, layout)
     assert adjoint_test(apply, apply, shape, shape, rng=rng).passed
     assert np.vdot(v[block], hv) >= 0
 

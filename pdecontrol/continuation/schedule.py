@@ -11,6 +11,7 @@ coarse to fine (space continuation), shallow to deep (time continuation), or any
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import numbers
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -193,7 +194,7 @@ class Schedule:
         n_levels = check_int(n_levels, "n_levels", 1)
         counts = per_stage(iterations, n_levels, "iterations")
         stages = []
-        for level, count in zip(range(n_levels - 1, -1, -1), counts):
+        for level, count in zip(range(n_levels - 1, -1, -1), counts, strict=True):
             changes = {"level": level, "n_steps": n_steps if n_steps is not None else stage.n_steps}
             if count is not None:
                 changes["iterations"] = count
@@ -208,11 +209,11 @@ class Schedule:
         ``iterations``: an int or one per stage (default: the stage's).
         """
         steps = [check_int(n, f"steps[{i}]", 1) for i, n in enumerate(steps)]
-        if not steps or any(a >= b for a, b in zip(steps, steps[1:])):
+        if not steps or any(a >= b for a, b in itertools.pairwise(steps)):
             raise ValueError(f"steps must increase strictly, got {steps}")
         counts = per_stage(iterations, len(steps), "iterations")
         stages = []
-        for n, count in zip(steps, counts):
+        for n, count in zip(steps, counts, strict=True):
             changes = {"n_steps": n, "level": stage.level if level is None else level}
             if count is not None:
                 changes["iterations"] = count

@@ -69,12 +69,12 @@ class SumFunctional(ReducedFunctional):
 
     def value(self, x, examples=None) -> float:
         examples = self.check_examples(examples)
-        return float(sum(a * j.value(x, examples) for a, j in zip(self.coefficients, self.functionals)))
+        return float(sum(a * j.value(x, examples) for a, j in zip(self.coefficients, self.functionals, strict=True)))
 
     def value_and_gradient(self, x, examples=None):
         examples = self.check_examples(examples)
         total, gradient = 0.0, np.zeros(self.size)
-        for a, j in zip(self.coefficients, self.functionals):
+        for a, j in zip(self.coefficients, self.functionals, strict=True):
             value, g = j.value_and_gradient(x, examples)
             total += a * value
             gradient += a * g
@@ -85,7 +85,7 @@ class SumFunctional(ReducedFunctional):
         operators = [j.gauss_newton_operator(x, examples) for j in self.functionals]
 
         def matvec(v):
-            return sum(a * op.matvec(v) for a, op in zip(self.coefficients, operators))
+            return sum(a * op.matvec(v) for a, op in zip(self.coefficients, operators, strict=True))
 
         return LinearOperator((self.size, self.size), matvec=matvec, rmatvec=matvec, dtype=np.float64)
 

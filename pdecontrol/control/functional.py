@@ -302,7 +302,7 @@ class ControlFunctional(ReducedFunctional):
         trajectory, sources = chunk.trajectory, {}
         static_bar = {name: np.zeros(np.shape(value)) for name, value in static.items()}
         bars = np.split(outputs_bar, np.cumsum(chunk.output_sizes)[:-1], axis=1)
-        for step, z_bar in zip(self.observation_steps, bars):
+        for step, z_bar in zip(self.observation_steps, bars, strict=True):
             y_bar, observed_static_bar = self.problem.output_adjoint(trajectory.state(step),
                                                                      static, z_bar)
             sources[step] = np.asarray(y_bar, dtype=self.dtype)

@@ -240,7 +240,7 @@ class GradientPenalty(Regularizer):
         shape = layout.shapes[self.block]
         d = len(self.spacing)
         out = np.zeros(shape)
-        for k, (part, h) in enumerate(zip(r, self.spacing)):
+        for k, (part, h) in enumerate(zip(r, self.spacing, strict=True)):
             axis = len(shape) - d + k
             lead = [slice(None)] * len(shape)
             lead[axis] = slice(1, None)

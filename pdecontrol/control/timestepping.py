@@ -39,7 +39,7 @@ def _combine(y, scale, coefficients, vectors):
     must not modify them. Each term is one fused pass (:func:`pdecontrol.ops.add_scaled`).
     """
     out, base = None, y
-    for coefficient, vector in zip(coefficients, vectors):
+    for coefficient, vector in zip(coefficients, vectors, strict=True):
         if coefficient != 0.0:
             out = add_scaled(base, scale * coefficient, vector, out=out)
             base = out
@@ -164,7 +164,7 @@ class RungeKutta:
                      if coefficient != 0.0 and vector is not None]
             if not terms:
                 continue
-            coefficients, vectors = zip(*terms)
+            coefficients, vectors = zip(*terms, strict=True)
             slope_bar = _combine(None, dt, coefficients, vectors)
             stage_bar, c_bar, s_bar = problem.rhs_adjoint(
                 stages[i], control, static, t + self.c[i] * dt, slope_bar, cache=caches[i])

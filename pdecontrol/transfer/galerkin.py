@@ -37,7 +37,7 @@ def _galerkin_restriction_matrix_1d() -> np.ndarray:
     ``m`` around ``2J`` and ``p(q)`` the interpolation weight at fine offset ``q`` from a coarse
     node.
     """
-    p = dict(zip((-1, 0, 1), INTERPOLATION_WEIGHTS))
+    p = dict(zip((-1, 0, 1), INTERPOLATION_WEIGHTS, strict=True))
     r = {m: w / 2 for m, w in p.items()}
     matrix = np.zeros((3, 3))
     for B in (-1, 0, 1):

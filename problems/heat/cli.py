@@ -99,7 +99,7 @@ def _fields(problem: HeatInversion, result) -> xr.Dataset:
         level = schedule[index].level
         mesh = problem.hierarchy[level].mesh
         dims = tuple(f"{axis}{level}" for axis in _AXES[: mesh.dim])
-        for axis, dim, values in zip(_AXES, dims, mesh.node_coordinates()):
+        for dim, values in zip(dims, mesh.node_coordinates(), strict=True):
             coords[dim] = values
         shape = "x".join(map(str, mesh.shape))
         variables[f"m_level{level}"] = (dims, np.reshape(x, mesh.shape),
