@@ -158,7 +158,9 @@ def main(argv=None):
             "fwd": lambda x=x, params=params: ours_forward(x, *params),
             "fwd+bwd": lambda x=x, params=params: ours_forward_backward(x, *params),
         }
-        theirs = dict(zip(("fwd", "fwd+bwd"), torch_functions(torch, x, *params), strict=True)) if torch else {}
+        theirs = {}
+        if torch:
+            theirs = dict(zip(("fwd", "fwd+bwd"), torch_functions(torch, x, *params), strict=True))
         for name in ("fwd", "fwd+bwd"):
             runs = [ours[name]] + ([theirs[name]] if torch else [])
             for run in runs:  # warm-up (compilation, allocator)

@@ -118,7 +118,8 @@ class Mesh:
 
     def node_coordinates(self) -> tuple[np.ndarray, ...]:
         """Per axis, the 1-D array ``origin + h * arange(n)`` of node coordinates."""
-        return tuple(o + h * np.arange(n) for o, h, n in zip(self._origin, self.h, self._shape, strict=True))
+        return tuple(o + h * np.arange(n)
+                     for o, h, n in zip(self._origin, self.h, self._shape, strict=True))
 
     def meshgrid(self) -> tuple[np.ndarray, ...]:
         """Node coordinates as ``dim`` arrays of shape :attr:`shape` ('ij' indexing)."""

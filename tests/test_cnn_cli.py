@@ -142,7 +142,8 @@ def _validation_images(config):
 
 
 def test_evaluate_at_a_coarser_and_a_finer_resolution(run_dir, tmp_path, capsys):
-    assert main(["cnn", "evaluate", str(run_dir), "--resolution", "8", "--out", str(tmp_path), "-q"]) == 0
+    argv = ["cnn", "evaluate", str(run_dir), "--resolution", "8", "--out", str(tmp_path), "-q"]
+    assert main(argv) == 0
     out = capsys.readouterr().out
     assert "restricted" in out and "classifier-only" in out and "resolved" in out
     result = json.loads((tmp_path / "evaluation_8.json").read_text())
@@ -199,7 +200,8 @@ def test_resume_and_refusal_to_overwrite(run_dir, capsys):
 
 def test_initial_continues_from_a_trained_network(run_dir, tmp_path, capsys):
     out = tmp_path / "continued"
-    argv = ["cnn", "train", *TINY, "--mode", "consistent", "--initial", str(run_dir), "--out", str(out)]
+    argv = ["cnn", "train", *TINY, "--mode", "consistent", "--initial", str(run_dir),
+            "--out", str(out)]
     assert main(argv) == 0
     # the start row is the trained network (its classifier re-solved on the same fine data)
     start = xr.open_dataset(out / "history.nc").load().isel(iteration=0)
@@ -213,7 +215,8 @@ def test_initial_continues_from_a_trained_network(run_dir, tmp_path, capsys):
         (["--mode", "single", "--resolution", "32"], "is a network on 16x16"),
     ]:
         target = tmp_path / f"bad{len(extra)}{extra[-1]}"
-        assert main(["cnn", "train", *TINY, *extra, "--initial", str(run_dir), "--out", str(target)]) == 2
+        argv = ["cnn", "train", *TINY, *extra, "--initial", str(run_dir), "--out", str(target)]
+        assert main(argv) == 2
         assert message in _error_line(capsys)
         assert not target.exists()  # refused before anything is written
     bad = ["cnn", "train", *TINY, "--mode", "single", "--initial", str(tmp_path)]
@@ -246,7 +249,8 @@ def test_evaluate_resolution_errors(run_dir, capsys):
     assert main(["cnn", "evaluate", str(run_dir), "--resolution", "12", "-q"]) == 2
     assert "not on the mesh hierarchy" in _error_line(capsys)
     assert (
-        main(["cnn", "evaluate", str(run_dir), "--resolution", "32", "--variant", "restricted", "-q"]) == 2
+        main(["cnn", "evaluate", str(run_dir), "--resolution", "32", "--variant", "restricted",
+              "-q"]) == 2
     )
     assert "does not apply" in _error_line(capsys)
 

@@ -2,8 +2,8 @@
 with a random start, and the restricted network with the W-only ablation across scales.
 
 Every run is seeded, so the numbers are reproducible; the asserted inequalities are the claims
-of docs/method.md (sections 5 to 7) at CI size and would fail if the transfers, the work accounting or
-the schedule regressed.
+of docs/method.md (sections 5 to 7) at CI size and would fail if the transfers, the work
+accounting or the schedule regressed.
 """
 
 import numpy as np
@@ -46,7 +46,8 @@ def test_multilevel_beats_random_start_at_first_fine_iteration(synthetic, single
 
 
 def test_restricted_network_beats_classifier_only_ablation(synthetic, single):
-    """Galerkin-restricted network vs the W-only ablation on 8x8 images (docs/method.md sections 6-7).
+    """Galerkin-restricted network vs the W-only ablation on 8x8 images (docs/method.md
+    sections 6-7).
 
     Trained with the high-order kernel penalty, the single-level network passes. With the
     resolution-consistent objective the ablation is beaten when W is trained with the kernels

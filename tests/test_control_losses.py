@@ -22,7 +22,8 @@ def test_gradient_and_hessian_taylor(loss, rng):
     assert value.passed, value
     assert np.nanmin(value.orders) > 1.9
     hessian = taylor_test_map(lambda v: loss.gradient(v.reshape(z.shape), c),
-                              lambda dv: loss.hessian_product(z, c, dv.reshape(z.shape)), flat, rng=rng)
+                              lambda dv: loss.hessian_product(z, c, dv.reshape(z.shape)), flat,
+                              rng=rng)
     assert hessian.passed, hessian
 
 

@@ -55,7 +55,8 @@ def test_restrict_stencil_equals_the_rows_of_R_K_P_away_from_the_origin_faces(rn
 
 
 def test_galerkin_identity_on_grid_functions(rng):
-    """K_H y == R K_h P y at coarse nodes with all indices >= 1, matrix-free (docs/method.md section 7)."""
+    """K_H y == R K_h P y at coarse nodes with all indices >= 1, matrix-free (docs/method.md
+    section 7)."""
     s = rng.standard_normal((3, 3))
     y = rng.standard_normal((6, 7))
     fine = (12, 14)

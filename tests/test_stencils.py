@@ -88,7 +88,8 @@ def test_coefficients_give_the_differential_operator_at_second_order(rng):
         return exponential + np.prod(wave ** np.array(m)) * np.sin(wave @ x + sum(m) * np.pi / 2)
 
     exact = sum(
-        a * derivative(m, point) for a, m in zip(alpha, itertools.product(range(3), repeat=2), strict=True)
+        a * derivative(m, point)
+        for a, m in zip(alpha, itertools.product(range(3), repeat=2), strict=True)
     )
     errors = []
     for h in (0.1, 0.05, 0.025):

@@ -83,7 +83,8 @@ class Stage:
         if self.n_steps is not None:
             check_int(self.n_steps, "Stage.n_steps", 1)
         if not callable(self.solver):
-            raise TypeError(f"Stage.solver must be a solver function, got {type(self.solver).__name__}")
+            raise TypeError("Stage.solver must be a solver function, got "
+                            f"{type(self.solver).__name__}")
         if not isinstance(self.stopping, Stopping):
             raise TypeError(f"Stage.stopping must be a pdecontrol.optimize.Stopping, got "
                             f"{type(self.stopping).__name__}")

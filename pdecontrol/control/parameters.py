@@ -66,7 +66,8 @@ class ParameterLayout:
         controls = dict(controls)
         clash = set(controls) & set(static)
         if clash:
-            raise ValueError(f"block names must be unique; {sorted(clash)} are both control and static")
+            raise ValueError(f"block names must be unique; {sorted(clash)} are both control and "
+                             "static")
         if not controls and not static:
             raise ValueError("a ParameterLayout needs at least one control or static block")
         block_weights = {} if block_weights is None else dict(block_weights)

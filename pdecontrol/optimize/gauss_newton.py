@@ -16,7 +16,8 @@ from .stopping import Stopping
 __all__ = ["gauss_newton_cg", "EISENSTAT_WALKER"]
 
 EISENSTAT_WALKER = "eisenstat-walker"
-"""``cg_rtol`` value selecting the adaptive forcing term ``min(forcing_max, sqrt(|g_k| / |g_0|))``."""
+"""``cg_rtol`` value selecting the adaptive forcing term
+``min(forcing_max, sqrt(|g_k| / |g_0|))``."""
 
 
 def _check_cg_rtol(cg_rtol):

@@ -26,9 +26,9 @@ The paper does not state its network's width. :data:`PAPER_CONFIGS` holds ``"pap
 configuration whose random-kernel start (kernels random, classifier solved) is close to the
 paper's 82.9%, and ``"strong"``: 8 channels, random kernels three times larger (more nonlinear
 initial features: 93.8% instead of 88.0% for the random start on a 10,000 / 5,000 subset) and a
-high-order kernel penalty on orders >= 2 (docs/method.md section 7) that keeps prolonged kernels from
-amplifying their high-order part, trained with more, smaller Gauss-Newton steps (4 steps of at
-most 20 CG iterations on batches of 2,000 per outer iteration instead of 2 x 10 on 10,000).
+high-order kernel penalty on orders >= 2 (docs/method.md section 7) that keeps prolonged kernels
+from amplifying their high-order part, trained with more, smaller Gauss-Newton steps (4 steps of
+at most 20 CG iterations on batches of 2,000 per outer iteration instead of 2 x 10 on 10,000).
 """
 
 from __future__ import annotations

@@ -237,7 +237,8 @@ def train_time_continuation(
     problem = CNNTraining(settings, train, validation, n_classes=n_classes)
     counts = per_stage(outer_iterations, len(layers), "outer_iterations")
     schedule = Schedule([problem.stage(0, n, settings.outer_iterations if count is None
-                                       else count) for n, count in zip(layers, counts, strict=True)])
+                                       else count)
+                         for n, count in zip(layers, counts, strict=True)])
     return problem.train(schedule, "train_time_continuation", state_dir=state_dir,
                          callback=callback, progress=progress)
 
