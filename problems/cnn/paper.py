@@ -318,20 +318,24 @@ def paper_table(results: dict) -> str:
         "| --- | --- |",
     ]
     lines += [f"| {name} | {value} |" for name, value in extra]
-    s = r["settings"]
-    lines += [
-        "",
-        f"Configuration `{r['config']}`: {s['n_channels']} channels, {s['n_steps']} "
-        f"residual {s['activation']} layers, {s['loss']} loss, {r['n_train']} training / "
-        f"{r['n_val']} validation images (seed {s['seed']}), {s['outer_iterations']} outer "
+    lines += ["", _configuration_line(r["config"], r["settings"], r["n_train"], r["n_val"])]
+    return "\n".join(lines) + "\n"
+
+
+def _configuration_line(config: str, s: dict, n_train: int, n_val: int) -> str:
+    """The last line of :func:`paper_table`: the configuration ``config`` (its settings ``s``, a
+    :meth:`TrainingSettings.to_dict`) on ``n_train`` / ``n_val`` images."""
+    return (
+        f"Configuration `{config}`: {s['n_channels']} channels, {s['n_steps']} "
+        f"residual {s['activation']} layers, {s['loss']} loss, {n_train} training / "
+        f"{n_val} validation images (seed {s['seed']}), {s['outer_iterations']} outer "
         f"iterations per level, {s['gauss_newton_steps']} Gauss-Newton steps of at most "
         f"{s['cg_iterations']} CG iterations, batch {s['batch_size']}, high-order penalty "
         f"{s['high_order_penalty']} (orders >= {s.get('high_order_min_order', 1)}), "
         f"initial kernel / opening scale {s.get('kernel_scale', 1.0)} / "
         f"{s.get('opening_scale', 1.0)}, classifier Tikhonov {s['classifier_tikhonov']}, "
-        f"{s['dtype']}.",
-    ]
-    return "\n".join(lines) + "\n"
+        f"{s['dtype']}."
+    )
 
 
 def reproduce_paper(
