@@ -47,7 +47,8 @@ def parse_args(argv=None):
     parser.add_argument(
         "--data-dir", default=None, help="MNIST directory (else PDECONTROL_DATA_DIR)"
     )
-    parser.add_argument("--paper-dir", type=Path, default=None, help="a `pdecontrol cnn paper` --out")
+    parser.add_argument("--paper-dir", type=Path, default=None,
+                        help="a `pdecontrol cnn paper` --out")
     parser.add_argument("--config", default="strong", choices=sorted(PAPER_CONFIGS))
     parser.add_argument("--n-train", type=int, default=40_000)
     parser.add_argument("--n-val", type=int, default=20_000)
@@ -60,7 +61,8 @@ def parse_args(argv=None):
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--eval-every", type=int, default=400, help="steps between evaluations")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0, help="split seed (as `pdecontrol cnn paper`)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="split seed (as `pdecontrol cnn paper`)")
     parser.add_argument("--figure", type=Path, default=None, help="PNG: accuracy against time")
     return parser.parse_args(argv)
 
@@ -130,7 +132,7 @@ def build_torch_model(torch, settings, problem, x0, h: float):
             y = torch.nn.functional.conv2d(x, self.K0, self.b0, padding=1)
             if opening_activation is not None:
                 y = opening_activation(y)
-            for K, b in zip(self.K, self.b):
+            for K, b in zip(self.K, self.b, strict=True):
                 y = y + dt * activation(torch.nn.functional.conv2d(y, K, b, padding=1))
             return y.flatten(1) @ self.W.flatten(1).T + self.c
 

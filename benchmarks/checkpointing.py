@@ -59,7 +59,8 @@ def main(argv=None):
     state_mib = args.batch * args.n * 8 / 2 ** 20
     print(f"n_steps={args.n_steps}, state {args.batch} x {args.n} float64 = {state_mib:.1f} MiB, "
           f"stepper={args.stepper}; one value_and_gradient per row")
-    print("| checkpoint_every | stored states | peak states | recomputed steps | peak memory (MiB) | time (s) |")
+    print("| checkpoint_every | stored states | peak states | recomputed steps "
+          "| peak memory (MiB) | time (s) |")
     print("| --- | --- | --- | --- | --- | --- |")
     for interval in [None] + args.intervals:
         row = measure(args.n_steps, args.batch, args.n, args.stepper, interval, args.repeat)

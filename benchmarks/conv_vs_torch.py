@@ -73,7 +73,7 @@ def make_parameters(channels: int, dtype, rng):
 
 def ours_forward(x, k0, kernels, biases):
     y = conv(x, k0)
-    for K, b in zip(kernels, biases):
+    for K, b in zip(kernels, biases, strict=True):
         y = residual_step(y, K, b, 1.0, "tanh")
     return y
 
@@ -81,7 +81,7 @@ def ours_forward(x, k0, kernels, biases):
 def ours_forward_backward(x, k0, kernels, biases):
     y = conv(x, k0)
     states = []
-    for K, b in zip(kernels, biases):
+    for K, b in zip(kernels, biases, strict=True):
         y, lin = residual_linearize(y, K, b, 1.0, "tanh")
         states.append(lin)
     y_bar = y  # gradient of 0.5 ||y||^2
@@ -101,7 +101,7 @@ def torch_functions(torch, x, k0, kernels, biases):
 
     def network():
         y = functional.conv2d(tx, tk0, padding=1)
-        for K, b in zip(tks, tbs):
+        for K, b in zip(tks, tbs, strict=True):
             y = y + torch.tanh(functional.conv2d(y, K, b, padding=1))
         return y
 
@@ -155,10 +155,12 @@ def main(argv=None):
         x = rng.standard_normal((args.batch, 1, SIZE, SIZE)).astype(dtype)
         params = make_parameters(channels, dtype, rng)
         ours = {
-            "fwd": lambda: ours_forward(x, *params),
-            "fwd+bwd": lambda: ours_forward_backward(x, *params),
+            "fwd": lambda x=x, params=params: ours_forward(x, *params),
+            "fwd+bwd": lambda x=x, params=params: ours_forward_backward(x, *params),
         }
-        theirs = dict(zip(("fwd", "fwd+bwd"), torch_functions(torch, x, *params))) if torch else {}
+        theirs = {}
+        if torch:
+            theirs = dict(zip(("fwd", "fwd+bwd"), torch_functions(torch, x, *params), strict=True))
         for name in ("fwd", "fwd+bwd"):
             runs = [ours[name]] + ([theirs[name]] if torch else [])
             for run in runs:  # warm-up (compilation, allocator)

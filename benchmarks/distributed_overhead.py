@@ -67,10 +67,10 @@ def _options():
 
 
 def _functional(args):
+    from pdecontrol.mesh import Mesh
     from problems.cnn.config import TrainingSettings
     from problems.cnn.data import load_image_sets, to_numpy
     from problems.cnn.network import cnn_functional
-    from pdecontrol.mesh import Mesh
 
     settings = TrainingSettings(n_channels=args.channels, n_steps=args.steps,
                                 high_order_penalty=1e-2)

@@ -1,8 +1,8 @@
 """Accuracy of the linear solvers against ``rtol``, on an implicit heat step.
 
-``A = I + dt A(m)`` with ``A(m) = -div(exp(m) grad)`` (:class:`pdecontrol.diffusion.DiffusionOperator`,
-``n^2`` grid, zero Dirichlet boundary; ``tests/linear_solver_problems.py``) and a smooth random
-``m`` with
+``A = I + dt A(m)`` with ``A(m) = -div(exp(m) grad)``
+(:class:`pdecontrol.diffusion.DiffusionOperator`, ``n^2`` grid, zero Dirichlet boundary;
+``tests/linear_solver_problems.py``) and a smooth random ``m`` with
 ``exp(max m - min m) = contrast``. For ``k`` standard-normal right-hand sides ``b`` and ``c``,
 ``x ~ A^-1 b`` by ``solve`` and ``y ~ A^-T c`` by ``solve_transpose``, prints per solver and
 ``rtol`` (worst over the columns):

@@ -21,7 +21,8 @@ import time
 
 from pdecontrol.cli import main as pdecontrol
 
-#: ``pdecontrol cnn train`` options of the profiled run (the ``strong`` config's network and schedule).
+#: ``pdecontrol cnn train`` options of the profiled run (the ``strong`` config's network and
+#: schedule).
 STRONG_OUTER_ITERATION = (
     "--data mnist --mode single --n-train 40000 --n-val 20000 --channels 8 --kernel-scale 3 "
     "--opening-scale 3 --high-order-penalty 1e-3 --high-order-min-order 2 --batch 2000 "

@@ -27,10 +27,10 @@ import scipy.linalg
 import scipy.sparse as sp
 
 from pdecontrol.transfer import restrict_image
-from problems.cnn.network_file import read_network_file
 from problems.cnn.classifier import ClassifierSolver
 from problems.cnn.data import load_image_sets
 from problems.cnn.evaluation import TrainedNetwork, as_labelled_images, image_pyramid
+from problems.cnn.network_file import read_network_file
 
 
 def gradient_penalty_matrix(n_channels: int, n: int) -> np.ndarray:

@@ -23,8 +23,15 @@ import time
 import numba
 import numpy as np
 
-from pdecontrol.ops import _kernels, activations, elementwise
-from pdecontrol.ops import add_scaled, conv, conv_kernel_gradient, get_activation
+from pdecontrol.ops import (
+    _kernels,
+    activations,
+    add_scaled,
+    conv,
+    conv_kernel_gradient,
+    elementwise,
+    get_activation,
+)
 
 
 def per_call(function, seconds: float) -> float:

@@ -25,8 +25,19 @@ Layout (each a small module with one job):
 * :mod:`pdecontrol.memory` - allocator tuning for long runs (keep freed memory in the process).
 """
 from . import (
-    assembly, continuation, control, diffusion, io, linear_solvers, memory, mesh, ops, optimize,
-    stencils, transfer, verify,
+    assembly,
+    continuation,
+    control,
+    diffusion,
+    io,
+    linear_solvers,
+    memory,
+    mesh,
+    ops,
+    optimize,
+    stencils,
+    transfer,
+    verify,
 )
 from .functional import ReducedFunctional
 from .mesh import Mesh, MeshHierarchy

@@ -80,7 +80,7 @@ def check_shape(array: np.ndarray, expected: tuple, name: str) -> np.ndarray:
     """Check ``array.shape`` against ``expected``, where ``None`` entries match any length."""
     shape = np.shape(array)
     if len(shape) != len(expected) or any(
-        e is not None and s != e for s, e in zip(shape, expected)
+        e is not None and s != e for s, e in zip(shape, expected, strict=True)
     ):
         pretty = "(" + ", ".join("*" if e is None else str(e) for e in expected) + ")"
         raise ValueError(f"{name} must have shape {pretty}, got {shape}")

@@ -73,12 +73,13 @@ class Evaluation:
     """
 
     kind: str
-    functional: "ReducedFunctional"
+    functional: ReducedFunctional
     examples: object = None
 
     @property
     def n_examples(self) -> int | None:
-        """Examples the evaluation covers (``None`` for a functional not separable over examples)."""
+        """Examples the evaluation covers (``None`` for a functional not separable over
+        examples)."""
         if self.examples is not None:
             return int(np.size(self.examples))
         return self.functional.n_examples
@@ -230,7 +231,8 @@ class ReducedFunctional(ABC):
         return float(np.sqrt(max(self.inner(u, u), 0.0)))
 
     def riesz(self, g: np.ndarray) -> np.ndarray:
-        """Riesz representer ``g / m`` of a dual vector (the steepest-descent direction is its negative)."""
+        """Riesz representer ``g / m`` of a dual vector (the steepest-descent direction is its
+        negative)."""
         return g / self.weights
 
     def dual_norm(self, g: np.ndarray) -> float:
@@ -252,10 +254,12 @@ class ReducedFunctional(ABC):
             return None
         n = self.n_examples
         if n is None:
-            raise ValueError(f"{type(self).__name__} is not separable over examples; pass examples=None")
+            raise ValueError(f"{type(self).__name__} is not separable over examples; "
+                             "pass examples=None")
         idx = np.asarray(examples)
         if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer):
-            raise ValueError(f"examples must be a 1-D integer index array, got {idx.dtype} shape {idx.shape}")
+            raise ValueError("examples must be a 1-D integer index array, "
+                             f"got {idx.dtype} shape {idx.shape}")
         if idx.size == 0:
             raise ValueError("examples must not be empty")
         if idx.min() < 0 or idx.max() >= n:

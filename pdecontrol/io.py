@@ -64,7 +64,7 @@ class CorruptFileError(ValueError):
         self.where, self.reason, self.fix = str(where), reason, fix
         super().__init__(f"{where} {reason}; {fix}")
 
-    def with_fix(self, fix: str) -> "CorruptFileError":
+    def with_fix(self, fix: str) -> CorruptFileError:
         return CorruptFileError(self.where, self.reason, fix)
 
 
@@ -228,7 +228,8 @@ def write_archive(path, arrays: dict, metadata: dict, *, format: str) -> Path:
     """Write numeric ``arrays`` (name -> ndarray) and a JSON ``metadata`` dict to an ``.npz``
     file, atomically, with the SHA-256 of both and the ``format`` name inside."""
     for name, array in arrays.items():
-        if name.startswith("__") or not isinstance(array, np.ndarray) or array.dtype.kind not in "fiub":
+        numeric = isinstance(array, np.ndarray) and array.dtype.kind in "fiub"
+        if name.startswith("__") or not numeric:
             raise TypeError(f"archive entry {name!r} must be a numeric ndarray named without a "
                             f"leading '__', got {type(array).__name__}")
     text = json.dumps({"format": format, "metadata": metadata}, sort_keys=True,

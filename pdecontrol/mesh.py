@@ -15,8 +15,14 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._validation import as_float_array
-from .transfer import prolong, prolong_field, prolongation_matrix, restrict, restrict_field
-from .transfer import restriction_matrix
+from .transfer import (
+    prolong,
+    prolong_field,
+    prolongation_matrix,
+    restrict,
+    restrict_field,
+    restriction_matrix,
+)
 from .transfer._shapes import as_grid_shape, check_coarsenable, spatial_shape
 
 __all__ = ["Mesh", "Level", "MeshHierarchy"]
@@ -98,7 +104,7 @@ class Mesh:
     @property
     def h(self) -> tuple[float, ...]:
         """Mesh spacing per axis, ``extent / n``."""
-        return tuple(e / n for e, n in zip(self._extent, self._shape))
+        return tuple(e / n for e, n in zip(self._extent, self._shape, strict=True))
 
     @property
     def cell_volume(self) -> float:
@@ -112,7 +118,8 @@ class Mesh:
 
     def node_coordinates(self) -> tuple[np.ndarray, ...]:
         """Per axis, the 1-D array ``origin + h * arange(n)`` of node coordinates."""
-        return tuple(o + h * np.arange(n) for o, h, n in zip(self._origin, self.h, self._shape))
+        return tuple(o + h * np.arange(n)
+                     for o, h, n in zip(self._origin, self.h, self._shape, strict=True))
 
     def meshgrid(self) -> tuple[np.ndarray, ...]:
         """Node coordinates as ``dim`` arrays of shape :attr:`shape` ('ij' indexing)."""
@@ -132,12 +139,12 @@ class Mesh:
             levels, mesh = levels + 1, mesh.coarsen()
         return levels
 
-    def coarsen(self) -> "Mesh":
+    def coarsen(self) -> Mesh:
         """The mesh with half the nodes per axis (``h`` doubled, same origin and extent)."""
         check_coarsenable(self._shape, f"Mesh with shape {self._shape}")
         return Mesh(tuple(n // 2 for n in self._shape), self._extent, self._origin)
 
-    def refine(self) -> "Mesh":
+    def refine(self) -> Mesh:
         """The mesh with twice the nodes per axis (``h`` halved, same origin and extent)."""
         return Mesh(tuple(2 * n for n in self._shape), self._extent, self._origin)
 
@@ -218,11 +225,11 @@ class MeshHierarchy:
             meshes.append(meshes[-1].coarsen())
         self.levels = [
             Level(fine, prolongation_matrix(coarse.shape), restriction_matrix(fine.shape))
-            for fine, coarse in zip(meshes[:-1], meshes[1:])
+            for fine, coarse in zip(meshes[:-1], meshes[1:], strict=True)
         ] + [Level(meshes[-1])]
 
     @classmethod
-    def from_coarsest(cls, mesh: Mesh, n_levels: int) -> "MeshHierarchy":
+    def from_coarsest(cls, mesh: Mesh, n_levels: int) -> MeshHierarchy:
         """The hierarchy of ``n_levels`` meshes whose coarsest is ``mesh`` (finest: ``mesh``
         refined ``n_levels - 1`` times)."""
         if not isinstance(mesh, Mesh):
@@ -235,7 +242,7 @@ class MeshHierarchy:
         return cls(finest, n_levels)
 
     @classmethod
-    def spanning(cls, *meshes: Mesh) -> "MeshHierarchy":
+    def spanning(cls, *meshes: Mesh) -> MeshHierarchy:
         """The smallest hierarchy that has every mesh given as a level (its finest is the finest
         of them). ``ValueError`` naming them if one is not another coarsened a whole number of
         times (halving every axis; same extent and origin)."""

@@ -76,8 +76,9 @@ def _name(multi_index: tuple) -> str:
     order = sum(multi_index)
     if order == 0:
         return "identity"
+    names = _AXIS_NAMES[: len(multi_index)]  # dim is 1, 2 or 3
     parts = "".join(
-        f"d{axis}{m if m > 1 else ''}" for axis, m in zip(_AXIS_NAMES, multi_index) if m
+        f"d{axis}{m if m > 1 else ''}" for axis, m in zip(names, multi_index, strict=True) if m
     )
     return f"d{order if order > 1 else ''}/{parts}"
 

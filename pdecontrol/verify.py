@@ -5,7 +5,8 @@ prints. The checks never modify their inputs: the point ``x`` is copied and hand
 so a verification leaves a functional exactly where it found it.
 
 * :func:`taylor_test` - ``|J(x + eps dx) - J(x) - eps g.dx|`` must fall as ``eps**2``.
-* :func:`taylor_test_map` - the same for a vector-valued map and its tangent (norm of the remainder).
+* :func:`taylor_test_map` - the same for a vector-valued map and its tangent (norm of the
+  remainder).
 * :func:`adjoint_test` - ``<A u, w> = <u, A^T w>`` to a relative error (float64: < 1e-10).
 * :func:`gauss_newton_test` - symmetry and positive semi-definiteness of ``G(x)``.
 * :func:`verify_problem` - all of the above for a :class:`~pdecontrol.control.ControlFunctional`,
@@ -20,8 +21,8 @@ import numpy as np
 from ._validation import as_float_array, check_finite
 from .functional import ReducedFunctional
 
-__all__ = ["TaylorResult", "AdjointResult", "GaussNewtonResult", "VerificationReport", "taylor_test",
-           "taylor_test_map", "adjoint_test", "gauss_newton_test", "verify_problem"]
+__all__ = ["TaylorResult", "AdjointResult", "GaussNewtonResult", "VerificationReport",
+           "taylor_test", "taylor_test_map", "adjoint_test", "gauss_newton_test", "verify_problem"]
 
 _DEFAULT_EPS = 1e-2 * 0.5 ** np.arange(6)
 
@@ -47,9 +48,10 @@ class TaylorResult:
 
     def __repr__(self) -> str:
         lines = [f"TaylorResult({self.name!r}, passed={self.passed}, expected order "
-                 f"{self.expected_order:g} +- {self.tolerance:g}, noise floor {self.noise_floor:.1e})",
+                 f"{self.expected_order:g} +- {self.tolerance:g}, "
+                 f"noise floor {self.noise_floor:.1e})",
                  "         eps    remainder   order"]
-        for k, (e, r) in enumerate(zip(self.eps, self.remainders)):
+        for k, (e, r) in enumerate(zip(self.eps, self.remainders, strict=True)):
             order = f"{self.orders[k - 1]:7.3f}" if k else "       "
             lines.append(f"  {e:10.3e}   {r:10.3e} {order}")
         return "\n".join(lines)
@@ -57,7 +59,8 @@ class TaylorResult:
 
 @dataclass(frozen=True)
 class AdjointResult:
-    """Outcome of a dot-product test: worst relative error ``|<Au,w> - <u,A^T w>| / max(|.|,|.|)``."""
+    """Outcome of a dot-product test: worst relative error
+    ``|<Au,w> - <u,A^T w>| / max(|.|,|.|)``."""
 
     relative_error: float
     tolerance: float
@@ -104,8 +107,9 @@ class VerificationReport:
         return [name for name, r in self.results.items() if not r.passed]
 
     def __repr__(self) -> str:
-        body = "\n".join(f"  {name}: {'ok' if r.passed else 'FAILED'}  {r!r}".replace("\n", "\n    ")
-                         for name, r in self.results.items())
+        body = "\n".join(
+            f"  {name}: {'ok' if r.passed else 'FAILED'}  {r!r}".replace("\n", "\n    ")
+            for name, r in self.results.items())
         return f"VerificationReport(passed={self.passed})\n{body}"
 
 
@@ -123,7 +127,8 @@ def _frozen_copy(x, name: str) -> np.ndarray:
 def _eps_sequence(eps) -> np.ndarray:
     eps = _DEFAULT_EPS if eps is None else np.asarray(eps, dtype=np.float64)
     if eps.ndim != 1 or eps.size < 2 or np.any(eps <= 0) or np.any(np.diff(eps) >= 0):
-        raise ValueError(f"eps must be a decreasing sequence of at least 2 positive steps, got {eps}")
+        raise ValueError("eps must be a decreasing sequence of at least 2 positive steps, "
+                         f"got {eps}")
     return eps
 
 
@@ -132,7 +137,8 @@ def _taylor_result(eps, remainders, noise_floor, expected_order, tolerance, name
     measurable = remainders > noise_floor
     orders = np.full(eps.size - 1, np.nan)
     both = measurable[1:] & measurable[:-1]
-    orders[both] = np.log(remainders[1:][both] / remainders[:-1][both]) / np.log(eps[1:][both] / eps[:-1][both])
+    orders[both] = (np.log(remainders[1:][both] / remainders[:-1][both])
+                    / np.log(eps[1:][both] / eps[:-1][both]))
     if not np.any(measurable):
         passed = True
     else:
@@ -186,7 +192,8 @@ def taylor_test(functional: ReducedFunctional, x, dx=None, *, examples=None, eps
 
 def taylor_test_map(function, tangent, x, dx=None, *, eps=None, rng=None, tolerance: float = 0.1,
                     noise: float = 0.0, name: str = "taylor") -> TaylorResult:
-    """Taylor test of a vector-valued map ``F`` and its tangent: ``||F(x+eps dx) - F(x) - eps F'(x)dx||``.
+    """Taylor test of a vector-valued map ``F`` and its tangent:
+    ``||F(x+eps dx) - F(x) - eps F'(x)dx||``.
 
     ``function(x)`` and ``tangent(dx)`` (the derivative at the fixed point ``x``) return arrays
     of one common shape; ``x`` and ``dx`` are flat float64 vectors. ``noise``: relative accuracy
@@ -217,10 +224,12 @@ def adjoint_test(apply, apply_transpose, shape_in, shape_out, *, rng=None, n_tri
         w = rng.standard_normal(shape_out)
         au = np.asarray(apply(u))
         if au.shape != w.shape:
-            raise ValueError(f"{name}: apply returned shape {au.shape}, expected shape_out {w.shape}")
+            raise ValueError(f"{name}: apply returned shape {au.shape}, "
+                             f"expected shape_out {w.shape}")
         atw = np.asarray(apply_transpose(w))
         if atw.shape != u.shape:
-            raise ValueError(f"{name}: apply_transpose returned shape {atw.shape}, expected shape_in {u.shape}")
+            raise ValueError(f"{name}: apply_transpose returned shape {atw.shape}, "
+                             f"expected shape_in {u.shape}")
         lhs = float(np.vdot(au.ravel(), w.ravel()))
         rhs = float(np.vdot(u.ravel(), atw.ravel()))
         scale = max(abs(lhs), abs(rhs), np.finfo(np.float64).tiny)
@@ -231,17 +240,18 @@ def adjoint_test(apply, apply_transpose, shape_in, shape_out, *, rng=None, n_tri
 def gauss_newton_test(functional: ReducedFunctional, x, *, examples=None, rng=None,
                       n_vectors: int = 3, tolerance: float = 1e-10,
                       name: str = "gauss-newton") -> GaussNewtonResult:
-    """Check that ``G = functional.gauss_newton_operator(x)`` is symmetric and PSD on random vectors."""
+    """Check that ``G = functional.gauss_newton_operator(x)`` is symmetric and PSD on random
+    vectors."""
     x = _frozen_copy(functional.check_parameters(x), "x")
     rng = _rng(rng)
     operator = functional.gauss_newton_operator(x, examples)
     vectors = [rng.standard_normal(x.size) for _ in range(n_vectors)]
     products = [operator.matvec(v) for v in vectors]
     symmetry, curvature = 0.0, np.inf
-    for i, (v, gv) in enumerate(zip(vectors, products)):
+    for i, (v, gv) in enumerate(zip(vectors, products, strict=True)):
         norm = np.linalg.norm(v) * np.linalg.norm(gv)
         curvature = min(curvature, float(np.dot(v, gv)) / norm if norm > 0 else 0.0)
-        for w, gw in zip(vectors[i + 1:], products[i + 1:]):
+        for w, gw in zip(vectors[i + 1:], products[i + 1:], strict=True):
             a, b = float(np.dot(w, gv)), float(np.dot(v, gw))
             symmetry = max(symmetry, abs(a - b) / max(abs(a), abs(b), np.finfo(np.float64).tiny))
     passed = bool(symmetry < tolerance and curvature >= -tolerance)
@@ -280,7 +290,7 @@ class _Packing:
 
     def pack(self, *values):
         chunks = []
-        for part, value in zip(self.parts, values):
+        for part, value in zip(self.parts, values, strict=True):
             if isinstance(part, dict):
                 value = value or {}
                 for name, shape in part.items():
@@ -328,7 +338,8 @@ def _jacobian_check(problem, y, control, static, t, rng) -> AdjointResult:
 
 def verify_problem(functional, x, *, examples=None, rng=None, tolerance: float = 0.1,
                    eps=None, solve_accuracy: float = 0.0) -> VerificationReport:
-    """Verify a :class:`~pdecontrol.control.ControlFunctional` and its problem's derivatives at ``x``.
+    """Verify a :class:`~pdecontrol.control.ControlFunctional` and its problem's derivatives at
+    ``x``.
 
     Runs, in float64: dot-product and Taylor tests of the problem's initial-state, right-hand
     side (at the initial state, controls of the middle step) and output derivative pairs, for a

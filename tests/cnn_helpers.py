@@ -11,7 +11,8 @@ SHAPES = {1: (12,), 2: (8, 8), 3: (4, 4, 4)}
 
 
 def small_settings(**changes):
-    """``TrainingSettings`` of the training tests: 2 channels, 2 layers, float64, and ``changes``."""
+    """``TrainingSettings`` of the training tests: 2 channels, 2 layers, float64, and
+    ``changes``."""
     return TrainingSettings(n_channels=2, n_steps=2, dtype="float64", **changes)
 
 

@@ -2,9 +2,9 @@
 ``tests/data/cnn_reference_runs.nc`` (float64, synthetic images, a few seconds in all).
 
 The file was written by ``python3 tests/cnn_reference_runs.py`` on the code before the training
-machinery moved into :mod:`pdecontrol.continuation` (commit 139812d); ``tests/test_cnn_reference.py``
-asserts that the drivers still produce them. Re-record only for a deliberate change of behaviour,
-and say so in the commit.
+machinery moved into :mod:`pdecontrol.continuation` (commit 139812d);
+``tests/test_cnn_reference.py`` asserts that the drivers still produce them. Re-record only for
+a deliberate change of behaviour, and say so in the commit.
 """
 
 from __future__ import annotations

@@ -80,7 +80,7 @@ def test_variable_weights_give_each_row_its_own_stencil(rng):
     for k, offset in enumerate(offsets):
         for node in np.ndindex(shape):
             target = tuple(np.add(node, offset))
-            if all(0 <= t < n for t, n in zip(target, shape)):
+            if all(0 <= t < n for t, n in zip(target, shape, strict=True)):
                 row, column = (np.ravel_multi_index(x, shape) for x in (node, target))
                 expected[row, column] = weights[(k,) + node]
     A = variable_stencil_matrix(offsets, weights, shape)

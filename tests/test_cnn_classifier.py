@@ -3,11 +3,10 @@
 import numpy as np
 import pytest
 
+from cnn_helpers import small_functional
 from pdecontrol.control import QuadraticPenalty, SoftmaxCrossEntropyLoss, Tikhonov
 from pdecontrol.optimize import Stopping, VariableProjection, block_coordinate_descent
 from problems.cnn.classifier import ClassifierSolver
-
-from cnn_helpers import small_functional
 
 REGULARIZERS = {
     "W": lambda problem: [Tikhonov("W", 1e-3)],

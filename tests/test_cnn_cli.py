@@ -1,7 +1,13 @@
 """The ``pdecontrol`` command line: help, a tiny training run and what it writes, evaluate,
-plot, resume, the paper job on a tiny MNIST subset, and one-line errors."""
+plot, resume, the paper job on a tiny MNIST subset, and one-line errors.
 
+One tiny run is trained per module and shared read-only (``run_dir``: a test that changes it
+fails); a test that changes a run works on its own copy (``own_run``), so the order of the tests
+does not matter."""
+
+import hashlib
 import json
+import shutil
 import subprocess
 import sys
 
@@ -9,9 +15,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from problems.cnn.network_file import read_network_file
 from pdecontrol.cli import build_parser, main
 from problems.cnn.cli import TRAIN_DEFAULTS, paper_settings, train_settings
+from problems.cnn.network_file import read_network_file
 from problems.cnn.paper import PAPER_CONFIGS
 
 TINY = [
@@ -35,12 +41,38 @@ TINY = [
 ]
 
 
+def _contents(directory):
+    """SHA-256 of every file under ``directory``, by relative path."""
+    return {
+        str(path.relative_to(directory)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(directory.rglob("*"))
+        if path.is_file()
+    }
+
+
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    """A finished tiny multilevel run (8x8 -> 16x16) on the synthetic set."""
+def module_run(tmp_path_factory):
+    """A finished tiny multilevel run (8x8 -> 16x16) on the synthetic set, and its contents."""
     out = tmp_path_factory.mktemp("cli") / "run"
     assert main(["cnn", "train", *TINY, "--out", str(out)]) == 0
-    return out
+    return out, _contents(out)
+
+
+@pytest.fixture
+def run_dir(module_run):
+    """The module's run, to read only: the test fails if it changed, added or removed a file."""
+    out, contents = module_run
+    yield out
+    assert _contents(out) == contents, "the shared run changed; use the own_run fixture"
+
+
+@pytest.fixture
+def own_run(module_run, tmp_path):
+    """A copy of the module's run for a test that changes it."""
+    out, contents = module_run
+    copy = shutil.copytree(out, tmp_path / "run")
+    assert _contents(copy) == contents
+    return copy
 
 
 def _error_line(capsys):
@@ -142,7 +174,8 @@ def _validation_images(config):
 
 
 def test_evaluate_at_a_coarser_and_a_finer_resolution(run_dir, tmp_path, capsys):
-    assert main(["cnn", "evaluate", str(run_dir), "--resolution", "8", "--out", str(tmp_path), "-q"]) == 0
+    argv = ["cnn", "evaluate", str(run_dir), "--resolution", "8", "--out", str(tmp_path), "-q"]
+    assert main(argv) == 0
     out = capsys.readouterr().out
     assert "restricted" in out and "classifier-only" in out and "resolved" in out
     result = json.loads((tmp_path / "evaluation_8.json").read_text())
@@ -176,30 +209,34 @@ def test_evaluate_at_a_coarser_and_a_finer_resolution(run_dir, tmp_path, capsys)
     assert result["levels"] == -1 and list(result["accuracy"]) == ["prolonged"]
 
 
-def test_plot_regenerates_the_figures(run_dir, capsys):
-    figure = run_dir / "figures" / "training.png"
+def test_plot_regenerates_the_figures(own_run, capsys):
+    figure = own_run / "figures" / "training.png"
     figure.unlink()
-    assert main(["cnn", "plot", str(run_dir), "-q"]) == 0
+    assert main(["cnn", "plot", str(own_run), "-q"]) == 0
     assert figure.read_bytes()[:4] == b"\x89PNG"
     assert str(figure) in capsys.readouterr().out
 
 
-def test_resume_and_refusal_to_overwrite(run_dir, capsys):
-    assert main(["cnn", "train", *TINY, "--out", str(run_dir)]) == 2
+def test_resume_and_refusal_to_overwrite(own_run, capsys):
+    assert main(["cnn", "train", *TINY, "--out", str(own_run)]) == 2
     assert "already holds a run" in _error_line(capsys)
     # a finished run resumes to the same network without training again
-    before = read_network_file(run_dir / "network.nc").network.parameters.copy()
-    assert main(["cnn", "train", "--resume", "--out", str(run_dir), "-q"]) == 0
+    before = read_network_file(own_run / "network.nc").network.parameters.copy()
+    history = xr.open_dataset(own_run / "history.nc").load()
+    assert main(["cnn", "train", "--resume", "--out", str(own_run), "-q"]) == 0
     np.testing.assert_array_equal(
-        read_network_file(run_dir / "network.nc").network.parameters, before
+        read_network_file(own_run / "network.nc").network.parameters, before
     )
-    assert main(["cnn", "train", "--resume", "--out", str(run_dir), "--channels", "3", "-q"]) == 2
+    resumed = xr.open_dataset(own_run / "history.nc").load()
+    np.testing.assert_array_equal(resumed["objective"].values, history["objective"].values)
+    assert main(["cnn", "train", "--resume", "--out", str(own_run), "--channels", "3", "-q"]) == 2
     assert "n_channels" in _error_line(capsys)
 
 
 def test_initial_continues_from_a_trained_network(run_dir, tmp_path, capsys):
     out = tmp_path / "continued"
-    argv = ["cnn", "train", *TINY, "--mode", "consistent", "--initial", str(run_dir), "--out", str(out)]
+    argv = ["cnn", "train", *TINY, "--mode", "consistent", "--initial", str(run_dir),
+            "--out", str(out)]
     assert main(argv) == 0
     # the start row is the trained network (its classifier re-solved on the same fine data)
     start = xr.open_dataset(out / "history.nc").load().isel(iteration=0)
@@ -213,7 +250,8 @@ def test_initial_continues_from_a_trained_network(run_dir, tmp_path, capsys):
         (["--mode", "single", "--resolution", "32"], "is a network on 16x16"),
     ]:
         target = tmp_path / f"bad{len(extra)}{extra[-1]}"
-        assert main(["cnn", "train", *TINY, *extra, "--initial", str(run_dir), "--out", str(target)]) == 2
+        argv = ["cnn", "train", *TINY, *extra, "--initial", str(run_dir), "--out", str(target)]
+        assert main(argv) == 2
         assert message in _error_line(capsys)
         assert not target.exists()  # refused before anything is written
     bad = ["cnn", "train", *TINY, "--mode", "single", "--initial", str(tmp_path)]
@@ -246,7 +284,8 @@ def test_evaluate_resolution_errors(run_dir, capsys):
     assert main(["cnn", "evaluate", str(run_dir), "--resolution", "12", "-q"]) == 2
     assert "not on the mesh hierarchy" in _error_line(capsys)
     assert (
-        main(["cnn", "evaluate", str(run_dir), "--resolution", "32", "--variant", "restricted", "-q"]) == 2
+        main(["cnn", "evaluate", str(run_dir), "--resolution", "32", "--variant", "restricted",
+              "-q"]) == 2
     )
     assert "does not apply" in _error_line(capsys)
 

@@ -2,8 +2,11 @@
 with a random start, and the restricted network with the W-only ablation across scales.
 
 Every run is seeded, so the numbers are reproducible; the asserted inequalities are the claims
-of docs/method.md (sections 5 to 7) at CI size and would fail if the transfers, the work accounting or
-the schedule regressed.
+of docs/method.md (sections 5 to 7) at CI size and would fail if the transfers, the work
+accounting or the schedule regressed. The accuracy floors sit a few examples below what the runs
+reach (measured values in the comments; 400 validation images, chance 10%), and training is
+compared with its own start (random kernels, classifier solved: what fitting ``W`` alone gives),
+so training that no longer improves the kernels fails.
 """
 
 import numpy as np
@@ -39,6 +42,11 @@ def test_multilevel_beats_random_start_at_first_fine_iteration(synthetic, single
     # after the first fine outer iteration
     assert fine.objective.values[1] < reference.objective.values[1]
     assert fine.validation_accuracy.values[1] > reference.validation_accuracy.values[1]
+    # measured: single level 43.5% (start) -> 47.0%; prolonged start 48.75% -> 52.5%
+    start, final = reference.validation_accuracy.values[[0, -1]]
+    assert final > 0.45 and final > start + 0.02  # trained kernels beat W alone
+    assert fine.validation_accuracy.values[0] > start + 0.03
+    assert fine.validation_accuracy.values[-1] > 0.50
     # the same number of fine iterations cost about the same fine-level work
     np.testing.assert_allclose(
         fine.fine_level_work.values[-1], reference.fine_level_work.values[-1], rtol=0.1
@@ -46,7 +54,8 @@ def test_multilevel_beats_random_start_at_first_fine_iteration(synthetic, single
 
 
 def test_restricted_network_beats_classifier_only_ablation(synthetic, single):
-    """Galerkin-restricted network vs the W-only ablation on 8x8 images (docs/method.md sections 6-7).
+    """Galerkin-restricted network vs the W-only ablation on 8x8 images (docs/method.md
+    sections 6-7).
 
     Trained with the high-order kernel penalty, the single-level network passes. With the
     resolution-consistent objective the ablation is beaten when W is trained with the kernels
@@ -61,6 +70,8 @@ def test_restricted_network_beats_classifier_only_ablation(synthetic, single):
                                        variants=("galerkin", "classifier_only"))
         coarse = table.accuracy.sel(resolution=8)
         assert coarse.sel(variant="galerkin") > coarse.sel(variant="classifier_only")
+        # measured: 30.0% (single), 31.0% (consistent) against 27.25% and 24.0%
+        assert coarse.sel(variant="galerkin") > 0.27
         assert np.isnan(table.accuracy.sel(resolution=16, variant="classifier_only"))
         assert table.accuracy.sel(resolution=16, variant="galerkin") == pytest.approx(
             result.history.validation_accuracy.values[-1])
@@ -80,11 +91,17 @@ def test_evaluation_across_three_levels_and_a_finer_mesh(synthetic, single):
     assert accuracy.sel(resolution=4, variant="galerkin_refit_classifier") > accuracy.sel(
         resolution=4, variant="galerkin"
     )
-    # a network trained on 8x8 images, prolonged to classify 16x16 images
+    # measured: re-solved W 34.5% (8x8) and 23.0% (4x4)
+    assert accuracy.sel(resolution=8, variant="galerkin_refit_classifier") > 0.31
+    assert accuracy.sel(resolution=4, variant="galerkin_refit_classifier") > 0.20
+    # a network on 8x8 (restricted from 16x16), prolonged to classify 16x16 images: measured
+    # 38.0%, better than on the 8x8 images it was made for (30.0%)
     coarse_network = single.network.restrict()
     finer = evaluate_across_scales(coarse_network, test_sets[:2], variants=("galerkin",))
     assert finer.levels.values.tolist() == [-1, 0]
-    assert 0.1 < float(finer.accuracy.sel(resolution=16, variant="galerkin")) <= 1.0
+    prolonged = float(finer.accuracy.sel(resolution=16, variant="galerkin"))
+    assert prolonged > 0.34
+    assert prolonged > float(finer.accuracy.sel(resolution=8, variant="galerkin")) + 0.04
 
 
 def test_evaluation_errors(synthetic, single):
@@ -111,10 +128,15 @@ def test_mnist_multilevel_14_to_28(mnist_dir):
     result = train_multilevel(train, validation, settings, n_levels=2)
     history = result.history
     assert history.mesh_shape.values.tolist() == ["14x14"] * 2 + ["28x28"] * 2
-    # well above chance (10%) at both levels; training lowers the fine objective
-    assert np.all(history.validation_accuracy.values > 0.5)
+    # measured (1,000 validation images): 83.8% -> 84.6% on 14x14, prolonged start 78.9% ->
+    # 80.5% on 28x28; training lowers the fine objective and raises the fine accuracy
+    accuracy = history.validation_accuracy.values
+    assert np.all(accuracy > 0.76)
+    assert accuracy[3] > accuracy[2] + 0.008
     assert history.objective.values[3] < history.objective.values[2]
     table = evaluate_across_scales(
         result.network, image_pyramid(validation, 1), variants=("galerkin", "interpolated_input")
     )
-    assert float(table.accuracy.sel(resolution=14, variant="interpolated_input")) > 0.5
+    # measured: 82.7% (interpolated 14x14 input), 78.3% (restricted network)
+    assert float(table.accuracy.sel(resolution=14, variant="interpolated_input")) > 0.80
+    assert float(table.accuracy.sel(resolution=14, variant="galerkin")) > 0.75

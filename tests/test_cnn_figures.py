@@ -9,11 +9,11 @@ from pdecontrol.ops import conv
 from pdecontrol.transfer import restrict, restrict_stencil
 from problems.cnn.figures import (
     confusion_matrix,
+    plot_accuracy_against_cost,
     plot_accuracy_by_resolution,
     plot_confusion_matrix,
     plot_convolved_image,
     plot_kernels,
-    plot_accuracy_against_cost,
     plot_training_curves,
 )
 

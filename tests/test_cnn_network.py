@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from cnn_helpers import fitted_point, small_functional
 from pdecontrol.control import SoftmaxCrossEntropyLoss
 from pdecontrol.mesh import Mesh
 from pdecontrol.ops import conv
@@ -13,8 +14,6 @@ from problems.cnn.regularization import (
     high_order_kernel_penalty,
     time_smoothness,
 )
-
-from cnn_helpers import fitted_point, small_functional
 
 
 @pytest.mark.parametrize("dim", [1, 2])

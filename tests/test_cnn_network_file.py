@@ -4,8 +4,11 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from cnn_helpers import small_settings
 from pdecontrol.io import CorruptFileError, write_netcdf
 from pdecontrol.mesh import Mesh
+from problems.cnn.data import make_synthetic, to_numpy
+from problems.cnn.evaluation import TrainedNetwork
 from problems.cnn.network_file import (
     FORMAT,
     load_history,
@@ -14,9 +17,6 @@ from problems.cnn.network_file import (
     read_network_file,
     save_network,
 )
-from cnn_helpers import small_settings
-from problems.cnn.data import make_synthetic, to_numpy
-from problems.cnn.evaluation import TrainedNetwork
 from problems.cnn.training import STATE_FILE, train_multilevel, train_single_level
 from problems.cnn.transfer import prolong_network, restrict_network
 
@@ -175,7 +175,7 @@ def test_resume_equals_uninterrupted(tmp_path, data, stage, outer):
     xr.testing.assert_identical(
         without_wall_time(resumed.history), without_wall_time(reference.history)
     )
-    for a, b in zip(resumed.stage_networks, reference.stage_networks):
+    for a, b in zip(resumed.stage_networks, reference.stage_networks, strict=True):
         np.testing.assert_array_equal(a.parameters, b.parameters)
     # a finished run is returned from its resume state without training again
     again = train_multilevel(

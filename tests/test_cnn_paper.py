@@ -1,10 +1,20 @@
-"""Helpers of the paper job (problems.cnn.paper) that read training histories."""
+"""The paper job (problems.cnn.paper): helpers that read training histories, and the two
+configurations against what the documentation says they run."""
+
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 import xarray as xr
 
-from problems.cnn.paper import PAPER_CONFIGS, multilevel_cost_to_reach
+from pdecontrol.control import QuadraticPenalty
+from pdecontrol.mesh import Mesh
+from pdecontrol.stencils import derivative_basis
+from problems.cnn.paper import PAPER_CONFIGS, _configuration_line, multilevel_cost_to_reach
+from problems.cnn.training_problem import CNNTraining
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
 def _multilevel_history():
@@ -31,17 +41,78 @@ def test_multilevel_cost_counts_the_fine_stage_only(target, work, wall):
     assert cost == {"fine_level_work": work, "wall_time": wall}
 
 
-def test_paper_configs_are_valid_and_distinct():
-    paper, strong = PAPER_CONFIGS["paper"], PAPER_CONFIGS["strong"]
-    assert paper.n_channels == 2 and paper.high_order_penalty == 0
-    assert strong.n_channels == 8 and strong.high_order_penalty > 0
-    assert strong.kernel_scale == strong.opening_scale == 3.0
-    # the paper's schedule: 10 outer iterations, 2 GN steps of <= 10 CG, batch 10,000, 2 layers
-    assert (paper.outer_iterations, paper.gauss_newton_steps, paper.cg_iterations) == (10, 2, 10)
-    assert (paper.batch_size, paper.n_steps) == (10_000, 2)
-    # strong: as many outer iterations and layers, more and smaller GN steps
-    assert (strong.outer_iterations, strong.gauss_newton_steps, strong.cg_iterations) == (10, 4, 20)
-    assert (strong.batch_size, strong.n_steps) == (2_000, 2)
+def _stage(settings, n_examples):
+    """The outer-iteration stage that training with ``settings`` on ``n_examples`` runs."""
+    images, labels = np.zeros((n_examples, 4, 4)), np.arange(n_examples) % 10
+    training = CNNTraining(settings, (images, labels), n_classes=10)
+    return training.stage(0, settings.n_steps, settings.outer_iterations)
+
+
+def test_strong_is_the_configuration_of_the_documented_run():
+    """docs/paper.md's full-size results were measured with ``strong``: the configuration line
+    its table quotes is the one the job writes for today's ``strong`` on that split."""
+    text = (DOCS / "paper.md").read_text()
+    fourth_run = text[text.index("## Fourth run") :]
+    documented = re.search(r"^Configuration `strong`: .*$", fourth_run, re.MULTILINE).group()
+    strong = PAPER_CONFIGS["strong"]
+    assert documented == _configuration_line("strong", strong.to_dict(), 40_000, 20_000)
+    # and training runs what the line states
+    numbers = re.search(
+        r"(\d+) outer iterations per level, (\d+) Gauss-Newton steps of at most (\d+) CG "
+        r"iterations, batch (\d+)",
+        documented,
+    )
+    outer, gauss_newton, cg, batch = map(int, numbers.groups())
+    stage = _stage(strong, 40_000)
+    assert stage.stopping.maxiter == outer
+    assert stage.options["inner_stopping"].maxiter == gauss_newton
+    assert stage.options["inner_options"]["cg_maxiter"] == cg
+    assert stage.options["inner_options"]["gradient_batch_size"] == batch
+    assert stage.options["inner_options"]["gauss_newton_batch_size"] == batch
+
+
+def test_paper_configuration_runs_the_papers_schedule():
+    """docs/method.md section 6: a 2-layer CNN, least-squares classifier (solved, not trained),
+    and the schedule of its table's coarse-training row."""
+    text = (DOCS / "method.md").read_text()
+    row = re.search(
+        r"coarse training \((\d+) outer iterations, (\d+) GN steps each, batch ([\d,]+)\)", text
+    )
+    outer, gauss_newton, batch = (int(group.replace(",", "")) for group in row.groups())
+    layers = int(re.search(r"a (\d+)-layer CNN", text).group(1))
+    paper = PAPER_CONFIGS["paper"]
+    assert paper.n_steps == layers
+    assert "least-squares classifier" in text and paper.exact_classifier
+    stage = _stage(paper, 40_000)
+    assert stage.stopping.maxiter == outer
+    assert stage.options["inner_stopping"].maxiter == gauss_newton
+    assert stage.options["inner_options"]["gradient_batch_size"] == batch
+    assert stage.options["inner_options"]["gauss_newton_batch_size"] == batch
+
+
+def test_only_strong_penalises_kernels_and_only_their_second_and_higher_derivatives():
+    """``strong`` (docs/cli.md): "the high-order penalty ... on derivative orders >= 2"; the
+    paper's network has no kernel penalty."""
+    mesh = Mesh((8, 8), extent=1.0)
+    basis = derivative_basis(2, mesh.h)
+    for name, settings in PAPER_CONFIGS.items():
+        problem = settings.make_problem(mesh, 10)
+        penalties = [
+            reg
+            for reg in settings.make_regularizers(problem)
+            if isinstance(reg, QuadraticPenalty) and reg.block in ("K", "K0")
+        ]
+        assert {reg.block for reg in penalties} == ({"K", "K0"} if name == "strong" else set())
+        layout = problem.layout(settings.n_steps)
+        for stencil, multi_index in zip(basis.stencils, basis.multi_indices, strict=True):
+            params = layout.zeros()
+            params["K"][...] = stencil  # every kernel of every layer: one derivative stencil
+            params["K0"][...] = stencil
+            value = sum(reg.value(params) for reg in penalties)
+            if sum(multi_index) >= 2:
+                assert value > 0 or name == "paper", (name, multi_index)
+            else:
+                assert value == pytest.approx(0.0, abs=1e-12), (name, multi_index)
 
 
 def test_reproduce_paper_refuses_bad_arguments_before_training(tmp_path):

@@ -6,10 +6,11 @@ import dataclasses
 import numpy as np
 import pytest
 
+from cnn_helpers import small_settings
 from pdecontrol.control import refine_in_time
 from pdecontrol.mesh import Mesh
+from pdecontrol.transfer import restrict
 from pdecontrol.verify import adjoint_test, gauss_newton_test, taylor_test
-from cnn_helpers import small_settings
 from problems.cnn.config import TrainingSettings
 from problems.cnn.data import make_synthetic, to_numpy
 from problems.cnn.network import cnn_functional
@@ -22,7 +23,6 @@ from problems.cnn.training import (
     train_time_continuation,
 )
 from problems.cnn.transfer import network_restriction_operator, restrict_network
-from pdecontrol.transfer import restrict
 
 TINY = small_settings(
     outer_iterations=1,
@@ -109,9 +109,10 @@ def consistent_functional():
     fine = settings.make_problem(Mesh((8, 8)), 3)
     images = rng.random((6, 8, 8))
     labels = np.arange(6) % 3
-    make = lambda problem, data, regs: cnn_functional(
-        problem, data, labels, 2, final_time=1.0, regularizers=regs
-    )
+
+    def make(problem, data, regs):
+        return cnn_functional(problem, data, labels, 2, final_time=1.0, regularizers=regs)
+
     J_fine = make(fine, images, settings.make_regularizers(fine))
     coarse = [
         (

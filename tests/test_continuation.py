@@ -35,7 +35,7 @@ def _same_runs(a, b):
     np.testing.assert_array_equal(a.x, b.x)
     assert a.status == b.status and a.stage == b.stage
     assert len(a.stage_x) == len(b.stage_x)
-    for x, y in zip(a.stage_x, b.stage_x):
+    for x, y in zip(a.stage_x, b.stage_x, strict=True):
         np.testing.assert_array_equal(x, y)
     assert set(a.history.data_vars) == set(b.history.data_vars)
     assert a.history.attrs == b.history.attrs

@@ -22,12 +22,14 @@ def test_sum_value_gradient_and_gauss_newton(rng):
     total = SumFunctional([j1, j2], coefficients=[0.3, 2.0])
     x = j1.layout.random(rng, 0.5).flat.copy()
     assert total.value(x) == pytest.approx(0.3 * j1.value(x) + 2.0 * j2.value(x), rel=1e-14)
-    np.testing.assert_allclose(total.gradient(x), 0.3 * j1.gradient(x) + 2.0 * j2.gradient(x), rtol=1e-13)
+    np.testing.assert_allclose(total.gradient(x), 0.3 * j1.gradient(x) + 2.0 * j2.gradient(x),
+                               rtol=1e-13)
     assert taylor_test(total, x, rng=rng).passed
     assert gauss_newton_test(total, x, rng=rng).passed
     ex = np.array([1, 4])
     assert total.n_examples == 6
-    assert total.value(x, ex) == pytest.approx(0.3 * j1.value(x, ex) + 2.0 * j2.value(x, ex), rel=1e-14)
+    assert total.value(x, ex) == pytest.approx(0.3 * j1.value(x, ex) + 2.0 * j2.value(x, ex),
+                                               rel=1e-14)
 
 
 def test_transformed_is_composition(rng):
@@ -45,7 +47,8 @@ def test_transformed_is_composition(rng):
     assert gauss_newton_test(composed, x, rng=rng).passed
     g_inner = fine.gauss_newton_operator(a @ x + c)
     v = rng.standard_normal(x.size)
-    np.testing.assert_allclose(composed.gauss_newton_product(x, v), a.T @ g_inner.matvec(a @ v), rtol=1e-12)
+    np.testing.assert_allclose(composed.gauss_newton_product(x, v), a.T @ g_inner.matvec(a @ v),
+                               rtol=1e-12)
     op = composed.gauss_newton_operator(x)
     assert adjoint_test(op.matvec, op.rmatvec, x.shape, x.shape, rng=rng).passed
 

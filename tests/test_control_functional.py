@@ -1,4 +1,4 @@
-"""ControlFunctional on a nonlinear problem shaped like the CNN (dense layers instead of convolutions).
+"""ControlFunctional on a nonlinear problem shaped like the CNN (dense layers, no convolutions).
 
 TanhNetwork: y0 = data L^T (static opening L), f = tanh(y K_j^T + b_j) - a * y (per-step K, b;
 static damping a), z = y_T W^T (static classifier W). It uses every hook of ControlProblem,
@@ -7,9 +7,20 @@ including the linearisation cache.
 import numpy as np
 import pytest
 
-from pdecontrol.control import (EXPLICIT_MIDPOINT, FORWARD_EULER, RK4, ControlFunctional, ControlProblem,
-                                LeastSquaresLoss, ParameterLayout, QuadraticPenalty,
-                                SoftmaxCrossEntropyLoss, Tikhonov, TimeSmoothness, integrate)
+from pdecontrol.control import (
+    EXPLICIT_MIDPOINT,
+    FORWARD_EULER,
+    RK4,
+    ControlFunctional,
+    ControlProblem,
+    LeastSquaresLoss,
+    ParameterLayout,
+    QuadraticPenalty,
+    SoftmaxCrossEntropyLoss,
+    Tikhonov,
+    TimeSmoothness,
+    integrate,
+)
 from pdecontrol.verify import adjoint_test, gauss_newton_test, taylor_test, taylor_test_map
 
 N_IN, C, N_OUT, N_STEPS, T = 3, 4, 3, 5, 1.2
@@ -55,7 +66,8 @@ class TanhNetwork(ControlProblem):
 
 
 LAYOUT = ParameterLayout(N_STEPS, controls={"K": (C, C), "b": (C,)},
-                         static={"L": (C, N_IN), "a": (C,), "W": (N_OUT, C)}, block_weights={"W": 0.5})
+                         static={"L": (C, N_IN), "a": (C,), "W": (N_OUT, C)},
+                         block_weights={"W": 0.5})
 
 
 def make_functional(rng, loss=None, n_examples=9, **options):
@@ -96,8 +108,9 @@ def test_step_tangent_and_adjoint(stepper, rng):
 
     def split(v):
         parts = np.split(v, np.cumsum(sizes)[:-1])
-        out = [part.reshape(shape) for part, shape in zip(parts, shapes)]
-        return out[0], dict(zip(names[1:3], out[1:3])), dict(zip(names[3:], out[3:]))
+        out = [part.reshape(shape) for part, shape in zip(parts, shapes, strict=True)]
+        return (out[0], dict(zip(names[1:3], out[1:3], strict=True)),
+                dict(zip(names[3:], out[3:], strict=True)))
 
     def step(v):
         yy, cc, ss = split(v)
@@ -180,7 +193,7 @@ def test_gauss_newton_products_reuse_the_forward_linearization(stepper, rng):
                                   store_linearization=False)
     recomputing.problem = CountingTanhNetwork()
     operator = recomputing.gauss_newton_operator(x)
-    for d, product in zip(directions, products):
+    for d, product in zip(directions, products, strict=True):
         np.testing.assert_array_equal(operator.matvec(d), product)
     assert recomputing.problem.calls == {"rhs": n_chunks * per_sweep,
                                          "linearize": 2 * k * n_chunks * per_sweep}
@@ -197,8 +210,8 @@ def test_chunked_equals_unchunked(rng):
         assert v2 == pytest.approx(v1, rel=1e-14)
         np.testing.assert_allclose(g2, g1, rtol=1e-12, atol=1e-15)
         d = rng.standard_normal(x.size)
-        np.testing.assert_allclose(chunked.gauss_newton_product(x, d, ex), whole.gauss_newton_product(x, d, ex),
-                                   rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(chunked.gauss_newton_product(x, d, ex),
+                                   whole.gauss_newton_product(x, d, ex), rtol=1e-12, atol=1e-15)
 
 
 def test_subset_equals_functional_on_the_subset(rng):
@@ -212,8 +225,8 @@ def test_subset_equals_functional_on_the_subset(rng):
     assert v1 == pytest.approx(v2, rel=1e-14)
     np.testing.assert_allclose(g1, g2, rtol=1e-13, atol=1e-15)
     d = rng.standard_normal(x.size)
-    np.testing.assert_allclose(full.gauss_newton_product(x, d, examples), sub.gauss_newton_product(x, d),
-                               rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(full.gauss_newton_product(x, d, examples),
+                               sub.gauss_newton_product(x, d), rtol=1e-13, atol=1e-15)
     assert full.value(x, examples) == pytest.approx(v1, rel=1e-14)
 
 
@@ -227,7 +240,8 @@ def test_forward_result_and_unused_controls(rng):
     # a layout block the problem never reads gets a zero gradient
     layout = ParameterLayout(N_STEPS, controls={"K": (C, C), "b": (C,), "unused": (2,)},
                              static={"L": (C, N_IN), "a": (C,), "W": (N_OUT, C)})
-    extra = ControlFunctional(functional.problem, layout, functional.data, functional.targets, final_time=T)
+    extra = ControlFunctional(functional.problem, layout, functional.data, functional.targets,
+                              final_time=T)
     gradient = layout.unflatten(extra.gradient(layout.random(rng, 0.5).flat))
     assert not np.any(gradient["unused"]) and np.any(gradient["K"])
 
@@ -261,9 +275,11 @@ def test_input_errors(rng):
     with pytest.raises(ValueError, match="targets contains"):
         ControlFunctional(TanhNetwork(), LAYOUT, functional.data, targets, final_time=T)
     with pytest.raises(ValueError, match="one row per example"):
-        ControlFunctional(TanhNetwork(), LAYOUT, functional.data, functional.targets[:-1], final_time=T)
+        ControlFunctional(TanhNetwork(), LAYOUT, functional.data, functional.targets[:-1],
+                          final_time=T)
     with pytest.raises(ValueError, match="final_time"):
-        ControlFunctional(TanhNetwork(), LAYOUT, functional.data, functional.targets, final_time=0.0)
+        ControlFunctional(TanhNetwork(), LAYOUT, functional.data, functional.targets,
+                          final_time=0.0)
     with pytest.raises(ValueError, match="chunk_size"):
         make_functional(rng, chunk_size=0)
     with pytest.raises(TypeError, match="store_linearization"):
@@ -287,8 +303,8 @@ def test_problem_cannot_modify_parameters_or_states(rng, dtype, target):
             {"control": control["b"], "static": static["a"], "state": y}[target][0] = 0.0
             return super().rhs(y, control, static, t)
 
-    functional = ControlFunctional(Mutating(), LAYOUT, rng.standard_normal((2, N_IN)), np.zeros((2, N_OUT)),
-                                   final_time=T, dtype=dtype)
+    functional = ControlFunctional(Mutating(), LAYOUT, rng.standard_normal((2, N_IN)),
+                                   np.zeros((2, N_OUT)), final_time=T, dtype=dtype)
     with pytest.raises(ValueError, match="read-only"):
         functional.value(make_point(rng))
 
@@ -297,12 +313,14 @@ def test_trajectory_tangent_matches_finite_difference_of_integrate(rng):
     problem, p = TanhNetwork(), LAYOUT.random(rng, scale=0.6)
     y0 = rng.standard_normal((3, C))
     dp = LAYOUT.random(rng)
-    run = lambda q, y: integrate(problem, "rk4", y, q.controls, q.static, final_time=T, n_steps=N_STEPS)
+    def run(q, y):
+        return integrate(problem, "rk4", y, q.controls, q.static, final_time=T, n_steps=N_STEPS)
     trajectory = run(p, y0)
     dy0 = rng.standard_normal(y0.shape)
     tangent = trajectory.tangent(dy0, dp.controls, dp.static)
     eps = 1e-6
     plus = LAYOUT.unflatten(p.flat + eps * dp.flat)
     minus = LAYOUT.unflatten(p.flat - eps * dp.flat)
-    central = (run(plus, y0 + eps * dy0).final_state - run(minus, y0 - eps * dy0).final_state) / (2 * eps)
+    central = (run(plus, y0 + eps * dy0).final_state
+               - run(minus, y0 - eps * dy0).final_state) / (2 * eps)
     np.testing.assert_allclose(tangent, central, rtol=1e-7, atol=1e-9)

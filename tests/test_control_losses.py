@@ -22,7 +22,8 @@ def test_gradient_and_hessian_taylor(loss, rng):
     assert value.passed, value
     assert np.nanmin(value.orders) > 1.9
     hessian = taylor_test_map(lambda v: loss.gradient(v.reshape(z.shape), c),
-                              lambda dv: loss.hessian_product(z, c, dv.reshape(z.shape)), flat, rng=rng)
+                              lambda dv: loss.hessian_product(z, c, dv.reshape(z.shape)), flat,
+                              rng=rng)
     assert hessian.passed, hessian
 
 
@@ -30,7 +31,8 @@ def test_gradient_and_hessian_taylor(loss, rng):
 def test_hessian_symmetric_psd(loss, rng):
     z = rng.standard_normal((5, 3))
     c = _targets(rng, z.shape)
-    apply = lambda v: loss.hessian_product(z, c, v)
+    def apply(v):
+        return loss.hessian_product(z, c, v)
     assert adjoint_test(apply, apply, z.shape, z.shape, rng=rng).relative_error < 1e-12
     for _ in range(3):
         v = rng.standard_normal(z.shape)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pdecontrol.control import ControlFunctional, LeastSquaresLoss, RK4
+from pdecontrol.control import RK4, ControlFunctional, LeastSquaresLoss
 from pdecontrol.verify import gauss_newton_test, taylor_test
 from test_control_functional import LAYOUT, N_IN, N_OUT, T, TanhNetwork, make_point
 
@@ -49,7 +49,8 @@ def test_derivatives_are_exact_with_and_without_checkpointing(rng, targets):
     assert a[0] == b[0]
     np.testing.assert_array_equal(a[1], b[1])
     v = rng.standard_normal(x.size)
-    np.testing.assert_array_equal(plain.gauss_newton_product(x, v), stored.gauss_newton_product(x, v))
+    np.testing.assert_array_equal(plain.gauss_newton_product(x, v),
+                                  stored.gauss_newton_product(x, v))
 
 
 def test_weighted_least_squares_scales_each_output(rng, targets):

@@ -2,7 +2,12 @@
 import numpy as np
 import pytest
 
-from pdecontrol.control import ParameterLayout, Parameters, refine_in_time, time_interpolation_matrix
+from pdecontrol.control import (
+    ParameterLayout,
+    Parameters,
+    refine_in_time,
+    time_interpolation_matrix,
+)
 
 
 @pytest.fixture
@@ -43,7 +48,8 @@ def test_random_and_zeros(layout, rng):
 
 @pytest.mark.parametrize("bad, match", [
     ({"K": np.zeros((4, 2, 2, 3)), "b": np.zeros((4, 2)), "W": np.zeros((3, 2, 5))}, "'K'.*shape"),
-    ({"K": np.zeros((4, 2, 2, 3, 3)), "b": np.full((4, 2), np.nan), "W": np.zeros((3, 2, 5))}, "'b'.*non-finite"),
+    ({"K": np.zeros((4, 2, 2, 3, 3)), "b": np.full((4, 2), np.nan), "W": np.zeros((3, 2, 5))},
+     "'b'.*non-finite"),
     ({"K": np.zeros((4, 2, 2, 3, 3)), "W": np.zeros((3, 2, 5))}, "missing \\['b'\\]"),
 ])
 def test_from_blocks_names_the_bad_block(layout, bad, match):

@@ -2,8 +2,13 @@
 import numpy as np
 import pytest
 
-from pdecontrol.control import (GradientPenalty, ParameterLayout, QuadraticPenalty, Tikhonov,
-                                TimeSmoothness)
+from pdecontrol.control import (
+    GradientPenalty,
+    ParameterLayout,
+    QuadraticPenalty,
+    Tikhonov,
+    TimeSmoothness,
+)
 from pdecontrol.verify import adjoint_test, taylor_test_map
 
 T = 2.0
@@ -11,7 +16,8 @@ T = 2.0
 
 @pytest.fixture
 def layout():
-    return ParameterLayout(5, controls={"K": (2, 3, 3)}, static={"W": (4, 3)}, block_weights={"W": 0.5})
+    return ParameterLayout(5, controls={"K": (2, 3, 3)}, static={"W": (4, 3)},
+                           block_weights={"W": 0.5})
 
 
 def _regularizers(rng):
@@ -30,9 +36,10 @@ def test_values_match_direct_formulas(layout, rng):
     assert tik_w.value(p) == pytest.approx(0.7 / 2 * 0.5 * np.sum((p["W"] - tik_w.reference) ** 2))
     assert tik_k.value(p) == pytest.approx(0.3 / 2 * np.sum(p["K"] ** 2))
     dt = T / 5
-    assert smooth.value(p) == pytest.approx(1.3 / 2 * sum(dt * np.sum(((p["K"][j + 1] - p["K"][j]) / dt) ** 2)
-                                                          for j in range(4)))
-    expected = sum(np.sum((quad.matrix @ p["K"][j, i].reshape(9)) ** 2) for j in range(5) for i in range(2))
+    assert smooth.value(p) == pytest.approx(
+        1.3 / 2 * sum(dt * np.sum(((p["K"][j + 1] - p["K"][j]) / dt) ** 2) for j in range(4)))
+    expected = sum(np.sum((quad.matrix @ p["K"][j, i].reshape(9)) ** 2)
+                   for j in range(5) for i in range(2))
     assert quad.value(p) == pytest.approx(0.9 / 2 * expected)
     w = p["W"]
     expected = np.sum((np.diff(w, axis=0) / 0.25) ** 2) + np.sum((np.diff(w, axis=1) / 0.5) ** 2)
@@ -67,7 +74,8 @@ def test_gradient_taylor_and_exact_hessian(layout, rng, index):
     p = layout.random(rng)
     x = p.flat.copy()
     block = layout.slices[reg.block]
-    grad = lambda v: reg.gradient(layout.unflatten(v))[reg.block].reshape(-1)
+    def grad(v):
+        return reg.gradient(layout.unflatten(v))[reg.block].reshape(-1)
     result = taylor_test_map(lambda v: reg.value(layout.unflatten(v)),
                              lambda dv: np.dot(grad(x), dv[block]), x, rng=rng)
     assert result.passed, result
@@ -77,14 +85,16 @@ def test_gradient_taylor_and_exact_hessian(layout, rng, index):
     hv = reg.hessian_product(p, layout.unflatten(v))[reg.block].reshape(-1)
     np.testing.assert_allclose(grad(x + v) - grad(x), hv, rtol=1e-10, atol=1e-12)
     shape = layout.shapes[reg.block]
-    apply = lambda u: reg.hessian_block(u, layout)
+    def apply(u):
+        return reg.hessian_block(u, layout)
     assert adjoint_test(apply, apply, shape, shape, rng=rng).passed
     assert np.vdot(v[block], hv) >= 0
 
 
 @pytest.mark.parametrize("n_steps", [5, 10])
 def test_time_smoothness_takes_dt_from_the_layout(n_steps):
-    """A ramp from 0 to 1 over n values: alpha/2 * sum_j dt (1/((n-1) dt))^2 = alpha/2 / ((n-1) dt)."""
+    """A ramp from 0 to 1 over n values:
+    alpha/2 * sum_j dt (1/((n-1) dt))^2 = alpha/2 / ((n-1) dt)."""
     smooth = TimeSmoothness("K", 1.0, final_time=T)
     layout = ParameterLayout(n_steps, controls={"K": (2, 3, 3)})
     p = layout.zeros()

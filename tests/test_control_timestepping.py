@@ -3,7 +3,14 @@ input errors."""
 import numpy as np
 import pytest
 
-from pdecontrol.control import EXPLICIT_MIDPOINT, FORWARD_EULER, RK4, RungeKutta, get_stepper, integrate
+from pdecontrol.control import (
+    EXPLICIT_MIDPOINT,
+    FORWARD_EULER,
+    RK4,
+    RungeKutta,
+    get_stepper,
+    integrate,
+)
 from problems.linear_ode import LinearDecayProblem
 
 STEPPERS = [FORWARD_EULER, EXPLICIT_MIDPOINT, RK4]
@@ -63,7 +70,8 @@ def test_checkpointing_and_stored_linearizations_give_identical_derivatives(
     np.testing.assert_array_equal(a[1]["theta"], b[1]["theta"])
     dtheta = {"theta": rng.standard_normal((7, 2))}
     dy0 = rng.standard_normal((2, 2))
-    np.testing.assert_array_equal(stored.tangent(dy0, dtheta, {}), checkpointed.tangent(dy0, dtheta, {}))
+    np.testing.assert_array_equal(stored.tangent(dy0, dtheta, {}),
+                                  checkpointed.tangent(dy0, dtheta, {}))
     assert stored.stored_states == 8
     assert checkpointed.stored_states == len(set(range(0, 8, interval or 1)) | {7})
 
@@ -87,8 +95,8 @@ def test_stored_linearizations_are_reused_by_every_sweep(stepper, rng):
     trajectory = _solve(stepper, n_steps, store_linearization=True, problem=problem)
     assert problem.calls == {"rhs": 0, "linearize": n_steps * stages}
     for _ in range(3):
-        trajectory.tangent(rng.standard_normal((2, 2)), {"theta": rng.standard_normal((n_steps, 2))},
-                           {})
+        trajectory.tangent(rng.standard_normal((2, 2)),
+                           {"theta": rng.standard_normal((n_steps, 2))}, {})
         trajectory.adjoint(rng.standard_normal((2, 2)))
     assert problem.calls == {"rhs": 0, "linearize": n_steps * stages}
     assert trajectory.stored_linearizations == trajectory.peak_linearizations == n_steps

@@ -10,12 +10,12 @@ import threading
 import numpy as np
 import pytest
 
-from problems.cnn.data import mnist
 from problems.cnn.data import (
     ChecksumError,
     IDXError,
     load_idx_pair,
     load_mnist,
+    mnist,
     read_idx,
     to_numpy,
     train_validation_split,

@@ -47,7 +47,7 @@ def test_restrict_stencil_equals_the_rows_of_R_K_P_away_from_the_origin_faces(rn
     nodes = list(itertools.product(*[range(n) for n in coarse]))
     away = [np.ravel_multi_index(i, coarse) for i in nodes if min(i) >= 1]
     face = [np.ravel_multi_index(i, coarse) for i in nodes if min(i) == 0]
-    for s, t in zip(stencils, restricted):
+    for s, t in zip(stencils, restricted, strict=True):
         galerkin = (R @ stencil_grid(s, fine) @ P).toarray()
         expected = stencil_grid(t, coarse).toarray()
         np.testing.assert_allclose(galerkin[away], expected[away], rtol=1e-13, atol=1e-14)
@@ -55,7 +55,8 @@ def test_restrict_stencil_equals_the_rows_of_R_K_P_away_from_the_origin_faces(rn
 
 
 def test_galerkin_identity_on_grid_functions(rng):
-    """K_H y == R K_h P y at coarse nodes with all indices >= 1, matrix-free (docs/method.md section 7)."""
+    """K_H y == R K_h P y at coarse nodes with all indices >= 1, matrix-free (docs/method.md
+    section 7)."""
     s = rng.standard_normal((3, 3))
     y = rng.standard_normal((6, 7))
     fine = (12, 14)
@@ -80,7 +81,7 @@ def test_restriction_keeps_pure_derivative_stencils_and_rediscretizes_them(dim):
     """
     h = 0.05
     basis = derivative_basis(dim, h)
-    for s, m in zip(basis.stencils, basis.multi_indices):
+    for s, m in zip(basis.stencils, basis.multi_indices, strict=True):
         if min(m) >= 1:
             np.testing.assert_allclose(
                 restrict_stencil(s, dim),

@@ -22,8 +22,8 @@ import xarray as xr
 
 from pdecontrol.cli import main
 from pdecontrol.continuation import HISTORY_FORMAT, load_run_state
-from pdecontrol.io import read_archive, read_json, read_netcdf
 from pdecontrol.continuation.state import RUN_STATE_FORMAT
+from pdecontrol.io import read_archive, read_json, read_netcdf
 from problems.cnn.evaluation import EVALUATION_FORMAT
 from problems.cnn.network_file import read_network_file
 from problems.cnn.run_outputs import PREDICTIONS_FORMAT

@@ -34,7 +34,8 @@ def test_coarse_node_j_sits_on_fine_node_2j():
     coarse = fine.coarsen()
     assert coarse.shape == (4, 3) and coarse.extent == fine.extent and coarse.origin == fine.origin
     assert coarse.h == (2 * fine.h[0], 2 * fine.h[1])
-    for fine_axis, coarse_axis in zip(fine.node_coordinates(), coarse.node_coordinates()):
+    axes = zip(fine.node_coordinates(), coarse.node_coordinates(), strict=True)
+    for fine_axis, coarse_axis in axes:
         np.testing.assert_array_equal(coarse_axis, fine_axis[::2])
     assert coarse.refine() == fine
 

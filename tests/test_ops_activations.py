@@ -57,7 +57,7 @@ def test_serial_and_parallel_paths_are_bitwise_equal(rng, force_twin, name, dtyp
     for path in ("serial", "parallel"):
         force_twin(path, _activate_array)
         results.append(get_activation(name).value_and_derivative(a))
-    for serial, parallel in zip(*results):
+    for serial, parallel in zip(*results, strict=True):
         np.testing.assert_array_equal(serial, parallel)
 
 

@@ -105,7 +105,7 @@ def test_serial_and_parallel_paths_are_bitwise_equal(rng, force_twin, spatial, c
     for path in ("serial", "parallel"):
         force_twin(path, conv_driver, kernel_gradient_driver)
         results.append((conv(x, K, b), conv_transpose(y_bar, K), conv_kernel_gradient(x, y_bar)))
-    for serial, parallel in zip(*results):
+    for serial, parallel in zip(*results, strict=True):
         np.testing.assert_array_equal(serial, parallel)
 
 

@@ -43,7 +43,7 @@ def test_add_scaled_serial_and_parallel_paths_are_bitwise_equal(rng, force_twin,
     for path in ("serial", "parallel"):
         force_twin(path, _add_scaled_kernel)
         results.append((add_scaled(base, -0.7, vector), add_scaled(None, 1.3, vector)))
-    for serial, parallel in zip(*results):
+    for serial, parallel in zip(*results, strict=True):
         np.testing.assert_array_equal(serial, parallel)
 
 

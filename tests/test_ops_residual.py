@@ -60,7 +60,7 @@ def test_serial_and_parallel_paths_are_bitwise_equal(rng, force_twin, shape, dty
             (out, lin.derivative, residual_step(y, K, b), residual_tangent(lin, dy, dK, db),
              *residual_adjoint(lin, dy))
         )
-    for serial, parallel in zip(*results):
+    for serial, parallel in zip(*results, strict=True):
         np.testing.assert_array_equal(serial, parallel)
 
 

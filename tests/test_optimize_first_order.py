@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from optimize_problems import LinearLeastSquares, ExampleRecorder, exponential_problem
+from optimize_problems import ExampleRecorder, LinearLeastSquares, exponential_problem
 from pdecontrol.optimize import Armijo, Stopping, adam, steepest_descent
 
 

@@ -2,7 +2,13 @@
 import numpy as np
 import pytest
 
-from pdecontrol.control import ControlFunctional, FORWARD_EULER, EXPLICIT_MIDPOINT, RK4, refine_in_time
+from pdecontrol.control import (
+    EXPLICIT_MIDPOINT,
+    FORWARD_EULER,
+    RK4,
+    ControlFunctional,
+    refine_in_time,
+)
 from pdecontrol.verify import verify_problem
 from problems.linear_ode import LinearDecayProblem, euler_objective_and_gradient
 
@@ -21,8 +27,8 @@ def _setup(rng, **options):
 def test_euler_gradient_equals_closed_form(rng, checkpoint_every):
     functional, p = _setup(rng, checkpoint_every=checkpoint_every, chunk_size=3)
     value, gradient = functional.value_and_gradient(p.flat)
-    exact_value, exact = euler_objective_and_gradient(p["theta"], p["shift"], p["gain"], functional.data,
-                                                      functional.targets, T)
+    exact_value, exact = euler_objective_and_gradient(p["theta"], p["shift"], p["gain"],
+                                                      functional.data, functional.targets, T)
     assert value == pytest.approx(exact_value, rel=1e-14)
     np.testing.assert_allclose(gradient, functional.layout.flatten(exact), rtol=1e-12, atol=1e-15)
 
@@ -49,16 +55,18 @@ def test_verify_problem_passes_for_every_stepper(rng, stepper):
 
 
 def test_converges_to_the_continuous_solution(rng):
-    """With constant theta, y(T) = exp(-theta T) y0; RK4 on 40 steps: relative error 1.6e-6 measured."""
+    """With constant theta, y(T) = exp(-theta T) y0; RK4 on 40 steps: relative error 1.6e-6
+    measured."""
     problem = LinearDecayProblem(N)
     layout = problem.layout(40)
     p = layout.zeros()
     p["theta"][...] = [0.3, 1.0, 2.0]
     p["gain"][...] = 1.0
     data = rng.standard_normal((4, N))
-    functional = ControlFunctional(problem, layout, data, np.zeros((4, N)), final_time=T, stepper=RK4)
-    np.testing.assert_allclose(functional.forward(p.flat).outputs, data * np.exp(-T * p["theta"][0]),
-                               rtol=3e-6)
+    functional = ControlFunctional(problem, layout, data, np.zeros((4, N)), final_time=T,
+                                   stepper=RK4)
+    np.testing.assert_allclose(functional.forward(p.flat).outputs,
+                               data * np.exp(-T * p["theta"][0]), rtol=3e-6)
     # refining constant controls in time leaves them unchanged
     refined = refine_in_time(p, 80)["theta"]
     np.testing.assert_allclose(refined, np.broadcast_to([0.3, 1.0, 2.0], refined.shape), rtol=1e-14)

@@ -51,7 +51,7 @@ def test_2d_basis_has_the_tensor_product_scale_factors():
     """d/dy = [1 2 1]'[-1 0 1]/(8h), d2/dxdy /(4h^2), third derivatives /(2h^3), d4 /h^4."""
     h = 0.25
     basis = derivative_basis(2, h)
-    stencil = dict(zip(basis.multi_indices, basis.stencils))
+    stencil = dict(zip(basis.multi_indices, basis.stencils, strict=True))
     smooth, first, second = np.array([1, 2, 1.0]), np.array([-1, 0, 1.0]), np.array([1, -2, 1.0])
     np.testing.assert_allclose(stencil[(0, 1)], np.outer(smooth, first) / (8 * h))
     np.testing.assert_allclose(stencil[(1, 1)], np.outer(first, first) / (4 * h**2))
@@ -88,7 +88,8 @@ def test_coefficients_give_the_differential_operator_at_second_order(rng):
         return exponential + np.prod(wave ** np.array(m)) * np.sin(wave @ x + sum(m) * np.pi / 2)
 
     exact = sum(
-        a * derivative(m, point) for a, m in zip(alpha, itertools.product(range(3), repeat=2))
+        a * derivative(m, point)
+        for a, m in zip(alpha, itertools.product(range(3), repeat=2), strict=True)
     )
     errors = []
     for h in (0.1, 0.05, 0.025):

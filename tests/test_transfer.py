@@ -308,7 +308,7 @@ def test_prolong_field_reproduces_linear_functions_except_at_the_last_fine_node(
     coarse_mesh = Mesh((4, 6, 3))
 
     def linear(mesh):
-        return 0.4 + sum(c * x for c, x in zip((0.7, -1.3, 2.1), mesh.meshgrid()))
+        return 0.4 + sum(c * x for c, x in zip((0.7, -1.3, 2.1), mesh.meshgrid(), strict=True))
 
     prolonged = prolong_field(linear(coarse_mesh), 3)
     np.testing.assert_allclose(

@@ -4,7 +4,13 @@ import pytest
 
 from pdecontrol.control import ControlFunctional
 from pdecontrol.functional import ReducedFunctional
-from pdecontrol.verify import adjoint_test, gauss_newton_test, taylor_test, taylor_test_map, verify_problem
+from pdecontrol.verify import (
+    adjoint_test,
+    gauss_newton_test,
+    taylor_test,
+    taylor_test_map,
+    verify_problem,
+)
 from problems.linear_ode import LinearDecayProblem
 
 
@@ -72,7 +78,8 @@ def test_gauss_newton_test_detects_asymmetry_and_indefiniteness(rng):
 def test_verify_problem_leaves_everything_where_it_was(rng):
     functional = _functional(rng)
     x = functional.layout.random(rng, 0.5).flat.copy()
-    x_before, data_before, targets_before = x.copy(), functional.data.copy(), functional.targets.copy()
+    x_before = x.copy()
+    data_before, targets_before = functional.data.copy(), functional.targets.copy()
     value_before = functional.value_and_gradient(x)
     report = verify_problem(functional, x, rng=rng)
     assert report.passed, report
@@ -98,13 +105,16 @@ class WrongTangent(LinearDecayProblem):
 
 
 def test_verify_problem_names_the_broken_pair(rng):
-    report = verify_problem(_functional(rng, WrongAdjoint(2)), _functional(rng).layout.random(rng).flat, rng=rng)
+    broken = _functional(rng, WrongAdjoint(2))
+    report = verify_problem(broken, _functional(rng).layout.random(rng).flat, rng=rng)
     assert not report.passed
     assert "rhs adjoint" in report.failed and "functional taylor" in report.failed
     assert "rhs taylor" not in report.failed
-    report = verify_problem(_functional(rng, WrongTangent(2)), _functional(rng).layout.random(rng).flat, rng=rng)
+    broken = _functional(rng, WrongTangent(2))
+    report = verify_problem(broken, _functional(rng).layout.random(rng).flat, rng=rng)
     assert "output taylor" in report.failed and "output adjoint" in report.failed
-    assert "functional taylor" not in report.failed        # the gradient uses the adjoint, which is right
+    # the gradient uses the adjoint, which is right
+    assert "functional taylor" not in report.failed
 
 
 def test_verify_problem_type_error(rng):

@@ -15,7 +15,8 @@ ROLE = re.compile(r":(?:class|func|meth|attr|mod|data|exc|obj):`(~?)([\w.]+)`")
 class SphinxRoles(griffe.Extension):
     def on_object(self, *, obj, loader, **kwargs):
         if obj.docstring is not None:
-            obj.docstring.value = ROLE.sub(lambda m: _reference(m, obj, loader), obj.docstring.value)
+            obj.docstring.value = ROLE.sub(lambda m: _reference(m, obj, loader),
+                                           obj.docstring.value)
 
 
 def _reference(match, obj, loader) -> str:

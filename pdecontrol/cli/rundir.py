@@ -72,7 +72,7 @@ class RunDirectory:
         self._created = False
 
     @classmethod
-    def from_args(cls, args, problem: str, command: str) -> "RunDirectory":
+    def from_args(cls, args, problem: str, command: str) -> RunDirectory:
         """From ``--out`` / ``--name`` (default ``runs/<timestamp>``)."""
         if args.out is not None:
             return cls(args.out, problem, command)

@@ -11,11 +11,11 @@ coarse to fine (space continuation), shallow to deep (time continuation), or any
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Callable
 
 import numpy as np
 
@@ -83,7 +83,8 @@ class Stage:
         if self.n_steps is not None:
             check_int(self.n_steps, "Stage.n_steps", 1)
         if not callable(self.solver):
-            raise TypeError(f"Stage.solver must be a solver function, got {type(self.solver).__name__}")
+            raise TypeError("Stage.solver must be a solver function, got "
+                            f"{type(self.solver).__name__}")
         if not isinstance(self.stopping, Stopping):
             raise TypeError(f"Stage.stopping must be a pdecontrol.optimize.Stopping, got "
                             f"{type(self.stopping).__name__}")
@@ -99,7 +100,7 @@ class Stage:
         """The stage's iteration budget (``stopping.maxiter``)."""
         return self.stopping.maxiter
 
-    def replace(self, **changes) -> "Stage":
+    def replace(self, **changes) -> Stage:
         """A copy with some fields changed; ``iterations=`` sets ``stopping.maxiter``."""
         if "iterations" in changes:
             stopping = changes.get("stopping", self.stopping)
@@ -186,7 +187,7 @@ class Schedule:
 
     @classmethod
     def coarse_to_fine(cls, n_levels: int, stage: Stage, *, n_steps=None,
-                       iterations=None) -> "Schedule":
+                       iterations=None) -> Schedule:
         """Space continuation: ``stage`` on levels ``n_levels - 1, ..., 0`` (coarsest first).
 
         ``iterations``: an int or one per level, coarsest first (default: the stage's).
@@ -194,7 +195,7 @@ class Schedule:
         n_levels = check_int(n_levels, "n_levels", 1)
         counts = per_stage(iterations, n_levels, "iterations")
         stages = []
-        for level, count in zip(range(n_levels - 1, -1, -1), counts):
+        for level, count in zip(range(n_levels - 1, -1, -1), counts, strict=True):
             changes = {"level": level, "n_steps": n_steps if n_steps is not None else stage.n_steps}
             if count is not None:
                 changes["iterations"] = count
@@ -203,17 +204,17 @@ class Schedule:
 
     @classmethod
     def shallow_to_deep(cls, steps: Sequence[int], stage: Stage, *, level=None,
-                        iterations=None) -> "Schedule":
+                        iterations=None) -> Schedule:
         """Time continuation: ``stage`` with ``steps[0], steps[1], ...`` time steps (increasing).
 
         ``iterations``: an int or one per stage (default: the stage's).
         """
         steps = [check_int(n, f"steps[{i}]", 1) for i, n in enumerate(steps)]
-        if not steps or any(a >= b for a, b in zip(steps, steps[1:])):
+        if not steps or any(a >= b for a, b in itertools.pairwise(steps)):
             raise ValueError(f"steps must increase strictly, got {steps}")
         counts = per_stage(iterations, len(steps), "iterations")
         stages = []
-        for n, count in zip(steps, counts):
+        for n, count in zip(steps, counts, strict=True):
             changes = {"n_steps": n, "level": stage.level if level is None else level}
             if count is not None:
                 changes["iterations"] = count

@@ -22,7 +22,7 @@ __all__ = ["WorkMeter"]
 class _Metered:
     """Observer adding one functional's evaluations to a meter."""
 
-    def __init__(self, meter: "WorkMeter", cost: dict, level: int):
+    def __init__(self, meter: WorkMeter, cost: dict, level: int):
         self.meter, self.cost, self.level = meter, cost, level
 
     def before(self, evaluation) -> None:

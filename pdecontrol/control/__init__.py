@@ -1,4 +1,4 @@
-"""Control problems by subclassing, time-steppers with exact discrete derivatives, reduced functionals.
+"""Control problems by subclassing, steppers with exact discrete derivatives, reduced functionals.
 
 Define a problem by subclassing :class:`ControlProblem`, describe its parameters with a
 :class:`ParameterLayout`, and build a :class:`ControlFunctional`: objective, gradient and
@@ -11,12 +11,21 @@ from .losses import LeastSquaresLoss, Loss, SoftmaxCrossEntropyLoss
 from .parameters import ParameterLayout, Parameters, refine_in_time, time_interpolation_matrix
 from .problem import ControlProblem
 from .regularizers import GradientPenalty, QuadraticPenalty, Regularizer, Tikhonov, TimeSmoothness
-from .timestepping import (EXPLICIT_MIDPOINT, FORWARD_EULER, RK4, RungeKutta, Trajectory, get_stepper,
-                           integrate)
+from .timestepping import (
+                           EXPLICIT_MIDPOINT,
+                           FORWARD_EULER,
+                           RK4,
+                           RungeKutta,
+                           Trajectory,
+                           get_stepper,
+                           integrate,
+)
 
 __all__ = [
-    "ControlProblem", "ParameterLayout", "Parameters", "refine_in_time", "time_interpolation_matrix",
-    "RungeKutta", "FORWARD_EULER", "EXPLICIT_MIDPOINT", "RK4", "Trajectory", "integrate", "get_stepper",
+    "ControlProblem", "ParameterLayout", "Parameters", "refine_in_time",
+    "time_interpolation_matrix",
+    "RungeKutta", "FORWARD_EULER", "EXPLICIT_MIDPOINT", "RK4", "Trajectory", "integrate",
+    "get_stepper",
     "ThetaMethod", "backward_euler", "crank_nicolson",
     "Loss", "LeastSquaresLoss", "SoftmaxCrossEntropyLoss",
     "Regularizer", "Tikhonov", "TimeSmoothness", "QuadraticPenalty", "GradientPenalty",

@@ -19,6 +19,7 @@ def accumulate(total: dict, part):
                              f"not one of the expected blocks {list(total)}")
         value = np.asarray(value, dtype=np.float64)
         if value.shape != total[name].shape:
-            raise ValueError(f"a problem adjoint returned a cotangent of shape {value.shape} for block "
-                             f"{name!r}, expected {total[name].shape} (summed over the batch)")
+            raise ValueError(f"a problem adjoint returned a cotangent of shape {value.shape} for "
+                             f"block {name!r}, expected {total[name].shape} (summed over the "
+                             "batch)")
         total[name] += value

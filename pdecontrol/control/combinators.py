@@ -37,7 +37,8 @@ class SumFunctional(ReducedFunctional):
             raise ValueError("functionals must not be empty")
         for j in self.functionals:
             if not isinstance(j, ReducedFunctional):
-                raise TypeError(f"functionals must be ReducedFunctional objects, got {type(j).__name__}")
+                raise TypeError("functionals must be ReducedFunctional objects, got "
+                                f"{type(j).__name__}")
         sizes = {j.size for j in self.functionals}
         if len(sizes) != 1:
             raise ValueError(f"all functionals must have the same size, got sizes {sorted(sizes)}")
@@ -46,7 +47,8 @@ class SumFunctional(ReducedFunctional):
         coefficients = check_finite(as_float_array(coefficients, "coefficients", dtype=np.float64),
                                     "coefficients")
         if coefficients.shape != (len(self.functionals),) or np.any(coefficients < 0):
-            raise ValueError(f"coefficients must be {len(self.functionals)} numbers >= 0, got {coefficients}")
+            raise ValueError(f"coefficients must be {len(self.functionals)} numbers >= 0, "
+                             f"got {coefficients}")
         self.coefficients = coefficients
         first = self.functionals[0].weights
         if any(not np.array_equal(j.weights, first) for j in self.functionals[1:]):
@@ -69,12 +71,13 @@ class SumFunctional(ReducedFunctional):
 
     def value(self, x, examples=None) -> float:
         examples = self.check_examples(examples)
-        return float(sum(a * j.value(x, examples) for a, j in zip(self.coefficients, self.functionals)))
+        return float(sum(a * j.value(x, examples)
+                         for a, j in zip(self.coefficients, self.functionals, strict=True)))
 
     def value_and_gradient(self, x, examples=None):
         examples = self.check_examples(examples)
         total, gradient = 0.0, np.zeros(self.size)
-        for a, j in zip(self.coefficients, self.functionals):
+        for a, j in zip(self.coefficients, self.functionals, strict=True):
             value, g = j.value_and_gradient(x, examples)
             total += a * value
             gradient += a * g
@@ -85,9 +88,10 @@ class SumFunctional(ReducedFunctional):
         operators = [j.gauss_newton_operator(x, examples) for j in self.functionals]
 
         def matvec(v):
-            return sum(a * op.matvec(v) for a, op in zip(self.coefficients, operators))
+            return sum(a * op.matvec(v) for a, op in zip(self.coefficients, operators, strict=True))
 
-        return LinearOperator((self.size, self.size), matvec=matvec, rmatvec=matvec, dtype=np.float64)
+        return LinearOperator((self.size, self.size), matvec=matvec, rmatvec=matvec,
+                              dtype=np.float64)
 
 
 class TransformedFunctional(ReducedFunctional):
@@ -111,7 +115,8 @@ class TransformedFunctional(ReducedFunctional):
 
     def __init__(self, functional: ReducedFunctional, operator, offset=None, weights=None):
         if not isinstance(functional, ReducedFunctional):
-            raise TypeError(f"functional must be a ReducedFunctional, got {type(functional).__name__}")
+            raise TypeError("functional must be a ReducedFunctional, got "
+                            f"{type(functional).__name__}")
         self.functional = functional
         self.operator = aslinearoperator(operator)
         if self.operator.shape[0] != functional.size:
@@ -121,7 +126,8 @@ class TransformedFunctional(ReducedFunctional):
             offset = np.zeros(functional.size)
         self.offset = check_finite(as_float_array(offset, "offset", dtype=np.float64), "offset")
         if self.offset.shape != (functional.size,):
-            raise ValueError(f"offset must have shape ({functional.size},), got {self.offset.shape}")
+            raise ValueError(f"offset must have shape ({functional.size},), "
+                             f"got {self.offset.shape}")
         if weights is None:
             weights = np.ones(self.operator.shape[1])
         weights = check_finite(as_float_array(weights, "weights", dtype=np.float64), "weights")
@@ -142,8 +148,8 @@ class TransformedFunctional(ReducedFunctional):
         return self._weights
 
     def _inner_point(self, x) -> np.ndarray:
-        return np.asarray(self.operator.matvec(self.check_parameters(x)), dtype=np.float64).reshape(-1) \
-            + self.offset
+        inner = self.operator.matvec(self.check_parameters(x))
+        return np.asarray(inner, dtype=np.float64).reshape(-1) + self.offset
 
     def value(self, x, examples=None) -> float:
         return self.functional.value(self._inner_point(x), examples)
@@ -160,4 +166,5 @@ class TransformedFunctional(ReducedFunctional):
             return np.asarray(self.operator.rmatvec(inner.matvec(self.operator.matvec(v))),
                               dtype=np.float64).reshape(-1)
 
-        return LinearOperator((self.size, self.size), matvec=matvec, rmatvec=matvec, dtype=np.float64)
+        return LinearOperator((self.size, self.size), matvec=matvec, rmatvec=matvec,
+                              dtype=np.float64)

@@ -24,10 +24,10 @@ from scipy.sparse.linalg import LinearOperator
 
 from .._validation import as_float_array, check_finite, check_positive
 from ..functional import ReducedFunctional
+from ._accumulate import accumulate
 from .parameters import ParameterLayout, Parameters
 from .problem import ControlProblem
 from .regularizers import Regularizer
-from ._accumulate import accumulate
 from .timestepping import Trajectory, _read_only, get_stepper, integrate
 
 __all__ = ["ControlFunctional", "ForwardResult"]
@@ -121,21 +121,23 @@ class ControlFunctional(ReducedFunctional):
         self.problem, self.layout = problem, layout
         self.data = check_finite(as_float_array(data, "data", dtype=self.dtype), "data")
         if self.data.ndim < 1 or self.data.shape[0] < 1:
-            raise ValueError(f"data must have a leading example axis of length >= 1, got {self.data.shape}")
+            raise ValueError("data must have a leading example axis of length >= 1, "
+                             f"got {self.data.shape}")
         self.targets = problem.loss.check_targets(targets, "targets")
         if self.targets.shape[0] != self.data.shape[0]:
-            raise ValueError(f"targets must have one row per example: data has {self.data.shape[0]} "
-                             f"examples, targets {self.targets.shape[0]}")
+            raise ValueError("targets must have one row per example: data has "
+                             f"{self.data.shape[0]} examples, targets {self.targets.shape[0]}")
         self.final_time = check_positive(final_time, "final_time")
         self.stepper = get_stepper(stepper)
         self.regularizers = tuple(regularizers)
         for reg in self.regularizers:
             if not isinstance(reg, Regularizer):
-                raise TypeError(f"regularizers must be Regularizer objects, got {type(reg).__name__}")
+                raise TypeError("regularizers must be Regularizer objects, got "
+                                f"{type(reg).__name__}")
             reg.check_layout(layout)
         for name, value in (("checkpoint_every", checkpoint_every), ("chunk_size", chunk_size)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral)
-                                      or value < 1):
+            if value is not None and (isinstance(value, bool)
+                                      or not isinstance(value, numbers.Integral) or value < 1):
                 raise ValueError(f"{name} must be None or an integer >= 1, got {value!r}")
         self.checkpoint_every, self.chunk_size = checkpoint_every, chunk_size
         if store_linearization is None:
@@ -171,7 +173,10 @@ class ControlFunctional(ReducedFunctional):
         steps = np.rint(times / dt)
         off = np.abs(times / dt - steps) > 1e-9 * np.maximum(1.0, steps)
         if np.any(off) or steps[0] < 0 or steps[-1] > n:
-            bad = times[np.argmax(off)] if np.any(off) else (times[0] if steps[0] < 0 else times[-1])
+            if np.any(off):
+                bad = times[np.argmax(off)]
+            else:
+                bad = times[0] if steps[0] < 0 else times[-1]
             raise ValueError(
                 f"observation time {bad:g} is not on the time grid of {n} steps of dt = {dt:g} "
                 f"in [0, {self.final_time:g}]; choose n_steps so that every observation time is "
@@ -226,14 +231,16 @@ class ControlFunctional(ReducedFunctional):
             product = self.layout.zeros()
             for chunk in solved:
                 doutputs = self._tangent(chunk, controls, static, dcontrols, dstatic)
-                outputs_bar = self.problem.loss.hessian_product(chunk.outputs, chunk.targets, doutputs)
+                outputs_bar = self.problem.loss.hessian_product(chunk.outputs, chunk.targets,
+                                                                doutputs)
                 self._backpropagate(chunk, controls, static, outputs_bar, product)
             product.flat /= n
             for reg in self.regularizers:
                 self._add_blocks(product, reg.hessian_product(params, direction))
             return product.flat
 
-        return LinearOperator((self.size, self.size), matvec=matvec, rmatvec=matvec, dtype=np.float64)
+        return LinearOperator((self.size, self.size), matvec=matvec, rmatvec=matvec,
+                              dtype=np.float64)
 
     def forward(self, x, examples=None) -> ForwardResult:
         """Final states, outputs and per-example losses (prediction), in example order."""
@@ -243,7 +250,8 @@ class ControlFunctional(ReducedFunctional):
         return ForwardResult(
             final_states=np.concatenate([c.trajectory.final_state for c in solved]),
             outputs=np.concatenate([c.outputs for c in solved]),
-            losses=np.concatenate([self.problem.loss.per_example(c.outputs, c.targets) for c in solved]),
+            losses=np.concatenate([self.problem.loss.per_example(c.outputs, c.targets)
+                                   for c in solved]),
             examples=np.concatenate(chunks))
 
     def parameters(self, x) -> Parameters:
@@ -271,8 +279,8 @@ class ControlFunctional(ReducedFunctional):
         data = self.data[idx]
         y0 = np.asarray(self.problem.initial_state(data, static), dtype=self.dtype)
         if y0.ndim < 1 or y0.shape[0] != idx.size:
-            raise ValueError(f"{type(self.problem).__name__}.initial_state must return one state per "
-                             f"example (leading axis {idx.size}), got shape {y0.shape}")
+            raise ValueError(f"{type(self.problem).__name__}.initial_state must return one state "
+                             f"per example (leading axis {idx.size}), got shape {y0.shape}")
         steps = self.observation_steps
         trajectory = integrate(self.problem, self.stepper, y0, controls, static,
                                final_time=self.final_time, n_steps=self.layout.n_steps,
@@ -297,12 +305,13 @@ class ControlFunctional(ReducedFunctional):
         return observed[0] if len(observed) == 1 else np.concatenate(observed, axis=1)
 
     def _backpropagate(self, chunk: _Chunk, controls, static, outputs_bar, total: Parameters):
-        """Add the chain rule of (initial state, sweep, output) for ``outputs_bar`` into ``total``."""
+        """Add the chain rule of (initial state, sweep, output) for ``outputs_bar`` into
+        ``total``."""
         outputs_bar = np.asarray(outputs_bar, dtype=self.dtype)
         trajectory, sources = chunk.trajectory, {}
         static_bar = {name: np.zeros(np.shape(value)) for name, value in static.items()}
         bars = np.split(outputs_bar, np.cumsum(chunk.output_sizes)[:-1], axis=1)
-        for step, z_bar in zip(self.observation_steps, bars):
+        for step, z_bar in zip(self.observation_steps, bars, strict=True):
             y_bar, observed_static_bar = self.problem.output_adjoint(trajectory.state(step),
                                                                      static, z_bar)
             sources[step] = np.asarray(y_bar, dtype=self.dtype)

@@ -130,7 +130,8 @@ class SoftmaxCrossEntropyLoss(Loss):
             raise ValueError(f"{name} must have shape (n_examples, n_classes) for the softmax "
                              f"cross-entropy, got {targets.shape}; one-hot encode integer labels")
         if np.any(targets < 0):
-            raise ValueError(f"{name} must be non-negative class weights (one-hot or probabilities)")
+            raise ValueError(f"{name} must be non-negative class weights "
+                             "(one-hot or probabilities)")
         return targets
 
     def per_example(self, z, targets):

@@ -66,7 +66,8 @@ class ParameterLayout:
         controls = dict(controls)
         clash = set(controls) & set(static)
         if clash:
-            raise ValueError(f"block names must be unique; {sorted(clash)} are both control and static")
+            raise ValueError(f"block names must be unique; {sorted(clash)} are both control and "
+                             "static")
         if not controls and not static:
             raise ValueError("a ParameterLayout needs at least one control or static block")
         block_weights = {} if block_weights is None else dict(block_weights)
@@ -103,7 +104,7 @@ class ParameterLayout:
             w[sl] = self.block_weights[name]
         return w
 
-    def with_n_steps(self, n_steps: int) -> "ParameterLayout":
+    def with_n_steps(self, n_steps: int) -> ParameterLayout:
         """The same blocks and weights with a different number of time steps."""
         return ParameterLayout(n_steps, self.control_shapes, self.static_shapes, self.block_weights)
 
@@ -118,7 +119,7 @@ class ParameterLayout:
                 f"static={self.static_shapes}, size={self.size})")
 
     # ------------------------------------------------------------------ conversion
-    def unflatten(self, x, name: str = "x") -> "Parameters":
+    def unflatten(self, x, name: str = "x") -> Parameters:
         """Structured view of a flat vector of length :attr:`size` (no copy for float64 input).
 
         The blocks are reshaped views of ``x``, so writing to them writes to ``x``.
@@ -138,7 +139,7 @@ class ParameterLayout:
             return params.flat
         return self.from_blocks(params).flat
 
-    def from_blocks(self, blocks: Mapping, name: str = "params") -> "Parameters":
+    def from_blocks(self, blocks: Mapping, name: str = "params") -> Parameters:
         """Copy a mapping name -> array into new :class:`Parameters`, validating every block.
 
         Raises ``ValueError`` naming the block for a missing/unknown block, a wrong shape or a
@@ -159,11 +160,11 @@ class ParameterLayout:
             out[block][...] = check_finite(value, f"{name}[{block!r}]")
         return out
 
-    def zeros(self) -> "Parameters":
+    def zeros(self) -> Parameters:
         """New all-zero :class:`Parameters`."""
         return Parameters(self, np.zeros(self.size))
 
-    def random(self, rng: np.random.Generator, scale=1.0) -> "Parameters":
+    def random(self, rng: np.random.Generator, scale=1.0) -> Parameters:
         """New :class:`Parameters` with independent N(0, scale**2) entries.
 
         ``scale`` is a float for every block or a dict name -> float (missing names: 0).
@@ -216,7 +217,7 @@ class Parameters(Mapping):
         """The controls of one time step, name -> view of shape ``step_shape``."""
         return {k: self._blocks[k][step] for k in self.layout.control_shapes}
 
-    def copy(self) -> "Parameters":
+    def copy(self) -> Parameters:
         """A deep copy (new flat vector)."""
         return Parameters(self.layout, self.flat.copy())
 

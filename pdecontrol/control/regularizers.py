@@ -57,8 +57,8 @@ class Regularizer(ABC):
     def check_layout(self, layout: ParameterLayout) -> None:
         """Raise ``ValueError`` if this regulariser cannot act on ``layout``."""
         if self.block not in layout.shapes:
-            raise ValueError(f"{type(self).__name__} acts on block {self.block!r}, which the layout "
-                             f"does not have; blocks are {layout.names}")
+            raise ValueError(f"{type(self).__name__} acts on block {self.block!r}, which the "
+                             f"layout does not have; blocks are {layout.names}")
 
     def _block(self, params: Parameters) -> np.ndarray:
         if not isinstance(params, Parameters):
@@ -113,8 +113,9 @@ class Tikhonov(Regularizer):
     def check_layout(self, layout):
         super().check_layout(layout)
         if self.reference.ndim and self.reference.shape != layout.shapes[self.block]:
-            raise ValueError(f"Tikhonov reference for block {self.block!r} must be a scalar or have "
-                             f"shape {layout.shapes[self.block]}, got {self.reference.shape}")
+            raise ValueError(f"Tikhonov reference for block {self.block!r} must be a scalar or "
+                             f"have shape {layout.shapes[self.block]}, "
+                             f"got {self.reference.shape}")
 
     def _reference(self, layout):
         return self.reference
@@ -182,8 +183,9 @@ class QuadraticPenalty(Regularizer):
         for n_axes in range(1, len(shape) + 1):
             if int(np.prod(shape[-n_axes:])) == q:
                 return n_axes
-        raise ValueError(f"matrix of shape {self.matrix.shape} acts on q={q} entries, but no trailing "
-                         f"axes of block {self.block!r} (shape {shape}) have that many entries")
+        raise ValueError(f"matrix of shape {self.matrix.shape} acts on q={q} entries, but no "
+                         f"trailing axes of block {self.block!r} (shape {shape}) have that many "
+                         "entries")
 
     def check_layout(self, layout):
         super().check_layout(layout)
@@ -228,9 +230,9 @@ class GradientPenalty(Regularizer):
         super().check_layout(layout)
         shape = layout.shapes[self.block]
         if len(shape) < len(self.spacing) or any(n < 2 for n in shape[-len(self.spacing):]):
-            raise ValueError(f"GradientPenalty on {len(self.spacing)} axes needs a block whose last "
-                             f"{len(self.spacing)} axes have >= 2 nodes, got {self.block!r} of "
-                             f"shape {shape}")
+            raise ValueError(f"GradientPenalty on {len(self.spacing)} axes needs a block whose "
+                             f"last {len(self.spacing)} axes have >= 2 nodes, got {self.block!r} "
+                             f"of shape {shape}")
 
     def _apply(self, u, layout):
         d = len(self.spacing)
@@ -240,7 +242,7 @@ class GradientPenalty(Regularizer):
         shape = layout.shapes[self.block]
         d = len(self.spacing)
         out = np.zeros(shape)
-        for k, (part, h) in enumerate(zip(r, self.spacing)):
+        for k, (part, h) in enumerate(zip(r, self.spacing, strict=True)):
             axis = len(shape) - d + k
             lead = [slice(None)] * len(shape)
             lead[axis] = slice(1, None)
@@ -250,4 +252,5 @@ class GradientPenalty(Regularizer):
         return out
 
     def __repr__(self) -> str:
-        return f"GradientPenalty(block={self.block!r}, alpha={self.alpha:g}, spacing={self.spacing})"
+        return (f"GradientPenalty(block={self.block!r}, alpha={self.alpha:g}, "
+                f"spacing={self.spacing})")

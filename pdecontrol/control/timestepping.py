@@ -39,7 +39,7 @@ def _combine(y, scale, coefficients, vectors):
     must not modify them. Each term is one fused pass (:func:`pdecontrol.ops.add_scaled`).
     """
     out, base = None, y
-    for coefficient, vector in zip(coefficients, vectors):
+    for coefficient, vector in zip(coefficients, vectors, strict=True):
         if coefficient != 0.0:
             out = add_scaled(base, scale * coefficient, vector, out=out)
             base = out
@@ -93,7 +93,8 @@ class RungeKutta:
             raise ValueError(f"Butcher tableau: a must be ({n_stages}, {n_stages}) for b of length "
                              f"{n_stages}, got a {a.shape}, b {b.shape}")
         if np.any(np.triu(a) != 0):
-            raise ValueError("Butcher tableau: a must be strictly lower triangular (explicit method)")
+            raise ValueError("Butcher tableau: a must be strictly lower triangular "
+                             "(explicit method)")
         c = a.sum(axis=1) if c is None else as_float_array(c, "c", dtype=np.float64)
         if c.shape != (n_stages,):
             raise ValueError(f"Butcher tableau: c must have shape ({n_stages},), got {c.shape}")
@@ -107,7 +108,8 @@ class RungeKutta:
     def step(self, problem: ControlProblem, y, control, static, t: float, dt: float):
         """One step ``y_j -> y_{j+1}`` (calls ``problem.rhs`` once per stage)."""
         if not dt > 0:
-            raise ValueError(f"time step dt must be > 0, got {dt}; use final_time > 0 and n_steps >= 1")
+            raise ValueError(f"time step dt must be > 0, got {dt}; use final_time > 0 and "
+                             "n_steps >= 1")
         slopes = []
         for i in range(self.n_stages):
             stage = _combine(y, dt, self.a[i, :i], slopes) if i else y
@@ -164,7 +166,7 @@ class RungeKutta:
                      if coefficient != 0.0 and vector is not None]
             if not terms:
                 continue
-            coefficients, vectors = zip(*terms)
+            coefficients, vectors = zip(*terms, strict=True)
             slope_bar = _combine(None, dt, coefficients, vectors)
             stage_bar, c_bar, s_bar = problem.rhs_adjoint(
                 stages[i], control, static, t + self.c[i] * dt, slope_bar, cache=caches[i])
@@ -314,7 +316,8 @@ class Trajectory:
                                        self.stored_linearizations + linearizations)
 
     def _linearizations_forward(self):
-        """Yield ``(j, linearization)`` for j = 0..n-1 (next state from the slopes, no recompute)."""
+        """Yield ``(j, linearization)`` for j = 0..n-1 (next state from the slopes, no
+        recompute)."""
         self._hold(0, 0 if self._linearizations else 1)
         y = self._states[0]
         for j in range(self.n_steps):
@@ -330,7 +333,8 @@ class Trajectory:
         for j in range(start, stop):
             keep = self.store_linearization or j in self._linearizations
             linearization = self._linearize(j, states[-1]) if keep else None
-            linearizations.append(None if linearization is None else self.stepper.compact(linearization))
+            linearizations.append(None if linearization is None
+                                  else self.stepper.compact(linearization))
             if j + 1 < stop:
                 self.recomputed_steps += (j + 1) not in self._states
                 states.append(self._next_state(j, states[-1], linearization))

@@ -261,7 +261,7 @@ class DistributedControlFunctional(ControlFunctional):
         results = self._run(_forward, parts, np.asarray(params.flat))
         idx = np.arange(n) if examples is None else self.check_examples(examples)
         fields = {}
-        for (s, _, positions), result in zip(parts, results):
+        for (s, _, positions), result in zip(parts, results, strict=True):
             self.transfers.receive(result.final_states, result.outputs, result.losses)
             if positions is None:  # all of shard s: examples s, s + S, ...
                 positions = np.arange(s, self.n_examples, self.n_shards)

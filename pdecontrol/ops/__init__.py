@@ -8,8 +8,8 @@ See ``docs/operators.md`` for the API, conventions and measured performance.
 
 from ._dispatch import use_serial_kernels
 from .activations import ACTIVATION_NAMES, SMOOTH_RELU_ETA, Activation, get_activation
-from .elementwise import add_scaled
 from .conv import add_bias, bias_gradient, conv, conv_kernel_gradient, conv_transpose
+from .elementwise import add_scaled
 from .residual import (
     ResidualLinearization,
     residual_adjoint,

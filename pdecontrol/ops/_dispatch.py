@@ -6,9 +6,10 @@ and the Runge-Kutta steppers call it once per stage and sweep. :func:`twin_kerne
 Python function twice, ``parallel=True`` and ``parallel=False`` (``prange`` is then a plain
 ``range``: same loop body, same order of operations within an iteration), and
 :meth:`TwinKernel.choose` runs the serial twin when the call's work is below the kernel's
-threshold, when Numba runs on one thread or when :func:`use_serial_kernels` says so. Both twins give bitwise identical results for every
-kernel of the package (tested). The thresholds were measured on the 2-core development machine
-(``benchmarks/serial_threshold.py``; "Serial path for small problems" in docs/operators.md).
+threshold, when Numba runs on one thread or when :func:`use_serial_kernels` says so. Both twins
+give bitwise identical results for every kernel of the package (tested). The thresholds were
+measured on the 2-core development machine (``benchmarks/serial_threshold.py``; "Serial path for
+small problems" in docs/operators.md).
 """
 
 from __future__ import annotations

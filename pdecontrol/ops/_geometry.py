@@ -52,7 +52,7 @@ class StencilGeometry:
         index = np.indices(self.spatial).reshape(dim, -1)
         masks = np.ones((len(inner_offsets), self.size))
         for m, offsets in enumerate(inner_offsets):
-            for axis, offset in zip(range(1, dim), offsets):
+            for axis, offset in zip(range(1, dim), offsets, strict=True):
                 destination = index[axis] - offset
                 masks[m] *= (destination >= 0) & (destination < self.spatial[axis])
         group_offsets = list(itertools.product((-1, 0, 1), repeat=dim - 1))

@@ -1,4 +1,4 @@
-"""Counting the evaluations of a reduced functional: an observer (see :mod:`pdecontrol.functional`)."""
+"""Counting the evaluations of a reduced functional: an observer (:mod:`pdecontrol.functional`)."""
 
 from __future__ import annotations
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..functional import ReducedFunctional
 from .._validation import check_int
+from ..functional import ReducedFunctional
 from ._checks import check_instance, check_real
 from .cg import as_operator, conjugate_gradient
 from .iteration import prepare, run_iterations
@@ -16,7 +16,8 @@ from .stopping import Stopping
 __all__ = ["gauss_newton_cg", "EISENSTAT_WALKER"]
 
 EISENSTAT_WALKER = "eisenstat-walker"
-"""``cg_rtol`` value selecting the adaptive forcing term ``min(forcing_max, sqrt(|g_k| / |g_0|))``."""
+"""``cg_rtol`` value selecting the adaptive forcing term
+``min(forcing_max, sqrt(|g_k| / |g_0|))``."""
 
 
 def _check_cg_rtol(cg_rtol):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.sparse.linalg import LinearOperator
 
-from ..functional import ReducedFunctional
 from .._validation import check_int
+from ..functional import ReducedFunctional
 from ._checks import check_functional, check_real
 from .cg import conjugate_gradient
 from .restricted import RestrictedFunctional, apply_block_solve, as_index_set

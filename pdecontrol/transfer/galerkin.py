@@ -14,7 +14,7 @@ input channels, ...) are batched.
 
 from __future__ import annotations
 
-from functools import lru_cache, reduce
+from functools import cache, reduce
 
 import numpy as np
 
@@ -37,7 +37,7 @@ def _galerkin_restriction_matrix_1d() -> np.ndarray:
     ``m`` around ``2J`` and ``p(q)`` the interpolation weight at fine offset ``q`` from a coarse
     node.
     """
-    p = dict(zip((-1, 0, 1), INTERPOLATION_WEIGHTS))
+    p = dict(zip((-1, 0, 1), INTERPOLATION_WEIGHTS, strict=True))
     r = {m: w / 2 for m, w in p.items()}
     matrix = np.zeros((3, 3))
     for B in (-1, 0, 1):
@@ -51,7 +51,7 @@ def _read_only(array: np.ndarray) -> np.ndarray:
     return array
 
 
-@lru_cache(maxsize=None)
+@cache
 def _galerkin_maps(dim: int) -> tuple[np.ndarray, np.ndarray]:
     """``(G, G^-1)`` for ``dim``, as Kronecker powers of the 1D map and of its inverse (cached)."""
     one_d = _galerkin_restriction_matrix_1d()

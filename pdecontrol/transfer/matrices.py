@@ -32,7 +32,7 @@ def _prolongation_matrix_1d(n_coarse: int) -> sp.csr_matrix:
     """1D interpolation, shape ``(2 n_coarse, n_coarse)``; fine nodes outside the axis dropped."""
     rows, cols, values = [], [], []
     coarse = np.arange(n_coarse)
-    for offset, weight in zip((-1, 0, 1), INTERPOLATION_WEIGHTS):
+    for offset, weight in zip((-1, 0, 1), INTERPOLATION_WEIGHTS, strict=True):
         fine = 2 * coarse + offset
         inside = (fine >= 0) & (fine < 2 * n_coarse)
         rows.append(fine[inside])

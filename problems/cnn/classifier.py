@@ -30,7 +30,6 @@ in row blocks of ``block_size`` examples, so no float64 copy of the whole set is
 
 from __future__ import annotations
 
-
 import numpy as np
 import scipy.linalg
 import scipy.linalg.blas

@@ -416,8 +416,8 @@ class EvaluateCommand(Command):
                                  "network file)")
 
     def run(self, args) -> int:
-        from .network_file import read_network_file
         from .evaluation import EVALUATION_FORMAT, evaluate_across_scales, levels_between
+        from .network_file import read_network_file
 
         network_path, run_dir = _network_paths(args.network)
         if not network_path.is_file():

@@ -21,9 +21,8 @@ import numpy as np
 from pdecontrol._validation import check_int
 from pdecontrol.control import LeastSquaresLoss, SoftmaxCrossEntropyLoss
 from pdecontrol.control.timestepping import get_stepper
-from pdecontrol.ops import get_activation
-
 from pdecontrol.mesh import Mesh
+from pdecontrol.ops import get_activation
 
 from .classifier import ClassifierSolver
 from .network import KERNEL_BASES, CNNProblem
@@ -268,7 +267,7 @@ class TrainingSettings:
             batch_size=self.chunk_size or 1000,
         )
 
-    def replace(self, **changes) -> "TrainingSettings":
+    def replace(self, **changes) -> TrainingSettings:
         """A copy with some fields changed (validated)."""
         return dataclasses.replace(self, **changes)
 
@@ -282,7 +281,7 @@ class TrainingSettings:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "TrainingSettings":
+    def from_dict(cls, values: dict) -> TrainingSettings:
         """Settings from :meth:`to_dict` output; unknown keys raise ``ValueError``."""
         known = {field.name for field in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
@@ -293,7 +292,7 @@ class TrainingSettings:
         return cls(**values)
 
     @classmethod
-    def from_json(cls, text: str) -> "TrainingSettings":
+    def from_json(cls, text: str) -> TrainingSettings:
         """Inverse of :meth:`to_json`."""
         try:
             values = json.loads(text)

@@ -221,28 +221,28 @@ class TrainedNetwork:
         return float(np.mean(predicted == truth))
 
     # ------------------------------------------------------------------ moving between meshes
-    def _moved(self, mesh: Mesh, parameters) -> "TrainedNetwork":
+    def _moved(self, mesh: Mesh, parameters) -> TrainedNetwork:
         return TrainedNetwork(self.problem.with_mesh(mesh), parameters, self.settings)
 
     def _coarse_mesh(self, levels: int) -> Mesh:
         return MeshHierarchy(self.mesh, check_int(levels, "levels", 1) + 1)[levels].mesh
 
-    def restrict(self, levels: int = 1) -> "TrainedNetwork":
+    def restrict(self, levels: int = 1) -> TrainedNetwork:
         """The Galerkin-restricted network on the mesh coarsened ``levels`` times."""
         mesh = self._coarse_mesh(levels)
         return self._moved(mesh, restrict_network(self.problem, self.parameters, levels))
 
-    def restrict_classifier_only(self, levels: int = 1) -> "TrainedNetwork":
+    def restrict_classifier_only(self, levels: int = 1) -> TrainedNetwork:
         """The ablation: only ``W`` restricted, stencil weights and biases as on the fine mesh."""
         mesh = self._coarse_mesh(levels)
         return self._moved(mesh, restrict_classifier_only(self.problem, self.parameters, levels))
 
-    def prolong(self, levels: int = 1) -> "TrainedNetwork":
+    def prolong(self, levels: int = 1) -> TrainedNetwork:
         """The network prolonged (inverse Galerkin kernels) to the mesh refined ``levels`` times."""
         mesh = MeshHierarchy.from_coarsest(self.mesh, check_int(levels, "levels", 1) + 1)[0].mesh
         return self._moved(mesh, prolong_network(self.problem, self.parameters, levels))
 
-    def on_mesh(self, mesh: Mesh) -> "TrainedNetwork":
+    def on_mesh(self, mesh: Mesh) -> TrainedNetwork:
         """This network moved to ``mesh`` (restricted or prolonged; itself on the same mesh)."""
         if not isinstance(mesh, Mesh):
             raise TypeError(f"mesh must be a pdecontrol.mesh.Mesh, got {type(mesh).__name__}")
@@ -251,7 +251,7 @@ class TrainedNetwork:
             return self
         return self.restrict(levels) if levels > 0 else self.prolong(-levels)
 
-    def refit_classifier(self, images, labels) -> "TrainedNetwork":
+    def refit_classifier(self, images, labels) -> TrainedNetwork:
         """The same kernels with ``(W, c)`` re-solved (least squares, the settings' Tikhonov) on
         labelled images of this mesh. Needs ``loss="least_squares"``."""
         solver = self.settings.classifier_solver(self.functional(images, labels, regularized=True))

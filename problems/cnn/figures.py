@@ -26,8 +26,8 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 from pdecontrol._validation import as_float_array, check_finite
-from pdecontrol.plotting import new_figure, save_figure
 from pdecontrol.ops import conv
+from pdecontrol.plotting import new_figure, save_figure
 from pdecontrol.transfer import restrict_image, restrict_stencil
 
 __all__ = [
@@ -434,7 +434,7 @@ def plot_kernels(kernels: Mapping, *, title: str | None = None, path=None) -> Fi
     widths = [max(width, 3) for width in widths]  # room for the title and colour bar
     figure = new_figure((0.55 * sum(widths) + 0.5, 0.55 * rows + 1.6))
     subfigures = np.atleast_1d(figure.subfigures(1, len(groups), width_ratios=widths))
-    for subfigure, (name, weights) in zip(subfigures, groups):
+    for subfigure, (name, weights) in zip(subfigures, groups, strict=True):
         limit = max(np.abs(weights).max(), 1e-12)
         axes = subfigure.subplots(rows, weights.shape[1], squeeze=False)
         for (out, inp), ax in np.ndenumerate(axes):

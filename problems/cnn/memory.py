@@ -31,8 +31,8 @@ import numpy as np
 
 from pdecontrol.control import get_stepper
 
-from .config import TrainingSettings
 from .classifier import ClassifierSolver
+from .config import TrainingSettings
 
 __all__ = ["training_memory", "evaluation_memory"]
 

@@ -39,7 +39,6 @@ scaled (unit stencil weights), whereas raw physical coefficients ``alpha`` would
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from pdecontrol._validation import as_float_array, check_finite, check_int, check_positive
@@ -157,7 +156,7 @@ class CNNProblem(ControlProblem):
             f"loss={self.loss!r})"
         )
 
-    def with_mesh(self, mesh: Mesh) -> "CNNProblem":
+    def with_mesh(self, mesh: Mesh) -> CNNProblem:
         """The same network (channels, activations, basis, loss) on another mesh."""
         if not isinstance(mesh, Mesh) or mesh.dim != self.dim:
             raise ValueError(f"mesh must be a {self.dim}D pdecontrol.mesh.Mesh, got {mesh!r}")
@@ -174,11 +173,11 @@ class CNNProblem(ControlProblem):
             loss=self.loss,
         )
 
-    def coarsen(self) -> "CNNProblem":
+    def coarsen(self) -> CNNProblem:
         """The same network on ``mesh.coarsen()`` (``H = 2h``)."""
         return self.with_mesh(self.mesh.coarsen())
 
-    def refine(self) -> "CNNProblem":
+    def refine(self) -> CNNProblem:
         """The same network on ``mesh.refine()`` (``h = H/2``)."""
         return self.with_mesh(self.mesh.refine())
 

@@ -26,9 +26,9 @@ The paper does not state its network's width. :data:`PAPER_CONFIGS` holds ``"pap
 configuration whose random-kernel start (kernels random, classifier solved) is close to the
 paper's 82.9%, and ``"strong"``: 8 channels, random kernels three times larger (more nonlinear
 initial features: 93.8% instead of 88.0% for the random start on a 10,000 / 5,000 subset) and a
-high-order kernel penalty on orders >= 2 (docs/method.md section 7) that keeps prolonged kernels from
-amplifying their high-order part, trained with more, smaller Gauss-Newton steps (4 steps of at
-most 20 CG iterations on batches of 2,000 per outer iteration instead of 2 x 10 on 10,000).
+high-order kernel penalty on orders >= 2 (docs/method.md section 7) that keeps prolonged kernels
+from amplifying their high-order part, trained with more, smaller Gauss-Newton steps (4 steps of
+at most 20 CG iterations on batches of 2,000 per outer iteration instead of 2 x 10 on 10,000).
 """
 
 from __future__ import annotations
@@ -44,7 +44,6 @@ import xarray as xr
 from pdecontrol.continuation import HISTORY_FORMAT
 from pdecontrol.io import atomic_path, make_folder, write_json, write_netcdf
 
-from .network_file import save_network
 from .config import TrainingSettings
 from .evaluation import (
     EVALUATION_FORMAT,
@@ -52,6 +51,7 @@ from .evaluation import (
     evaluate_across_scales,
     image_pyramid,
 )
+from .network_file import save_network
 from .paper_figures import (
     RESTRICTED_PREDICTIONS_FORMAT,
     restricted_predictions,
@@ -318,20 +318,24 @@ def paper_table(results: dict) -> str:
         "| --- | --- |",
     ]
     lines += [f"| {name} | {value} |" for name, value in extra]
-    s = r["settings"]
-    lines += [
-        "",
-        f"Configuration `{r['config']}`: {s['n_channels']} channels, {s['n_steps']} "
-        f"residual {s['activation']} layers, {s['loss']} loss, {r['n_train']} training / "
-        f"{r['n_val']} validation images (seed {s['seed']}), {s['outer_iterations']} outer "
+    lines += ["", _configuration_line(r["config"], r["settings"], r["n_train"], r["n_val"])]
+    return "\n".join(lines) + "\n"
+
+
+def _configuration_line(config: str, s: dict, n_train: int, n_val: int) -> str:
+    """The last line of :func:`paper_table`: the configuration ``config`` (its settings ``s``, a
+    :meth:`TrainingSettings.to_dict`) on ``n_train`` / ``n_val`` images."""
+    return (
+        f"Configuration `{config}`: {s['n_channels']} channels, {s['n_steps']} "
+        f"residual {s['activation']} layers, {s['loss']} loss, {n_train} training / "
+        f"{n_val} validation images (seed {s['seed']}), {s['outer_iterations']} outer "
         f"iterations per level, {s['gauss_newton_steps']} Gauss-Newton steps of at most "
         f"{s['cg_iterations']} CG iterations, batch {s['batch_size']}, high-order penalty "
         f"{s['high_order_penalty']} (orders >= {s.get('high_order_min_order', 1)}), "
         f"initial kernel / opening scale {s.get('kernel_scale', 1.0)} / "
         f"{s.get('opening_scale', 1.0)}, classifier Tikhonov {s['classifier_tikhonov']}, "
-        f"{s['dtype']}.",
-    ]
-    return "\n".join(lines) + "\n"
+        f"{s['dtype']}."
+    )
 
 
 def reproduce_paper(

@@ -84,7 +84,8 @@ def write_paper_figures(out) -> list:
     missing = [name for name in PAPER_FIGURE_SOURCES if not (out / name).is_file()]
     if missing:
         raise FileNotFoundError(
-            f"{out} is not a finished `pdecontrol cnn paper` directory: missing {', '.join(missing)}; "
+            f"{out} is not a finished `pdecontrol cnn paper` directory: "
+            f"missing {', '.join(missing)}; "
             "run (or resume) the job with `pdecontrol cnn paper --out` this directory"
         )
     histories = {"fine only": read_netcdf(out / "history_fine.nc", format=HISTORY_FORMAT),

@@ -54,6 +54,8 @@ bit, same history apart from ``wall_time``). The state of a different run is ref
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from pdecontrol._validation import check_int
@@ -178,7 +180,7 @@ def train_multilevel(
     schedule = Schedule([
         problem.stage(level, settings.n_steps, settings.outer_iterations if count is None
                       else count)
-        for level, count in zip(range(n_levels - 1, -1, -1), counts)])
+        for level, count in zip(range(n_levels - 1, -1, -1), counts, strict=True)])
     return problem.train(schedule, "train_multilevel", state_dir=state_dir, callback=callback,
                          progress=progress)
 
@@ -227,7 +229,7 @@ def train_time_continuation(
     else:
         layers = [check_int(n, f"layer_schedule[{i}]", 1) for i, n in enumerate(layer_schedule)]
     if len(layers) < 2 or layers[-1] != settings.n_steps or any(
-            a >= b for a, b in zip(layers, layers[1:])):
+            a >= b for a, b in itertools.pairwise(layers)):
         raise ValueError(
             f"layer_schedule must have at least two stages, increase strictly and end at "
             f"settings.n_steps = {settings.n_steps}, got {layers}"
@@ -235,7 +237,8 @@ def train_time_continuation(
     problem = CNNTraining(settings, train, validation, n_classes=n_classes)
     counts = per_stage(outer_iterations, len(layers), "outer_iterations")
     schedule = Schedule([problem.stage(0, n, settings.outer_iterations if count is None
-                                       else count) for n, count in zip(layers, counts)])
+                                       else count)
+                         for n, count in zip(layers, counts, strict=True)])
     return problem.train(schedule, "train_time_continuation", state_dir=state_dir,
                          callback=callback, progress=progress)
 

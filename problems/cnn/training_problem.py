@@ -294,7 +294,8 @@ class CNNTraining(ContinuationProblem):
                 reg.value(params) for reg in fine.regularizers)
             if isinstance(objective, SumFunctional):
                 value += sum(a * term.value(x) for a, term in
-                             zip(objective.coefficients[1:], objective.functionals[1:]))
+                             zip(objective.coefficients[1:], objective.functionals[1:],
+                                 strict=True))
             truth = np.argmax(fine.targets, axis=1)
             row = {
                 "objective": value,

@@ -32,8 +32,8 @@ from pdecontrol.cli import (
 )
 from pdecontrol.continuation import HISTORY_FORMAT, run_continuation
 from pdecontrol.io import make_folder
-from pdecontrol.memory import check_memory
 from pdecontrol.linear_solvers import SOLVER_NAMES
+from pdecontrol.memory import check_memory
 
 from .inversion import OBSERVATIONS, HeatInversion, HeatSettings
 from .memory import inversion_memory
@@ -99,7 +99,7 @@ def _fields(problem: HeatInversion, result) -> xr.Dataset:
         level = schedule[index].level
         mesh = problem.hierarchy[level].mesh
         dims = tuple(f"{axis}{level}" for axis in _AXES[: mesh.dim])
-        for axis, dim, values in zip(_AXES, dims, mesh.node_coordinates()):
+        for dim, values in zip(dims, mesh.node_coordinates(), strict=True):
             coords[dim] = values
         shape = "x".join(map(str, mesh.shape))
         variables[f"m_level{level}"] = (dims, np.reshape(x, mesh.shape),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import xarray as xr
+
 from pdecontrol.plotting import new_figure, save_figure
 
 __all__ = ["plot_fields", "plot_convergence", "plot_iterations"]
@@ -81,9 +82,9 @@ def plot_iterations(levels, gauss_newton, cg, *, title: str = "", path=None):
     ax.set_yscale("log")
     ax.set_xlabel("mesh")
     ax.legend()
-    for x, value in zip(position, gauss_newton):
+    for x, value in zip(position, gauss_newton, strict=True):
         ax.text(x - 0.2, value, str(int(value)), ha="center", va="bottom", fontsize=8)
-    for x, value in zip(position, cg):
+    for x, value in zip(position, cg, strict=True):
         ax.text(x + 0.2, value, str(int(value)), ha="center", va="bottom", fontsize=8)
     if title:
         ax.set_title(title)

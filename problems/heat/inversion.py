@@ -165,7 +165,7 @@ class HeatSettings:
              f"observation_times must increase within (0, final_time], got "
              f"{self.observation_times}")
 
-    def replace(self, **changes) -> "HeatSettings":
+    def replace(self, **changes) -> HeatSettings:
         """A copy with some fields changed (validated)."""
         values = asdict(self)
         values.update(changes)

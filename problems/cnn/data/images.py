@@ -14,7 +14,6 @@ Row ``y`` index ``i`` is image row ``i`` (top row first, as stored in the files)
 """
 from __future__ import annotations
 
-
 import numpy as np
 import xarray as xr
 

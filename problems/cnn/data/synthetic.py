@@ -373,8 +373,8 @@ def make_synthetic(n_examples: int, resolution: int, seed: int, *, classes=None,
     """Draw ``n_examples`` synthetic examples from ``seed`` and render them at ``resolution``.
 
     Shorthand for ``draw_synthetic(n_examples, seed, classes=classes, noise=noise,
-    position_jitter=position_jitter).render(resolution, dtype)``; see those for the parameters. The same seed at two resolutions
-    gives the same examples.
+    position_jitter=position_jitter).render(resolution, dtype)``; see those for the parameters.
+    The same seed at two resolutions gives the same examples.
     """
     examples = draw_synthetic(n_examples, seed, classes=classes, noise=noise,
                               position_jitter=position_jitter)
