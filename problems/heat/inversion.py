@@ -94,6 +94,8 @@ class HeatSettings:
     seed : int
         Seeds the noise.
 
+    Notes
+    -----
     ``final_time``, ``source``, ``gamma`` and ``beta`` are at most :data:`MAX_MAGNITUDE` and
     ``noise`` at most 1 (100% of the largest temperature): beyond, values overflow (``source``
     or ``noise`` ``1e300``: ``OverflowError``) or one term decides alone.
