@@ -1,9 +1,15 @@
-"""Regular node-centred meshes in 1D/2D/3D and multilevel hierarchies of them.
+"""Regular meshes in 1D/2D/3D, node- or cell-centred, and multilevel hierarchies of them.
 
-Convention: on an axis with ``n`` nodes, spacing ``h = extent / n``, node ``i`` sits at
-``x_i = origin + i * h``; each node owns one cell of width ``h``, the domain is
-``[origin, origin + extent)`` and grid functions are zero outside it. Coarsening halves ``n`` and
-doubles ``h`` with the same origin and extent, so coarse node ``j`` sits on fine node ``2j``.
+Convention: on an axis with ``n`` points, spacing ``h = extent / n``; each point owns one cell
+of width ``h``, the domain is ``[origin, origin + extent)`` and grid functions are zero outside
+it. Coarsening halves ``n`` and doubles ``h`` with the same origin and extent. The centring
+(:data:`~pdecontrol.transfer.CENTRINGS`) says where the values sit and so which transfers
+(:mod:`pdecontrol.transfer`) move them between levels:
+
+* ``"node"`` (default): point ``i`` at ``origin + i * h``; coarse node ``j`` sits on fine node
+  ``2j``; d-linear interpolation and full weighting.
+* ``"cell"``: point ``i`` at the cell centre ``origin + (i + 1/2) * h``; coarse cell ``J`` is the
+  union of fine cells ``2J`` and ``2J + 1``; piecewise-constant injection and cell averaging.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from .transfer import (
     restrict_field,
     restriction_matrix,
 )
-from .transfer._shapes import as_grid_shape, check_coarsenable, spatial_shape
+from .transfer._shapes import as_grid_shape, check_centring, check_coarsenable, spatial_shape
 
 __all__ = ["Mesh", "Level", "MeshHierarchy"]
 
@@ -53,16 +59,18 @@ def _per_axis(value, dim: int, name: str, positive: bool) -> tuple[float, ...]:
 
 
 class Mesh:
-    """A regular node-centred mesh.
+    """A regular mesh, node- or cell-centred.
 
     Parameters
     ----------
     shape : int or tuple of int
-        Nodes per axis, 1 to 3 axes (an int means 1D).
+        Points (nodes or cells) per axis, 1 to 3 axes (an int means 1D).
     extent : float or tuple of float, default 1.0
         Domain length per axis (> 0).
     origin : float or tuple of float, default 0.0
-        Coordinate of node 0 per axis.
+        Left end of the domain per axis (the coordinate of node 0 on a nodal mesh).
+    centring : {"node", "cell"}, default "node"
+        Where grid values sit, and so the family of grid transfers between levels.
 
     Examples
     --------
@@ -73,18 +81,26 @@ class Mesh:
     Mesh(shape=(7, 7), extent=(1.0, 1.0), origin=(0.0, 0.0))
     >>> mesh.coarsen().coarsen().can_coarsen
     False
+    >>> Mesh(4, centring="cell").node_coordinates()
+    (array([0.125, 0.375, 0.625, 0.875]),)
     """
 
-    def __init__(self, shape, extent=1.0, origin=0.0):
+    def __init__(self, shape, extent=1.0, origin=0.0, centring: str = "node"):
         self._shape = as_grid_shape(shape, "shape")
         self._extent = _per_axis(extent, self.dim, "extent", positive=True)
         self._origin = _per_axis(origin, self.dim, "origin", positive=False)
+        self._centring = check_centring(centring)
 
     # ------------------------------------------------------------------ geometry
     @property
     def shape(self) -> tuple[int, ...]:
-        """Nodes per axis."""
+        """Points (nodes or cells) per axis."""
         return self._shape
+
+    @property
+    def centring(self) -> str:
+        """``"node"`` or ``"cell"``: where values sit and which transfers move them."""
+        return self._centring
 
     @property
     def dim(self) -> int:
@@ -98,7 +114,7 @@ class Mesh:
 
     @property
     def origin(self) -> tuple[float, ...]:
-        """Coordinate of node 0 per axis."""
+        """Left end of the domain per axis."""
         return self._origin
 
     @property
@@ -113,22 +129,24 @@ class Mesh:
 
     @property
     def size(self) -> int:
-        """Total number of nodes."""
+        """Total number of points."""
         return int(np.prod(self._shape))
 
     def node_coordinates(self) -> tuple[np.ndarray, ...]:
-        """Per axis, the 1-D array ``origin + h * arange(n)`` of node coordinates."""
-        return tuple(o + h * np.arange(n)
+        """Per axis, the 1-D array of point coordinates: ``origin + h * arange(n)`` (nodes) or
+        ``origin + h * (arange(n) + 1/2)`` (cell centres)."""
+        shift = 0.5 if self._centring == "cell" else 0.0
+        return tuple(o + h * (np.arange(n) + shift)
                      for o, h, n in zip(self._origin, self.h, self._shape, strict=True))
 
     def meshgrid(self) -> tuple[np.ndarray, ...]:
-        """Node coordinates as ``dim`` arrays of shape :attr:`shape` ('ij' indexing)."""
+        """Point coordinates as ``dim`` arrays of shape :attr:`shape` ('ij' indexing)."""
         return tuple(np.meshgrid(*self.node_coordinates(), indexing="ij"))
 
     # ------------------------------------------------------------------ coarsening
     @property
     def can_coarsen(self) -> bool:
-        """Whether every axis has an even number of nodes >= 2."""
+        """Whether every axis has an even number of points >= 2."""
         return all(n >= 2 and n % 2 == 0 for n in self._shape)
 
     @property
@@ -140,29 +158,34 @@ class Mesh:
         return levels
 
     def coarsen(self) -> Mesh:
-        """The mesh with half the nodes per axis (``h`` doubled, same origin and extent)."""
+        """The mesh with half the points per axis (``h`` doubled, same origin, extent and
+        centring)."""
         check_coarsenable(self._shape, f"Mesh with shape {self._shape}")
-        return Mesh(tuple(n // 2 for n in self._shape), self._extent, self._origin)
+        return Mesh(tuple(n // 2 for n in self._shape), self._extent, self._origin,
+                    self._centring)
 
     def refine(self) -> Mesh:
-        """The mesh with twice the nodes per axis (``h`` halved, same origin and extent)."""
-        return Mesh(tuple(2 * n for n in self._shape), self._extent, self._origin)
+        """The mesh with twice the points per axis (``h`` halved, same origin, extent and
+        centring)."""
+        return Mesh(tuple(2 * n for n in self._shape), self._extent, self._origin,
+                    self._centring)
 
     # ------------------------------------------------------------------ protocol
+    def _key(self) -> tuple:
+        return (self._shape, self._extent, self._origin, self._centring)
+
     def __eq__(self, other) -> bool:
         if not isinstance(other, Mesh):
             return NotImplemented
-        return (self._shape, self._extent, self._origin) == (
-            other._shape,
-            other._extent,
-            other._origin,
-        )
+        return self._key() == other._key()
 
     def __hash__(self) -> int:
-        return hash((self._shape, self._extent, self._origin))
+        return hash(self._key())
 
     def __repr__(self) -> str:
-        return f"Mesh(shape={self._shape}, extent={self._extent}, origin={self._origin})"
+        centring = "" if self._centring == "node" else f", centring={self._centring!r}"
+        return (f"Mesh(shape={self._shape}, extent={self._extent}, origin={self._origin}"
+                f"{centring})")
 
 
 @dataclass(frozen=True, eq=False)
@@ -173,10 +196,10 @@ class Level:
     ----------
     mesh : Mesh
     P : scipy.sparse.csr_matrix or None
-        Interpolation from the next coarser level, shape ``(mesh.size, coarse.size)``;
-        ``None`` on the coarsest level.
+        Prolongation from the next coarser level (of ``mesh.centring``), shape
+        ``(mesh.size, coarse.size)``; ``None`` on the coarsest level.
     R : scipy.sparse.csr_matrix or None
-        Full weighting to the next coarser level, ``R = 2**-d P.T``; ``None`` on the coarsest level.
+        Restriction to the next coarser level, ``R = 2**-d P.T``; ``None`` on the coarsest level.
     """
 
     mesh: Mesh
@@ -190,7 +213,8 @@ class MeshHierarchy:
     In the spirit of pyamg's ``MultilevelSolver``: ``levels[0]`` is the finest mesh; every level
     but the coarsest holds ``P`` (from the next coarser level) and ``R`` (to it). ``restrict`` and
     ``prolong`` move grid functions (zero outside the grid) across several levels,
-    ``restrict_field`` and ``prolong_field`` parameter fields (extended by constants).
+    ``restrict_field`` and ``prolong_field`` parameter fields (extended by constants). All of
+    them are the transfers of the mesh's centring (:attr:`centring`).
 
     Parameters
     ----------
@@ -224,7 +248,8 @@ class MeshHierarchy:
         for _ in range(n_levels - 1):
             meshes.append(meshes[-1].coarsen())
         self.levels = [
-            Level(fine, prolongation_matrix(coarse.shape), restriction_matrix(fine.shape))
+            Level(fine, prolongation_matrix(coarse.shape, mesh.centring),
+                  restriction_matrix(fine.shape, mesh.centring))
             for fine, coarse in zip(meshes[:-1], meshes[1:], strict=True)
         ] + [Level(meshes[-1])]
 
@@ -245,7 +270,7 @@ class MeshHierarchy:
     def spanning(cls, *meshes: Mesh) -> MeshHierarchy:
         """The smallest hierarchy that has every mesh given as a level (its finest is the finest
         of them). ``ValueError`` naming them if one is not another coarsened a whole number of
-        times (halving every axis; same extent and origin)."""
+        times (halving every axis; same extent, origin and centring)."""
         if not meshes or not all(isinstance(m, Mesh) for m in meshes):
             raise TypeError("spanning takes one or more pdecontrol.mesh.Mesh objects")
         finest = max(meshes, key=lambda m: m.size)
@@ -277,6 +302,11 @@ class MeshHierarchy:
     def dim(self) -> int:
         """Spatial dimension of every mesh in the hierarchy."""
         return self.levels[0].mesh.dim
+
+    @property
+    def centring(self) -> str:
+        """Centring of every mesh in the hierarchy (``"node"`` or ``"cell"``)."""
+        return self.levels[0].mesh.centring
 
     @property
     def meshes(self) -> list:
@@ -331,18 +361,18 @@ class MeshHierarchy:
             )
         x = self._check_input(x, from_level)
         for _ in range(abs(to_level - from_level)):
-            x = once(x, self.dim)
+            x = once(x, self.dim, self.centring)
         return x
 
     def restrict(self, x, to_level: int, from_level: int = 0) -> np.ndarray:
-        """Apply full weighting ``to_level - from_level`` times to a batch ``(..., *spatial)``.
+        """Apply ``R`` ``to_level - from_level`` times to a batch ``(..., *spatial)``.
 
         Same as chaining the levels' ``R`` matrices, computed matrix-free (dtype preserved).
         """
         return self._transfer("restrict", x, to_level, from_level)
 
     def prolong(self, x, to_level: int, from_level: int) -> np.ndarray:
-        """Apply d-linear interpolation ``from_level - to_level`` times to ``(..., *spatial)``.
+        """Apply ``P`` ``from_level - to_level`` times to a batch ``(..., *spatial)``.
 
         Same as chaining the levels' ``P`` matrices, computed matrix-free (dtype preserved).
         """
@@ -350,10 +380,10 @@ class MeshHierarchy:
 
     def restrict_field(self, x, to_level: int, from_level: int = 0) -> np.ndarray:
         """:meth:`restrict` for parameter fields: :func:`~pdecontrol.transfer.restrict_field`
-        (full weighting of the constant-extended field) ``to_level - from_level`` times."""
+        (restriction of the constant-extended field) ``to_level - from_level`` times."""
         return self._transfer("restrict_field", x, to_level, from_level)
 
     def prolong_field(self, x, to_level: int, from_level: int) -> np.ndarray:
         """:meth:`prolong` for parameter fields: :func:`~pdecontrol.transfer.prolong_field`
-        (interpolation with constant extension) ``from_level - to_level`` times."""
+        (prolongation with constant extension) ``from_level - to_level`` times."""
         return self._transfer("prolong_field", x, to_level, from_level)

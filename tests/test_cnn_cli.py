@@ -16,7 +16,9 @@ import pytest
 import xarray as xr
 
 from pdecontrol.cli import build_parser, main
+from pdecontrol.transfer import restrict
 from problems.cnn.cli import TRAIN_DEFAULTS, paper_settings, train_settings
+from problems.cnn.evaluation import evaluate_across_scales
 from problems.cnn.network_file import read_network_file
 from problems.cnn.paper import PAPER_CONFIGS
 
@@ -207,6 +209,24 @@ def test_evaluate_at_a_coarser_and_a_finer_resolution(run_dir, tmp_path, capsys)
     )
     result = json.loads((tmp_path / "evaluation_32.json").read_text())
     assert result["levels"] == -1 and list(result["accuracy"]) == ["prolonged"]
+
+
+def test_evaluate_rediscretized_variants_only_when_named(run_dir, tmp_path):
+    """rediscretized / rediscretized-resolved read the evaluation table's columns of the same
+    names; they are not in the default set and do not apply on the network's own mesh."""
+    argv = ["cnn", "evaluate", str(run_dir), "--resolution", "8", "--out", str(tmp_path), "-q",
+            "--variant", "rediscretized", "--variant", "rediscretized-resolved"]
+    assert main(argv) == 0
+    result = json.loads((tmp_path / "evaluation_8.json").read_text())
+    assert list(result["accuracy"]) == ["rediscretized", "rediscretized-resolved"]
+    assert result["n_refit"] == 120
+    config = json.loads((run_dir / "config.json").read_text())
+    images, labels = _validation_images(config)
+    table = evaluate_across_scales(read_network_file(run_dir / "network.nc").network,
+                                   [(restrict(images, 2), labels)], variants=("rediscretized",))
+    assert result["accuracy"]["rediscretized"] == pytest.approx(float(table.accuracy[0, 0]))
+    assert main(["cnn", "evaluate", str(run_dir), "--resolution", "16", "--variant",
+                 "rediscretized", "--out", str(tmp_path), "-q"]) == 2
 
 
 def test_plot_regenerates_the_figures(own_run, capsys):

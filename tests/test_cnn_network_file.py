@@ -23,8 +23,8 @@ from problems.cnn.transfer import prolong_network, restrict_network
 SETTINGS = small_settings(outer_iterations=2, gauss_newton_steps=1, cg_iterations=2, batch_size=30)
 
 
-def random_network(rng, settings=SETTINGS, shape=(8, 8), n_classes=3):
-    problem = settings.make_problem(Mesh(shape), n_classes)
+def random_network(rng, settings=SETTINGS, shape=(8, 8), n_classes=3, centring="node"):
+    problem = settings.make_problem(Mesh(shape, centring=centring), n_classes)
     layout = problem.layout(settings.n_steps)
     return TrainedNetwork(problem, layout.random(rng, scale=0.5).flat, settings)
 
@@ -59,6 +59,23 @@ def test_file_layout_has_named_dims(rng):
     np.testing.assert_allclose(dataset["x"].values, np.arange(8) / 8)
     assert dataset.attrs["mesh_shape"].tolist() == [8, 8] and dataset.attrs["n_steps"] == 2
     assert dataset.attrs["stepper"] == "euler" and dataset.attrs["loss"] == "least_squares"
+
+
+def test_cell_centred_network_keeps_its_centring(tmp_path, rng):
+    """The file records the centring (cell centres as coordinates); files without it are nodal."""
+    network = random_network(rng, centring="cell")
+    dataset = network_to_dataset(network)
+    assert dataset.attrs["mesh_centring"] == "cell"
+    np.testing.assert_allclose(dataset["x"].values, (np.arange(8) + 0.5) / 8)
+    loaded = load_network(save_network(tmp_path / "net.nc", network), network.problem)
+    assert loaded.mesh == Mesh((8, 8), centring="cell")
+    np.testing.assert_array_equal(loaded.parameters, network.parameters)
+    assert loaded.restrict().mesh.centring == "cell"
+    legacy = tmp_path / "legacy.nc"
+    nodal = network_to_dataset(random_network(rng))
+    del nodal.attrs["mesh_centring"]
+    write_netcdf(legacy, nodal, format=FORMAT)
+    assert load_network(legacy).mesh == Mesh((8, 8))
 
 
 def test_history_is_optional(tmp_path, rng):

@@ -16,13 +16,14 @@ from problems.cnn.data import make_synthetic, to_numpy
 from problems.cnn.network import cnn_functional
 from problems.cnn.training import (
     CONVOLUTIONS_PER_EXAMPLE,
+    CNNTraining,
     resolution_consistent_functional,
     train_multilevel,
     train_resolution_consistent,
     train_single_level,
     train_time_continuation,
 )
-from problems.cnn.transfer import network_restriction_operator, restrict_network
+from problems.cnn.transfer import network_restriction_operator, prolong_network, restrict_network
 
 TINY = small_settings(
     outer_iterations=1,
@@ -155,6 +156,18 @@ def test_resolution_consistent_gauss_newton_symmetric_psd(consistent_functional)
     assert result.passed, result
 
 
+def test_resolution_consistent_functional_with_rediscretized_coarse_networks(
+        consistent_functional):
+    _, J_fine, coarse, x = consistent_functional
+    functional = resolution_consistent_functional(J_fine, coarse, weight=0.7,
+                                                  kernel_transfer="rediscretize")
+    expected = J_fine.value(x) + 0.7 * sum(
+        J.value(restrict_network(J_fine.problem, x, k, "rediscretize")) for k, J in coarse
+    )
+    assert functional.value(x) == pytest.approx(expected, rel=1e-12)
+    assert abs(functional.value(x) - consistent_functional[0].value(x)) > 1e-6
+
+
 @pytest.mark.parametrize("levels", [1, 2])
 def test_network_restriction_operator_adjoint(consistent_functional, levels):
     _, J_fine, _, _ = consistent_functional
@@ -205,6 +218,39 @@ def test_multilevel_schedule_counts_coarse_work_at_quarter_cost(tiny_data):
     assert history.work.values[0] == 60 * 2 / 4
     assert [n.mesh.shape for n in result.stage_networks] == [(4, 4), (8, 8)]
     assert result.problems[0].mesh == Mesh((4, 4))
+
+
+@pytest.mark.parametrize("centring, kernel_transfer",
+                         [("cell", "galerkin"), ("node", "rediscretize"), ("cell", "rediscretize")])
+def test_training_problem_moves_images_and_networks_by_its_transfer_family(
+        tiny_data, centring, kernel_transfer):
+    train, validation = tiny_data
+    problem = CNNTraining(TINY, train, validation, n_levels=2, centring=centring,
+                          kernel_transfer=kernel_transfer)
+    assert problem.hierarchy.centring == centring
+    np.testing.assert_array_equal(problem.level_images(1)[1], restrict(validation[0], 2, centring))
+    stage = problem.stage(1, 2, 1)
+    x = problem.initial_point(stage)
+    coarse = problem.network_problem(1)
+    np.testing.assert_array_equal(problem.transfer_in_space(x, stage, 0),
+                                  prolong_network(coarse, x, 1, kernel_transfer))
+    described = problem.describe()
+    assert described.get("centring", "node") == centring
+    assert described.get("kernel_transfer", "galerkin") == kernel_transfer
+    default = CNNTraining(TINY, train, validation, n_levels=2).describe()
+    assert "centring" not in default and "kernel_transfer" not in default
+
+
+def test_multilevel_on_cell_centred_meshes_with_rediscretized_kernels(tiny_data):
+    train, validation = tiny_data
+    result = train_multilevel(train, validation, TINY, n_levels=2, outer_iterations=[1, 1],
+                              centring="cell", kernel_transfer="rediscretize")
+    history = result.history
+    assert list(history.phase.values) == ["start", "iterate", "prolonged_start", "iterate"]
+    assert [n.mesh for n in result.stage_networks] == [Mesh((4, 4), centring="cell"),
+                                                       Mesh((8, 8), centring="cell")]
+    assert np.all((history.validation_accuracy >= 0) & (history.validation_accuracy <= 1))
+    assert history.objective.values[-1] < history.objective.values[-2]
 
 
 def test_time_continuation_refines_layers(tiny_data):
@@ -290,3 +336,7 @@ def test_driver_errors(tiny_data):
         train_multilevel((images, labels), settings=TINY, outer_iterations=[1, 2, 3])
     with pytest.raises(ValueError, match="non-finite"):
         train_single_level((np.full_like(images, np.nan), labels), settings=TINY)
+    with pytest.raises(ValueError, match="kernel_transfer must be one of"):
+        train_multilevel((images, labels), settings=TINY, kernel_transfer="bilinear")
+    with pytest.raises(ValueError, match="centring must be one of"):
+        train_resolution_consistent((images, labels), settings=TINY, centring="vertex")

@@ -1,4 +1,5 @@
-"""Galerkin restriction / prolongation of stencils, checked against explicit sparse products."""
+"""Galerkin restriction / prolongation of stencils, checked against explicit sparse products
+(node-centred and cell-centred transfers)."""
 
 import doctest
 import itertools
@@ -21,6 +22,15 @@ from pdecontrol.transfer import (
 )
 
 COARSE_SHAPES = {1: (8,), 2: (6, 5), 3: (4, 4, 5)}
+CENTRINGS = pytest.mark.parametrize("centring", ["node", "cell"])
+
+
+def tensor(factors):
+    """Outer product of 1D stencils, axis k from factor k."""
+    out = factors[0]
+    for factor in factors[1:]:
+        out = np.multiply.outer(out, factor)
+    return out
 
 
 def test_pyamg_stencil_grid_is_correlation_with_zero_padding(rng):
@@ -52,6 +62,21 @@ def test_restrict_stencil_equals_the_rows_of_R_K_P_away_from_the_origin_faces(rn
         expected = stencil_grid(t, coarse).toarray()
         np.testing.assert_allclose(galerkin[away], expected[away], rtol=1e-13, atol=1e-14)
         assert np.all(np.abs(galerkin[face] - expected[face]).max(axis=1) > 1e-6)
+
+
+@pytest.mark.parametrize("dim", [1, 2, 3])
+def test_cell_centred_restrict_stencil_equals_R_K_P_at_every_coarse_cell(rng, dim):
+    """Cell-centred: the whole matrix R K_h P is the coarse stencil, boundary cells included
+    (the fine cells outside the domain form the coarse cells outside it)."""
+    coarse = COARSE_SHAPES[dim]
+    fine = tuple(2 * n for n in coarse)
+    stencils = rng.standard_normal((3,) + (3,) * dim)
+    restricted = restrict_stencil(stencils, dim, centring="cell")
+    P, R = prolongation_matrix(coarse, "cell"), restriction_matrix(fine, "cell")
+    for s, t in zip(stencils, restricted, strict=True):
+        galerkin = (R @ stencil_grid(s, fine) @ P).toarray()
+        np.testing.assert_allclose(galerkin, stencil_grid(t, coarse).toarray(),
+                                   rtol=1e-13, atol=1e-14)
 
 
 def test_galerkin_identity_on_grid_functions(rng):
@@ -93,14 +118,66 @@ def test_restriction_keeps_pure_derivative_stencils_and_rediscretizes_them(dim):
     assert not np.allclose(restrict_stencil(identity, dim), rediscretize(identity, h, 2 * h, dim))
 
 
+def test_cell_centred_galerkin_of_grid_functions_is_exact_at_every_cell(rng):
+    """K_H y == R K_h P y everywhere for cell-centred transfers, matrix-free."""
+    s = rng.standard_normal((3, 3))
+    y = rng.standard_normal((6, 7))
+    fine = (12, 14)
+    prolonged = prolong(y, 2, "cell").reshape(-1)
+    via_fine = restrict((stencil_grid(s, fine) @ prolonged).reshape(fine), 2, "cell")
+    t = restrict_stencil(s, centring="cell")
+    coarse = (stencil_grid(t, y.shape) @ y.reshape(-1)).reshape(y.shape)
+    np.testing.assert_allclose(coarse, via_fine, rtol=1e-12, atol=1e-13)
+
+
 @pytest.mark.parametrize("dim", [1, 2, 3])
-def test_restrict_and_prolong_stencils_are_inverse_maps(rng, dim):
+def test_cell_centred_restriction_keeps_identity_and_first_derivatives_doubles_second(dim):
+    """Per axis: [0 1 0] and [-1 0 1]/(2h) restrict to themselves at H = 2h (the latter as
+    rediscretization would), [1 -2 1]/h^2 to twice the rediscretized 2 [1 -2 1]/H^2."""
+    h = 0.05
+    factors = {
+        0: lambda h: np.array([0.0, 1.0, 0.0]),
+        1: lambda h: np.array([-1.0, 0.0, 1.0]) / (2 * h),
+        2: lambda h: np.array([1.0, -2.0, 1.0]) / h**2,
+    }
+    for m in itertools.product(range(3), repeat=dim):
+        fine_stencil = tensor([factors[k](h) for k in m])
+        expected = tensor([factors[k](2 * h) * (2.0 if k == 2 else 1.0) for k in m])
+        np.testing.assert_allclose(restrict_stencil(fine_stencil, dim, centring="cell"), expected,
+                                   rtol=0, atol=1e-13 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("dim", [1, 2, 3])
+def test_cell_centred_prolongation_doubles_each_zero_sum_factor(rng, dim):
+    """Cell-centred G^-1 has eigenvalue 1 on [0 1 0] and 2 on every zero-sum 1D stencil, so a
+    tensor product with k zero-sum factors grows by 2^k (at most 2^d)."""
+    one_d = [np.array([0.0, 1.0, 0.0]), np.array([-1.0, 0, 1]), np.array([1.0, -2, 1]),
+             np.array([2.0, -3, 1])]
+    for m in itertools.product(range(4), repeat=dim):
+        vector = tensor([one_d[k] for k in m])
+        factor = 2.0 ** sum(k > 0 for k in m)
+        np.testing.assert_allclose(prolong_stencil(vector, dim, centring="cell"),
+                                   factor * vector, atol=1e-13)
+
+
+def test_cell_centred_galerkin_coarsening_of_the_five_point_laplacian():
+    """Piecewise-constant coarsening doubles second derivatives: the 5-point Laplacian at h
+    restricts to twice the 5-point Laplacian at H = 2h."""
+    h = 0.1
+    laplacian = np.array([[0.0, -1, 0], [-1, 4, -1], [0, -1, 0]])
+    np.testing.assert_allclose(restrict_stencil(laplacian / h**2, centring="cell"),
+                               2 * laplacian / (2 * h) ** 2, rtol=1e-14)
+
+
+@CENTRINGS
+@pytest.mark.parametrize("dim", [1, 2, 3])
+def test_restrict_and_prolong_stencils_are_inverse_maps(rng, dim, centring):
     s = rng.standard_normal((3, 4, 2) + (3,) * dim)
     np.testing.assert_allclose(
-        restrict_stencil(prolong_stencil(s, dim), dim), s, rtol=0, atol=1e-12
+        restrict_stencil(prolong_stencil(s, dim, centring), dim, centring), s, rtol=0, atol=1e-12
     )
     np.testing.assert_allclose(
-        prolong_stencil(restrict_stencil(s, dim), dim), s, rtol=0, atol=1e-12
+        prolong_stencil(restrict_stencil(s, dim, centring), dim, centring), s, rtol=0, atol=1e-12
     )
 
 
@@ -127,23 +204,36 @@ def test_galerkin_matrix_is_the_kronecker_power_of_the_1d_map():
         galerkin_restriction_matrix(2)[0, 0] = 1.0
 
 
+def test_cell_centred_galerkin_matrix_and_its_inverse():
+    one_d = galerkin_restriction_matrix(1, centring="cell")
+    np.testing.assert_array_equal(one_d, [[0.5, 0, 0], [0.5, 1, 0.5], [0, 0, 0.5]])
+    np.testing.assert_array_equal(
+        galerkin_restriction_matrix(3, "cell"), np.kron(np.kron(one_d, one_d), one_d)
+    )
+    np.testing.assert_array_equal(one_d.sum(axis=0), np.ones(3))  # row sums of K are preserved
+    inverse = prolong_stencil(np.eye(3), dim=1, centring="cell").T  # columns: G^-1 e_k
+    np.testing.assert_array_equal(inverse, [[2, 0, 0], [-1, 1, -1], [0, 0, 2]])
+
+
+@CENTRINGS
 @pytest.mark.parametrize("dim", [1, 2, 3])
-def test_restrict_stencil_transpose_dot_product(rng, dim):
+def test_restrict_stencil_transpose_dot_product(rng, dim, centring):
     s = rng.standard_normal((2, 5) + (3,) * dim)
     t = rng.standard_normal((2, 5) + (3,) * dim)
-    lhs = np.sum(restrict_stencil(s, dim) * t)
-    rhs = np.sum(s * restrict_stencil_transpose(t, dim))
+    lhs = np.sum(restrict_stencil(s, dim, centring) * t)
+    rhs = np.sum(s * restrict_stencil_transpose(t, dim, centring))
     assert abs(lhs - rhs) / abs(rhs) < 1e-10
 
 
-def test_batched_float32_stencils_keep_shape_and_dtype(rng):
+@CENTRINGS
+def test_batched_float32_stencils_keep_shape_and_dtype(rng, centring):
     kernels = rng.standard_normal((3, 16, 16, 3, 3)).astype(np.float32)
     for function in (restrict_stencil, prolong_stencil, restrict_stencil_transpose):
-        out = function(kernels)
+        out = function(kernels, centring=centring)
         assert out.shape == kernels.shape and out.dtype == np.float32
     np.testing.assert_allclose(
-        restrict_stencil(kernels),
-        restrict_stencil(kernels.astype(np.float64)),
+        restrict_stencil(kernels, centring=centring),
+        restrict_stencil(kernels.astype(np.float64), centring=centring),
         rtol=1e-5,
         atol=1e-6,
     )
@@ -168,6 +258,7 @@ def test_batched_float32_stencils_keep_shape_and_dtype(rng):
         (lambda: restrict_stencil(np.zeros((3, 3)), dim=4), ValueError, "dim must be 1, 2 or 3"),
         (lambda: galerkin_restriction_matrix(0), ValueError, "dim must be 1, 2 or 3"),
         (lambda: prolong_stencil("abc"), TypeError, "s must be a numeric array"),
+        (lambda: restrict_stencil(np.zeros(3), 1, "face"), ValueError, "centring must be one of"),
     ],
 )
 def test_bad_input_raises_clear_errors(call, error, match):

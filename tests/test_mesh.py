@@ -7,7 +7,14 @@ import pytest
 
 import pdecontrol.mesh
 from pdecontrol.mesh import Mesh, MeshHierarchy
-from pdecontrol.transfer import prolong, prolong_field, restrict, restrict_field
+from pdecontrol.transfer import (
+    prolong,
+    prolong_field,
+    prolongation_matrix,
+    restrict,
+    restrict_field,
+    restriction_matrix,
+)
 
 
 def test_node_centred_geometry_per_axis():
@@ -40,6 +47,22 @@ def test_coarse_node_j_sits_on_fine_node_2j():
     assert coarse.refine() == fine
 
 
+def test_cell_centred_geometry_and_coarsening():
+    """Cell i is centred at origin + (i + 1/2) h; coarse cell J is fine cells 2J and 2J + 1, so
+    its centre is the mean of theirs; the centring is kept by coarsen and refine."""
+    fine = Mesh((8, 6), extent=(1.0, 3.0), origin=(0.25, -1.0), centring="cell")
+    assert fine.centring == "cell" and fine.h == (0.125, 0.5) and fine.cell_volume == 0.0625
+    x, _ = fine.node_coordinates()
+    np.testing.assert_array_equal(x, 0.25 + 0.125 * (np.arange(8) + 0.5))
+    coarse = fine.coarsen()
+    assert coarse.centring == "cell" and coarse.shape == (4, 3) and coarse.refine() == fine
+    for fine_axis, coarse_axis in zip(fine.node_coordinates(), coarse.node_coordinates(),
+                                      strict=True):
+        np.testing.assert_allclose(coarse_axis, (fine_axis[::2] + fine_axis[1::2]) / 2)
+    assert [m.shape for m in MeshHierarchy(Mesh((28, 28), centring="cell"), 3).meshes] == [
+        (28, 28), (14, 14), (7, 7)]
+
+
 def test_mnist_sizes_coarsen_twice_then_stop():
     mesh = Mesh((28, 28))
     assert mesh.coarsen().coarsen().shape == (7, 7)
@@ -53,6 +76,9 @@ def test_equality_hash_and_repr_round_trip():
     assert mesh == Mesh((4, 6), (1.0, 2.0), (0.0, -1.0)) and hash(mesh) == hash(eval(repr(mesh)))
     assert eval(repr(mesh)) == mesh
     assert mesh != Mesh((4, 6)) and mesh != "Mesh"
+    cell = Mesh((4, 6), extent=(1.0, 2.0), origin=(0.0, -1.0), centring="cell")
+    assert repr(cell).endswith("centring='cell')") and "centring" not in repr(mesh)
+    assert eval(repr(cell)) == cell and hash(eval(repr(cell))) == hash(cell) and cell != mesh
 
 
 @pytest.mark.parametrize(
@@ -70,6 +96,7 @@ def test_equality_hash_and_repr_round_trip():
         ),
         (dict(shape=(4, 4), origin=(0.0, np.nan)), ValueError, r"origin\[1\] must be finite"),
         (dict(shape=4, origin="0"), TypeError, r"origin\[0\] must be a real number"),
+        (dict(shape=4, centring="vertex"), ValueError, "centring must be one of"),
     ],
 )
 def test_bad_mesh_arguments_raise_clear_errors(kwargs, error, match):
@@ -114,6 +141,24 @@ def test_hierarchy_field_transfers_repeat_the_one_level_field_transfers(rng):
     np.testing.assert_array_equal(hierarchy.prolong_field(y, to_level=2, from_level=2), y)
     constant = np.full((8, 4), 0.195)
     np.testing.assert_array_equal(hierarchy.restrict_field(constant, 2), np.full((2, 1), 0.195))
+
+
+def test_cell_centred_hierarchy_uses_the_cell_centred_transfers(rng):
+    mesh = Mesh((8, 4), centring="cell")
+    hierarchy = MeshHierarchy(mesh, 3)
+    assert hierarchy.centring == "cell"
+    assert abs(hierarchy[0].P - prolongation_matrix((4, 2), "cell")).max() == 0.0
+    assert abs(hierarchy[1].R - restriction_matrix((4, 2), "cell")).max() == 0.0
+    x = rng.standard_normal((2, 8, 4))
+    np.testing.assert_array_equal(hierarchy.restrict(x, 1), restrict(x, 2, "cell"))
+    np.testing.assert_array_equal(hierarchy.restrict_field(x, 1), restrict(x, 2, "cell"))
+    y = rng.standard_normal((2, 1))
+    np.testing.assert_array_equal(hierarchy.restrict(hierarchy.prolong(y, 0, 2), 2), y)
+    np.testing.assert_array_equal(hierarchy.prolong_field(y, 0, 2), prolong(
+        prolong(y, 2, "cell"), 2, "cell"))
+    assert MeshHierarchy.from_coarsest(hierarchy[2].mesh, 3)[0].mesh == mesh
+    with pytest.raises(ValueError, match="not a mesh of this hierarchy"):
+        MeshHierarchy.spanning(mesh, Mesh((4, 2)))
 
 
 def test_single_level_hierarchy_of_an_odd_mesh():

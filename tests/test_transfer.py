@@ -1,4 +1,5 @@
-"""Grid transfers: sparse P/R, matrix-free restrict/prolong, images, multigrid identities."""
+"""Grid transfers: sparse P/R, matrix-free restrict/prolong, images, multigrid identities, of
+both centrings (node: d-linear / full weighting; cell: injection / cell averaging)."""
 
 import doctest
 
@@ -22,6 +23,7 @@ from pdecontrol.transfer import (
 )
 
 COARSE_SHAPES = {1: (5,), 2: (3, 4), 3: (2, 3, 2)}
+CENTRINGS = pytest.mark.parametrize("centring", ["node", "cell"])
 
 
 def fine(shape):
@@ -54,11 +56,19 @@ def test_1d_matrices_match_the_defining_formulas():
     np.testing.assert_array_equal(4 * R[0], [2, 1, 0, 0, 0, 0])  # v[-1] = 0 outside
 
 
+def test_cell_centred_1d_matrices_are_injection_and_pairwise_averaging():
+    P = prolongation_matrix(3, centring="cell").toarray()
+    np.testing.assert_array_equal(P, np.repeat(np.eye(3), 2, axis=0))
+    R = restriction_matrix(6, centring="cell").toarray()
+    np.testing.assert_array_equal(2 * R, np.kron(np.eye(3), [[1.0, 1.0]]))
+
+
+@CENTRINGS
 @pytest.mark.parametrize("dim", [1, 2, 3])
-def test_prolongation_is_exactly_2_to_the_d_times_restriction_transposed(dim):
+def test_prolongation_is_exactly_2_to_the_d_times_restriction_transposed(dim, centring):
     coarse = COARSE_SHAPES[dim]
-    P = prolongation_matrix(coarse)
-    R = restriction_matrix(fine(coarse))
+    P = prolongation_matrix(coarse, centring)
+    R = restriction_matrix(fine(coarse), centring)
     assert sp.isspmatrix_csr(P) and sp.isspmatrix_csr(R)
     assert P.shape == (np.prod(fine(coarse)), np.prod(coarse))
     assert abs(P - 2**dim * R.T).max() == 0.0
@@ -75,37 +85,70 @@ def test_kronecker_order_is_c_order_of_the_spatial_shape():
     assert column[2, 4] == 1.0 and column[3, 5] == 0.25
 
 
+@CENTRINGS
 @pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-14), (np.float32, 1e-6)])
 @pytest.mark.parametrize("dim", [1, 2, 3])
-def test_matrix_free_transfers_equal_the_sparse_matrices(rng, dim, dtype, rtol):
+def test_matrix_free_transfers_equal_the_sparse_matrices(rng, dim, dtype, rtol, centring):
     coarse = COARSE_SHAPES[dim]
     v = rng.standard_normal((2, 3) + fine(coarse)).astype(dtype)
     u = rng.standard_normal((2, 3) + coarse).astype(dtype)
-    restricted, prolonged = restrict(v, dim), prolong(u, dim)
+    restricted, prolonged = restrict(v, dim, centring), prolong(u, dim, centring)
     assert restricted.dtype == dtype and prolonged.dtype == dtype
     assert restricted.shape == (2, 3) + coarse and prolonged.shape == (2, 3) + fine(coarse)
     np.testing.assert_allclose(
         restricted.reshape(2, 3, -1),
-        apply_matrix(restriction_matrix(fine(coarse)), v, dim),
+        apply_matrix(restriction_matrix(fine(coarse), centring), v, dim),
         rtol=rtol,
         atol=rtol,
     )
     np.testing.assert_allclose(
         prolonged.reshape(2, 3, -1),
-        apply_matrix(prolongation_matrix(coarse), u, dim),
+        apply_matrix(prolongation_matrix(coarse, centring), u, dim),
         rtol=rtol,
         atol=rtol,
     )
 
 
+@CENTRINGS
 @pytest.mark.parametrize("dim", [1, 2, 3])
-def test_adjoint_dot_product_restrict_is_2_to_minus_d_prolong_transposed(rng, dim):
+def test_adjoint_dot_product_restrict_is_2_to_minus_d_prolong_transposed(rng, dim, centring):
     coarse = COARSE_SHAPES[dim]
     v = rng.standard_normal((4,) + fine(coarse))
     u = rng.standard_normal((4,) + coarse)
-    lhs = np.sum(restrict(v, dim) * u)
-    rhs = 2.0**-dim * np.sum(v * prolong(u, dim))
+    lhs = np.sum(restrict(v, dim, centring) * u)
+    rhs = 2.0**-dim * np.sum(v * prolong(u, dim, centring))
     assert abs(lhs - rhs) / abs(rhs) < 1e-10
+
+
+@CENTRINGS
+@pytest.mark.parametrize("dim", [1, 2, 3])
+def test_adjoint_dot_products_of_the_batched_transfers_against_their_matrices(rng, dim, centring):
+    """<restrict(v), u> == <v, R^T u> and <prolong(u), v> == <u, P^T v>, R and P sparse."""
+    coarse = COARSE_SHAPES[dim]
+    v = rng.standard_normal((3,) + fine(coarse))
+    u = rng.standard_normal((3,) + coarse)
+    R, P = restriction_matrix(fine(coarse), centring), prolongation_matrix(coarse, centring)
+    v_flat, u_flat = v.reshape(3, -1), u.reshape(3, -1)
+    pairs = (
+        (np.sum(restrict(v, dim, centring) * u), np.sum(v_flat * apply_matrix(R.T, u, dim))),
+        (np.sum(prolong(u, dim, centring) * v), np.sum(u_flat * apply_matrix(P.T, v, dim))),
+    )
+    for lhs, rhs in pairs:
+        assert abs(lhs - rhs) / abs(rhs) < 1e-10
+
+
+@pytest.mark.parametrize("dim", [1, 2, 3])
+def test_cell_centred_restrict_after_prolong_is_exactly_the_identity(rng, dim):
+    """R P = I: averaging the 2^d copies of a coarse value gives it back (matrices and arrays)."""
+    coarse = COARSE_SHAPES[dim]
+    u = rng.standard_normal((2,) + coarse)
+    np.testing.assert_array_equal(restrict(prolong(u, dim, "cell"), dim, "cell"), u)
+    RP = restriction_matrix(fine(coarse), "cell") @ prolongation_matrix(coarse, "cell")
+    assert abs(RP - sp.identity(int(np.prod(coarse)))).max() == 0.0
+    copies = prolong(u, dim, "cell")
+    for corner in np.ndindex((2,) * dim):
+        block = (Ellipsis,) + tuple(slice(k, None, 2) for k in corner)
+        np.testing.assert_array_equal(copies[block], u)
 
 
 def test_integer_input_becomes_float64_and_input_is_not_modified(rng):
@@ -164,36 +207,40 @@ def test_transfers_reproduce_linear_functions_away_from_the_far_boundary():
     np.testing.assert_allclose(restrict(fine_values, 1)[1:], coarse[1:], rtol=1e-15)
 
 
+@CENTRINGS
 @pytest.mark.parametrize("dim", [1, 2, 3])
-def test_classifier_weights_move_with_restriction(rng, dim):
+def test_classifier_weights_move_with_restriction(rng, dim, centring):
     """h^d sum(W_h * P y_H) == H^d sum(R W_h * y_H) with H = 2h."""
     coarse = COARSE_SHAPES[dim]
     h = 1.0 / 7
     W = rng.standard_normal((10,) + fine(coarse))
     y = rng.standard_normal(coarse)
     axes = tuple(range(1, dim + 1))
-    fine_scores = h**dim * np.sum(W * prolong(y, dim), axis=axes)
-    coarse_scores = (2 * h) ** dim * np.sum(restrict(W, dim) * y, axis=axes)
+    fine_scores = h**dim * np.sum(W * prolong(y, dim, centring), axis=axes)
+    coarse_scores = (2 * h) ** dim * np.sum(restrict(W, dim, centring) * y, axis=axes)
     np.testing.assert_allclose(coarse_scores, fine_scores, rtol=1e-12)
 
 
-def test_restriction_of_a_smooth_function_converges_at_second_order():
-    """max |R f_h - f_H| = O(h^2) for f vanishing (to 4th order) at the boundary; order measured."""
+@CENTRINGS
+def test_restriction_of_a_smooth_function_converges_at_second_order(centring):
+    """max |R f_h - f_H| = O(h^2) for f vanishing (to 4th order) at the boundary, sampled at the
+    mesh points (nodes or cell centres); order measured."""
 
     def sample(n):
-        x = np.arange(n) / n
+        (x,) = Mesh(n, centring=centring).node_coordinates()
         return np.multiply.outer(np.sin(np.pi * x) ** 4, np.sin(2 * np.pi * x) ** 2 * np.exp(x))
 
-    errors = [np.abs(restrict(sample(2 * n), 2) - sample(n)).max() for n in (16, 32, 64)]
+    errors = [np.abs(restrict(sample(2 * n), 2, centring) - sample(n)).max() for n in (16, 32, 64)]
     orders = np.log2(np.array(errors[:-1]) / np.array(errors[1:]))
     assert np.all(np.abs(orders - 2.0) < 0.15), orders
 
 
-def test_restrict_image_without_smoothing_repeats_restrict(rng):
+@CENTRINGS
+def test_restrict_image_without_smoothing_repeats_restrict(rng, centring):
     x = rng.standard_normal((3, 2, 16, 8)).astype(np.float32)
-    out = restrict_image(x, dim=2, levels=2)
+    out = restrict_image(x, dim=2, levels=2, centring=centring)
     assert out.dtype == np.float32 and out.shape == (3, 2, 4, 2)
-    np.testing.assert_array_equal(out, restrict(restrict(x, 2), 2))
+    np.testing.assert_array_equal(out, restrict(restrict(x, 2, centring), 2, centring))
 
 
 def test_restrict_image_smooths_each_image_with_a_zero_boundary_gaussian(rng):
@@ -212,6 +259,9 @@ def test_restrict_image_smooths_each_image_with_a_zero_boundary_gaussian(rng):
     "call, error, match",
     [
         (lambda: restrict(np.zeros((4, 7)), 2), ValueError, "axis 1 has 7 nodes.*pad or crop"),
+        (lambda: restrict(np.zeros(4), 1, "edge"), ValueError, r"centring must be one of \('node'"),
+        (lambda: prolongation_matrix(3, centring=None), ValueError, "centring must be one of"),
+        (lambda: restrict_image(np.zeros((4, 4)), 2, centring="Cell"), ValueError, "centring"),
         (lambda: restrict(np.zeros((4, 0)), 2), ValueError, "axis 1 has 0 nodes"),
         (lambda: restrict(np.zeros(8), 2), ValueError, "at least dim=2 axes"),
         (lambda: restrict(np.full((2, 4), np.nan), 2), ValueError, "x contains 8 non-finite"),
@@ -250,17 +300,35 @@ def test_bad_input_raises_clear_errors(call, error, match):
 
 
 # ---------------------------------------------------------------- parameter fields
+@CENTRINGS
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("dim", [1, 2, 3])
-def test_field_transfers_keep_constants_exactly_on_every_node(dim, dtype):
+def test_field_transfers_keep_constants_exactly_on_every_node(dim, dtype, centring):
     """A constant per batch entry comes back as the same constant, boundary nodes included."""
     values = np.array([0.195, -3.7, 1e3], dtype=dtype).reshape((3,) + (1,) * dim)
     coarse = np.broadcast_to(values, (3,) + COARSE_SHAPES[dim])
     fine_field = np.broadcast_to(values, (3,) + fine(COARSE_SHAPES[dim]))
-    prolonged, restricted = prolong_field(coarse, dim), restrict_field(fine_field, dim)
+    prolonged = prolong_field(coarse, dim, centring)
+    restricted = restrict_field(fine_field, dim, centring)
     assert prolonged.dtype == dtype and restricted.dtype == dtype
     np.testing.assert_array_equal(prolonged, fine_field)
     np.testing.assert_array_equal(restricted, coarse)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("dim", [1, 2, 3])
+def test_cell_centred_transfers_keep_constants_and_equal_the_field_transfers(rng, dim, dtype):
+    """Cell transfers read no value outside the grid: zero-outside and constant-extended
+    transfers coincide, and constants are kept at every cell, boundary cells included."""
+    u = rng.standard_normal((2,) + COARSE_SHAPES[dim]).astype(dtype)
+    v = rng.standard_normal((2,) + fine(COARSE_SHAPES[dim])).astype(dtype)
+    np.testing.assert_array_equal(prolong_field(u, dim, "cell"), prolong(u, dim, "cell"))
+    np.testing.assert_array_equal(restrict_field(v, dim, "cell"), restrict(v, dim, "cell"))
+    constant = np.full(fine(COARSE_SHAPES[dim]), 0.195, dtype=dtype)
+    np.testing.assert_array_equal(restrict(constant, dim, "cell"),
+                                  np.full(COARSE_SHAPES[dim], 0.195, dtype=dtype))
+    np.testing.assert_array_equal(prolong(constant, dim, "cell"),
+                                  np.full(fine(fine(COARSE_SHAPES[dim])), 0.195, dtype=dtype))
 
 
 def test_prolong_field_copies_the_last_node_where_prolong_halves_it():

@@ -1,5 +1,7 @@
-"""Grid transfers on nodal meshes: sparse ``P``/``R``, matrix-free batched transfers, and the
-Galerkin restriction / prolongation of convolution stencils.
+"""Grid transfers: sparse ``P``/``R``, matrix-free batched transfers, and the Galerkin
+restriction / prolongation of convolution stencils, for node-centred (``centring="node"``, the
+default: d-linear interpolation, full weighting) and cell-centred grids (``centring="cell"``:
+piecewise-constant injection, cell averaging); ``P = 2**d R.T`` in both families.
 
 * :mod:`~pdecontrol.transfer.matrices` - ``prolongation_matrix``, ``restriction_matrix`` (CSR).
 * :mod:`~pdecontrol.transfer.grids` - ``restrict``, ``prolong``, ``restrict_image`` (batched,
@@ -15,10 +17,18 @@ from .galerkin import (
     restrict_stencil_transpose,
 )
 from .grids import prolong, prolong_field, restrict, restrict_field, restrict_image
-from .matrices import INTERPOLATION_WEIGHTS, prolongation_matrix, restriction_matrix
+from .matrices import (
+    CENTRINGS,
+    INTERPOLATION_WEIGHTS,
+    PROLONGATION_WEIGHTS,
+    prolongation_matrix,
+    restriction_matrix,
+)
 
 __all__ = [
+    "CENTRINGS",
     "INTERPOLATION_WEIGHTS",
+    "PROLONGATION_WEIGHTS",
     "prolongation_matrix",
     "restriction_matrix",
     "restrict",

@@ -1,4 +1,4 @@
-"""Shape checks shared by the grid-transfer modules and :mod:`pdecontrol.mesh`."""
+"""Shape and centring checks shared by the grid-transfer modules and :mod:`pdecontrol.mesh`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,19 @@ import numbers
 
 import numpy as np
 
-__all__ = ["as_grid_shape", "check_coarsenable", "spatial_shape"]
+__all__ = ["CENTRINGS", "as_grid_shape", "check_centring", "check_coarsenable", "spatial_shape"]
+
+#: The two transfer families: ``"node"`` (values at nodes ``i h``; d-linear ``P``, full
+#: weighting ``R``) and ``"cell"`` (values at cell centres ``(i + 1/2) h``; ``R`` averages the
+#: ``2**d`` fine cells of a coarse cell, ``P`` copies a coarse value to them).
+CENTRINGS = ("node", "cell")
+
+
+def check_centring(centring) -> str:
+    """Return ``centring`` after checking that it is one of :data:`CENTRINGS`."""
+    if not isinstance(centring, str) or centring not in CENTRINGS:
+        raise ValueError(f"centring must be one of {CENTRINGS}, got {centring!r}")
+    return centring
 
 
 def as_grid_shape(shape, name: str = "shape") -> tuple[int, ...]:
@@ -34,8 +46,9 @@ def as_grid_shape(shape, name: str = "shape") -> tuple[int, ...]:
 def check_coarsenable(shape: tuple[int, ...], name: str) -> None:
     """Raise ``ValueError`` unless every entry of ``shape`` is even and >= 2.
 
-    A nodal coarsening keeps fine nodes ``0, 2, 4, ...``; it needs an even number of nodes
-    on every axis so that the fine grid is exactly twice the coarse one.
+    A nodal coarsening keeps fine nodes ``0, 2, 4, ...`` and a cell-centred one merges cells
+    ``2J, 2J+1``; both need an even number of points on every axis so that the fine grid is
+    exactly twice the coarse one.
     """
     for axis, n in enumerate(shape):
         if n < 2 or n % 2:

@@ -1,13 +1,15 @@
-"""Matrix-free, batched grid transfers on nodal meshes (restrict, prolong, image restriction,
-and the transfers of parameter fields).
+"""Matrix-free, batched grid transfers (restrict, prolong, image restriction, and the
+transfers of parameter fields) of both centrings.
 
 Arrays have shape ``(..., *spatial)``: the last ``dim`` axes are spatial, all leading axes
 (typically ``(batch, channels)``) are batched. float32 and float64 are preserved; other numeric
-input is converted to float64. The operators are the tensor-product ``P`` (d-linear
-interpolation) and ``R`` (full weighting) of :mod:`pdecontrol.transfer.matrices`, applied one
+input is converted to float64. The operators are the tensor-product ``P`` and ``R`` of
+:mod:`pdecontrol.transfer.matrices` (``centring="node"``: d-linear interpolation and full
+weighting; ``centring="cell"``: piecewise-constant injection and cell averaging), applied one
 axis at a time with array slicing; they agree with those sparse matrices up to rounding.
 
-Two boundary conventions, one kernel per axis:
+Two boundary conventions for nodal grids, one kernel per axis (the cell-centred kernels read no
+value outside the grid, so there the two coincide):
 
 * ``restrict`` / ``prolong``: grid functions are **zero outside** the grid (the virtual nodes
   ``-1`` and ``n`` are 0), the convention of the whole package (states, images, classifier
@@ -25,7 +27,7 @@ import numpy as np
 from scipy import ndimage
 
 from .._validation import as_float_array, check_dim, check_finite, check_positive
-from ._shapes import check_coarsenable, spatial_shape
+from ._shapes import check_centring, check_coarsenable, spatial_shape
 
 __all__ = ["restrict", "prolong", "restrict_image", "restrict_field", "prolong_field"]
 
@@ -78,34 +80,56 @@ def _prolong_axis(u: np.ndarray, axis: int, extend: bool) -> np.ndarray:
     return out
 
 
-def _restrict(x, dim, extend: bool) -> np.ndarray:
-    """Validate, then full weighting on every spatial axis (``extend``: constant ends)."""
+def _average_axis(v: np.ndarray, axis: int, extend: bool) -> np.ndarray:
+    """1D cell averaging along ``axis``: ``(v[2J] + v[2J+1]) / 2`` (``extend`` changes nothing)."""
+    out = v[_along(v.ndim, axis, slice(0, None, 2))] + v[_along(v.ndim, axis, slice(1, None, 2))]
+    out *= 0.5
+    return out
+
+
+def _inject_axis(u: np.ndarray, axis: int, extend: bool) -> np.ndarray:
+    """1D piecewise-constant injection along ``axis``: fine cells ``2J, 2J+1`` copy ``u[J]``
+    (``extend`` changes nothing)."""
+    return np.repeat(u, 2, axis=axis)
+
+
+#: Per centring, the 1D kernels ``(restrict_axis, prolong_axis)``.
+_AXIS_KERNELS = {"node": (_restrict_axis, _prolong_axis), "cell": (_average_axis, _inject_axis)}
+
+
+def _restrict(x, dim, extend: bool, centring: str) -> np.ndarray:
+    """Validate, then restrict every spatial axis (``extend``: constant ends)."""
     dim = check_dim(dim)
+    restrict_axis = _AXIS_KERNELS[check_centring(centring)][0]
     x = _grid_array(x, dim)
     check_coarsenable(spatial_shape(x, dim, "x"), "x")
     for axis in range(x.ndim - dim, x.ndim):
-        x = _restrict_axis(x, axis, extend)
+        x = restrict_axis(x, axis, extend)
     return x
 
 
-def _prolong(x, dim, extend: bool) -> np.ndarray:
-    """Validate, then linear interpolation on every spatial axis (``extend``: constant ends)."""
+def _prolong(x, dim, extend: bool, centring: str) -> np.ndarray:
+    """Validate, then prolong every spatial axis (``extend``: constant ends)."""
     dim = check_dim(dim)
+    prolong_axis = _AXIS_KERNELS[check_centring(centring)][1]
     x = _grid_array(x, dim)
     for axis in range(x.ndim - dim, x.ndim):
-        x = _prolong_axis(x, axis, extend)
+        x = prolong_axis(x, axis, extend)
     return x
 
 
-def restrict(x, dim: int) -> np.ndarray:
-    """Full-weighting restriction ``R`` of a batch of grid functions to the mesh half as fine.
+def restrict(x, dim: int, centring: str = "node") -> np.ndarray:
+    """Restriction ``R`` of a batch of grid functions to the mesh half as fine.
 
     Parameters
     ----------
     x : array_like, shape ``(..., n_0, ..., n_{dim-1})``
-        Grid functions on a nodal mesh; every spatial ``n_k`` even and >= 2.
+        Grid functions; every spatial ``n_k`` even and >= 2.
     dim : {1, 2, 3}
         Number of trailing spatial axes.
+    centring : {"node", "cell"}, default "node"
+        Full weighting of nodal values, or the mean of the ``2**dim`` fine cells of each coarse
+        cell.
 
     Returns
     -------
@@ -113,8 +137,9 @@ def restrict(x, dim: int) -> np.ndarray:
 
     Notes
     -----
-    ``restrict = 2**-dim * prolong.T`` exactly (see :func:`prolong`), so no separate transposes
-    are needed: the adjoint of ``restrict`` is ``2**-dim * prolong`` and vice versa.
+    ``restrict = 2**-dim * prolong.T`` exactly (see :func:`prolong`, same ``centring``), so no
+    separate transposes are needed: the adjoint of ``restrict`` is ``2**-dim * prolong`` and
+    vice versa.
 
     The same ``R`` moves the weights of an integral classifier ``z = h**d * sum(W * y)`` to the
     coarse mesh: with ``W_H = R W_h``, ``H**d sum(W_H * y_H) = h**d sum(W_h * (P y_H))`` for every
@@ -125,12 +150,14 @@ def restrict(x, dim: int) -> np.ndarray:
     --------
     >>> restrict(np.array([4.0, 8.0, 4.0, 0.0]), dim=1)
     array([4., 4.])
+    >>> restrict(np.array([4.0, 8.0, 4.0, 0.0]), dim=1, centring="cell")
+    array([6., 2.])
     """
-    return _restrict(x, dim, extend=False)
+    return _restrict(x, dim, extend=False, centring=centring)
 
 
-def prolong(x, dim: int) -> np.ndarray:
-    """d-linear interpolation ``P`` of a batch of grid functions to the mesh twice as fine.
+def prolong(x, dim: int, centring: str = "node") -> np.ndarray:
+    """Prolongation ``P`` of a batch of grid functions to the mesh twice as fine.
 
     Parameters
     ----------
@@ -138,6 +165,9 @@ def prolong(x, dim: int) -> np.ndarray:
         Coarse grid functions (zero outside the domain).
     dim : {1, 2, 3}
         Number of trailing spatial axes.
+    centring : {"node", "cell"}, default "node"
+        d-linear interpolation of nodal values, or each coarse cell's value copied to its
+        ``2**dim`` fine cells.
 
     Returns
     -------
@@ -145,17 +175,23 @@ def prolong(x, dim: int) -> np.ndarray:
 
     Notes
     -----
-    ``prolong = 2**dim * restrict.T``. Injection undoes it: ``prolong(u)[..., ::2, ::2] == u``.
+    ``prolong = 2**dim * restrict.T``. Nodal: injection undoes it,
+    ``prolong(u)[..., ::2, ::2] == u``. Cell-centred: ``restrict`` undoes it exactly
+    (``R P = I``).
 
     Examples
     --------
     >>> prolong(np.array([2.0, 4.0]), dim=1)
     array([2., 3., 4., 2.])
+    >>> prolong(np.array([2.0, 4.0]), dim=1, centring="cell")
+    array([2., 2., 4., 4.])
     """
-    return _prolong(x, dim, extend=False)
+    return _prolong(x, dim, extend=False, centring=centring)
 
 
-def restrict_image(x, dim: int, levels: int = 1, smoothing_sigma=None) -> np.ndarray:
+def restrict_image(
+    x, dim: int, levels: int = 1, smoothing_sigma=None, centring: str = "node"
+) -> np.ndarray:
     """Restrict images ``levels`` times, optionally smoothing each time with a Gaussian first.
 
     Parameters
@@ -170,12 +206,15 @@ def restrict_image(x, dim: int, levels: int = 1, smoothing_sigma=None) -> np.nda
         Standard deviation of the Gaussian pre-smoothing, in pixels of the mesh being restricted
         (so the physical width doubles from one level to the next), applied on the spatial axes
         only with zero ('constant') boundary values as in the paper; ``None`` skips smoothing.
+    centring : {"node", "cell"}, default "node"
+        The restriction of :func:`restrict`.
 
     Returns
     -------
     ndarray, shape ``(..., n_0 / 2**levels, ...)``, same float dtype as ``x``.
     """
     dim = check_dim(dim)
+    centring = check_centring(centring)
     if isinstance(levels, bool) or not isinstance(levels, (int, np.integer)) or levels < 1:
         raise ValueError(f"levels must be an int >= 1, got {levels!r}")
     sigma = None if smoothing_sigma is None else check_positive(smoothing_sigma, "smoothing_sigma")
@@ -192,38 +231,39 @@ def restrict_image(x, dim: int, levels: int = 1, smoothing_sigma=None) -> np.nda
     for _ in range(int(levels)):
         if sigma is not None:
             x = ndimage.gaussian_filter(x, sigmas, mode="constant", cval=0.0)
-        x = restrict(x, dim)
+        x = restrict(x, dim, centring)
     return x
 
 
-def restrict_field(x, dim: int) -> np.ndarray:
-    """Full weighting of a batch of parameter fields extended by constants (``x[-1] = x[0]``).
+def restrict_field(x, dim: int, centring: str = "node") -> np.ndarray:
+    """Restriction of a batch of parameter fields extended by constants (``x[-1] = x[0]``).
 
-    Parameters and shapes as in :func:`restrict`. 1D:
+    Parameters and shapes as in :func:`restrict`. Nodal, 1D:
     ``(R_f x)[j] = (x[2j-1] + 2 x[2j] + x[2j+1]) / 4`` with ``x[-1] = x[0]``; tensor product in
     2D/3D. Constants restrict to the same constant everywhere, boundary nodes included; linear
-    functions are reproduced at every coarse node but the first on each axis.
+    functions are reproduced at every coarse node but the first on each axis. Cell-centred: the
+    same as :func:`restrict` (cell averaging reads no value outside the grid and keeps constants).
 
     Examples
     --------
     >>> restrict_field(np.array([4.0, 8.0, 4.0, 0.0]), dim=1)
     array([5., 4.])
     """
-    return _restrict(x, dim, extend=True)
+    return _restrict(x, dim, extend=True, centring=centring)
 
 
-def prolong_field(x, dim: int) -> np.ndarray:
-    """d-linear interpolation of a batch of parameter fields extended by constants
-    (``x[n] = x[n-1]``).
+def prolong_field(x, dim: int, centring: str = "node") -> np.ndarray:
+    """Prolongation of a batch of parameter fields extended by constants (``x[n] = x[n-1]``).
 
-    Parameters and shapes as in :func:`prolong`. 1D: ``(P_f x)[2j] = x[j]``,
+    Parameters and shapes as in :func:`prolong`. Nodal, 1D: ``(P_f x)[2j] = x[j]``,
     ``(P_f x)[2j+1] = (x[j] + x[j+1]) / 2`` with ``x[n] = x[n-1]``, so the last fine node copies
     the last coarse node; tensor product in 2D/3D. Constants are kept exactly; linear functions
     are reproduced at every fine node but the last on each axis. Injection undoes it.
+    Cell-centred: the same as :func:`prolong` (piecewise constant, constants kept).
 
     Examples
     --------
     >>> prolong_field(np.array([2.0, 4.0]), dim=1)
     array([2., 3., 4., 4.])
     """
-    return _prolong(x, dim, extend=True)
+    return _prolong(x, dim, extend=True, centring=centring)

@@ -71,7 +71,13 @@ CLI_VARIANTS = {
     "classifier-only": "classifier_only",
     "resolved": "galerkin_refit_classifier",
     "interpolated": "interpolated_input",
+    "rediscretized": "rediscretized",
+    "rediscretized-resolved": "rediscretized_refit_classifier",
 }
+# Variants that re-solve ``(W, c)`` on the training images (they need them loaded).
+_REFIT_VARIANTS = frozenset({"resolved", "rediscretized-resolved"})
+# Variants run only when named with ``--variant``; they apply to coarser and finer meshes.
+_OPT_IN_VARIANTS = frozenset({"rediscretized", "rediscretized-resolved"})
 #: Defaults of ``pdecontrol cnn train`` that differ from :class:`TrainingSettings` (a few minutes
 #: on 2 cores: 8 channels, 2 layers, 16x16 -> 32x32, 3 outer iterations per level, batch 1000).
 TRAIN_DEFAULTS = MappingProxyType(
@@ -408,7 +414,9 @@ class EvaluateCommand(Command):
             help="repeatable; restricted/prolonged: Galerkin kernels, W moved, no data; "
                  "classifier-only: only W restricted; resolved: kernels moved, W re-solved on "
                  "the training images at n; interpolated: coarse images interpolated to the "
-                 "network's mesh. Default: all that apply")
+                 "network's mesh; rediscretized, rediscretized-resolved: as restricted/prolonged "
+                 "and resolved with rediscretized kernels (only when named). Default: all "
+                 "others that apply")
         group = _add_data_options(parser, training=False)
         group.description = "default: the data of the network's run"
         parser.add_argument("--out", default=None,
@@ -440,7 +448,8 @@ class EvaluateCommand(Command):
         check_memory(evaluation_memory(network.settings, resolution=resolution,
                                        network_resolution=network_resolution,
                                        n_train=run["n_train"], n_val=run["n_val"],
-                                       refit=args.variant is None or "resolved" in args.variant,
+                                       refit=args.variant is None
+                                       or not _REFIT_VARIANTS.isdisjoint(args.variant),
                                        n_classes=network.problem.n_classes),
                      what=f"evaluating at {resolution}x{resolution}")
         target = Mesh((resolution,) * network.problem.dim, extent=network.mesh.extent,
@@ -454,13 +463,16 @@ class EvaluateCommand(Command):
                 "a power of 2") from None
         applicable = ({"restricted", "classifier-only", "resolved", "interpolated"} if levels > 0
                       else {"prolonged", "resolved"} if levels < 0 else {"native", "resolved"})
-        requested = args.variant or sorted(applicable - {"resolved"}) + ["resolved"]
+        if levels:
+            applicable |= _OPT_IN_VARIANTS
+        requested = args.variant or sorted(applicable - {"resolved"} - _OPT_IN_VARIANTS) + [
+            "resolved"]
         wrong = [v for v in requested if v not in applicable]
         if wrong:
             raise UsageError(
                 f"--variant {wrong[0]} does not apply at {resolution}x{resolution} for a network "
                 f"on {'x'.join(map(str, network.mesh.shape))}; use one of {sorted(applicable)}")
-        needs_refit = "resolved" in requested
+        needs_refit = not _REFIT_VARIANTS.isdisjoint(requested)
         # images at the finer of the two resolutions, restricted to the coarser (as in training)
         source_resolution = max(network_resolution, resolution)
         if run["data"] == "mnist" and source_resolution > MNIST_RESOLUTION:

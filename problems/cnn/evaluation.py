@@ -6,13 +6,16 @@ activation, basis, loss), a flat parameter vector and the
 It classifies images on its own mesh and moves to coarser or finer meshes with
 :mod:`problems.cnn.transfer` (no data used):
 
-* :meth:`TrainedNetwork.restrict` - Galerkin kernels ``R K P``, classifier ``W_H = R W_h``,
-  biases kept (the paper's inference across scales);
+* :meth:`TrainedNetwork.restrict` - Galerkin kernels ``R K P`` (or, with
+  ``kernel_transfer="rediscretize"``, the same derivative coefficients at the coarse spacing),
+  classifier ``W_H = R W_h``, biases kept (the paper's inference across scales);
 * :meth:`TrainedNetwork.restrict_classifier_only` - the paper's ablation: ``W`` restricted, the
   fine stencil weights used unchanged on the coarse mesh;
-* :meth:`TrainedNetwork.prolong` - inverse Galerkin kernels, ``W_h = P (R P)^-1 W_H`` (a coarse
+* :meth:`TrainedNetwork.prolong` - the inverse kernel map, ``W_h = P (R P)^-1 W_H`` (a coarse
   network used on finer images);
 * :meth:`TrainedNetwork.on_mesh` - whichever of those reaches a given mesh.
+
+``R`` and ``P`` are those of the mesh's centring (:class:`~pdecontrol.mesh.Mesh`).
 
 :func:`evaluate_across_scales` tabulates accuracy by resolution and variant (an
 ``xarray.Dataset``); :func:`image_pyramid` makes the restricted test sets.
@@ -31,11 +34,17 @@ from pdecontrol.transfer import restrict_image
 
 from .config import TrainingSettings
 from .network import CNNProblem, cnn_functional, predict
-from .transfer import prolong_network, restrict_classifier_only, restrict_network
+from .transfer import (
+    check_kernel_transfer,
+    prolong_network,
+    restrict_classifier_only,
+    restrict_network,
+)
 
 __all__ = [
     "TrainedNetwork",
     "VARIANTS",
+    "DEFAULT_VARIANTS",
     "evaluate_across_scales",
     "image_pyramid",
     "confusion_matrix",
@@ -48,7 +57,23 @@ __all__ = [
 #: (:func:`pdecontrol.io.write_netcdf`).
 EVALUATION_FORMAT = "pdecontrol-cnn-evaluation-1"
 #: Columns of :func:`evaluate_across_scales`.
-VARIANTS = ("galerkin", "classifier_only", "galerkin_refit_classifier", "interpolated_input")
+VARIANTS = (
+    "galerkin",
+    "classifier_only",
+    "galerkin_refit_classifier",
+    "interpolated_input",
+    "rediscretized",
+    "rediscretized_refit_classifier",
+)
+#: The columns computed when none are asked for.
+DEFAULT_VARIANTS = VARIANTS[:4]
+#: Variants that move the whole network: variant -> (kernel transfer, classifier re-solved).
+_MOVED_VARIANTS = {
+    "galerkin": ("galerkin", False),
+    "galerkin_refit_classifier": ("galerkin", True),
+    "rediscretized": ("rediscretize", False),
+    "rediscretized_refit_classifier": ("rediscretize", True),
+}
 
 
 def as_labelled_images(data, name: str = "data") -> tuple[np.ndarray, np.ndarray]:
@@ -227,29 +252,37 @@ class TrainedNetwork:
     def _coarse_mesh(self, levels: int) -> Mesh:
         return MeshHierarchy(self.mesh, check_int(levels, "levels", 1) + 1)[levels].mesh
 
-    def restrict(self, levels: int = 1) -> TrainedNetwork:
-        """The Galerkin-restricted network on the mesh coarsened ``levels`` times."""
+    def restrict(self, levels: int = 1, kernel_transfer: str = "galerkin") -> TrainedNetwork:
+        """The network restricted to the mesh coarsened ``levels`` times (kernels by
+        ``kernel_transfer``: ``"galerkin"`` or ``"rediscretize"``)."""
         mesh = self._coarse_mesh(levels)
-        return self._moved(mesh, restrict_network(self.problem, self.parameters, levels))
+        return self._moved(
+            mesh, restrict_network(self.problem, self.parameters, levels, kernel_transfer))
 
     def restrict_classifier_only(self, levels: int = 1) -> TrainedNetwork:
         """The ablation: only ``W`` restricted, stencil weights and biases as on the fine mesh."""
         mesh = self._coarse_mesh(levels)
         return self._moved(mesh, restrict_classifier_only(self.problem, self.parameters, levels))
 
-    def prolong(self, levels: int = 1) -> TrainedNetwork:
-        """The network prolonged (inverse Galerkin kernels) to the mesh refined ``levels`` times."""
+    def prolong(self, levels: int = 1, kernel_transfer: str = "galerkin") -> TrainedNetwork:
+        """The network prolonged (inverse kernel map of ``kernel_transfer``) to the mesh refined
+        ``levels`` times."""
         mesh = MeshHierarchy.from_coarsest(self.mesh, check_int(levels, "levels", 1) + 1)[0].mesh
-        return self._moved(mesh, prolong_network(self.problem, self.parameters, levels))
+        return self._moved(
+            mesh, prolong_network(self.problem, self.parameters, levels, kernel_transfer))
 
-    def on_mesh(self, mesh: Mesh) -> TrainedNetwork:
-        """This network moved to ``mesh`` (restricted or prolonged; itself on the same mesh)."""
+    def on_mesh(self, mesh: Mesh, kernel_transfer: str = "galerkin") -> TrainedNetwork:
+        """This network moved to ``mesh`` (restricted or prolonged, kernels by
+        ``kernel_transfer``; itself on the same mesh)."""
         if not isinstance(mesh, Mesh):
             raise TypeError(f"mesh must be a pdecontrol.mesh.Mesh, got {type(mesh).__name__}")
+        check_kernel_transfer(kernel_transfer)
         levels = levels_between(self.mesh, mesh)
         if levels == 0:
             return self
-        return self.restrict(levels) if levels > 0 else self.prolong(-levels)
+        if levels > 0:
+            return self.restrict(levels, kernel_transfer)
+        return self.prolong(-levels, kernel_transfer)
 
     def refit_classifier(self, images, labels) -> TrainedNetwork:
         """The same kernels with ``(W, c)`` re-solved (least squares, the settings' Tikhonov) on
@@ -259,24 +292,26 @@ class TrainedNetwork:
 
 
 # ---------------------------------------------------------------------- evaluation tables
-def image_pyramid(data, levels: int, *, smoothing_sigma=None) -> list:
+def image_pyramid(data, levels: int, *, smoothing_sigma=None, centring: str = "node") -> list:
     """``[(images, labels)]`` at the given resolution and ``levels`` coarsenings of it.
 
-    Images are restricted with :func:`pdecontrol.transfer.restrict_image` (full weighting,
-    optional Gaussian pre-smoothing in pixels of each level); labels are shared.
+    Images are restricted with :func:`pdecontrol.transfer.restrict_image` (``R`` of
+    ``centring``: full weighting or cell averaging, optional Gaussian pre-smoothing in pixels of
+    each level); labels are shared.
     """
     images, labels = as_labelled_images(data)
     if isinstance(levels, bool) or not isinstance(levels, (int, np.integer)) or levels < 0:
         raise ValueError(f"levels must be an integer >= 0, got {levels!r}")
     pyramid = [(images, labels)]
     for level in range(1, int(levels) + 1):
-        pyramid.append((restrict_image(images, 2, level, smoothing_sigma), labels))
+        pyramid.append((restrict_image(images, 2, level, smoothing_sigma, centring), labels))
     return pyramid
 
 
 def _image_mesh(images, reference: Mesh) -> Mesh:
     shape = np.shape(images)[-reference.dim :]
-    return Mesh(shape, extent=reference.extent, origin=reference.origin)
+    return Mesh(shape, extent=reference.extent, origin=reference.origin,
+                centring=reference.centring)
 
 
 def _interpolated(images, mesh: Mesh, levels: int) -> np.ndarray:
@@ -297,16 +332,18 @@ def evaluate_across_scales(
         One per resolution, each on a mesh of the network's hierarchy (coarser, equal or finer;
         same extent as the network's mesh), e.g. :func:`image_pyramid` output.
     refit_sets : sequence, optional
-        Labelled *training* images, one per test set (same resolutions), for the variant
-        ``"galerkin_refit_classifier"``; without them that variant is NaN.
+        Labelled *training* images, one per test set (same resolutions), for the variants
+        ending in ``"_refit_classifier"``; without them those variants are NaN.
     variants : sequence of str, optional
-        Subset of :data:`VARIANTS` (default all):
+        Subset of :data:`VARIANTS` (default :data:`DEFAULT_VARIANTS`, the first four):
 
         * ``"galerkin"`` - :meth:`TrainedNetwork.on_mesh` (restricted or prolonged), no data used;
         * ``"classifier_only"`` - coarser meshes only: ``W`` restricted, fine stencils unchanged;
         * ``"galerkin_refit_classifier"`` - Galerkin kernels, ``(W, c)`` re-solved on the refit set;
         * ``"interpolated_input"`` - coarser meshes only: the images interpolated (``P``) to the
-          network's mesh and classified by the network itself.
+          network's mesh and classified by the network itself;
+        * ``"rediscretized"``, ``"rediscretized_refit_classifier"`` - the first and third with
+          rediscretized kernels (``kernel_transfer="rediscretize"``).
 
     Returns
     -------
@@ -317,7 +354,7 @@ def evaluate_across_scales(
     """
     if not isinstance(network, TrainedNetwork):
         raise TypeError(f"network must be a TrainedNetwork, got {type(network).__name__}")
-    variants = VARIANTS if variants is None else tuple(variants)
+    variants = DEFAULT_VARIANTS if variants is None else tuple(variants)
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown or not variants:
         raise ValueError(f"variants must be a non-empty subset of {VARIANTS}, got {variants}")
@@ -343,16 +380,20 @@ def evaluate_across_scales(
                 f"refit_sets[{row}] is on {_image_mesh(refit_sets[row][0], network.mesh)!r} "
                 f"but test_sets[{row}] on {mesh!r}; give both at the same resolution"
             )
-        moved = network.on_mesh(mesh)
+        moved = {}  # kernel transfer -> the network on ``mesh``
         for column, variant in enumerate(variants):
-            if variant == "galerkin":
-                value = moved.accuracy(images, labels, batch_size=batch_size)
+            if variant in _MOVED_VARIANTS:
+                kernel_transfer, refit = _MOVED_VARIANTS[variant]
+                if refit and refit_sets is None:
+                    continue
+                if kernel_transfer not in moved:
+                    moved[kernel_transfer] = network.on_mesh(mesh, kernel_transfer)
+                candidate = moved[kernel_transfer]
+                if refit:
+                    candidate = candidate.refit_classifier(*refit_sets[row])
+                value = candidate.accuracy(images, labels, batch_size=batch_size)
             elif variant == "classifier_only" and level > 0:
                 value = network.restrict_classifier_only(level).accuracy(
-                    images, labels, batch_size=batch_size
-                )
-            elif variant == "galerkin_refit_classifier" and refit_sets is not None:
-                value = moved.refit_classifier(*refit_sets[row]).accuracy(
                     images, labels, batch_size=batch_size
                 )
             elif variant == "interpolated_input" and level > 0:

@@ -14,15 +14,16 @@ variable    dims                                                             mea
 ``c``       ``(class,)``                                                     classifier offsets
 ==========  ===============================================================  =====================
 
-``spatial`` is ``("x",)``, ``("y", "x")`` or ``("z", "y", "x")`` with the mesh node coordinates;
+``spatial`` is ``("x",)``, ``("y", "x")`` or ``("z", "y", "x")`` with the mesh point coordinates;
 ``kernel`` is ``("kernel_y", "kernel_x")`` etc. (stencil weights, correlation convention) or
 ``("derivative",)`` (derivative-basis coefficients, coordinate = multi-index name). Attributes:
-the mesh (``mesh_shape``, ``mesh_h``, ``mesh_extent``, ``mesh_origin``), ``n_steps``,
-``final_time``, ``n_channels``, ``n_classes``, ``in_channels``, ``activation``,
-``opening_activation`` (``"none"`` for a linear opening), ``loss``, ``kernel_basis``,
-``reference_spacing``, ``stepper``, ``dtype``, ``settings`` (JSON of
-:class:`~problems.cnn.config.TrainingSettings`) and ``metadata`` (JSON, free form). A training
-history, if given, is stored in the group ``history`` (written with the network in one go).
+the mesh (``mesh_shape``, ``mesh_h``, ``mesh_extent``, ``mesh_origin``, ``mesh_centring``;
+files without the last are node-centred), ``n_steps``, ``final_time``, ``n_channels``,
+``n_classes``, ``in_channels``, ``activation``, ``opening_activation`` (``"none"`` for a
+linear opening), ``loss``, ``kernel_basis``, ``reference_spacing``, ``stepper``, ``dtype``,
+``settings`` (JSON of :class:`~problems.cnn.config.TrainingSettings`) and ``metadata`` (JSON,
+free form). A training history, if given, is stored in the group ``history`` (written with the
+network in one go).
 
 Parameters are stored in float64, so save/load is exact. A file holds a network on one mesh;
 :func:`load_network` with a ``problem`` on another mesh is an error: load it without ``problem``
@@ -96,10 +97,7 @@ def network_to_dataset(network: TrainedNetwork, metadata: dict | None = None) ->
         "c": ("class",),
     }
     mesh = problem.mesh
-    coords = {
-        axis: mesh.origin[k] + mesh.h[k] * np.arange(mesh.shape[k])
-        for k, axis in enumerate(spatial)
-    }
+    coords = dict(zip(spatial, mesh.node_coordinates(), strict=True))
     if problem.kernel_basis == "derivative":
         coords["derivative"] = list(derivative_basis(problem.dim).names)
     opening = "none" if problem.opening_activation is None else problem.opening_activation.name
@@ -108,6 +106,7 @@ def network_to_dataset(network: TrainedNetwork, metadata: dict | None = None) ->
         "mesh_h": np.array(mesh.h),
         "mesh_extent": np.array(mesh.extent),
         "mesh_origin": np.array(mesh.origin),
+        "mesh_centring": mesh.centring,
         "n_steps": network.n_steps,
         "final_time": network.final_time,
         "n_channels": problem.n_channels,
@@ -174,6 +173,7 @@ def network_from_dataset(dataset: xr.Dataset, source: str = "dataset") -> tuple:
             tuple(int(n) for n in np.atleast_1d(attrs["mesh_shape"])),
             extent=tuple(np.atleast_1d(attrs["mesh_extent"]).tolist()),
             origin=tuple(np.atleast_1d(attrs["mesh_origin"]).tolist()),
+            centring=str(attrs.get("mesh_centring", "node")),
         )
         problem = settings.make_problem(
             mesh,

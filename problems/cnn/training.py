@@ -3,8 +3,9 @@
 Every driver is a :class:`pdecontrol.continuation.Schedule` of stages (a mesh level of the
 image pyramid and a number of layers) run by :func:`pdecontrol.continuation.run_continuation`
 on :class:`problems.cnn.training_problem.CNNTraining`, which supplies only what is about images
-and networks: the stage objective, the Galerkin transfer of networks between meshes, the
-classifier solve and the accuracy monitor.
+and networks: the stage objective, the transfer of networks between meshes (Galerkin by
+default, or rediscretization: ``kernel_transfer``; node- or cell-centred meshes: ``centring``),
+the classifier solve and the accuracy monitor.
 
 * :func:`train_single_level` - one stage on the given images.
 * :func:`train_multilevel` - Algorithm 1 of docs/method.md: restrict the images ``n_levels - 1``
@@ -102,6 +103,13 @@ _DOC_COMMON = """
     progress : bool
         Show a tqdm bar.
 """
+_DOC_TRANSFERS = """
+    centring : {"node", "cell"}
+        Centring of the meshes (:class:`pdecontrol.mesh.Mesh`): the ``R`` that restricts the
+        images and the classifier, and the Galerkin map of the kernels.
+    kernel_transfer : {"galerkin", "rediscretize"}
+        How the network's kernels move between levels
+        (:data:`problems.cnn.transfer.KERNEL_TRANSFERS`)."""
 
 
 def _check_settings(settings) -> TrainingSettings:
@@ -152,6 +160,8 @@ def train_multilevel(
     n_levels: int = 2,
     outer_iterations=None,
     smoothing_sigma=None,
+    centring: str = "node",
+    kernel_transfer: str = "galerkin",
     n_classes=None,
     state_dir=None,
     callback=None,
@@ -169,13 +179,14 @@ def train_multilevel(
         0 records the stage's start only (e.g. the prolonged start without fine training).
     smoothing_sigma : float, optional
         Gaussian pre-smoothing of the images before each restriction (pixels of the finer mesh;
-        :func:`pdecontrol.transfer.restrict_image`).
+        :func:`pdecontrol.transfer.restrict_image`).{transfers}
     """
     settings = _check_settings(settings)
     _check_callback(callback)
     n_levels = check_int(n_levels, "n_levels", 1)
     problem = CNNTraining(settings, train, validation, n_classes=n_classes, n_levels=n_levels,
-                          smoothing_sigma=smoothing_sigma)
+                          smoothing_sigma=smoothing_sigma, centring=centring,
+                          kernel_transfer=kernel_transfer)
     counts = per_stage(outer_iterations, n_levels, "outer_iterations")
     schedule = Schedule([
         problem.stage(level, settings.n_steps, settings.outer_iterations if count is None
@@ -252,6 +263,8 @@ def train_resolution_consistent(
     consistency_weight: float = 1.0,
     classifier: str = "fine_solve",
     smoothing_sigma=None,
+    centring: str = "node",
+    kernel_transfer: str = "galerkin",
     n_classes=None,
     initial=None,
     state_dir=None,
@@ -283,7 +296,7 @@ def train_resolution_consistent(
     classifier : {"fine_solve", "gauss_newton"}
         How ``(W, c)`` is trained (see above). Ignored with the cross-entropy loss (always GN).
     smoothing_sigma : float, optional
-        Gaussian pre-smoothing when restricting the images.
+        Gaussian pre-smoothing when restricting the images.{transfers}
     initial : ndarray, optional
         Flat starting parameters on the fine mesh.
     """
@@ -304,7 +317,8 @@ def train_resolution_consistent(
     problem = CNNTraining(settings, train, validation, n_classes=n_classes,
                           n_levels=max(levels) + 1, smoothing_sigma=smoothing_sigma,
                           consistency_levels=levels, consistency_weight=weight,
-                          classifier_in_gauss_newton=classifier == "gauss_newton")
+                          classifier_in_gauss_newton=classifier == "gauss_newton",
+                          centring=centring, kernel_transfer=kernel_transfer)
     schedule = Schedule([problem.stage(0, settings.n_steps, settings.outer_iterations)])
     return problem.train(schedule, "train_resolution_consistent", initial=initial,
                          state_dir=state_dir, callback=callback, progress=progress)
@@ -316,4 +330,5 @@ for _driver in (
     train_time_continuation,
     train_resolution_consistent,
 ):
-    _driver.__doc__ = _driver.__doc__.replace("{common}", _DOC_COMMON.rstrip())
+    _driver.__doc__ = (_driver.__doc__.replace("{common}", _DOC_COMMON.rstrip())
+                       .replace("{transfers}", _DOC_TRANSFERS))

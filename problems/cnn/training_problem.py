@@ -2,8 +2,8 @@
 
 :class:`CNNTraining` is a :class:`pdecontrol.continuation.ContinuationProblem`: it supplies
 only what is about images and networks (the image pyramid on a
-:class:`~pdecontrol.mesh.MeshHierarchy`, the stage objective with its work model, the Galerkin
-transfer of networks between levels, the classifier solve and the accuracy monitor); the
+:class:`~pdecontrol.mesh.MeshHierarchy`, the stage objective with its work model, the transfer
+of networks between levels, the classifier solve and the accuracy monitor); the
 schedule, the resume state, the work accounting and the history are the framework's. The
 drivers of :mod:`problems.cnn.training` build its schedules.
 """
@@ -35,7 +35,12 @@ from pdecontrol.transfer import restrict_image
 from .config import TrainingSettings
 from .evaluation import TrainedNetwork, as_labelled_images
 from .network import CNNProblem, cnn_functional
-from .transfer import network_restriction_operator, prolong_network, restrict_network
+from .transfer import (
+    check_kernel_transfer,
+    network_restriction_operator,
+    prolong_network,
+    restrict_network,
+)
 
 __all__ = [
     "TrainingResult",
@@ -97,7 +102,8 @@ class TrainingResult:
 
 
 # ---------------------------------------------------------------------- the objective
-def resolution_consistent_functional(fine, coarse_terms, weight: float = 1.0):
+def resolution_consistent_functional(fine, coarse_terms, weight: float = 1.0,
+                                     kernel_transfer: str = "galerkin"):
     """``J_h(x) + weight * sum_k J_k(R_k x)``: the fine functional plus restricted-network losses.
 
     Parameters
@@ -107,9 +113,12 @@ def resolution_consistent_functional(fine, coarse_terms, weight: float = 1.0):
     coarse_terms : sequence of (levels, functional)
         ``functional`` is the CNN functional on the mesh coarsened ``levels`` times (restricted
         images of the same examples, usually no regularisers); its parameters are
-        ``R_k x = network_restriction_operator(fine.problem, n_steps, levels) x``.
+        ``R_k x = network_restriction_operator(fine.problem, n_steps, levels,
+        kernel_transfer) x``.
     weight : float
         ``>= 0``, the coefficient of every coarse term.
+    kernel_transfer : {"galerkin", "rediscretize"}
+        How ``R_k`` moves the kernels (:data:`problems.cnn.transfer.KERNEL_TRANSFERS`).
 
     Returns
     -------
@@ -120,7 +129,7 @@ def resolution_consistent_functional(fine, coarse_terms, weight: float = 1.0):
     problem, n_steps = fine.problem, fine.layout.n_steps
     terms = [fine]
     for levels, coarse in coarse_terms:
-        operator = network_restriction_operator(problem, n_steps, levels)
+        operator = network_restriction_operator(problem, n_steps, levels, kernel_transfer)
         terms.append(TransformedFunctional(coarse, operator, weights=fine.weights))
     return SumFunctional(terms, [1.0] + [float(weight)] * (len(terms) - 1))
 
@@ -154,14 +163,21 @@ class CNNTraining(ContinuationProblem):
     classifier_in_gauss_newton : bool
         Train ``(W, c)`` with the kernels even with the least-squares loss (solved once at the
         start of every stage).
+    centring : {"node", "cell"}
+        Centring of the meshes (:class:`~pdecontrol.mesh.Mesh`): which ``R`` restricts the
+        images and moves ``W``, and which Galerkin map moves the kernels.
+    kernel_transfer : {"galerkin", "rediscretize"}
+        How networks move between levels (:data:`problems.cnn.transfer.KERNEL_TRANSFERS`).
     """
 
     work_unit = "fine convolutions"
 
     def __init__(self, settings: TrainingSettings, train, validation=None, *, n_classes=None,
                  n_levels: int = 1, smoothing_sigma=None, consistency_levels=(),
-                 consistency_weight: float = 0.0, classifier_in_gauss_newton: bool = False):
+                 consistency_weight: float = 0.0, classifier_in_gauss_newton: bool = False,
+                 centring: str = "node", kernel_transfer: str = "galerkin"):
         self.settings = settings
+        self.kernel_transfer = check_kernel_transfer(kernel_transfer)
         self.images, self.labels = as_labelled_images(train, "train")
         self.validation = (
             None if validation is None else as_labelled_images(validation, "validation")
@@ -185,7 +201,7 @@ class CNNTraining(ContinuationProblem):
                 f"labels must lie in [0, n_classes={self.n_classes}), got range "
                 f"[{labels.min()}, {labels.max()}]"
             )
-        fine_mesh = Mesh(self.images.shape[-2:], extent=1.0)
+        fine_mesh = Mesh(self.images.shape[-2:], extent=1.0, centring=centring)
         n_levels = check_int(n_levels, "n_levels", 1)
         factor = 2 ** (n_levels - 1)
         if any(n % factor for n in fine_mesh.shape):
@@ -221,7 +237,8 @@ class CNNTraining(ContinuationProblem):
             sets = (self.images, None if self.validation is None else self.validation[0])
             if level:
                 sets = tuple(None if images is None else
-                             restrict_image(images, 2, level, self.smoothing_sigma)
+                             restrict_image(images, 2, level, self.smoothing_sigma,
+                                            self.hierarchy.centring)
                              for images in sets)
             self._pyramid[level] = sets
         return self._pyramid[level]
@@ -250,11 +267,13 @@ class CNNTraining(ContinuationProblem):
             opening_scale=settings.opening_scale)
 
     def transfer_in_space(self, x, stage: Stage, level: int) -> np.ndarray:
-        """Galerkin: inverse ``R K P`` to a finer level, ``R K P`` to a coarser one."""
+        """:func:`~problems.cnn.transfer.prolong_network` to a finer level,
+        :func:`~problems.cnn.transfer.restrict_network` to a coarser one (the kernel transfer
+        of this problem)."""
         problem = self.network_problem(stage.level)
         if level < stage.level:
-            return prolong_network(problem, x, stage.level - level)
-        return restrict_network(problem, x, level - stage.level)
+            return prolong_network(problem, x, stage.level - level, self.kernel_transfer)
+        return restrict_network(problem, x, level - stage.level, self.kernel_transfer)
 
     def _cost(self, n_steps: int) -> dict:
         """Convolutions of one example through ``n_steps`` layers, by evaluation kind."""
@@ -271,7 +290,8 @@ class CNNTraining(ContinuationProblem):
         coarse = [(k, work.watch(self.functional(level + k, n_steps), cost, level + k))
                   for k in self.consistency_levels]
         objective = (fine if not coarse else
-                     resolution_consistent_functional(fine, coarse, self.consistency_weight))
+                     resolution_consistent_functional(fine, coarse, self.consistency_weight,
+                                                      self.kernel_transfer))
         validation = (None if self.validation is None else
                       self.functional(level, n_steps, validation=True))
         settings = self.settings
@@ -313,7 +333,7 @@ class CNNTraining(ContinuationProblem):
 
     def describe(self) -> dict:
         validation = () if self.validation is None else self.validation
-        return {
+        description = {
             "problem": "cnn",
             "settings": self.settings.to_dict(),
             "n_classes": self.n_classes,
@@ -325,6 +345,12 @@ class CNNTraining(ContinuationProblem):
             "consistency_weight": self.consistency_weight,
             "classifier_in_gauss_newton": self.classifier_in_gauss_newton,
         }
+        # named only when not the default, so that the states of earlier runs still resume
+        for key, value, default in (("centring", self.hierarchy.centring, "node"),
+                                    ("kernel_transfer", self.kernel_transfer, "galerkin")):
+            if value != default:
+                description[key] = value
+        return description
 
     # ------------------------------------------------------------------ stages
     def stage(self, level: int, n_steps: int, outer_iterations: int) -> Stage:
