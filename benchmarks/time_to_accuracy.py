@@ -30,15 +30,20 @@ script prints one table: time to each of ``--targets`` ("never" if not reached),
 accuracy and when it was reached, and the ratio of each time to the reference (PyTorch Adam,
 cross-entropy, lr 1e-3). The load average is recorded before and after.
 
-Full run (all methods, 40,000 / 20,000, 660 s each: about 1 h 45 min on an idle 2-core machine)::
+Full run (the default methods, 40,000 / 20,000, 660 s each, enough for both ``strong`` schedules,
+509 s and 620 s in docs/paper.md: about 1 h 40 min on an idle 2-core machine)::
 
     python benchmarks/time_to_accuracy.py --data-dir ../shared/data/mnist \
         --figure time_to_accuracy.png --json time_to_accuracy.json
 
-Quick run (a smoke test, a few minutes; its times are not results)::
+Quick run (a smoke test, about 10 minutes; its times are not results)::
 
     python benchmarks/time_to_accuracy.py --data-dir ../shared/data/mnist --n-train 2000 \
         --n-val 1000 --budget 60 --eval-every 32 --outer-iterations 2 --targets 0.9 0.92 0.93 0.95
+
+Time only on an idle machine. On two cores busy with other work, two threads per library made a
+batch-64 Adam step about 10x slower than one thread (PyTorch and ours alike: threads waiting for
+each other); there, ``--threads 1`` at least gives comparable numbers.
 """
 
 from __future__ import annotations
@@ -354,11 +359,16 @@ def run_method(args, settings, data, method: str) -> dict:
 
 
 # ---------------------------------------------------------------------- report
+def seconds_text(seconds: float) -> str:
+    return f"{seconds:.{1 if seconds < 10 else 0}f} s"
+
+
 def format_time(seconds, reference) -> str:
+    """``"12 s (0.50x)"``: a time to a target and its ratio to the reference's, or "never"."""
     if seconds is None:
         return "never"
     ratio = "-" if reference is None else f"{seconds / reference:.2f}x"
-    return f"{seconds:.0f} s ({ratio})"
+    return f"{seconds_text(seconds)} ({ratio})"
 
 
 def results_table(histories: dict, targets) -> str:
@@ -378,14 +388,14 @@ def results_table(histories: dict, targets) -> str:
             continue
         best = int(np.nanargmax(accuracy))
         lines.append(f"| {name} | {' | '.join(cells)} | {accuracy[best]:.2%} | "
-                     f"{float(history['wall_time'].values[best]):.0f} s |")
+                     f"{seconds_text(float(history['wall_time'].values[best]))} |")
     return "\n".join(lines)
 
 
 def plot_time_to_accuracy(histories: dict, targets, path) -> None:
     """Validation accuracy (%) against training wall time (s, log axis), one line per run:
     solid PyTorch, dashed pdecontrol Adam, dots Gauss-Newton-CG (one per outer iteration)."""
-    from matplotlib.ticker import NullFormatter, ScalarFormatter
+    from matplotlib.ticker import FormatStrFormatter, NullFormatter
 
     figure = new_figure((7.5, 4.8))
     ax = figure.subplots()
@@ -400,7 +410,7 @@ def plot_time_to_accuracy(histories: dict, targets, path) -> None:
     for target in targets:
         ax.axhline(100 * target, color="0.5", linestyle=":", linewidth=1)
     ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
     ax.xaxis.set_minor_formatter(NullFormatter())
     low = max(min(lowest, default=0.0), 100 * min(targets) - 10)
     ax.set_ylim(np.floor(low), min(100.0, max(lowest + [100 * max(targets)]) + 1))
@@ -428,6 +438,8 @@ def main(argv=None):
     settings = PAPER_CONFIGS[args.config]
     loads = {"before": load_average()}
     print(f"load average before: {loads['before']} ({os.cpu_count()} CPUs)")
+    if loads["before"] != "n/a" and float(loads["before"].split()[0]) > 0.5:
+        print("warning: the machine is busy; these timings are not comparable with an idle run")
     data = load_data(args)
     print(f"config {args.config}: {settings.n_channels} channels, {settings.n_steps} layers; "
           f"{args.n_train} / {args.n_val} images; budget {args.budget:g} s per method; "
