@@ -51,6 +51,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from importlib.util import find_spec
 from pathlib import Path
 
 import numba
@@ -82,7 +83,8 @@ def parse_interval(text: str) -> tuple:
     try:
         interval = ("seconds", float(text[:-1])) if text.endswith("s") else ("steps", int(text))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds ('15s') or steps ('400'), got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected seconds ('15s') or steps ('400'), got {text!r}") from None
     if not interval[1] > 0:
         raise argparse.ArgumentTypeError(f"the interval must be > 0, got {text!r}")
     return interval
@@ -125,8 +127,8 @@ def load_average() -> str:
 class Trace:
     """Training time, evaluations and the budget of one first-order run.
 
-    ``step_done(seconds, x)`` after every step adds its training time, evaluates ``x`` when
-    due (not timed) and says whether the budget is spent.
+    ``step_done(seconds, x)`` after every step adds its training time, evaluates the parameters
+    ``x()`` when due (not timed) and says whether the budget is spent.
     """
 
     def __init__(self, args, evaluate, label: str):
@@ -433,6 +435,9 @@ def history_document(histories: dict, loads: dict, args) -> dict:
 
 def main(argv=None):
     args = parse_args(argv)
+    if any(m.startswith("adam-") for m in args.methods) and find_spec("torch") is None:
+        raise SystemExit("the adam-* methods need PyTorch (pip install torch); or leave them out "
+                         "with --methods")
     retain_freed_memory()
     numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
     settings = PAPER_CONFIGS[args.config]
