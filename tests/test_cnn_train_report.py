@@ -1,6 +1,7 @@
 """What ``pdecontrol cnn train`` prints at its end (``problems.cnn.cli.train_report``) and the
 per-stage summary in ``summary.json`` behind it (``problems.cnn.run_outputs.stage_summaries``)."""
 
+import inspect
 import json
 
 import numpy as np
@@ -8,7 +9,9 @@ import pytest
 import xarray as xr
 
 from pdecontrol.cli import main
+from problems.cnn.classifier import ClassifierSolver
 from problems.cnn.cli import TRAIN_DEFAULTS, train_report
+from problems.cnn.config import TrainingSettings
 
 TINY = ["--resolution", "16", "--n-train", "120", "--n-val", "40", "--channels", "2",
         "--outer-iterations", "2", "--gauss-newton-steps", "1", "--cg-iterations", "2",
@@ -83,7 +86,14 @@ def test_report_of_time_continuation_and_a_missing_validation_accuracy():
     assert "(--initial network)" in lines[2] and "layer" not in lines[2]
 
 
-def test_the_default_run_is_coarse_to_fine():
-    """The main job shows Algorithm 1: multilevel 16x16 -> 32x32 on the synthetic set."""
+def test_the_default_run_is_coarse_to_fine_with_the_dual_classifier_solve():
+    """The main job shows Algorithm 1 (multilevel 16x16 -> 32x32 on the synthetic set), and its
+    training set is small enough for the Gram classifier solve (the normal equations of 5,000
+    examples took 3x longer per solve: docs/cli.md, "Measured")."""
     assert TRAIN_DEFAULTS["mode"] == "multilevel" and TRAIN_DEFAULTS["levels"] == 2
     assert TRAIN_DEFAULTS["data"] == "synthetic"
+    settings = TrainingSettings(**TRAIN_DEFAULTS["settings"])
+    features = settings.n_channels * 32 * 32
+    gram_max = inspect.signature(ClassifierSolver).parameters["gram_max_examples"].default
+    assert TRAIN_DEFAULTS["n_train"] <= min(gram_max, features)
+    assert settings.exact_classifier and settings.classifier_tikhonov > 0
