@@ -32,7 +32,13 @@ from .evaluation import (
 )
 from .network_file import read_network_file, save_network
 
-__all__ = ["write_run_outputs", "write_run_figures", "predictions_dataset", "PREDICTIONS_FORMAT"]
+__all__ = [
+    "write_run_outputs",
+    "write_run_figures",
+    "predictions_dataset",
+    "stage_summaries",
+    "PREDICTIONS_FORMAT",
+]
 
 #: Format name of ``predictions.nc``.
 PREDICTIONS_FORMAT = "pdecontrol-cnn-predictions-1"
@@ -62,6 +68,40 @@ def predictions_dataset(network, validation, coarsest_level: int) -> xr.Dataset:
             "on restricted images",
         },
     )
+
+
+def stage_summaries(history: xr.Dataset) -> list:
+    """One dict per stage of a training history (schedule order): its mesh, layers, how it
+    started (``phase`` of its first row), validation and training accuracy at its start and end,
+    its outer iterations, its wall time (training only) and its work (fine convolutions, a
+    coarse mesh's at their fraction) and fine-level work."""
+    stages = history["stage"].values
+    wall, work = history["wall_time"].values, history["work"].values
+    fine_work = history["fine_level_work"].values
+    summaries, before = [], 0
+    for stage in dict.fromkeys(stages.tolist()):
+        rows = np.flatnonzero(stages == stage)
+        first, last = int(rows[0]), int(rows[-1])
+
+        def at(name, row):
+            return float(history[name].values[row])
+
+        summaries.append({
+            "stage": int(stage),
+            "mesh_shape": str(history["mesh_shape"].values[first]),
+            "n_steps": int(history["n_steps"].values[first]),
+            "start_phase": str(history["phase"].values[first]),
+            "start_validation_accuracy": at("validation_accuracy", first),
+            "final_validation_accuracy": at("validation_accuracy", last),
+            "start_training_accuracy": at("training_accuracy", first),
+            "final_training_accuracy": at("training_accuracy", last),
+            "outer_iterations": int(last - first),
+            "wall_time_s": float(wall[last] - (wall[before] if first else 0.0)),
+            "work": float(work[last] - (work[before] if first else 0.0)),
+            "fine_level_work": float(fine_work[last] - (fine_work[before] if first else 0.0)),
+        })
+        before = last
+    return summaries
 
 
 def _coarsest_level(mesh: Mesh) -> int:
@@ -99,6 +139,8 @@ def write_run_outputs(run_dir: RunDirectory, config: dict, result, validation) -
             str(int(r)): float(np.mean(predictions["predicted"].sel(resolution=r).values == labels))
             for r in predictions["resolution"].values
         },
+        "initial_validation_accuracy": float(history["validation_accuracy"].values[0]),
+        "stages": stage_summaries(history),
         "history_rows": int(history.sizes["iteration"]),
         "training_wall_time_s": float(last["wall_time"]),
         "figures": [str(Path(f).relative_to(run_dir.path)) for f in figures],
