@@ -213,10 +213,8 @@ class ControlFunctional(ReducedFunctional):
             misfit += self.problem.loss.value(chunk.outputs, chunk.targets)
             outputs_bar = self.problem.loss.gradient(chunk.outputs, chunk.targets)
             self._backpropagate(chunk, controls, static, outputs_bar, gradient)
-        gradient.flat /= n
-        for reg in self.regularizers:
-            self._add_blocks(gradient, reg.gradient(params))
-        return misfit / n + self._regularization_value(params), gradient.flat
+        return misfit / n + self._regularization_value(params), self._regularized_gradient(
+            params, gradient, n)
 
     def gauss_newton_operator(self, x, examples=None) -> LinearOperator:
         params, controls, static = self._parameters(x)
@@ -224,9 +222,7 @@ class ControlFunctional(ReducedFunctional):
         solved = [self._solve(controls, static, idx, store_linearization=self.store_linearization)
                   for idx in chunks]
 
-        def matvec(v):
-            v = np.asarray(v, dtype=np.float64).reshape(-1)
-            direction = self.layout.unflatten(_read_only(check_finite(v, "v")), "v")
+        def misfit_product(v, direction):
             dcontrols, dstatic = self._cast(direction.controls), self._cast(direction.static)
             product = self.layout.zeros()
             for chunk in solved:
@@ -234,6 +230,28 @@ class ControlFunctional(ReducedFunctional):
                 outputs_bar = self.problem.loss.hessian_product(chunk.outputs, chunk.targets,
                                                                 doutputs)
                 self._backpropagate(chunk, controls, static, outputs_bar, product)
+            return product
+
+        return self._regularized_operator(params, misfit_product, n)
+
+    def _regularized_gradient(self, params: Parameters, misfit_gradient: Parameters,
+                              n: int) -> np.ndarray:
+        """Flat gradient: ``misfit_gradient`` (summed over ``n`` examples) divided by ``n``,
+        plus the regularisers' gradients at ``params``; ``misfit_gradient`` is updated."""
+        misfit_gradient.flat /= n
+        for reg in self.regularizers:
+            self._add_blocks(misfit_gradient, reg.gradient(params))
+        return misfit_gradient.flat
+
+    def _regularized_operator(self, params: Parameters, misfit_product, n: int):
+        """The Gauss-Newton :class:`LinearOperator` from ``misfit_product(v, direction)``, the
+        misfit's product summed over ``n`` examples (a new :class:`Parameters`): divided by
+        ``n``, plus the regularisers' Hessian products at ``params``."""
+
+        def matvec(v):
+            v = np.asarray(v, dtype=np.float64).reshape(-1)
+            direction = self.layout.unflatten(_read_only(check_finite(v, "v")), "v")
+            product = misfit_product(v, direction)
             product.flat /= n
             for reg in self.regularizers:
                 self._add_blocks(product, reg.hessian_product(params, direction))

@@ -224,10 +224,8 @@ class DistributedControlFunctional(ControlFunctional):
             misfit += value
             gradient.flat[...] += part
             self.transfers.receive(value, part)
-        gradient.flat /= n
-        for reg in self.regularizers:
-            self._add_blocks(gradient, reg.gradient(params))
-        return misfit / n + self._regularization_value(params), gradient.flat
+        return misfit / n + self._regularization_value(params), self._regularized_gradient(
+            params, gradient, n)
 
     def gauss_newton_operator(self, x, examples=None) -> LinearOperator:
         params, _, _ = self._parameters(x)
@@ -238,22 +236,17 @@ class DistributedControlFunctional(ControlFunctional):
                                                      np.asarray(params.flat), local, pure=False))
             self.transfers.send(params.flat, local)
 
-        def matvec(v):
-            v = np.asarray(v, dtype=np.float64).reshape(-1)
+        def misfit_product(v, direction):
             futures = [self.client.submit(_product, linearization, v, pure=False)
                        for linearization in linearizations]
             self.transfers.send(*([v] * len(futures)))
             partial = self.client.gather(futures)
             self.transfers.receive(*partial)
             product = self.layout.zeros()
-            product.flat[...] = np.sum(partial, axis=0) / n
-            direction = self.layout.unflatten(v)
-            for reg in self.regularizers:
-                self._add_blocks(product, reg.hessian_product(params, direction))
-            return product.flat
+            product.flat[...] = np.sum(partial, axis=0)
+            return product
 
-        return LinearOperator((self.size, self.size), matvec=matvec, rmatvec=matvec,
-                              dtype=np.float64)
+        return self._regularized_operator(params, misfit_product, n)
 
     def forward(self, x, examples=None) -> ForwardResult:
         params, _, _ = self._parameters(x)
