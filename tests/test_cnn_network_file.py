@@ -174,20 +174,27 @@ def without_wall_time(history):
     return history.drop_vars("wall_time").assign_attrs({})
 
 
-@pytest.mark.parametrize("stage, outer", [(0, 1), (0, 2), (1, 0)])
-def test_resume_equals_uninterrupted(tmp_path, data, stage, outer):
+# the cross-entropy classifier block fitted on samples drawn per solve, products on part of the
+# batch: the samples must be drawn again identically on resume
+SAMPLED = SETTINGS.replace(loss="softmax_cross_entropy", classifier_newton_steps=2,
+                           classifier_batch_size=30, gauss_newton_batch_size=10)
+
+
+@pytest.mark.parametrize("stage, outer, settings", [(0, 1, SETTINGS), (0, 2, SETTINGS),
+                                                    (1, 0, SETTINGS), (0, 2, SAMPLED)])
+def test_resume_equals_uninterrupted(tmp_path, data, stage, outer, settings):
     train, validation = data
-    reference = train_multilevel(train, validation, SETTINGS)
+    reference = train_multilevel(train, validation, settings)
     with pytest.raises(Interrupted):
         train_multilevel(
             train,
             validation,
-            SETTINGS,
+            settings,
             state_dir=tmp_path,
             callback=interrupt_at(stage, outer),
         )
     assert (tmp_path / STATE_FILE).is_file()
-    resumed = train_multilevel(train, validation, SETTINGS, state_dir=tmp_path)
+    resumed = train_multilevel(train, validation, settings, state_dir=tmp_path)
     np.testing.assert_array_equal(resumed.x, reference.x)
     xr.testing.assert_identical(
         without_wall_time(resumed.history), without_wall_time(reference.history)
@@ -196,7 +203,7 @@ def test_resume_equals_uninterrupted(tmp_path, data, stage, outer):
         np.testing.assert_array_equal(a.parameters, b.parameters)
     # a finished run is returned from its resume state without training again
     again = train_multilevel(
-        train, validation, SETTINGS, state_dir=tmp_path, callback=interrupt_at(0, 0)
+        train, validation, settings, state_dir=tmp_path, callback=interrupt_at(0, 0)
     )
     np.testing.assert_array_equal(again.x, reference.x)
 

@@ -30,6 +30,8 @@ in row blocks of ``block_size`` examples, so no float64 copy of the whole set is
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 import scipy.linalg
 import scipy.linalg.blas
@@ -42,7 +44,7 @@ from pdecontrol.optimize import regularized_least_squares
 
 from .network import CNNProblem
 
-__all__ = ["ClassifierSolver", "CLASSIFIER_METHODS"]
+__all__ = ["ClassifierSolver", "CLASSIFIER_METHODS", "final_features", "sample_examples"]
 
 #: Solvers of :class:`ClassifierSolver`.
 CLASSIFIER_METHODS = ("auto", "cg", "gram", "normal")
@@ -65,6 +67,33 @@ def _tikhonov_terms(functional, block: str):
     return total, np.broadcast_to(
         np.asarray(reference, dtype=np.float64), functional.layout.shapes[block]
     )
+
+
+def sample_examples(x, n_examples: int, sample_size, seed: int):
+    """A random sample of ``sample_size`` of ``n_examples`` examples (sorted; ``None`` for all,
+    when ``sample_size`` is ``None`` or not smaller), drawn by a generator seeded by ``seed`` and
+    the CRC-32 of the parameters ``x``: a function of the point, so a resumed run draws what an
+    uninterrupted one drew, with no generator state to save."""
+    if sample_size is None or sample_size >= n_examples:
+        return None
+    crc = zlib.crc32(np.ascontiguousarray(x, dtype=np.float64).tobytes())
+    rng = np.random.default_rng([seed, crc])
+    return np.sort(rng.choice(n_examples, sample_size, replace=False))
+
+
+def final_features(functional, x, examples=None, batch_size: int = 1000) -> np.ndarray:
+    """The classifier's features ``f_l = h^d y_l(T)`` of ``examples`` (default all), flattened:
+    shape ``(s, C * prod(mesh.shape))``, the functional's compute dtype; forward solves of
+    ``batch_size`` examples at a time."""
+    idx = np.arange(functional.n_examples) if examples is None else np.asarray(examples)
+    problem = functional.problem
+    out = np.empty((idx.size, problem.n_channels * problem.mesh.size), dtype=functional.dtype)
+    h_d = functional.dtype.type(problem.mesh.cell_volume)
+    for start in range(0, idx.size, batch_size):
+        batch = idx[start : start + batch_size]
+        states = functional.forward(x, batch).final_states
+        out[start : start + batch.size] = h_d * states.reshape(batch.size, -1)
+    return out
 
 
 class _Features:
@@ -183,6 +212,9 @@ class ClassifierSolver:
     examples : index array, optional
         Examples to fit on (default all: the whole training set). The minimised objective is the
         functional's on these examples.
+    sample_size, seed : int, optional
+        Instead of fixed ``examples``: fit on ``sample_size`` examples drawn afresh at every call
+        (:func:`sample_examples`, seeded by ``seed`` and the parameters).
     rtol : float
         Relative residual of the CG solve (``"cg"``).
     maxiter : int, optional
@@ -211,6 +243,8 @@ class ClassifierSolver:
         *,
         method: str = "auto",
         examples=None,
+        sample_size=None,
+        seed: int = 0,
         rtol: float = 1e-10,
         maxiter=None,
         batch_size: int = 1000,
@@ -235,6 +269,12 @@ class ClassifierSolver:
         self.functional = functional
         self.method = method
         self.examples = functional.check_examples(examples)
+        if sample_size is not None and self.examples is not None:
+            raise ValueError("give examples (a fixed set) or sample_size (a sample per call), "
+                             "not both")
+        self.sample_size = None if sample_size is None else check_int(sample_size,
+                                                                       "sample_size", 1)
+        self.seed = check_int(seed, "seed", 0)
         self.rtol = rtol
         self.maxiter = maxiter
         self.batch_size = check_int(batch_size, "batch_size", 1)
@@ -253,18 +293,15 @@ class ClassifierSolver:
         self.last_result = None
 
     # ------------------------------------------------------------------ pieces
+    def examples_at(self, x):
+        """The examples a call at ``x`` fits on (``None``: all)."""
+        if self.sample_size is None:
+            return self.examples
+        return sample_examples(x, self.functional.n_examples, self.sample_size, self.seed)
+
     def features(self, x) -> np.ndarray:
         """``h^d y_l(T)`` flattened, shape ``(s, C * prod(mesh.shape))``, compute dtype."""
-        functional = self.functional
-        idx = np.arange(functional.n_examples) if self.examples is None else self.examples
-        problem = functional.problem
-        out = np.empty((idx.size, problem.n_channels * problem.mesh.size), dtype=functional.dtype)
-        h_d = functional.dtype.type(problem.mesh.cell_volume)
-        for start in range(0, idx.size, self.batch_size):
-            batch = idx[start : start + self.batch_size]
-            states = functional.forward(x, batch).final_states
-            out[start : start + batch.size] = h_d * states.reshape(batch.size, -1)
-        return out
+        return final_features(self.functional, x, self.examples_at(x), self.batch_size)
 
     def _choose(self, n_examples, n_features, beta):
         if self.method != "auto":
@@ -287,9 +324,10 @@ class ClassifierSolver:
         params = functional.layout.unflatten(x)
         problem = functional.problem
         n_classes = problem.n_classes
-        features = self.features(x)
+        examples = self.examples_at(x)
+        features = final_features(functional, x, examples, self.batch_size)
         s = features.shape[0]
-        targets = functional.targets if self.examples is None else functional.targets[self.examples]
+        targets = functional.targets if examples is None else functional.targets[examples]
         beta = s * self.alpha_W * problem.mesh.cell_volume
         gamma = s * self.alpha_c
         centre = gamma == 0

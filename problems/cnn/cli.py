@@ -112,6 +112,13 @@ TRAIN_DEFAULTS = MappingProxyType(
 logger = logging.getLogger("problems.cnn.cli")
 
 _DEFAULT_RESOLUTION = {"synthetic": 32, "mnist": MNIST_RESOLUTION}
+#: Default ``(--n-train, --n-val)`` per image set: the main job's synthetic set; the paper's
+#: MNIST split.
+_DEFAULT_SIZES = {"synthetic": (TRAIN_DEFAULTS["n_train"], TRAIN_DEFAULTS["n_val"]),
+                  "mnist": (40_000, 20_000)}
+#: ``--config`` of ``pdecontrol cnn train``: the main job's settings, else a named configuration
+#: of :data:`problems.cnn.paper.PAPER_CONFIGS`.
+MAIN_CONFIG = "main"
 _ACTIVATIONS = ("tanh", "relu", "smooth_relu")
 
 
@@ -163,6 +170,17 @@ def _setting_options() -> tuple:
         SettingOption("--batch", "batch_size", int,
                       "examples per Gauss-Newton step (the paper: 10000); 0 uses all", schedule,
                       none_spelling="0", none_shown="all"),
+        SettingOption("--gauss-newton-batch", "gauss_newton_batch_size", int,
+                      "examples of the Gauss-Newton products, drawn from the step's batch; "
+                      "0 = the whole batch", schedule, none_spelling="0",
+                      none_shown="the whole batch"),
+        SettingOption("--classifier-batch", "classifier_batch_size", int,
+                      "examples the classifier (W, c) is fitted on, drawn per solve; 0 = all",
+                      schedule, none_spelling="0", none_shown="all"),
+        SettingOption("--classifier-newton-steps", "classifier_newton_steps", int,
+                      "cross-entropy: Newton-CG steps of the classifier block per outer "
+                      "iteration (0: W and c take the Gauss-Newton steps with the kernels)",
+                      schedule),
         SettingOption("--chunk-size", "chunk_size", int,
                       "examples per forward solve (bounds memory); 0 = all", schedule,
                       none_spelling="0", none_shown="all"),
@@ -178,6 +196,15 @@ def train_settings(args, base: dict) -> TrainingSettings:
     base = dict(base)
     base["seed"] = args.seed if args.seed is not None else base.get("seed", 0)
     return settings_from_args(args, SETTING_OPTIONS, base, TrainingSettings)
+
+
+def _config_settings(name: str) -> dict:
+    """The settings (a dict) of ``--config name`` of ``pdecontrol cnn train``."""
+    from .paper import PAPER_CONFIGS
+
+    if name == MAIN_CONFIG:
+        return dict(TRAIN_DEFAULTS["settings"])
+    return PAPER_CONFIGS[name].to_dict()
 
 
 def paper_settings(args):
@@ -203,7 +230,13 @@ def _add_data_options(parser, *, training: bool):
     group = parser.add_argument_group("data")
 
     def default(name):
-        return f" (default {TRAIN_DEFAULTS[name]})" if training else ""
+        if not training:
+            return ""
+        if name == "data":
+            return f" (default {TRAIN_DEFAULTS[name]})"
+        index = ("n_train", "n_val").index(name)
+        return " (default " + ", ".join(f"{sizes[index]} {data}" for data, sizes in
+                                        _DEFAULT_SIZES.items()) + ")"
 
     group.add_argument("--data", choices=("synthetic", "mnist"), default=None,
                        help="image set: the embedded synthetic patterns (no download) or MNIST"
@@ -237,11 +270,18 @@ class TrainCommand(RunCommand):
     description = ("Train the residual CNN on the synthetic set (default) or MNIST and write a "
                    "run directory: config.json, network.nc, history.nc, predictions.nc, "
                    "evaluation.nc, summary.json, figures/*.png.")
-    _CONFIG_OPTIONS = ("data", "resolution", "n_train", "n_val", "data_dir", "mode", "levels",
-                       "consistency_weight", "seed", "initial")
+    _CONFIG_OPTIONS = ("config", "data", "resolution", "n_train", "n_val", "data_dir", "mode",
+                       "levels", "consistency_weight", "seed", "initial")
 
     def add_arguments(self, parser):
+        from .paper import PAPER_CONFIGS
+
         group = parser.add_argument_group("training")
+        group.add_argument(
+            "--config", choices=(MAIN_CONFIG, *PAPER_CONFIGS), default=None,
+            help="network and schedule: main (the main job), paper, strong or fast (the "
+                 "fastest schedule measured on MNIST, docs/training.md); the setting options "
+                 "change single fields (default main)")
         group.add_argument(
             "--mode", choices=tuple(MODES), default=None,
             help="single level, multilevel (coarse to fine, Algorithm 1), time (layer "
@@ -266,7 +306,7 @@ class TrainCommand(RunCommand):
                  "--mode single or consistent; its mesh, channels, layers, activation and kernel "
                  "basis must be this run's")
         _add_data_options(parser, training=True)
-        add_setting_options(parser, SETTING_OPTIONS, TrainingSettings(**TRAIN_DEFAULTS["settings"]))
+        add_setting_options(parser, SETTING_OPTIONS, defaults_from="--config")
 
     def configure(self, args) -> dict:
         def pick(name):
@@ -274,8 +314,10 @@ class TrainCommand(RunCommand):
             return TRAIN_DEFAULTS[name] if value is None else value
 
         data = pick("data")
-        config = {name: pick(name) for name in
-                  ("data", "n_train", "n_val", "mode", "levels", "consistency_weight")}
+        config = {name: pick(name) for name in ("data", "mode", "levels", "consistency_weight")}
+        for name, default in zip(("n_train", "n_val"), _DEFAULT_SIZES[data], strict=True):
+            config[name] = default if getattr(args, name) is None else getattr(args, name)
+        config["config"] = MAIN_CONFIG if args.config is None else args.config
         config["seed"] = 0 if args.seed is None else args.seed
         config["initial"] = None if args.initial is None else os.path.abspath(args.initial)
         config["resolution"] = (_DEFAULT_RESOLUTION[data] if args.resolution is None
@@ -285,7 +327,7 @@ class TrainCommand(RunCommand):
                               else None)
         if config["levels"] < 1:
             raise UsageError(f"--levels must be >= 1, got {config['levels']}")
-        settings = train_settings(args, TRAIN_DEFAULTS["settings"])
+        settings = train_settings(args, _config_settings(config["config"]))
         if config["mode"] == "time":
             from .training import halving_layers
 

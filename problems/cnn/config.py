@@ -25,6 +25,7 @@ from pdecontrol.mesh import Mesh
 from pdecontrol.ops import get_activation
 
 from .classifier import ClassifierSolver
+from .logistic_classifier import LogisticClassifierSolver
 from .network import KERNEL_BASES, CNNProblem
 from .regularization import classifier_tikhonov, high_order_kernel_penalty, time_smoothness
 
@@ -100,6 +101,19 @@ class TrainingSettings:
     batch_size : int or None
         Examples drawn (without replacement) per Gauss-Newton step for the gradient, the
         Gauss-Newton products and the line search (the paper: 10,000); ``None`` uses all.
+    gauss_newton_batch_size : int or None
+        Examples of the Gauss-Newton products, drawn from the gradient's batch (``None``: the
+        whole batch, as the paper); a product costs about 4/3 of a gradient per example, so a
+        smaller curvature batch buys more CG iterations.
+    classifier_batch_size : int or None
+        Examples the classifier block is fitted on, drawn afresh at every solve
+        (:func:`problems.cnn.classifier.sample_examples`); ``None``: all training examples.
+    classifier_newton_steps : int
+        With the cross-entropy loss: ``0`` trains ``(W, c)`` by the Gauss-Newton steps with the
+        kernels; ``k > 0`` solves the classifier block approximately instead, by ``k`` Newton-CG
+        steps of :class:`problems.cnn.logistic_classifier.LogisticClassifierSolver` (at most
+        :attr:`cg_iterations` CG iterations each) before the kernels' steps, as the exact solve
+        of least squares. Ignored with least squares (solved exactly).
     seed : int
         Seeds the initial kernels and the sub-samples (one generator for the whole schedule).
     dtype : {"float32", "float64"}
@@ -131,6 +145,9 @@ class TrainingSettings:
     cg_iterations: int = 10
     cg_rtol: float = 1e-2
     batch_size: int | None = 10_000
+    gauss_newton_batch_size: int | None = None
+    classifier_batch_size: int | None = None
+    classifier_newton_steps: int = 0
     seed: int = 0
     dtype: str = "float32"
     kernel_scale: float = 1.0
@@ -148,7 +165,9 @@ class TrainingSettings:
         ):
             check_int(getattr(self, name), f"TrainingSettings.{name}", 1)
         check_int(self.seed, "TrainingSettings.seed", 0)
-        for name in ("batch_size", "chunk_size"):
+        check_int(self.classifier_newton_steps, "TrainingSettings.classifier_newton_steps", 0)
+        for name in ("batch_size", "chunk_size", "gauss_newton_batch_size",
+                     "classifier_batch_size"):
             if getattr(self, name) is not None:
                 check_int(getattr(self, name), f"TrainingSettings.{name}", 1)
         if self.final_time is not None:
@@ -214,6 +233,12 @@ class TrainingSettings:
         """Whether ``(W, c)`` is solved exactly (least squares), not trained by Gauss-Newton."""
         return self.loss == "least_squares"
 
+    @property
+    def classifier_block(self) -> bool:
+        """Whether ``(W, c)`` is a block solved apart from the kernels (exactly for least
+        squares, by Newton-CG for the cross-entropy with ``classifier_newton_steps > 0``)."""
+        return self.exact_classifier or self.classifier_newton_steps > 0
+
     def make_loss(self):
         """A new loss object of :attr:`loss`."""
         return LOSSES[self.loss]()
@@ -256,16 +281,23 @@ class TrainingSettings:
             regularizers.append(classifier_tikhonov(self.classifier_tikhonov))
         return regularizers
 
-    def classifier_solver(self, functional) -> ClassifierSolver:
-        """The exact ``(W, c)`` solve on ``functional``: with ``classifier_tikhonov > 0`` a direct
-        solve (dual Gram for up to 4,000 examples, else the primal normal equations for up to
-        8,192 features), else CG to :attr:`classifier_rtol` (``ClassifierSolver``'s ``"auto"``)."""
-        return ClassifierSolver(
-            functional,
-            method="auto",
-            rtol=self.classifier_rtol,
-            batch_size=self.chunk_size or 1000,
-        )
+    def classifier_solver(self, functional):
+        """The ``(W, c)`` block solve on ``functional`` (on :attr:`classifier_batch_size`
+        examples drawn per solve, else all). Least squares: exact, with
+        ``classifier_tikhonov > 0`` a direct solve (dual Gram for up to 4,000 examples, else the
+        primal normal equations for up to 8,192 features), else CG to :attr:`classifier_rtol`
+        (:class:`ClassifierSolver`'s ``"auto"``). Cross-entropy: :attr:`classifier_newton_steps`
+        Newton-CG steps (:class:`LogisticClassifierSolver`)."""
+        common = {"sample_size": self.classifier_batch_size, "seed": self.seed,
+                  "batch_size": self.chunk_size or 1000}
+        if self.exact_classifier:
+            return ClassifierSolver(functional, method="auto", rtol=self.classifier_rtol,
+                                    **common)
+        if self.classifier_newton_steps == 0:
+            raise ValueError("the cross-entropy classifier is trained with the kernels "
+                             "(classifier_newton_steps = 0); there is no block solve")
+        return LogisticClassifierSolver(functional, newton_steps=self.classifier_newton_steps,
+                                        cg_iterations=self.cg_iterations, **common)
 
     def replace(self, **changes) -> TrainingSettings:
         """A copy with some fields changed (validated)."""

@@ -101,6 +101,22 @@ PAPER_CONFIGS = MappingProxyType(
             cg_iterations=20,
             batch_size=2_000,
         ),
+        "fast": _PAPER_SETTINGS.replace(
+            n_channels=8,
+            kernel_scale=3.0,
+            opening_scale=3.0,
+            high_order_penalty=1e-3,
+            high_order_min_order=2,
+            loss="softmax_cross_entropy",
+            classifier_tikhonov=1e-4,
+            classifier_newton_steps=3,
+            classifier_batch_size=10_000,
+            outer_iterations=12,
+            gauss_newton_steps=2,
+            cg_iterations=10,
+            batch_size=1_000,
+            gauss_newton_batch_size=250,
+        ),
     }
 )
 

@@ -28,7 +28,13 @@ starts with the exact classifier solve (``W, c`` on the whole training set,
 ``K, b, K0, b0`` followed by the classifier solve (``order="solve_last"``: the paper's order,
 solve W then k GN steps, with the solve of iteration ``i + 1`` done at the end of iteration
 ``i``, so every row has the optimal classifier for its kernels). With the cross-entropy loss the
-classifier is not a least-squares block: the Gauss-Newton steps update all parameters. The
+classifier is not a least-squares block: by default the Gauss-Newton steps update all parameters;
+with ``settings.classifier_newton_steps > 0`` it is a block again, improved by that many Newton-CG
+steps of the convex logistic regression on the final states
+(:class:`problems.cnn.logistic_classifier.LogisticClassifierSolver`) where least squares solves
+exactly. ``settings.classifier_batch_size`` fits the block on a sample drawn per solve, and
+``settings.gauss_newton_batch_size`` takes the Gauss-Newton products on part of the gradient's
+batch. The
 resolution-consistent objective offers both (``classifier="fine_solve"`` or ``"gauss_newton"``).
 
 **History**: the framework's (:mod:`pdecontrol.continuation.driver`: ``stage``,
@@ -44,8 +50,9 @@ finest mesh of the schedule. Per example and per stage of the Runge-Kutta scheme
 adjoint state, kernel gradient), building a Gauss-Newton operator 1 (its forward solve), a
 Gauss-Newton product 4 (tangent ``K dy + dK y``, adjoint); a convolution on a mesh with
 ``2^-dk`` of the fine nodes costs ``2^-dk`` (a coarse convolution costs 4x less in 2D). The
-classifier solve costs one forward solve of every training example (the least-squares solve
-itself is not counted); monitoring is not counted.
+classifier solve costs one forward solve of every example it is fitted on (the least-squares
+solve or the Newton-CG steps on the stored final states themselves are not counted: they stream
+features, not convolutions); monitoring is not counted.
 
 **Resume.** With ``state_dir`` the run writes its state (:mod:`pdecontrol.continuation.state`)
 to ``state_dir/training_state.npz`` after every row; calling the same driver with the same data,

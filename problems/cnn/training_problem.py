@@ -295,8 +295,9 @@ class CNNTraining(ContinuationProblem):
         validation = (None if self.validation is None else
                       self.functional(level, n_steps, validation=True))
         settings = self.settings
-        solver = settings.classifier_solver(fine) if settings.exact_classifier else None
-        solve_cost = CONVOLUTIONS_PER_EXAMPLE["classifier_solve"] * cost["value"] * fine.n_examples
+        solver = settings.classifier_solver(fine) if settings.classifier_block else None
+        fitted = min(settings.classifier_batch_size or fine.n_examples, fine.n_examples)
+        solve_cost = CONVOLUTIONS_PER_EXAMPLE["classifier_solve"] * cost["value"] * fitted
 
         def solve_classifier(x):
             work.charge(solve_cost, level, count="n_classifier_solves")
@@ -359,6 +360,10 @@ class CNNTraining(ContinuationProblem):
         settings = self.settings
         batch = settings.batch_size
         batch = None if batch is None or batch >= self.labels.size else batch
+        gauss_newton_batch = settings.gauss_newton_batch_size
+        if gauss_newton_batch is None or gauss_newton_batch >= min(batch or self.labels.size,
+                                                                   self.labels.size):
+            gauss_newton_batch = batch
         return Stage(
             level=level, n_steps=n_steps, solver=block_coordinate_descent,
             stopping=Stopping(maxiter=outer_iterations, grtol=0.0),
@@ -369,7 +374,7 @@ class CNNTraining(ContinuationProblem):
                 "inner_options": {"cg_rtol": settings.cg_rtol,
                                   "cg_maxiter": settings.cg_iterations,
                                   "gradient_batch_size": batch,
-                                  "gauss_newton_batch_size": batch},
+                                  "gauss_newton_batch_size": gauss_newton_batch},
             })
 
     def train(self, schedule: Schedule, driver: str, *, initial=None, state_dir=None,
