@@ -21,6 +21,9 @@ training / validation split, with the same number of threads (``numba.set_num_th
   ``pdecontrol cnn paper`` runs them. Their validation accuracy is the driver's, once per outer
   iteration; only fine-mesh rows count (the coarse rows are accuracies on 14x14 images), and the
   multilevel clock includes the coarse level.
+* ``gn-fast`` and ``gn-fast-multilevel``: the same with the ``fast`` configuration (the same
+  network as ``strong``; cross-entropy, the classifier block by Newton-CG on samples, small
+  Gauss-Newton batches: docs/training.md), as ``pdecontrol cnn train --config fast`` runs it.
 
 Every method gets ``--budget`` seconds of training time (evaluations excluded; a Gauss-Newton run
 stops at the first outer iteration that ends past it, or at the end of its schedule) and, for
@@ -72,8 +75,13 @@ from problems.cnn.paper import PAPER_CONFIGS
 from problems.cnn.regularization import classifier_tikhonov
 from problems.cnn.training import train_multilevel, train_single_level
 
-METHODS = ("adam-ce", "adam-ls", "ours-adam-ce", "ours-adam-ls", "gn-fine", "gn-multilevel")
-DEFAULT_METHODS = ("adam-ce", "adam-ls", "ours-adam-ce", "gn-fine", "gn-multilevel")
+METHODS = ("adam-ce", "adam-ls", "ours-adam-ce", "ours-adam-ls", "gn-fine", "gn-multilevel",
+           "gn-fast", "gn-fast-multilevel")
+DEFAULT_METHODS = ("adam-ce", "adam-ls", "ours-adam-ce", "gn-fast", "gn-fast-multilevel",
+                   "gn-fine", "gn-multilevel")
+#: The Gauss-Newton methods: (configuration, multilevel); ``None`` is ``--config``.
+GAUSS_NEWTON = {"gn-fine": (None, False), "gn-multilevel": (None, True),
+                "gn-fast": ("fast", False), "gn-fast-multilevel": ("fast", True)}
 REFERENCE = "PyTorch Adam CE lr 1e-03"
 EVAL_BATCH = 2000
 
@@ -102,6 +110,8 @@ def parse_args(argv=None):
     add("--seed", type=int, default=0, help="split seed (as `pdecontrol cnn paper`)")
     add("--targets", type=float, nargs="+", default=[0.95, 0.96, 0.97, 0.975])
     add("--budget", type=float, default=660.0, help="training seconds per method")
+    add("--gn-budget", type=float, default=None,
+        help="training seconds per Gauss-Newton method (default --budget)")
     add("--epochs", type=int, default=None, help="at most this many epochs (Adam runs)")
     add("--lr", type=float, nargs="+", default=[1e-3, 3e-3], help="Adam learning rates")
     add("--batch-size", type=int, default=64, help="Adam mini-batch")
@@ -325,6 +335,8 @@ def run_our_adam(args, settings, data, loss: str, lr: float, label: str) -> xr.D
 
 
 def run_gauss_newton(args, settings, data, multilevel: bool, label: str) -> xr.Dataset:
+    """The fine-mesh rows (``wall_time``, ``validation_accuracy``, ``fine_level_work``) of a
+    Gauss-Newton run that stops at the first outer iteration ending past the budget."""
     if args.outer_iterations is not None:
         settings = settings.replace(outer_iterations=args.outer_iterations)
 
@@ -333,7 +345,7 @@ def run_gauss_newton(args, settings, data, multilevel: bool, label: str) -> xr.D
             print(f"  {label}: {row['mesh_shape']} outer {row['stage_iteration']}  "
                   f"{row['wall_time']:7.1f} s  validation {row['validation_accuracy']:.4f}",
                   flush=True)
-        return row["wall_time"] >= args.budget
+        return row["wall_time"] >= (args.budget if args.gn_budget is None else args.gn_budget)
 
     if multilevel:
         result = train_multilevel(*data, settings, n_levels=2, callback=stop)
@@ -341,15 +353,17 @@ def run_gauss_newton(args, settings, data, multilevel: bool, label: str) -> xr.D
         result = train_single_level(*data, settings, callback=stop)
     history = result.history
     fine = history["level"].values == 0  # coarse rows: accuracies on 14x14 images
-    return history[["wall_time", "validation_accuracy"]].isel(iteration=np.flatnonzero(fine))
+    columns = ["wall_time", "validation_accuracy", "work", "fine_level_work"]
+    return history[columns].isel(iteration=np.flatnonzero(fine))
 
 
 def run_method(args, settings, data, method: str) -> dict:
     """Histories of ``method``: one per learning rate for the Adam methods."""
-    if method.startswith("gn-"):
-        label = f"GN-CG {'multilevel' if method == 'gn-multilevel' else 'fine-only'} " \
-                f"({args.config})"
-        return {label: run_gauss_newton(args, settings, data, method == "gn-multilevel", label)}
+    if method in GAUSS_NEWTON:
+        config, multilevel = GAUSS_NEWTON[method]
+        config = config or args.config
+        label = f"GN-CG {'multilevel' if multilevel else 'fine-only'} ({config})"
+        return {label: run_gauss_newton(args, PAPER_CONFIGS[config], data, multilevel, label)}
     loss = method.rsplit("-", 1)[1]
     runner = run_our_adam if method.startswith("ours-") else run_torch_adam
     library = "pdecontrol" if method.startswith("ours-") else "PyTorch"
@@ -394,6 +408,33 @@ def results_table(histories: dict, targets) -> str:
     return "\n".join(lines)
 
 
+def work_claim_table(histories: dict) -> str:
+    """The paper's work claim for every configuration run both ways: multilevel against
+    fine-only, to fine-only's final accuracy: total work (fine convolutions, coarse levels
+    included), work on the fine level and wall time, each as multilevel / fine-only."""
+    lines = ["| configuration | fine-only final accuracy | work (ratio) | fine-level work "
+             "(ratio) | wall time (ratio) |", "| --- | --- | --- | --- | --- |"]
+    for name, fine in histories.items():
+        if not name.startswith("GN-CG fine-only"):
+            continue
+        multi = histories.get(name.replace("fine-only", "multilevel"))
+        if multi is None:
+            continue
+        final = float(fine["validation_accuracy"].values[-1])
+        reached = np.flatnonzero(multi["validation_accuracy"].values >= final)
+        config = name.split("(")[-1].rstrip(")")
+        if reached.size == 0:
+            lines.append(f"| {config} | {final:.2%} | never | never | never |")
+            continue
+        row = multi.isel(iteration=int(reached[0]))
+        cells = []
+        for column in ("work", "fine_level_work", "wall_time"):
+            mine, theirs = float(row[column]), float(fine[column].values[-1])
+            cells.append(f"{mine:.3g} / {theirs:.3g} ({mine / theirs:.2f}x)")
+        lines.append(f"| {config} | {final:.2%} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
 def plot_time_to_accuracy(histories: dict, targets, path) -> None:
     """Validation accuracy (%) against training wall time (s, log axis), one line per run:
     solid PyTorch, dashed pdecontrol Adam, dots Gauss-Newton-CG (one per outer iteration)."""
@@ -426,7 +467,9 @@ def plot_time_to_accuracy(histories: dict, targets, path) -> None:
 
 def history_document(histories: dict, loads: dict, args) -> dict:
     runs = {name: {column: [float(v) for v in history[column].values]
-                   for column in ("wall_time", "validation_accuracy")}
+                   for column in ("wall_time", "validation_accuracy", "work",
+                                  "fine_level_work")
+                   if column in history}
             for name, history in histories.items()}
     options = {key: (str(value) if isinstance(value, Path) else value)
                for key, value in vars(args).items()}
@@ -458,6 +501,9 @@ def main(argv=None):
     print(f"\n{results_table(histories, args.targets)}\n")
     print(f"ratios: time / time of {REFERENCE}; load average before: {loads['before']}, "
           f"after: {loads['after']}")
+    claim = work_claim_table(histories)
+    if claim:
+        print(f"\nmultilevel / fine-only to fine-only's final accuracy:\n\n{claim}\n")
     if args.figure is not None:
         plot_time_to_accuracy(histories, args.targets, args.figure)
         print(f"written: {args.figure}")

@@ -18,6 +18,7 @@ import xarray as xr
 from pdecontrol.cli import build_parser, main
 from pdecontrol.transfer import restrict
 from problems.cnn.cli import TRAIN_DEFAULTS, paper_settings, train_settings
+from problems.cnn.config import TrainingSettings
 from problems.cnn.evaluation import evaluate_across_scales
 from problems.cnn.network_file import read_network_file
 from problems.cnn.paper import PAPER_CONFIGS
@@ -127,6 +128,25 @@ def test_zero_batch_means_all_examples_and_paper_options_override_the_config():
     assert (settings.n_channels, settings.batch_size) == (4, None)
     assert settings.kernel_scale == PAPER_CONFIGS["strong"].kernel_scale
     assert name == "strong with n_channels=4, batch_size=None"
+
+
+@pytest.mark.parametrize("config", ["fast", "strong", "paper"])
+def test_train_config_selects_a_named_configuration(config):
+    """``cnn train --config NAME`` trains the settings of ``PAPER_CONFIGS[NAME]`` (options
+    change single fields); MNIST defaults to the paper's 40,000 / 20,000 split."""
+    args = build_parser().parse_args(["cnn", "train", "--config", config, "--data", "mnist",
+                                      "--seed", "3"])
+    chosen = args.handler.configure(args)
+    assert chosen["config"] == config and (chosen["n_train"], chosen["n_val"]) == (40_000, 20_000)
+    assert chosen["settings"] == PAPER_CONFIGS[config].replace(seed=3).to_dict()
+    args = build_parser().parse_args(["cnn", "train", "--config", config, "--cg-iterations", "7"])
+    chosen = args.handler.configure(args)
+    assert chosen["settings"] == PAPER_CONFIGS[config].replace(cg_iterations=7).to_dict()
+    assert (chosen["n_train"], chosen["n_val"]) == (TRAIN_DEFAULTS["n_train"],
+                                                    TRAIN_DEFAULTS["n_val"])
+    args = build_parser().parse_args(["cnn", "train"])
+    main_job = TrainingSettings(**TRAIN_DEFAULTS["settings"]).replace(seed=0)
+    assert args.handler.configure(args)["settings"] == main_job.to_dict()
 
 
 def test_train_writes_a_run_directory_that_loads_back(run_dir):
