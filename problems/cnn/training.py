@@ -89,13 +89,16 @@ __all__ = [
 _DOC_COMMON = """
     train : (images, labels) or image-set xarray.Dataset
         Training images ``(N, n, n)`` (or ``(N, C_in, n, n)``) on the unit square and integer
-        labels.
+        labels; volumes ``(N, n, n, n)`` (or ``(N, C_in, n, n, n)``) on the unit cube.
     validation : (images, labels) or Dataset, optional
         Validation images of the same resolution (accuracy recorded per row).
     settings : TrainingSettings, optional
         Default ``TrainingSettings()``.
     n_classes : int, optional
         Default: the dataset's ``n_classes`` attribute, else ``max(label) + 1``.
+    dim : {2, 3}, optional
+        Spatial dimension: read off an image-set Dataset (``z, y, x`` dims: volumes), default 2
+        for arrays; ``dim=3`` reads ``(N, n, n, n)`` arrays as volumes.
     state_dir : str or Path, optional
         Write the resume state after every row; resume from it if present.
     callback : callable, optional
@@ -132,6 +135,7 @@ def train_single_level(
     settings=None,
     *,
     n_classes=None,
+    dim=None,
     initial=None,
     state_dir=None,
     callback=None,
@@ -146,7 +150,7 @@ def train_single_level(
     """
     settings = _check_settings(settings)
     _check_callback(callback)
-    problem = CNNTraining(settings, train, validation, n_classes=n_classes)
+    problem = CNNTraining(settings, train, validation, n_classes=n_classes, dim=dim)
     schedule = Schedule([problem.stage(0, settings.n_steps, settings.outer_iterations)])
     return problem.train(schedule, "train_single_level", initial=initial, state_dir=state_dir,
                          callback=callback, progress=progress)
@@ -163,6 +167,7 @@ def train_multilevel(
     centring: str = "node",
     kernel_transfer: str = "galerkin",
     n_classes=None,
+    dim=None,
     state_dir=None,
     callback=None,
     progress=False,
@@ -184,7 +189,8 @@ def train_multilevel(
     settings = _check_settings(settings)
     _check_callback(callback)
     n_levels = check_int(n_levels, "n_levels", 1)
-    problem = CNNTraining(settings, train, validation, n_classes=n_classes, n_levels=n_levels,
+    problem = CNNTraining(settings, train, validation, n_classes=n_classes, dim=dim,
+                          n_levels=n_levels,
                           smoothing_sigma=smoothing_sigma, centring=centring,
                           kernel_transfer=kernel_transfer)
     counts = per_stage(outer_iterations, n_levels, "outer_iterations")
@@ -219,6 +225,7 @@ def train_time_continuation(
     layer_schedule=None,
     outer_iterations=None,
     n_classes=None,
+    dim=None,
     state_dir=None,
     callback=None,
     progress=False,
@@ -245,7 +252,7 @@ def train_time_continuation(
             f"layer_schedule must have at least two stages, increase strictly and end at "
             f"settings.n_steps = {settings.n_steps}, got {layers}"
         )
-    problem = CNNTraining(settings, train, validation, n_classes=n_classes)
+    problem = CNNTraining(settings, train, validation, n_classes=n_classes, dim=dim)
     counts = per_stage(outer_iterations, len(layers), "outer_iterations")
     schedule = Schedule([problem.stage(0, n, settings.outer_iterations if count is None
                                        else count)
@@ -266,6 +273,7 @@ def train_resolution_consistent(
     centring: str = "node",
     kernel_transfer: str = "galerkin",
     n_classes=None,
+    dim=None,
     initial=None,
     state_dir=None,
     callback=None,
@@ -314,7 +322,7 @@ def train_resolution_consistent(
         raise ValueError(f"consistency_weight must be finite and >= 0, got {consistency_weight}")
     if classifier not in ("fine_solve", "gauss_newton"):
         raise ValueError(f"classifier must be 'fine_solve' or 'gauss_newton', got {classifier!r}")
-    problem = CNNTraining(settings, train, validation, n_classes=n_classes,
+    problem = CNNTraining(settings, train, validation, n_classes=n_classes, dim=dim,
                           n_levels=max(levels) + 1, smoothing_sigma=smoothing_sigma,
                           consistency_levels=levels, consistency_weight=weight,
                           classifier_in_gauss_newton=classifier == "gauss_newton",
