@@ -38,14 +38,14 @@ resolution-consistent objective offers both (``classifier="fine_solve"`` or ``"g
 objective on all examples), ``training_accuracy`` and ``validation_accuracy`` (NaN without
 validation data; on the stage's mesh), and ``n_classifier_solves``.
 
-**Work** is counted in *fine convolutions*: one ``C x C`` 3x3 convolution of one example on the
-finest mesh of the schedule. Per example and per stage of the Runge-Kutta scheme of each layer
-(:data:`CONVOLUTIONS_PER_EXAMPLE`), a forward solve costs 1 convolution, a gradient 3 (forward,
-adjoint state, kernel gradient), building a Gauss-Newton operator 1 (its forward solve), a
-Gauss-Newton product 4 (tangent ``K dy + dK y``, adjoint); a convolution on a mesh with
-``2^-dk`` of the fine nodes costs ``2^-dk`` (a coarse convolution costs 4x less in 2D). The
-classifier solve costs one forward solve of every training example (the least-squares solve
-itself is not counted); monitoring is not counted.
+**Work** is counted in *fine convolutions*: one ``C x C`` 3x3 (3x3x3 for volumes) convolution of
+one example on the finest mesh of the schedule. Per example and per stage of the Runge-Kutta
+scheme of each layer (:data:`CONVOLUTIONS_PER_EXAMPLE`), a forward solve costs 1 convolution, a
+gradient 3 (forward, adjoint state, kernel gradient), building a Gauss-Newton operator 1 (its
+forward solve), a Gauss-Newton product 4 (tangent ``K dy + dK y``, adjoint); a convolution on a
+mesh with ``2^-dk`` of the fine nodes costs ``2^-dk`` (one level coarser costs 4x less in 2D, 8x
+less in 3D). The classifier solve costs one forward solve of every training example (the
+least-squares solve itself is not counted); monitoring is not counted.
 
 **Resume.** With ``state_dir`` the run writes its state (:mod:`pdecontrol.continuation.state`)
 to ``state_dir/training_state.npz`` after every row; calling the same driver with the same data,
