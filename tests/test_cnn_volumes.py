@@ -160,7 +160,7 @@ def test_cli_volume_errors_are_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err and "Traceback" not in "\n".join(err)
     assert err[-1].endswith("--resolution 12 cannot be coarsened 3 times (--levels 4): it must "
-                            "be divisible by 8")
+                            "be divisible by 8; change it or use fewer levels")
     assert not (tmp_path / "r" / "network.nc").exists()
     with pytest.raises(SystemExit):
         main([*VOLUME_RUN, "--data", "cubes"])

@@ -293,7 +293,8 @@ class TrainCommand(RunCommand):
         if config["mode"] in ("multilevel", "consistent") and config["resolution"] % factor:
             raise UsageError(
                 f"--resolution {config['resolution']} cannot be coarsened {config['levels'] - 1} "
-                f"times (--levels {config['levels']}): it must be divisible by {factor}")
+                f"times (--levels {config['levels']}): it must be divisible by {factor}; change "
+                "it or use fewer levels")
         settings = train_settings(args, TRAIN_DEFAULTS["settings"])
         if config["mode"] == "time":
             from .training import halving_layers

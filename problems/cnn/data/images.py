@@ -246,6 +246,7 @@ def plot_examples(*datasets: xr.Dataset, n_per_class: int = 4, cmap: str = "gray
                     image = image.transpose("y", "x").values
                     ax.imshow(image, cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest")
                 if row == 0:
-                    ax.set_title(f"{ds.sizes['x']}x{ds.sizes['y']}", fontsize=7)
+                    sizes = [str(ds.sizes[d]) for d in spatial_dims(ds["images"])[::-1]]
+                    ax.set_title("x".join(sizes), fontsize=7)
         axes[row, 0].set_ylabel(name, fontsize=7)
     return figure
