@@ -22,7 +22,8 @@ An example of class ``c`` is::
 * ``window(x, y) = sin(pi x)^2 sin(pi y)^2`` makes the background vanish at the domain boundary,
   consistently with grid functions being zero outside (the shapes stay inside by construction).
 
-Hence ``0 <= f <= 1`` for every example: the documented value range.
+Hence ``0 <= f <= 1`` for every example: the documented value range. The pieces shared with the
+3D volume set (:mod:`problems.cnn.data.volumes`) are in :mod:`problems.cnn.data._resolution_free`.
 """
 from __future__ import annotations
 
