@@ -1,7 +1,8 @@
 """The CNN's commands: ``pdecontrol cnn train | evaluate | paper | plot``.
 
 * ``train``: train the CNN (``--mode single|multilevel|time|consistent``) on the embedded
-  synthetic set (default, no download) or MNIST, and write a run directory
+  synthetic set (default, no download), the embedded synthetic volumes (3D) or MNIST, and write
+  a run directory
   (:mod:`problems.cnn.run_outputs`);
 * ``evaluate NETWORK --resolution N``: accuracy of a trained network moved to another
   resolution (restricted, classifier-only, re-solved, prolonged, interpolated input);
@@ -41,7 +42,7 @@ from pdecontrol.mesh import Mesh
 from pdecontrol.transfer import restrict_image
 
 from .config import LOSSES, TrainingSettings
-from .data.sets import MNIST_RESOLUTION, check_resolution, load_image_sets
+from .data.sets import DATA_SETS, MNIST_RESOLUTION, check_resolution, data_dim, load_image_sets
 from .memory import evaluation_memory, training_memory
 from .network import KERNEL_BASES
 
@@ -111,11 +112,12 @@ TRAIN_DEFAULTS = MappingProxyType(
 )
 logger = logging.getLogger("problems.cnn.cli")
 
-_DEFAULT_RESOLUTION = {"synthetic": 32, "mnist": MNIST_RESOLUTION}
-#: Default ``(--n-train, --n-val)`` per image set: the main job's synthetic set; the paper's
-#: MNIST split.
+_DEFAULT_RESOLUTION = {"synthetic": 32, "mnist": MNIST_RESOLUTION, "volumes": 32}
+#: Default ``(--n-train, --n-val)`` per image set: the main job's for the synthetic sets; the
+#: paper's MNIST split.
 _DEFAULT_SIZES = {"synthetic": (TRAIN_DEFAULTS["n_train"], TRAIN_DEFAULTS["n_val"]),
-                  "mnist": (40_000, 20_000)}
+                  "mnist": (40_000, 20_000),
+                  "volumes": (TRAIN_DEFAULTS["n_train"], TRAIN_DEFAULTS["n_val"])}
 #: ``--config`` of ``pdecontrol cnn train``: the main job's settings, else a named configuration
 #: of :data:`problems.cnn.paper.PAPER_CONFIGS`.
 MAIN_CONFIG = "main"
@@ -238,13 +240,16 @@ def _add_data_options(parser, *, training: bool):
         return " (default " + ", ".join(f"{sizes[index]} {data}" for data, sizes in
                                         _DEFAULT_SIZES.items()) + ")"
 
-    group.add_argument("--data", choices=("synthetic", "mnist"), default=None,
-                       help="image set: the embedded synthetic patterns (no download) or MNIST"
-                       + default("data"))
+    group.add_argument("--data", choices=tuple(DATA_SETS), default=None,
+                       help="image set: the embedded synthetic patterns (no download), MNIST, "
+                            "or the embedded synthetic volumes (3D, n x n x n voxels, ten shape "
+                            "classes; no download)" + default("data"))
     if training:
         group.add_argument("--resolution", type=int, default=None,
-                           help="finest image resolution n (n x n; default 32 synthetic, "
-                                "28 MNIST)")
+                           help="finest image resolution n (n x n, volumes n x n x n; default "
+                                "32 synthetic and volumes, 28 MNIST); with --levels L of "
+                                "--mode multilevel or consistent, n must be divisible by "
+                                "2^(L-1)")
     group.add_argument("--n-train", type=int, default=None,
                        help="training images" + default("n_train"))
     group.add_argument("--n-val", type=int, default=None,
@@ -327,6 +332,12 @@ class TrainCommand(RunCommand):
                               else None)
         if config["levels"] < 1:
             raise UsageError(f"--levels must be >= 1, got {config['levels']}")
+        factor = 2 ** (config["levels"] - 1)
+        if config["mode"] in ("multilevel", "consistent") and config["resolution"] % factor:
+            raise UsageError(
+                f"--resolution {config['resolution']} cannot be coarsened {config['levels'] - 1} "
+                f"times (--levels {config['levels']}): it must be divisible by {factor}; change "
+                "it or use fewer levels")
         settings = train_settings(args, _config_settings(config["config"]))
         if config["mode"] == "time":
             from .training import halving_layers
@@ -345,7 +356,8 @@ class TrainCommand(RunCommand):
         levels = range(1, config["levels"]) if config["mode"] == "consistent" else ()
         check_memory(training_memory(settings, resolution=config["resolution"],
                                      n_train=config["n_train"], n_val=config["n_val"],
-                                     consistency_levels=levels), what="this run")
+                                     dim=data_dim(config["data"]), consistency_levels=levels),
+                     what="this run")
         initial = _initial_parameters(config)
         train, validation = _load_from_config(config)
         run_dir.start(config, args.argv)
@@ -543,7 +555,12 @@ class EvaluateCommand(Command):
                                  "network file)")
 
     def run(self, args) -> int:
-        from .evaluation import EVALUATION_FORMAT, evaluate_across_scales, levels_between
+        from .evaluation import (
+            EVALUATION_FORMAT,
+            as_labelled_images,
+            evaluate_across_scales,
+            levels_between,
+        )
         from .network_file import read_network_file
 
         network_path, run_dir = _network_paths(args.network)
@@ -569,7 +586,8 @@ class EvaluateCommand(Command):
                                        n_train=run["n_train"], n_val=run["n_val"],
                                        refit=args.variant is None
                                        or not _REFIT_VARIANTS.isdisjoint(args.variant),
-                                       n_classes=network.problem.n_classes),
+                                       n_classes=network.problem.n_classes,
+                                       dim=network.problem.dim),
                      what=f"evaluating at {resolution}x{resolution}")
         target = Mesh((resolution,) * network.problem.dim, extent=network.mesh.extent,
                       origin=network.mesh.origin)
@@ -598,12 +616,12 @@ class EvaluateCommand(Command):
             raise UsageError(
                 f"MNIST images are 28x28: --resolution {resolution} cannot be evaluated")
         train, validation = _load_from_config(run, source_resolution)
-        down = levels_between(Mesh((source_resolution,) * 2), Mesh((resolution,) * 2))
+        dim = network.problem.dim
+        down = levels_between(Mesh((source_resolution,) * dim), Mesh((resolution,) * dim))
 
         def at_resolution(dataset):
-            images = dataset["images"].values
-            return (restrict_image(images, 2, down) if down else images,
-                    dataset["labels"].values)
+            images, labels = as_labelled_images(dataset)
+            return (restrict_image(images, dim, down) if down else images, labels)
 
         columns = sorted({CLI_VARIANTS[v] for v in requested})
         table = evaluate_across_scales(

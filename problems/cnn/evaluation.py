@@ -33,6 +33,7 @@ from pdecontrol.mesh import Mesh, MeshHierarchy
 from pdecontrol.transfer import restrict_image
 
 from .config import TrainingSettings
+from .data.images import spatial_dims
 from .network import CNNProblem, cnn_functional, predict
 from .transfer import (
     check_kernel_transfer,
@@ -49,6 +50,7 @@ __all__ = [
     "image_pyramid",
     "confusion_matrix",
     "as_labelled_images",
+    "image_dim",
     "levels_between",
     "EVALUATION_FORMAT",
 ]
@@ -88,7 +90,7 @@ def as_labelled_images(data, name: str = "data") -> tuple[np.ndarray, np.ndarray
                 f"(see problems.cnn.data), got {list(data.data_vars)}"
             )
         images = data["images"]
-        spatial = [d for d in ("z", "y", "x") if d in images.dims]
+        spatial = spatial_dims(images)
         others = [d for d in images.dims if d not in spatial and d != "example"]
         images = images.transpose("example", *others, *spatial).values
         return images, data["labels"].values.astype(np.int64)
@@ -106,6 +108,25 @@ def as_labelled_images(data, name: str = "data") -> tuple[np.ndarray, np.ndarray
     if not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(f"{name}: labels must be integer class indices, got dtype {labels.dtype}")
     return images, labels.astype(np.int64)
+
+
+def image_dim(data, dim=None, name: str = "data") -> int:
+    """The spatial dimension (2 or 3) of labelled images ``data``.
+
+    An image-set ``xarray.Dataset`` says it (its spatial dims ``y, x`` or ``z, y, x``); for an
+    ``(images, labels)`` pair it is ``dim``, default 2 (so ``(N, n, n, n)`` arrays are read as
+    2D images with ``n`` channels unless ``dim=3``). ``ValueError`` if ``dim`` is not 2 or 3 or
+    contradicts the Dataset.
+    """
+    if dim is not None and (isinstance(dim, bool) or dim not in (2, 3)):
+        raise ValueError(f"dim must be 2 (images) or 3 (volumes), got {dim!r}")
+    if isinstance(data, xr.Dataset) and "images" in data:
+        found = len(spatial_dims(data["images"]))
+        if dim is not None and dim != found:
+            raise ValueError(f"{name} holds {found}D images (dims {data['images'].dims}), but "
+                             f"dim={dim} was given")
+        return found
+    return 2 if dim is None else int(dim)
 
 
 def levels_between(source: Mesh, target: Mesh) -> int:
@@ -292,19 +313,22 @@ class TrainedNetwork:
 
 
 # ---------------------------------------------------------------------- evaluation tables
-def image_pyramid(data, levels: int, *, smoothing_sigma=None, centring: str = "node") -> list:
+def image_pyramid(data, levels: int, *, smoothing_sigma=None, centring: str = "node",
+                  dim=None) -> list:
     """``[(images, labels)]`` at the given resolution and ``levels`` coarsenings of it.
 
     Images are restricted with :func:`pdecontrol.transfer.restrict_image` (``R`` of
     ``centring``: full weighting or cell averaging, optional Gaussian pre-smoothing in pixels of
-    each level); labels are shared.
+    each level); labels are shared. ``dim``: the spatial dimension (:func:`image_dim`: read off
+    an image-set Dataset, default 2 for arrays).
     """
+    dim = image_dim(data, dim)
     images, labels = as_labelled_images(data)
     if isinstance(levels, bool) or not isinstance(levels, (int, np.integer)) or levels < 0:
         raise ValueError(f"levels must be an integer >= 0, got {levels!r}")
     pyramid = [(images, labels)]
     for level in range(1, int(levels) + 1):
-        pyramid.append((restrict_image(images, 2, level, smoothing_sigma, centring), labels))
+        pyramid.append((restrict_image(images, dim, level, smoothing_sigma, centring), labels))
     return pyramid
 
 

@@ -11,12 +11,12 @@ number (float32: 4) and one example's state ``s = C n^d b``:
 * linearised states of a Gauss-Newton batch (``B`` = ``--batch``, at most ``N``): the operator
   keeps the states and every stage's slope and cache, the tangent and adjoint sweeps about four
   states more: ``B (L + 5 + 2 S L) s``; with consistency levels also those of the restricted
-  networks (``4^-level`` each in 2D);
+  networks (``2^(-d level)`` each: ``4^-level`` in 2D, ``8^-level`` in 3D);
 * the classifier solve: features ``N s`` and a float64 matrix with its factor, the dual
   ``2 N^2`` (``N <= 4000``) or the normal equations ``2 (C n^d)^2`` (at most 8,192 features),
   ``8 N`` per feature otherwise (CG);
 * the parameters in float64 with the optimiser's vectors (Gauss-Newton-CG, line search,
-  resume state): ``40`` copies of ``L (9 C^2 + C) + 9 C + C + k (C n^d + 1)`` numbers (2D).
+  resume state): ``40`` copies of ``L (3^d C^2 + C) + 3^d C + C + k (C n^d + 1)`` numbers.
 
 The parts are summed, although some are freed before others are allocated, so the estimate is
 an upper bound: measured peaks of the resident memory above that of a tiny run were 55-70% of
@@ -70,7 +70,8 @@ def training_memory(settings: TrainingSettings, *, resolution: int, n_train: int
     state = C * pixels * b
     batch = n_train if settings.batch_size is None else min(settings.batch_size, n_train)
     coarse = 1 + sum(2.0 ** (-dim * level) for level in consistency_levels)
-    n_parameters = (L * (9 * C * C + C) + 9 * C * in_channels + C
+    taps = 3**dim
+    n_parameters = (L * (taps * C * C + C) + taps * C * in_channels + C
                     + n_classes * (C * pixels + 1))
     return {
         _IMAGES: _IMAGE_COPIES * in_channels * (n_train + n_val) * pixels * 4 / 3,
@@ -99,7 +100,7 @@ def evaluation_memory(settings: TrainingSettings, *, resolution: int, network_re
         "--n-val)": images,
         f"states at {resolution}^{dim} (--resolution, --n-val)": chunk * (L + 1) * state,
         f"network at {resolution}^{dim} (--resolution)": 8.0 * _PARAMETER_COPIES * (
-            n_classes * C * pixels + L * 9 * C * C),
+            n_classes * C * pixels + L * 3**dim * C * C),
     }
     if refit:
         parts[f"classifier refit at {resolution}^{dim} (--resolution, --n-train)"] = (

@@ -24,6 +24,7 @@ from pdecontrol.io import make_folder
 from pdecontrol.mesh import Mesh
 from pdecontrol.transfer import restrict_image
 
+from .data.images import SPATIAL_DIMS
 from .evaluation import (
     EVALUATION_FORMAT,
     as_labelled_images,
@@ -47,19 +48,21 @@ logger = logging.getLogger("problems.cnn.run_outputs")
 
 
 def predictions_dataset(network, validation, coarsest_level: int) -> xr.Dataset:
-    """Validation predictions of the network at its resolution and restricted ``1..levels``."""
+    """Validation predictions of the network at its resolution and restricted ``1..levels``,
+    with the first validation image (a volume's dims are ``z, y, x``)."""
     images, labels = as_labelled_images(validation, "validation")
+    dim = network.problem.dim
     resolutions, predicted = [], []
     for level in range(coarsest_level + 1):
         moved = network if level == 0 else network.restrict(level)
-        level_images = images if level == 0 else restrict_image(images, 2, level)
+        level_images = images if level == 0 else restrict_image(images, dim, level)
         resolutions.append(moved.mesh.shape[0])
         predicted.append(moved.classify(level_images))
     return xr.Dataset(
         {
             "labels": ("example", labels),
             "predicted": (("resolution", "example"), np.array(predicted)),
-            "example_image": (("y", "x"), np.asarray(images[0], dtype=np.float64)),
+            "example_image": (SPATIAL_DIMS[dim], np.asarray(images[0], dtype=np.float64)),
         },
         coords={"resolution": resolutions},
         attrs={
@@ -148,11 +151,17 @@ def write_run_outputs(run_dir: RunDirectory, config: dict, result, validation) -
 
 
 def _stencil_groups(network) -> dict:
+    """The final 3x3 stencils to draw by group (opening, each layer): of a 3D network their
+    middle ``z`` slice (``[..., 1, :, :]``); none of a 1D one."""
     problem, blocks = network.problem, network.blocks()
-    if problem.dim != 2:
+    if problem.dim == 1:
         return {}
-    groups = {"opening K0": problem.block_to_stencils(np.asarray(blocks["K0"]))}
-    kernels = problem.block_to_stencils(np.asarray(blocks["K"]))
+
+    def planar(stencils):
+        return stencils if problem.dim == 2 else stencils[..., 1, :, :]
+
+    groups = {"opening K0": planar(problem.block_to_stencils(np.asarray(blocks["K0"])))}
+    kernels = planar(problem.block_to_stencils(np.asarray(blocks["K"])))
     for layer in range(kernels.shape[0]):
         groups[f"layer {layer + 1} K"] = kernels[layer]
     return groups
@@ -162,12 +171,12 @@ def write_run_figures(run_dir) -> list:
     """Draw ``figures/*.png`` of a run directory from its files; returns the paths written.
 
     ``training.png`` (history; level switches marked), ``training_cost.png`` (multilevel runs:
-    accuracy against fine-level work and wall time), ``kernels.png`` (final stencils),
-    ``confusion_<n>.png`` per resolution in ``predictions.nc``, ``convolved.png`` (the example
-    image with the first opening kernel, fine vs Galerkin-coarse), ``accuracy.png`` (from
-    ``evaluation.nc``). Files that are missing are skipped with a warning; a damaged file
-    (:class:`~pdecontrol.io.CorruptFileError`) or one of another run (:class:`UsageError`) is
-    refused before any figure is drawn.
+    accuracy against fine-level work and wall time), ``kernels.png`` (final stencils; of a 3D
+    network their middle ``z`` slice), ``confusion_<n>.png`` per resolution in
+    ``predictions.nc``, ``convolved.png`` (2D only: the example image with the first opening
+    kernel, fine vs Galerkin-coarse), ``accuracy.png`` (from ``evaluation.nc``). Files that are
+    missing are skipped with a warning; a damaged file (:class:`~pdecontrol.io.CorruptFileError`)
+    or one of another run (:class:`UsageError`) is refused before any figure is drawn.
     """
     from .figures import (
         plot_accuracy_against_cost,
@@ -207,17 +216,23 @@ def write_run_figures(run_dir) -> list:
             path = figures_dir / "training_cost.png"
             plot_accuracy_against_cost({label: history}, level_variable=level_variable, path=path)
             written.append(path)
+    problem = network_file.network.problem
     groups = _stencil_groups(network_file.network)
     if groups:
         path = figures_dir / "kernels.png"
-        plot_kernels(groups, title="final kernels (stencil weights, correlation)", path=path)
+        slice_note = ", middle z slice of the 3x3x3 stencils" if problem.dim == 3 else ""
+        plot_kernels(groups, title=f"final kernels (stencil weights, correlation{slice_note})",
+                     path=path)
         written.append(path)
+    else:
+        logger.info("no kernels.png: a %dD network's stencils are not drawn", problem.dim)
     if predictions is not None:
         class_names = None
-        if config.get("data") == "synthetic":
-            from .data import SYNTHETIC_CLASSES
+        if config.get("data") in ("synthetic", "volumes"):
+            from .data import SYNTHETIC_CLASSES, VOLUME_CLASSES
 
-            class_names = list(SYNTHETIC_CLASSES)[: network_file.network.problem.n_classes]
+            names = SYNTHETIC_CLASSES if config["data"] == "synthetic" else VOLUME_CLASSES
+            class_names = list(names)[: problem.n_classes]
         for resolution in predictions["resolution"].values:
             moved = ("" if resolution == predictions.attrs["network_resolution"]
                      else ", restricted network")
@@ -226,11 +241,14 @@ def write_run_figures(run_dir) -> list:
                 predictions["labels"].values,
                 predictions["predicted"].sel(resolution=resolution).values,
                 class_names=class_names,
-                title=f"validation, {int(resolution)}x{int(resolution)}{moved}",
+                title=f"validation, {'x'.join([str(int(resolution))] * problem.dim)}{moved}",
                 path=path,
             )
             written.append(path)
-        if groups and predictions.sizes["y"] % 2 == 0:
+        if problem.dim != 2:
+            logger.info("no convolved.png: the fine/coarse convolution figure is drawn for 2D "
+                        "images only")
+        elif predictions.sizes["y"] % 2 == 0:
             path = figures_dir / "convolved.png"
             plot_convolved_image(predictions["example_image"].values, groups["opening K0"][0, 0],
                                  title="validation image 0, opening kernel 0", path=path)

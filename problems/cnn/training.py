@@ -44,15 +44,15 @@ resolution-consistent objective offers both (``classifier="fine_solve"`` or ``"g
 objective on all examples), ``training_accuracy`` and ``validation_accuracy`` (NaN without
 validation data; on the stage's mesh), and ``n_classifier_solves``.
 
-**Work** is counted in *fine convolutions*: one ``C x C`` 3x3 convolution of one example on the
-finest mesh of the schedule. Per example and per stage of the Runge-Kutta scheme of each layer
-(:data:`CONVOLUTIONS_PER_EXAMPLE`), a forward solve costs 1 convolution, a gradient 3 (forward,
-adjoint state, kernel gradient), building a Gauss-Newton operator 1 (its forward solve), a
-Gauss-Newton product 4 (tangent ``K dy + dK y``, adjoint); a convolution on a mesh with
-``2^-dk`` of the fine nodes costs ``2^-dk`` (a coarse convolution costs 4x less in 2D). The
-classifier solve costs one forward solve of every example it is fitted on (the least-squares
-solve or the Newton-CG steps on the stored final states themselves are not counted: they stream
-features, not convolutions); monitoring is not counted.
+**Work** is counted in *fine convolutions*: one ``C x C`` 3x3 (3x3x3 for volumes) convolution of
+one example on the finest mesh of the schedule. Per example and per stage of the Runge-Kutta
+scheme of each layer (:data:`CONVOLUTIONS_PER_EXAMPLE`), a forward solve costs 1 convolution, a
+gradient 3 (forward, adjoint state, kernel gradient), building a Gauss-Newton operator 1 (its
+forward solve), a Gauss-Newton product 4 (tangent ``K dy + dK y``, adjoint); a convolution on a
+mesh with ``2^-dk`` of the fine nodes costs ``2^-dk`` (one level coarser costs 4x less in 2D, 8x
+less in 3D). The classifier solve costs one forward solve of every example it is fitted on (the
+least-squares solve or the Newton-CG steps on the stored final states themselves are not
+counted: they stream features, not convolutions); monitoring is not counted.
 
 **Resume.** With ``state_dir`` the run writes its state (:mod:`pdecontrol.continuation.state`)
 to ``state_dir/training_state.npz`` after every row; calling the same driver with the same data,
@@ -96,13 +96,16 @@ __all__ = [
 _DOC_COMMON = """
     train : (images, labels) or image-set xarray.Dataset
         Training images ``(N, n, n)`` (or ``(N, C_in, n, n)``) on the unit square and integer
-        labels.
+        labels; volumes ``(N, n, n, n)`` (or ``(N, C_in, n, n, n)``) on the unit cube.
     validation : (images, labels) or Dataset, optional
         Validation images of the same resolution (accuracy recorded per row).
     settings : TrainingSettings, optional
         Default ``TrainingSettings()``.
     n_classes : int, optional
         Default: the dataset's ``n_classes`` attribute, else ``max(label) + 1``.
+    dim : {2, 3}, optional
+        Spatial dimension: read off an image-set Dataset (``z, y, x`` dims: volumes), default 2
+        for arrays; ``dim=3`` reads ``(N, n, n, n)`` arrays as volumes.
     state_dir : str or Path, optional
         Write the resume state after every row; resume from it if present.
     callback : callable, optional
@@ -139,6 +142,7 @@ def train_single_level(
     settings=None,
     *,
     n_classes=None,
+    dim=None,
     initial=None,
     state_dir=None,
     callback=None,
@@ -153,7 +157,7 @@ def train_single_level(
     """
     settings = _check_settings(settings)
     _check_callback(callback)
-    problem = CNNTraining(settings, train, validation, n_classes=n_classes)
+    problem = CNNTraining(settings, train, validation, n_classes=n_classes, dim=dim)
     schedule = Schedule([problem.stage(0, settings.n_steps, settings.outer_iterations)])
     return problem.train(schedule, "train_single_level", initial=initial, state_dir=state_dir,
                          callback=callback, progress=progress)
@@ -170,6 +174,7 @@ def train_multilevel(
     centring: str = "node",
     kernel_transfer: str = "galerkin",
     n_classes=None,
+    dim=None,
     state_dir=None,
     callback=None,
     progress=False,
@@ -191,7 +196,8 @@ def train_multilevel(
     settings = _check_settings(settings)
     _check_callback(callback)
     n_levels = check_int(n_levels, "n_levels", 1)
-    problem = CNNTraining(settings, train, validation, n_classes=n_classes, n_levels=n_levels,
+    problem = CNNTraining(settings, train, validation, n_classes=n_classes, dim=dim,
+                          n_levels=n_levels,
                           smoothing_sigma=smoothing_sigma, centring=centring,
                           kernel_transfer=kernel_transfer)
     counts = per_stage(outer_iterations, n_levels, "outer_iterations")
@@ -226,6 +232,7 @@ def train_time_continuation(
     layer_schedule=None,
     outer_iterations=None,
     n_classes=None,
+    dim=None,
     state_dir=None,
     callback=None,
     progress=False,
@@ -252,7 +259,7 @@ def train_time_continuation(
             f"layer_schedule must have at least two stages, increase strictly and end at "
             f"settings.n_steps = {settings.n_steps}, got {layers}"
         )
-    problem = CNNTraining(settings, train, validation, n_classes=n_classes)
+    problem = CNNTraining(settings, train, validation, n_classes=n_classes, dim=dim)
     counts = per_stage(outer_iterations, len(layers), "outer_iterations")
     schedule = Schedule([problem.stage(0, n, settings.outer_iterations if count is None
                                        else count)
@@ -273,6 +280,7 @@ def train_resolution_consistent(
     centring: str = "node",
     kernel_transfer: str = "galerkin",
     n_classes=None,
+    dim=None,
     initial=None,
     state_dir=None,
     callback=None,
@@ -321,7 +329,7 @@ def train_resolution_consistent(
         raise ValueError(f"consistency_weight must be finite and >= 0, got {consistency_weight}")
     if classifier not in ("fine_solve", "gauss_newton"):
         raise ValueError(f"classifier must be 'fine_solve' or 'gauss_newton', got {classifier!r}")
-    problem = CNNTraining(settings, train, validation, n_classes=n_classes,
+    problem = CNNTraining(settings, train, validation, n_classes=n_classes, dim=dim,
                           n_levels=max(levels) + 1, smoothing_sigma=smoothing_sigma,
                           consistency_levels=levels, consistency_weight=weight,
                           classifier_in_gauss_newton=classifier == "gauss_newton",

@@ -33,7 +33,7 @@ from pdecontrol.optimize import Stopping, block_coordinate_descent
 from pdecontrol.transfer import restrict_image
 
 from .config import TrainingSettings
-from .evaluation import TrainedNetwork, as_labelled_images
+from .evaluation import TrainedNetwork, as_labelled_images, image_dim
 from .network import CNNProblem, cnn_functional
 from .transfer import (
     check_kernel_transfer,
@@ -149,8 +149,12 @@ class CNNTraining(ContinuationProblem):
     ----------
     settings : TrainingSettings
     train, validation : (images, labels) or image-set Dataset
-        Training images ``(N, n, n)`` or ``(N, C_in, n, n)`` on the unit square; validation
-        images of the same resolution (or ``None``).
+        Training images ``(N, n, n)`` or ``(N, C_in, n, n)`` on the unit square (volumes:
+        ``(N, n, n, n)`` or ``(N, C_in, n, n, n)`` on the unit cube); validation images of the
+        same resolution (or ``None``).
+    dim : {2, 3}, optional
+        Spatial dimension of the images: read off an image-set Dataset (its ``z, y, x`` dims),
+        default 2 for arrays (:func:`~problems.cnn.evaluation.image_dim`).
     n_classes : int, optional
         Default: the dataset's ``n_classes`` attribute, else ``max(label) + 1``.
     n_levels : int
@@ -175,19 +179,21 @@ class CNNTraining(ContinuationProblem):
     def __init__(self, settings: TrainingSettings, train, validation=None, *, n_classes=None,
                  n_levels: int = 1, smoothing_sigma=None, consistency_levels=(),
                  consistency_weight: float = 0.0, classifier_in_gauss_newton: bool = False,
-                 centring: str = "node", kernel_transfer: str = "galerkin"):
+                 centring: str = "node", kernel_transfer: str = "galerkin", dim=None):
         self.settings = settings
+        self.dim = image_dim(train, dim, "train")
         self.kernel_transfer = check_kernel_transfer(kernel_transfer)
         self.images, self.labels = as_labelled_images(train, "train")
         self.validation = (
             None if validation is None else as_labelled_images(validation, "validation")
         )
-        if self.images.ndim not in (3, 4):
+        if self.images.ndim not in (self.dim + 1, self.dim + 2):
+            spatial = ", ".join(["n"] * self.dim)
             raise ValueError(
-                "train images must have shape (N, n, n) or (N, C_in, n, n) (2D images), "
-                f"got {self.images.shape}"
+                f"train images must have shape (N, {spatial}) or (N, C_in, {spatial}) "
+                f"({self.dim}D images), got {self.images.shape}"
             )
-        in_channels = 1 if self.images.ndim == 3 else self.images.shape[1]
+        in_channels = 1 if self.images.ndim == self.dim + 1 else self.images.shape[1]
         labels = self.labels if self.validation is None else np.r_[self.labels, self.validation[1]]
         if n_classes is None:
             n_classes = (
@@ -201,7 +207,7 @@ class CNNTraining(ContinuationProblem):
                 f"labels must lie in [0, n_classes={self.n_classes}), got range "
                 f"[{labels.min()}, {labels.max()}]"
             )
-        fine_mesh = Mesh(self.images.shape[-2:], extent=1.0, centring=centring)
+        fine_mesh = Mesh(self.images.shape[-self.dim:], extent=1.0, centring=centring)
         n_levels = check_int(n_levels, "n_levels", 1)
         factor = 2 ** (n_levels - 1)
         if any(n % factor for n in fine_mesh.shape):
@@ -237,7 +243,7 @@ class CNNTraining(ContinuationProblem):
             sets = (self.images, None if self.validation is None else self.validation[0])
             if level:
                 sets = tuple(None if images is None else
-                             restrict_image(images, 2, level, self.smoothing_sigma,
+                             restrict_image(images, self.dim, level, self.smoothing_sigma,
                                             self.hierarchy.centring)
                              for images in sets)
             self._pyramid[level] = sets
@@ -347,7 +353,8 @@ class CNNTraining(ContinuationProblem):
             "classifier_in_gauss_newton": self.classifier_in_gauss_newton,
         }
         # named only when not the default, so that the states of earlier runs still resume
-        for key, value, default in (("centring", self.hierarchy.centring, "node"),
+        for key, value, default in (("dim", self.dim, 2),
+                                    ("centring", self.hierarchy.centring, "node"),
                                     ("kernel_transfer", self.kernel_transfer, "galerkin")):
             if value != default:
                 description[key] = value

@@ -1,8 +1,10 @@
-"""Image sets of the CNN problem: MNIST (IDX files) and resolution-free synthetic patterns.
+"""Image sets of the CNN problem: MNIST (IDX files), resolution-free synthetic patterns and
+resolution-free synthetic volumes (3D).
 
 Every image set is an :class:`xarray.Dataset` with ``images`` ``(example, y, x)`` on the nodes
-``i / n`` of the unit square, int64 ``labels`` and the mesh spacing in its attrs; see
-:mod:`problems.cnn.data.images` for the layout and ``docs/data.md`` for the conventions.
+``i / n`` of the unit square (volumes: ``(example, z, y, x)`` on the unit cube), int64
+``labels`` and the mesh spacing in its attrs; see :mod:`problems.cnn.data.images` for the
+layout and ``docs/data.md`` for the conventions.
 """
 from .idx import (
     IMAGES_MAGIC,
@@ -27,7 +29,7 @@ from .mnist import (
     load_mnist,
     mnist_data_dir,
 )
-from .sets import MNIST_RESOLUTION, load_image_sets
+from .sets import DATA_SETS, MNIST_RESOLUTION, load_image_sets
 from .synthetic import (
     EDGE_WIDTH,
     SYNTHETIC_CLASSES,
@@ -35,9 +37,11 @@ from .synthetic import (
     draw_synthetic,
     make_synthetic,
 )
+from .volumes import VOLUME_CLASSES, SyntheticVolumes, draw_volumes, make_volumes
 
 __all__ = [
     "load_image_sets",
+    "DATA_SETS",
     "MNIST_RESOLUTION",
     "IMAGES_MAGIC",
     "LABELS_MAGIC",
@@ -61,4 +65,8 @@ __all__ = [
     "SyntheticExamples",
     "draw_synthetic",
     "make_synthetic",
+    "VOLUME_CLASSES",
+    "SyntheticVolumes",
+    "draw_volumes",
+    "make_volumes",
 ]

@@ -3,11 +3,13 @@
 Layout of every image set of the CNN problem (MNIST, the synthetic patterns, ...):
 
 * ``images``: dims ``("example", "y", "x")``, floating point (float32 by default), one square
-  ``n x n`` image per example;
+  ``n x n`` image per example; a volume set (:mod:`problems.cnn.data.volumes`) has dims
+  ``("example", "z", "y", "x")``, one ``n x n x n`` volume per example;
 * ``labels``: dim ``"example"``, int64 class index in ``0 .. n_classes - 1``;
-* coordinates ``y`` and ``x``: node coordinates ``i * h`` (``h = extent / n``, physical units,
-  domain ``[0, extent)``; node-centred, grid functions zero outside), and ``example``: the index
-  of each example in the set it was drawn from (kept by :func:`train_validation_split`);
+* coordinates ``y`` and ``x`` (and ``z``): node coordinates ``i * h`` (``h = extent / n``,
+  physical units, domain ``[0, extent)``; node-centred, grid functions zero outside), and
+  ``example``: the index of each example in the set it was drawn from (kept by
+  :func:`train_validation_split`);
 * attrs: ``h``, ``extent``, ``n_classes``, ``class_names`` (list of str) and ``source`` (str).
 
 Row ``y`` index ``i`` is image row ``i`` (top row first, as stored in the files).
@@ -25,7 +27,12 @@ __all__ = [
     "to_numpy",
     "train_validation_split",
     "plot_examples",
+    "SPATIAL_DIMS",
+    "spatial_dims",
 ]
+
+#: Names of the spatial dims of an image set by its dimension (slowest axis first).
+SPATIAL_DIMS = {2: ("y", "x"), 3: ("z", "y", "x")}
 
 
 def _check_float_dtype(dtype) -> np.dtype:
@@ -43,8 +50,8 @@ def images_dataset(images, labels, *, class_names, source: str, dtype=np.float32
 
     Parameters
     ----------
-    images : array_like, shape (n_examples, n, n)
-        Square images, real and finite.
+    images : array_like, shape (n_examples, n, n) or (n_examples, n, n, n)
+        Square images or cubic volumes, real and finite.
     labels : array_like of int, shape (n_examples,)
         Class indices in ``0 .. len(class_names) - 1``.
     class_names : sequence of str
@@ -54,7 +61,7 @@ def images_dataset(images, labels, *, class_names, source: str, dtype=np.float32
     dtype : floating dtype
         dtype of the ``images`` variable (default float32).
     extent : float
-        Physical side length of the image domain ``[0, extent)^2``.
+        Physical side length of the image domain ``[0, extent)^d``.
     example : array_like of int, shape (n_examples,), optional
         Example indices (default ``0 .. n_examples - 1``).
     attrs : dict, optional
@@ -63,17 +70,19 @@ def images_dataset(images, labels, *, class_names, source: str, dtype=np.float32
     Raises
     ------
     ValueError
-        If the images are not square ``(n_examples, n, n)``, contain NaN/inf, or the labels do
+        If the images are not square ``(n_examples, n, n)`` or cubic ``(n_examples, n, n, n)``,
+        contain NaN/inf, or the labels do
         not match the images in number or fall outside ``0 .. n_classes - 1``.
     TypeError
         If ``labels`` is not an integer array or ``dtype`` not a floating type.
     """
     dtype = _check_float_dtype(dtype)
     images = as_float_array(images, "images", dtype=dtype)
-    if images.ndim != 3 or images.shape[1] != images.shape[2] or images.shape[0] == 0:
+    if (images.ndim - 1 not in SPATIAL_DIMS
+            or len(set(images.shape[1:])) != 1 or images.shape[0] == 0):
         raise ValueError(
             f"images must have shape (n_examples, n, n) with n_examples >= 1 and square n x n "
-            f"images, got {images.shape}"
+            f"images, or (n_examples, n, n, n) for volumes, got {images.shape}"
         )
     check_finite(images, "images")
     labels = np.asarray(labels)
@@ -97,13 +106,14 @@ def images_dataset(images, labels, *, class_names, source: str, dtype=np.float32
     extent = check_positive(extent, "extent")
     n = images.shape[1]
     example = np.arange(images.shape[0]) if example is None else np.asarray(example, dtype=np.int64)
-    y_nodes, x_nodes = Mesh(images.shape[1:], extent=extent).node_coordinates()
+    spatial = SPATIAL_DIMS[images.ndim - 1]
+    nodes = Mesh(images.shape[1:], extent=extent).node_coordinates()
     return xr.Dataset(
         {
-            "images": (("example", "y", "x"), images),
+            "images": (("example",) + spatial, images),
             "labels": ("example", labels.astype(np.int64)),
         },
-        coords={"example": example, "y": y_nodes, "x": x_nodes},
+        coords={"example": example, **dict(zip(spatial, nodes, strict=True))},
         attrs={
             "h": extent / n,
             "extent": extent,
@@ -127,13 +137,22 @@ def _check_dataset(dataset, name: str = "dataset") -> xr.Dataset:
     return dataset
 
 
+def spatial_dims(images: xr.DataArray) -> tuple:
+    """The spatial dims of an image-set variable, slowest first: ``("y", "x")`` for images,
+    ``("z", "y", "x")`` for volumes (those of ``"z", "y", "x"`` it has); their number is the
+    dimension of the set."""
+    return tuple(d for d in SPATIAL_DIMS[3] if d in images.dims)
+
+
 def to_numpy(dataset: xr.Dataset, dtype=None) -> tuple[np.ndarray, np.ndarray]:
-    """Return ``(images, labels)``: ndarrays of shapes ``(n_examples, n, n)``, ``(n_examples,)``.
+    """Return ``(images, labels)``: ndarrays of shapes ``(n_examples, n, n)`` (volumes:
+    ``(n_examples, n, n, n)``) and ``(n_examples,)``.
 
     ``images`` keeps its dtype unless ``dtype`` is given; ``labels`` is int64.
     """
     dataset = _check_dataset(dataset)
-    images = dataset["images"].transpose("example", "y", "x").values
+    images = dataset["images"]
+    images = images.transpose("example", *spatial_dims(images)).values
     if dtype is not None:
         images = images.astype(_check_float_dtype(dtype), copy=False)
     return images, dataset["labels"].values.astype(np.int64, copy=False)
@@ -175,7 +194,8 @@ def train_validation_split(dataset: xr.Dataset, n_train: int, n_val: int, seed: 
 def plot_examples(*datasets: xr.Dataset, n_per_class: int = 4, cmap: str = "gray"):
     """Draw a grid of examples per class: one row per class, ``n_per_class`` examples per row.
 
-    With several datasets holding the same examples (e.g. one synthetic seed rendered at two
+    Volumes (:mod:`problems.cnn.data.volumes`) are shown by their middle ``z`` slice. With
+    several datasets holding the same examples (e.g. one synthetic seed rendered at two
     resolutions), each example is drawn once per dataset in adjacent columns, so the
     resolutions can be compared side by side. Uses the Agg canvas (no display, no pyplot state).
 
@@ -220,9 +240,13 @@ def plot_examples(*datasets: xr.Dataset, n_per_class: int = 4, cmap: str = "gray
                 ax.set_xticks([])
                 ax.set_yticks([])
                 if slot < len(chosen):
-                    image = ds["images"].isel(example=int(chosen[slot])).values
+                    image = ds["images"].isel(example=int(chosen[slot]))
+                    if "z" in image.dims:  # a volume: its middle z-slice
+                        image = image.isel(z=image.sizes["z"] // 2)
+                    image = image.transpose("y", "x").values
                     ax.imshow(image, cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest")
                 if row == 0:
-                    ax.set_title(f"{ds.sizes['x']}x{ds.sizes['y']}", fontsize=7)
+                    sizes = [str(ds.sizes[d]) for d in spatial_dims(ds["images"])[::-1]]
+                    ax.set_title("x".join(sizes), fontsize=7)
         axes[row, 0].set_ylabel(name, fontsize=7)
     return figure

@@ -22,19 +22,34 @@ An example of class ``c`` is::
 * ``window(x, y) = sin(pi x)^2 sin(pi y)^2`` makes the background vanish at the domain boundary,
   consistently with grid functions being zero outside (the shapes stay inside by construction).
 
-Hence ``0 <= f <= 1`` for every example: the documented value range.
+Hence ``0 <= f <= 1`` for every example: the documented value range. The pieces shared with the
+3D volume set (:mod:`problems.cnn.data.volumes`) are in :mod:`problems.cnn.data._resolution_free`.
 """
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
 import xarray as xr
 
-from pdecontrol._validation import check_int
-from pdecontrol.mesh import Mesh
-
+from ._resolution_free import (
+    CONTRAST_RANGE,
+    EDGE_WIDTH,
+    MAX_NOISE_FREQUENCY,
+    N_NOISE_MODES,
+    POSITION_JITTER,
+    SCALE_RANGE,
+    background,
+    box_distance,
+    check_classes,
+    compose,
+    draw_parameters,
+    evaluate_blocked,
+    evaluate_patterns,
+    norm,
+    render_nodes,
+    soft,
+)
 from .images import _check_float_dtype, images_dataset
 
 __all__ = [
@@ -50,34 +65,10 @@ __all__ = [
     "make_synthetic",
 ]
 
-#: Width (physical length, domain side = 1) of the anti-aliased edges of the shapes.
-EDGE_WIDTH = 1.0 / 64
-#: Number of random plane waves in the background field of each example.
-N_NOISE_MODES = 6
-#: Largest background frequency, in cycles per unit length (per axis).
-MAX_NOISE_FREQUENCY = 3.0
-#: Range of the example scale ``s`` (radius of the disk holding the pattern, physical units).
-SCALE_RANGE = (0.2, 0.32)
-#: Default fraction of the free room over which a pattern's centre is drawn (see draw_synthetic).
-POSITION_JITTER = 0.25
-#: Range of the pattern contrast.
-CONTRAST_RANGE = (0.5, 1.0)
-#: Smallest distance between a pattern's disk and the domain boundary.
-MARGIN = 4 * EDGE_WIDTH
-#: Values rendered in one vectorised block (bounds the temporary memory).
-_BLOCK_VALUES = 1 << 20
-
-
-def _soft(distance):
-    """Anti-aliased indicator of ``distance < 0`` with edges of width ``EDGE_WIDTH``."""
-    return 0.5 * (1.0 - np.tanh(distance / EDGE_WIDTH))
-
 
 def _box(u, v, half_u, half_v):
     """Signed distance (local units) to the box ``|u| <= half_u, |v| <= half_v``."""
-    qu, qv = np.abs(u) - half_u, np.abs(v) - half_v
-    outside = np.hypot(np.maximum(qu, 0.0), np.maximum(qv, 0.0))
-    return outside + np.minimum(np.maximum(qu, qv), 0.0)
+    return box_distance((u, v), (half_u, half_v))
 
 
 def _triangle(u, v, circumradius):
@@ -96,51 +87,51 @@ def _triangle(u, v, circumradius):
 # shaped to broadcast against u) to values in [0, 1]. Signed distances in local units are
 # multiplied by s to become physical lengths before smoothing.
 def _disk(u, v, xi, s):
-    return _soft(s * (np.hypot(u, v) - (0.55 + 0.4 * xi)))
+    return soft(s * (norm(u, v) - (0.55 + 0.4 * xi)))
 
 
 def _ring(u, v, xi, s):
-    return _soft(s * (np.abs(np.hypot(u, v) - 0.7) - (0.12 + 0.1 * xi)))
+    return soft(s * (np.abs(norm(u, v) - 0.7) - (0.12 + 0.1 * xi)))
 
 
 def _square(u, v, xi, s):
-    return _soft(s * (np.abs(_box(u, v, 0.6, 0.6)) - (0.08 + 0.06 * xi)))
+    return soft(s * (np.abs(_box(u, v, 0.6, 0.6)) - (0.08 + 0.06 * xi)))
 
 
 def _cross(u, v, xi, s):
     arm = 0.15 + 0.1 * xi
-    return _soft(s * np.minimum(_box(u, v, 0.9, arm), _box(u, v, arm, 0.9)))
+    return soft(s * np.minimum(_box(u, v, 0.9, arm), _box(u, v, arm, 0.9)))
 
 
 def _stripes(u, v, xi, s):
     period = 0.45 + 0.15 * xi
-    inside = _soft(s * (np.hypot(u, v) - 0.95))
+    inside = soft(s * (norm(u, v) - 0.95))
     return inside * (0.5 + 0.5 * np.cos(2 * np.pi * u / period))
 
 
 def _checker(u, v, xi, s):
     period = 0.6 + 0.2 * xi
-    inside = _soft(s * (np.hypot(u, v) - 0.95))
+    inside = soft(s * (norm(u, v) - 0.95))
     return inside * (0.5 + 0.5 * np.cos(2 * np.pi * u / period) * np.cos(2 * np.pi * v / period))
 
 
 def _triangle_pattern(u, v, xi, s):
-    return _soft(s * _triangle(u, v, 0.8 + 0.15 * xi))
+    return soft(s * _triangle(u, v, 0.8 + 0.15 * xi))
 
 
 def _two_blobs(u, v, xi, s):
     radius = 0.35 + 0.1 * xi
     offset = 0.95 - radius
-    return _soft(s * np.minimum(np.hypot(u - offset, v), np.hypot(u + offset, v)) - s * radius)
+    return soft(s * np.minimum(np.hypot(u - offset, v), np.hypot(u + offset, v)) - s * radius)
 
 
 def _crescent(u, v, xi, s):
     shift = 0.35 + 0.15 * xi
-    return _soft(s * np.maximum(np.hypot(u, v) - 0.9, 0.75 - np.hypot(u - shift, v)))
+    return soft(s * np.maximum(norm(u, v) - 0.9, 0.75 - np.hypot(u - shift, v)))
 
 
 def _bar(u, v, xi, s):
-    return _soft(s * _box(u, v, 0.9, 0.15 + 0.1 * xi))
+    return soft(s * _box(u, v, 0.9, 0.15 + 0.1 * xi))
 
 
 _PATTERNS = {
@@ -157,11 +148,6 @@ _PATTERNS = {
 }
 #: Names of the ten pattern classes, in label order.
 SYNTHETIC_CLASSES = tuple(_PATTERNS)
-
-
-def _boundary_window(t: np.ndarray) -> np.ndarray:
-    """``sin(pi t)^2`` on ``[0, 1]``, zero outside (1-D, physical coordinates)."""
-    return np.where((t >= 0) & (t <= 1), np.sin(np.pi * t) ** 2, 0.0)
 
 
 @dataclass(frozen=True, eq=False)
@@ -222,21 +208,10 @@ class SyntheticExamples:
         dy = y[None, :, None] - self.center[rows, 1][col]
         u = (cos * dx + sin * dy) / scale
         v = (cos * dy - sin * dx) / scale
-        labels, variation = self.labels[rows], self.variation[rows][col]
-        pattern = np.empty(u.shape)
-        for label in np.unique(labels):
-            chosen = labels == label
-            pattern[chosen] = _PATTERNS[self.class_names[label]](
-                u[chosen], v[chosen], variation[chosen], scale[chosen]
-            )
-        # Plane waves are separable: sum_k a_k e^{i k_y y} e^{i k_x x} is a batched matmul.
-        waves = self.wavevectors[rows]
-        along_y = self.amplitudes[rows][:, :, None] * np.exp(1j * waves[:, :, 1, None] * y)
-        along_x = np.exp(1j * waves[:, :, 0, None] * x)
-        field = np.matmul(along_y.transpose(0, 2, 1), along_x).real
-        window = _boundary_window(y)[:, None] * _boundary_window(x)[None, :]
-        background = window * (0.5 + 0.5 * field)
-        return (1 - self.noise) * self.contrast[rows][col] * pattern + self.noise * background
+        pattern = evaluate_patterns(_PATTERNS, self.class_names, self.labels[rows], (u, v),
+                                    self.variation[rows][col], scale)
+        return compose(pattern, self.contrast[rows][col], self.noise,
+                       background(self.wavevectors[rows], self.amplitudes[rows], (y, x)))
 
     def evaluate(self, x, y, dtype=np.float64) -> np.ndarray:
         """Evaluate every example on the tensor grid of the 1-D coordinates ``y`` x ``x``.
@@ -259,12 +234,9 @@ class SyntheticExamples:
             raise ValueError(
                 f"x and y must be 1-D coordinate arrays, got shapes {x.shape} and {y.shape}"
             )
-        out = np.empty((self.n_examples, y.size, x.size), dtype=_check_float_dtype(dtype))
-        block = max(1, _BLOCK_VALUES // max(1, x.size * y.size))
-        for start in range(0, self.n_examples, block):
-            rows = slice(start, start + block)
-            out[rows] = self._evaluate_block(rows, x, y)
-        return out
+        return evaluate_blocked(self.n_examples, (y, x),
+                                lambda rows, y, x: self._evaluate_block(rows, x, y),
+                                _check_float_dtype(dtype))
 
     def render(self, resolution: int, dtype=np.float32) -> xr.Dataset:
         """Sample every example at the nodes ``i / n`` of an ``n x n`` mesh (``n = resolution``).
@@ -280,38 +252,13 @@ class SyntheticExamples:
         ValueError
             If ``resolution < 4``.
         """
-        n = check_int(resolution, "resolution", 4)
-        (nodes,) = Mesh((n,)).node_coordinates()
+        nodes = render_nodes(resolution)
         return images_dataset(
             self.evaluate(nodes, nodes, dtype=dtype), self.labels,
             class_names=self.class_names, dtype=dtype,
             source=f"pdecontrol synthetic patterns (seed={self.seed}, noise={self.noise})",
             attrs={"seed": self.seed, "noise": self.noise, "edge_width": EDGE_WIDTH},
         )
-
-
-def _class_names(classes) -> tuple:
-    if classes is None:
-        return SYNTHETIC_CLASSES
-    if isinstance(classes, (str, numbers.Integral)):
-        classes = [classes]
-    names = []
-    for entry in classes:
-        if isinstance(entry, numbers.Integral) and not isinstance(entry, bool):
-            if not 0 <= entry < len(SYNTHETIC_CLASSES):
-                raise ValueError(
-                    f"classes: index {entry} is out of range 0..{len(SYNTHETIC_CLASSES) - 1}"
-                )
-            entry = SYNTHETIC_CLASSES[entry]
-        if entry not in _PATTERNS:
-            raise ValueError(
-                f"classes: unknown class {entry!r}; choose names from {list(SYNTHETIC_CLASSES)} "
-                "or their indices"
-            )
-        names.append(entry)
-    if not names or len(set(names)) != len(names):
-        raise ValueError(f"classes must list distinct classes, at least one, got {list(classes)}")
-    return tuple(names)
 
 
 def draw_synthetic(n_examples: int, seed: int, *, classes=None, noise: float = 0.3,
@@ -340,31 +287,11 @@ def draw_synthetic(n_examples: int, seed: int, *, classes=None, noise: float = 0
         If ``n_examples < 1``, ``noise`` is outside ``[0, 1)``, ``position_jitter`` outside
         ``[0, 1]`` or a class is unknown.
     """
-    n_examples = check_int(n_examples, "n_examples", 1)
-    seed = check_int(seed, "seed", 0)
-    class_names = _class_names(classes)
-    if isinstance(noise, bool) or not isinstance(noise, numbers.Real) or not 0 <= noise < 1:
-        raise ValueError(f"noise must be a number in [0, 1), got {noise!r}")
-    if (isinstance(position_jitter, bool) or not isinstance(position_jitter, numbers.Real)
-            or not 0 <= position_jitter <= 1):
-        raise ValueError(f"position_jitter must be a number in [0, 1], got {position_jitter!r}")
-    rng = np.random.default_rng(seed)
-    labels = rng.permutation(np.arange(n_examples) % len(class_names)).astype(np.int64)
-    scale = rng.uniform(*SCALE_RANGE, n_examples)
-    room = position_jitter * (1 - 2 * (MARGIN + scale))
-    center = 0.5 + room[:, None] * (rng.uniform(size=(n_examples, 2)) - 0.5)
-    angle = rng.uniform(0, 2 * np.pi, n_examples)
-    contrast = rng.uniform(*CONTRAST_RANGE, n_examples)
-    variation = rng.uniform(size=n_examples)
-    frequencies = rng.uniform(-MAX_NOISE_FREQUENCY, MAX_NOISE_FREQUENCY,
-                              (n_examples, N_NOISE_MODES, 2))
-    amplitudes = rng.standard_normal((n_examples, N_NOISE_MODES, 2)) @ np.array([1, 1j])
-    amplitudes /= np.abs(amplitudes).sum(axis=1, keepdims=True)
-    return SyntheticExamples(
-        labels=labels, class_names=class_names, center=center, scale=scale, angle=angle,
-        contrast=contrast, variation=variation, wavevectors=2 * np.pi * frequencies,
-        amplitudes=amplitudes, noise=float(noise), seed=seed,
-    )
+    class_names = check_classes(classes, SYNTHETIC_CLASSES)
+    drawn = draw_parameters(n_examples, seed, len(class_names), 2, noise=noise,
+                            position_jitter=position_jitter,
+                            orientation=lambda rng, n: rng.uniform(0, 2 * np.pi, n))
+    return SyntheticExamples(class_names=class_names, angle=drawn.pop("orientation"), **drawn)
 
 
 def make_synthetic(n_examples: int, resolution: int, seed: int, *, classes=None,
