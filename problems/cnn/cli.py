@@ -285,7 +285,7 @@ class TrainCommand(RunCommand):
         group.add_argument(
             "--config", choices=(MAIN_CONFIG, *PAPER_CONFIGS), default=None,
             help="network and schedule: main (the main job), paper, strong or fast (the "
-                 "fastest schedule measured on MNIST, docs/training.md); the setting options "
+                 "fastest schedule measured on MNIST, docs/speed.md); the setting options "
                  "change single fields (default main)")
         group.add_argument(
             "--mode", choices=tuple(MODES), default=None,
