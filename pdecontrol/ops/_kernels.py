@@ -53,6 +53,7 @@ __all__ = [
     "accumulate_block",
     "conv_driver",
     "kernel_gradient_driver",
+    "adjoint_driver",
 ]
 
 BLOCK = 4
@@ -212,6 +213,53 @@ def _write_row(mode, kind, acc, dt, has_base, base, derivative, store_derivative
             out[p] = acc[p]
 
 
+@njit(cache=True, error_model="numpy", fastmath=_STREAM)
+def _conv_image(
+    buf1,
+    kernel1,
+    buf2,
+    kernel2,
+    bias,
+    shift,
+    tap_mask,
+    acc,
+    mode,
+    kind,
+    dt,
+    has_base,
+    base,
+    derivative,
+    store_derivative,
+    out,
+):
+    """One image of :func:`conv_driver`: ``out = epilogue(kernel1 * buf1 + kernel2 * buf2 + bias)``.
+
+    ``buf1``/``buf2`` filled by :func:`fill_buffers` (``buf2`` may have 0 channels), ``acc``
+    (BLOCK, P) scratch, ``out``/``base``/``derivative`` (O, P); the rest as in
+    :func:`conv_driver`.
+    """
+    n_out, n_points = out.shape
+    for o in range(0, n_out, BLOCK):
+        for r in range(BLOCK):
+            row = acc[r]
+            for p in range(n_points):
+                row[p] = bias[o + r]
+        accumulate_block(buf1, kernel1, o, shift, tap_mask, acc)
+        accumulate_block(buf2, kernel2, o, shift, tap_mask, acc)
+        for r in range(min(BLOCK, n_out - o)):
+            _write_row(
+                mode,
+                kind,
+                acc[r],
+                dt,
+                has_base,
+                base[o + r],
+                derivative[o + r],
+                store_derivative,
+                out[o + r],
+            )
+
+
 @twin_kernel(SERIAL_BELOW_MULTIPLY_ADDS, cache=True, error_model="numpy", fastmath=_STREAM)
 def conv_driver(
     x1,
@@ -244,7 +292,7 @@ def conv_driver(
     ``kind`` an activation kind, ``dt`` a scalar of the array dtype. The serial twin gives
     bitwise the same ``out`` (each image is computed by the same code whatever the chunking).
     """
-    n_images, n_out, n_points = out.shape
+    n_images, n_points = out.shape[0], out.shape[2]
     width = n_points + 2 * pad
     for chunk in prange(n_chunks):
         start = chunk * n_images // n_chunks
@@ -255,25 +303,24 @@ def conv_driver(
         for n in range(start, stop):
             fill_buffers(x1[n], scale1[n], has_scale1, masks, pad, buf1)
             fill_buffers(x2[n], x2[n], False, masks, pad, buf2)
-            for o in range(0, n_out, BLOCK):
-                for r in range(BLOCK):
-                    row = acc[r]
-                    for p in range(n_points):
-                        row[p] = bias[o + r]
-                accumulate_block(buf1, kernel1, o, shift, tap_mask, acc)
-                accumulate_block(buf2, kernel2, o, shift, tap_mask, acc)
-                for r in range(min(BLOCK, n_out - o)):
-                    _write_row(
-                        mode,
-                        kind,
-                        acc[r],
-                        dt,
-                        has_base,
-                        base[n, o + r],
-                        derivative[n, o + r],
-                        store_derivative,
-                        out[n, o + r],
-                    )
+            _conv_image(
+                buf1,
+                kernel1,
+                buf2,
+                kernel2,
+                bias,
+                shift,
+                tap_mask,
+                acc,
+                mode,
+                kind,
+                dt,
+                has_base,
+                base[n],
+                derivative[n],
+                store_derivative,
+                out[n],
+            )
 
 
 @njit(cache=True, error_model="numpy", fastmath=_REDUCE)
@@ -328,37 +375,53 @@ def _correlate_block(buf, rows, shift, tap_mask, kernel_sums, o):
 
 
 @njit(cache=True, error_model="numpy", fastmath=_REDUCE)
+def _gradient_image(
+    buf, zn, z_scale, has_z_scale, shift, tap_mask, rows, sums, kernel_sums, bias_sums
+):
+    """Add one image's ``sum_p z[o, p] x_tap[c, p]`` to ``kernel_sums``, ``sum_p z[o, p]`` to
+    ``bias_sums`` (float64; the image's own sums run in the array dtype).
+
+    ``buf`` (C, M, P + 2 pad) filled from the image ``x`` by :func:`fill_buffers`, ``zn`` and
+    ``z_scale`` (O, P) with ``z = zn * z_scale`` if ``has_z_scale`` else ``zn``; scratch
+    ``rows`` (BLOCK, P) and ``sums`` (shape of ``kernel_sums`` (O_padded, C, G, 3), array dtype).
+    """
+    n_out, n_points = zn.shape
+    flat_sums = sums.reshape(-1)
+    flat_kernel_sums = kernel_sums.reshape(-1)
+    for i in range(flat_sums.size):
+        flat_sums[i] = 0
+    for o in range(0, n_out, BLOCK):
+        for r in range(min(BLOCK, n_out - o)):
+            row = rows[r]
+            source = zn[o + r]
+            factor = z_scale[o + r]
+            for p in range(n_points):
+                row[p] = source[p] * factor[p] if has_z_scale else source[p]
+            total = constant_like(0.0, row[0])
+            for p in range(n_points):
+                total += row[p]
+            bias_sums[o + r] += total
+        # in a last, partial block the rows past n_out hold stale values: they only feed the
+        # zero-padded output channels, which the caller discards
+        _correlate_block(buf, rows, shift, tap_mask, sums, o)
+    for i in range(flat_sums.size):
+        flat_kernel_sums[i] += flat_sums[i]
+
+
+@njit(cache=True, error_model="numpy", fastmath=_REDUCE)
 def _kernel_gradient_chunk(
     x, z, z_scale, has_z_scale, masks, pad, shift, tap_mask, start, stop, kernel_sums, bias_sums
 ):
     """Add the sums of images ``start..stop-1`` to ``kernel_sums`` and ``bias_sums`` (float64)."""
-    n_in, n_points = x.shape[1], x.shape[2]
-    n_out = z.shape[1]
-    buf = np.empty((n_in, masks.shape[0], n_points + 2 * pad), x.dtype)
+    n_points = x.shape[2]
+    buf = np.empty((x.shape[1], masks.shape[0], n_points + 2 * pad), x.dtype)
     rows = np.zeros((BLOCK, n_points), x.dtype)
     sums = np.empty(kernel_sums.shape, x.dtype)
-    flat_sums = sums.reshape(-1)
-    flat_kernel_sums = kernel_sums.reshape(-1)
     for n in range(start, stop):
         fill_buffers(x[n], x[n], False, masks, pad, buf)
-        for i in range(flat_sums.size):
-            flat_sums[i] = 0
-        for o in range(0, n_out, BLOCK):
-            for r in range(min(BLOCK, n_out - o)):
-                row = rows[r]
-                source = z[n, o + r]
-                factor = z_scale[n, o + r]
-                for p in range(n_points):
-                    row[p] = source[p] * factor[p] if has_z_scale else source[p]
-                total = constant_like(0.0, row[0])
-                for p in range(n_points):
-                    total += row[p]
-                bias_sums[o + r] += total
-            # in a last, partial block the rows past n_out hold stale values: they only feed the
-            # zero-padded output channels, which the caller discards
-            _correlate_block(buf, rows, shift, tap_mask, sums, o)
-        for i in range(flat_sums.size):
-            flat_kernel_sums[i] += flat_sums[i]
+        _gradient_image(
+            buf, z[n], z_scale[n], has_z_scale, shift, tap_mask, rows, sums, kernel_sums, bias_sums
+        )
 
 
 @twin_kernel(SERIAL_BELOW_MULTIPLY_ADDS, cache=True, error_model="numpy")
@@ -392,6 +455,124 @@ def kernel_gradient_driver(
             tap_mask,
             chunk * n_images // n_chunks,
             (chunk + 1) * n_images // n_chunks,
+            kernel_partial[chunk],
+            bias_partial[chunk],
+        )
+
+
+@njit(cache=True, error_model="numpy", fastmath=_STREAM)
+def _adjoint_chunk(
+    y,
+    out_bar,
+    derivative,
+    kernel_t,
+    masks,
+    pad,
+    shift,
+    tap_mask,
+    dt,
+    has_base,
+    start,
+    stop,
+    y_bar,
+    kernel_sums,
+    bias_sums,
+):
+    """Images ``start..stop-1`` of :func:`adjoint_driver`: ``y_bar`` rows and the gradient sums.
+
+    Per image, ``z = derivative * out_bar`` is formed once into the masked buffers of the
+    transpose; the kernel gradient then reads ``out_bar`` and ``derivative`` of the same image
+    again while they are still in cache.
+    """
+    n_points = y.shape[2]
+    width = n_points + 2 * pad
+    buf_z = np.empty((out_bar.shape[1], masks.shape[0], width), y.dtype)
+    buf_y = np.empty((y.shape[1], masks.shape[0], width), y.dtype)
+    no_input = np.empty((0, masks.shape[0], width), y.dtype)
+    no_bias = np.zeros(kernel_t.shape[0], y.dtype)
+    acc = np.empty((BLOCK, n_points), y.dtype)
+    rows = np.zeros((BLOCK, n_points), y.dtype)
+    sums = np.empty(kernel_sums.shape, y.dtype)
+    for n in range(start, stop):
+        fill_buffers(out_bar[n], derivative[n], True, masks, pad, buf_z)
+        _conv_image(
+            buf_z,
+            kernel_t,
+            no_input,
+            kernel_t,
+            no_bias,
+            shift,
+            tap_mask,
+            acc,
+            Epilogue.AFFINE.value,
+            0,
+            dt,
+            has_base,
+            out_bar[n],
+            y_bar[n],
+            False,
+            y_bar[n],
+        )
+        fill_buffers(y[n], y[n], False, masks, pad, buf_y)
+        _gradient_image(
+            buf_y,
+            out_bar[n],
+            derivative[n],
+            True,
+            shift,
+            tap_mask,
+            rows,
+            sums,
+            kernel_sums,
+            bias_sums,
+        )
+
+
+@twin_kernel(SERIAL_BELOW_MULTIPLY_ADDS, cache=True, error_model="numpy")
+def adjoint_driver(
+    y,
+    out_bar,
+    derivative,
+    kernel_t,
+    masks,
+    pad,
+    shift,
+    tap_mask,
+    dt,
+    has_base,
+    n_chunks,
+    y_bar,
+    kernel_partial,
+    bias_partial,
+):
+    """Fused adjoint of a residual layer: transpose and kernel gradient in one pass per image.
+
+    With ``z = derivative * out_bar``: ``y_bar = [out_bar +] dt * K^T z`` (``has_base``) and the
+    per-chunk partial sums of :func:`kernel_gradient_driver` for ``(x, z) = (y, z)``
+    (without ``dt``). ``y``, ``out_bar``, ``derivative``, ``y_bar`` (N, C, P); ``kernel_t``
+    the blocked kernel of the transpose (C_padded, C, G, 3); ``kernel_partial``
+    (n_chunks, C_padded, C, G, 3) and ``bias_partial`` (n_chunks, C_padded), float64, zero on
+    entry. Each image's ``y_bar`` and sums are bitwise those of :func:`conv_driver` and
+    :func:`kernel_gradient_driver` on the same arrays, so with ``n_chunks`` =
+    :data:`GRADIENT_CHUNKS` (the caller's choice) the results do not depend on the thread count
+    or on which twin runs.
+    """
+    n_images = y.shape[0]
+    for chunk in prange(n_chunks):
+        _adjoint_chunk(
+            y,
+            out_bar,
+            derivative,
+            kernel_t,
+            masks,
+            pad,
+            shift,
+            tap_mask,
+            dt,
+            has_base,
+            chunk * n_images // n_chunks,
+            (chunk + 1) * n_images // n_chunks,
+            y_bar,
             kernel_partial[chunk],
             bias_partial[chunk],
         )

@@ -212,6 +212,28 @@ def run_conv(
     return out
 
 
+def gradient_partials(n_chunks: int, out_channels: int, in_channels: int, geometry):
+    """Zeroed float64 per-chunk partial sums for a kernel-gradient driver:
+    ``kernel_partial`` (n_chunks, C_out padded to BLOCK, C_in, G, 3), ``bias_partial``
+    (n_chunks, C_out padded)."""
+    padded = _padded_channels(out_channels)
+    return (
+        np.zeros((n_chunks, padded, in_channels, geometry.n_groups, 3)),
+        np.zeros((n_chunks, padded)),
+    )
+
+
+def gradient_totals(kernel_partial, bias_partial, out_channels, in_channels, dim, dtype):
+    """The partial sums of :func:`gradient_partials` added in chunk order, padding dropped:
+    kernel gradient (C_out, C_in, 3, ..., 3) with ``dim`` 3s and bias gradient (C_out,), in
+    ``dtype``."""
+    kernel_shape = (out_channels, in_channels) + (STENCIL_WIDTH,) * dim
+    return (
+        kernel_partial[:, :out_channels].sum(axis=0).reshape(kernel_shape).astype(dtype),
+        bias_partial[:, :out_channels].sum(axis=0).astype(dtype),
+    )
+
+
 def run_kernel_gradient(
     x: np.ndarray, z: np.ndarray, z_scale=None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -225,9 +247,7 @@ def run_kernel_gradient(
     out_channels = z.shape[1]
     geometry = stencil_geometry(spatial)
     chunks = gradient_chunks(n_images)
-    padded = _padded_channels(out_channels)
-    kernel_partial = np.zeros((chunks, padded, in_channels, geometry.n_groups, 3))
-    bias_partial = np.zeros((chunks, padded))
+    kernel_partial, bias_partial = gradient_partials(chunks, out_channels, in_channels, geometry)
     flat_z = z.reshape(n_images, out_channels, -1)
     driver = _kernels.kernel_gradient_driver.choose(
         multiply_adds(n_images, out_channels, in_channels, geometry), chunks
@@ -246,10 +266,8 @@ def run_kernel_gradient(
             kernel_partial,
             bias_partial,
         )
-    kernel_shape = (out_channels, in_channels) + (STENCIL_WIDTH,) * len(spatial)
-    return (
-        kernel_partial[:, :out_channels].sum(axis=0).reshape(kernel_shape).astype(x.dtype),
-        bias_partial[:, :out_channels].sum(axis=0).astype(x.dtype),
+    return gradient_totals(
+        kernel_partial, bias_partial, out_channels, in_channels, len(spatial), x.dtype
     )
 
 
