@@ -9,11 +9,15 @@ Performance design (measured on the 2-core AVX-512 machine, see docs/operators.m
 * each input channel of an image is copied once into masked, zero-margined rows
   (:func:`fill_buffers`), so every tap is one contiguous, unit-stride read and the innermost
   loop runs over all ``P`` points of the image (784 for 28x28), which LLVM vectorises;
-* the innermost loop updates :data:`BLOCK` = 4 output channels at once from the three loads of a
-  tap triple (12 FMAs per 3 loads + 4 load/store pairs of L1-resident accumulators); in an
-  early prototype one output channel per pass ran at half the speed of two, and 8 channels per
-  pass gave no clear gain over 4; the kernel gradient likewise forms 12 dot products
-  (4 output channels x 3 taps) per pass over the points;
+* the innermost loop updates :data:`BLOCK` = 4 output channels at once from the tap triples of
+  two input channels (24 FMAs per 6 loads + 4 load/store pairs of L1-resident accumulators;
+  one input channel per pass, 12 FMAs per accumulator load/store pair, ran the C = 32 conv
+  10-17 % slower, at 74-78 instead of 86-90 GFLOP/s on one core, i.e. the 256-bit FMA peak;
+  8 output channels per pass spill the 48 weights and were slower); in an early prototype one
+  output channel per pass ran at half the speed of two; the kernel gradient forms 12 dot
+  products (4 output channels x 3 taps) per pass over the points;
+* :func:`adjoint_driver` (the adjoint of a residual layer) runs the transpose and the kernel
+  gradient image by image, so ``sigma'(a) * out_bar`` is read from memory once, not twice;
 * accumulators live in a per-thread ``(BLOCK, P)`` scratch array; the epilogue (bias, activation,
   residual update, derivative store) runs on it while it is hot in L1 (fusion);
 * ``parallel=True`` over contiguous chunks of the batch, :data:`CHUNKS_PER_THREAD` per thread,

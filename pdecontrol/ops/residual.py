@@ -209,7 +209,13 @@ def residual_adjoint(linearization, out_bar) -> tuple[np.ndarray, np.ndarray, np
         ``dt * sum over batch and space of sigma'(a) * out_bar``.
     """
     lin = _check_linearization(linearization)
-    out_bar = check_same_shape(out_bar, lin.y, "out_bar", "y")
+    return _fused_adjoint(lin, check_same_shape(out_bar, lin.y, "out_bar", "y"))
+
+
+def _fused_adjoint(lin: ResidualLinearization, out_bar: np.ndarray):
+    """:func:`residual_adjoint` on a validated ``out_bar``: one :func:`adjoint_driver` pass
+    (transpose and kernel gradient image by image; ``z = sigma'(a) * out_bar`` is formed on
+    the fly, never stored)."""
     y = lin.y
     n_images, channels, spatial = y.shape[0], y.shape[1], y.shape[2:]
     geometry = stencil_geometry(spatial)
@@ -217,8 +223,6 @@ def residual_adjoint(linearization, out_bar) -> tuple[np.ndarray, np.ndarray, np
     kernel_partial, bias_partial = gradient_partials(chunks, channels, channels, geometry)
     y_bar = np.empty_like(y)
     flat = (n_images, channels, geometry.size)
-    # transpose and kernel gradient in one pass per image; z = sigma'(a) * out_bar is formed on
-    # the fly (never stored)
     work = 2 * multiply_adds(n_images, channels, channels, geometry)
     driver = adjoint_driver.choose(work, chunks)
     with numba.parallel_chunksize(1):  # chunks handed out dynamically
