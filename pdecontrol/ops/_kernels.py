@@ -267,8 +267,6 @@ def _conv_image(
 @twin_kernel(SERIAL_BELOW_MULTIPLY_ADDS, cache=True, error_model="numpy", fastmath=_STREAM)
 def conv_driver(
     x1,
-    scale1,
-    has_scale1,
     kernel1,
     x2,
     kernel2,
@@ -287,9 +285,9 @@ def conv_driver(
     store_derivative,
     out,
 ):
-    """``out = epilogue(conv(x1 [* scale1], kernel1) + conv(x2, kernel2) + bias)`` over the batch.
+    """``out = epilogue(conv(x1, kernel1) + conv(x2, kernel2) + bias)`` over the batch.
 
-    ``x1`` and ``scale1`` (N, C1, P), ``x2`` (N, C2, P) (``C2`` may be 0), kernels
+    ``x1`` (N, C1, P), ``x2`` (N, C2, P) (``C2`` may be 0), kernels
     (O_padded, C, G, 3),
     ``bias`` (O_padded,), ``out``/``base``/``derivative`` (N, O, P); ``base`` and
     ``derivative`` may be any array of that shape when unused. ``mode`` an :class:`Epilogue`,
@@ -305,7 +303,7 @@ def conv_driver(
         buf2 = np.empty((x2.shape[1], masks.shape[0], width), out.dtype)
         acc = np.empty((BLOCK, n_points), out.dtype)
         for n in range(start, stop):
-            fill_buffers(x1[n], scale1[n], has_scale1, masks, pad, buf1)
+            fill_buffers(x1[n], x1[n], False, masks, pad, buf1)
             fill_buffers(x2[n], x2[n], False, masks, pad, buf2)
             _conv_image(
                 buf1,
@@ -413,9 +411,7 @@ def _gradient_image(
 
 
 @njit(cache=True, error_model="numpy", fastmath=_REDUCE)
-def _kernel_gradient_chunk(
-    x, z, z_scale, has_z_scale, masks, pad, shift, tap_mask, start, stop, kernel_sums, bias_sums
-):
+def _kernel_gradient_chunk(x, z, masks, pad, shift, tap_mask, start, stop, kernel_sums, bias_sums):
     """Add the sums of images ``start..stop-1`` to ``kernel_sums`` and ``bias_sums`` (float64)."""
     n_points = x.shape[2]
     buf = np.empty((x.shape[1], masks.shape[0], n_points + 2 * pad), x.dtype)
@@ -424,18 +420,17 @@ def _kernel_gradient_chunk(
     for n in range(start, stop):
         fill_buffers(x[n], x[n], False, masks, pad, buf)
         _gradient_image(
-            buf, z[n], z_scale[n], has_z_scale, shift, tap_mask, rows, sums, kernel_sums, bias_sums
+            buf, z[n], z[n], False, shift, tap_mask, rows, sums, kernel_sums, bias_sums
         )
 
 
 @twin_kernel(SERIAL_BELOW_MULTIPLY_ADDS, cache=True, error_model="numpy")
 def kernel_gradient_driver(
-    x, z, z_scale, has_z_scale, masks, pad, shift, tap_mask, n_chunks, kernel_partial, bias_partial
+    x, z, masks, pad, shift, tap_mask, n_chunks, kernel_partial, bias_partial
 ):
     """Per-chunk partial sums ``dK[o, c, g, t] = sum_{n,p} z[n, o, p] x_tap[n, c, p]``, ``db[o]``.
 
-    ``x`` (N, C, P), ``z`` and ``z_scale`` (N, O, P) (``z`` is multiplied by ``z_scale``
-    pointwise when ``has_z_scale``); ``kernel_partial`` (n_chunks, O_padded, C, G, 3) and
+    ``x`` (N, C, P), ``z`` (N, O, P); ``kernel_partial`` (n_chunks, O_padded, C, G, 3) and
     ``bias_partial`` (n_chunks, O_padded), float64, zero on entry (summed by the caller).
     Per image the sums run in the array dtype, across images in float64. The serial twin walks
     the same ``n_chunks`` chunks, so its partial sums, and hence the caller's chunk-order
@@ -451,8 +446,6 @@ def kernel_gradient_driver(
         _kernel_gradient_chunk(
             x,
             z,
-            z_scale,
-            has_z_scale,
             masks,
             pad,
             shift,
