@@ -62,6 +62,19 @@ def test_conv_float32_keeps_dtype_and_matches(rng, spatial, c_in, c_out):
     np.testing.assert_allclose(y, reference_conv(x, K, b), rtol=0, atol=1e-6 * scale)
 
 
+@pytest.mark.parametrize("channels", [1, 3, 5, 8, 17, 32])
+def test_conv_and_transpose_match_scipy_for_any_channel_count(rng, channels):
+    # input channels are taken in pairs plus an odd last one, output channels in blocks of 4
+    # plus a partial block: counts below, at and above both
+    x, K, b = random_case(rng, (5, 6), channels, channels, n_images=2)
+    np.testing.assert_allclose(conv(x, K, b), reference_conv(x, K, b), rtol=0, atol=1e-12)
+    y_bar = rng.standard_normal(x.shape)
+    flipped = np.ascontiguousarray(K[:, :, ::-1, ::-1].swapaxes(0, 1))
+    np.testing.assert_allclose(
+        conv_transpose(y_bar, K), reference_conv(y_bar, flipped), rtol=0, atol=1e-12
+    )
+
+
 def test_conv_is_independent_of_batch_partitioning(rng, force_twin):
     # Chunks per thread must not leak: a batch equals its images convolved one by one.
     force_twin("parallel", conv_driver)

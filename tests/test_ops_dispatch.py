@@ -17,6 +17,7 @@ KERNELS = {
     "activation": (activations._activate_array, SERIAL_BELOW_ELEMENTS),
     "conv": (_kernels.conv_driver, SERIAL_BELOW_MULTIPLY_ADDS),
     "kernel gradient": (_kernels.kernel_gradient_driver, SERIAL_BELOW_MULTIPLY_ADDS),
+    "fused adjoint": (_kernels.adjoint_driver, SERIAL_BELOW_MULTIPLY_ADDS),
 }
 PARALLEL = "parallel" if numba.get_num_threads() > 1 else "serial"  # one thread: always serial
 

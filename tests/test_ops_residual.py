@@ -1,18 +1,21 @@
 """Fused residual step of pdecontrol.ops: reference, tangent/adjoint, Taylor tests, errors."""
 
+import numba
 import numpy as np
 import pytest
 
 from pdecontrol.ops import (
     ResidualLinearization,
     conv,
+    conv_kernel_gradient,
+    conv_transpose,
     get_activation,
     residual_adjoint,
     residual_linearize,
     residual_step,
     residual_tangent,
 )
-from pdecontrol.ops._kernels import conv_driver, kernel_gradient_driver
+from pdecontrol.ops._kernels import adjoint_driver, conv_driver, kernel_gradient_driver
 
 SHAPES = [(2, 3, 9), (2, 5, 6, 7), (2, 2, 4, 3, 5)]  # (N, C, *spatial) in 1D, 2D, 3D
 
@@ -88,6 +91,56 @@ def test_adjoint_is_transpose_of_tangent(rng, shape, skip):
     y_bar, K_bar, b_bar = residual_adjoint(lin, out_bar)
     rhs = np.vdot(dy, y_bar) + np.vdot(dK, K_bar) + np.vdot(db, b_bar)
     assert abs(lhs - rhs) / abs(lhs) < 1e-10
+
+
+@pytest.mark.parametrize("channels", [1, 3, 5, 8, 17, 32])
+@pytest.mark.parametrize("skip", [True, False])
+def test_fused_adjoint_matches_transpose_and_kernel_gradient(rng, channels, skip):
+    # one driver does both per image; odd and even channel counts, partial channel blocks
+    y, K, b = random_layer(rng, (3, channels, 5, 6))
+    _, lin = residual_linearize(y, K, b, dt=0.7, activation="tanh", skip=skip)
+    out_bar = rng.standard_normal(y.shape)
+    z = lin.derivative * out_bar
+    y_bar, K_bar, b_bar = residual_adjoint(lin, out_bar)
+    np.testing.assert_allclose(
+        y_bar, (out_bar if skip else 0) + 0.7 * conv_transpose(z, K), rtol=0, atol=1e-13
+    )
+    np.testing.assert_allclose(K_bar, 0.7 * conv_kernel_gradient(y, z), rtol=1e-13, atol=0)
+    np.testing.assert_allclose(b_bar, 0.7 * z.sum(axis=(0, 2, 3)), rtol=1e-13, atol=0)
+
+
+@pytest.mark.parametrize("shape", [(11, 5, 6, 7), (11, 3, 4, 3, 5)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_adjoint_twins_are_bitwise_equal(rng, force_twin, shape, dtype):
+    y, K, b = random_layer(rng, shape, dtype)
+    _, lin = residual_linearize(y, K, b, dt=0.3)
+    out_bar = rng.standard_normal(shape).astype(dtype)
+    results = []
+    for path in ("serial", "parallel"):
+        force_twin(path, adjoint_driver)
+        results.append(residual_adjoint(lin, out_bar))
+    for serial, parallel in zip(*results, strict=True):
+        np.testing.assert_array_equal(serial, parallel)
+
+
+def test_fused_adjoint_does_not_depend_on_the_thread_count(rng):
+    available = numba.config.NUMBA_NUM_THREADS
+    if available < 2:
+        pytest.skip("Numba runs one thread here: nothing to compare")
+    y, K, b = random_layer(rng, (300, 4, 12, 12))
+    _, lin = residual_linearize(y, K, b)
+    out_bar = rng.standard_normal(y.shape)
+    previous = numba.get_num_threads()
+    results = []
+    try:
+        for threads in sorted({1, 2, available}):
+            numba.set_num_threads(threads)
+            results.append(residual_adjoint(lin, out_bar))
+    finally:
+        numba.set_num_threads(previous)
+    for result in results[1:]:
+        for array, first in zip(result, results[0], strict=True):
+            np.testing.assert_array_equal(array, first)
 
 
 def test_tangent_with_omitted_directions_is_zero_filled(rng):

@@ -9,11 +9,15 @@ Performance design (measured on the 2-core AVX-512 machine, see docs/operators.m
 * each input channel of an image is copied once into masked, zero-margined rows
   (:func:`fill_buffers`), so every tap is one contiguous, unit-stride read and the innermost
   loop runs over all ``P`` points of the image (784 for 28x28), which LLVM vectorises;
-* the innermost loop updates :data:`BLOCK` = 4 output channels at once from the three loads of a
-  tap triple (12 FMAs per 3 loads + 4 load/store pairs of L1-resident accumulators); in an
-  early prototype one output channel per pass ran at half the speed of two, and 8 channels per
-  pass gave no clear gain over 4; the kernel gradient likewise forms 12 dot products
-  (4 output channels x 3 taps) per pass over the points;
+* the innermost loop updates :data:`BLOCK` = 4 output channels at once from the tap triples of
+  two input channels (24 FMAs per 6 loads + 4 load/store pairs of L1-resident accumulators;
+  one input channel per pass, 12 FMAs per accumulator load/store pair, ran the C = 32 conv
+  10-17 % slower, at 74-78 instead of 86-90 GFLOP/s on one core, i.e. the 256-bit FMA peak;
+  8 output channels per pass spill the 48 weights and were slower); in an early prototype one
+  output channel per pass ran at half the speed of two; the kernel gradient forms 12 dot
+  products (4 output channels x 3 taps) per pass over the points;
+* :func:`adjoint_driver` (the adjoint of a residual layer) runs the transpose and the kernel
+  gradient image by image, so ``sigma'(a) * out_bar`` is read from memory once, not twice;
 * accumulators live in a per-thread ``(BLOCK, P)`` scratch array; the epilogue (bias, activation,
   residual update, derivative store) runs on it while it is hot in L1 (fusion);
 * ``parallel=True`` over contiguous chunks of the batch, :data:`CHUNKS_PER_THREAD` per thread,
@@ -53,6 +57,7 @@ __all__ = [
     "accumulate_block",
     "conv_driver",
     "kernel_gradient_driver",
+    "adjoint_driver",
 ]
 
 BLOCK = 4
@@ -104,15 +109,61 @@ def accumulate_block(buf, kernel, o, shift, tap_mask, acc):
     """``acc[r, p] += sum_{c,g,t} kernel[o + r, c, g, t] * buf[c, tap_mask[g, t], q]``.
 
     ``q = shift[g] + t - 1 + p``, ``r = 0..BLOCK-1``; ``buf`` (C, M, P + 2 pad) from
-    :func:`fill_buffers`, ``kernel``
-    (O_padded, C, G, 3), ``acc`` (BLOCK, P).
+    :func:`fill_buffers`, ``kernel`` (O_padded, C, G, 3), ``acc`` (BLOCK, P).
+
+    Input channels are taken in pairs: one pass over the points adds the 6 taps of channels
+    ``c, c + 1`` (24 FMAs, 24 weights in registers) per load and store of the 4 accumulators,
+    half the accumulator traffic of one channel per pass; an odd last channel takes a pass of
+    its own. Per point the sum runs over ``c`` in order within each pass.
     """
     n_points = acc.shape[1]
+    n_in = buf.shape[0]
     acc0 = acc[0]
     acc1 = acc[1]
     acc2 = acc[2]
     acc3 = acc[3]
-    for c in range(buf.shape[0]):
+    for c in range(0, n_in - 1, 2):
+        for g in range(shift.shape[0]):
+            s = shift[g]
+            left = buf[c, tap_mask[g, 0], s - 1 : s - 1 + n_points]
+            centre = buf[c, tap_mask[g, 1], s : s + n_points]
+            right = buf[c, tap_mask[g, 2], s + 1 : s + 1 + n_points]
+            left1 = buf[c + 1, tap_mask[g, 0], s - 1 : s - 1 + n_points]
+            centre1 = buf[c + 1, tap_mask[g, 1], s : s + n_points]
+            right1 = buf[c + 1, tap_mask[g, 2], s + 1 : s + 1 + n_points]
+            k0 = kernel[o, c, g]
+            k1 = kernel[o + 1, c, g]
+            k2 = kernel[o + 2, c, g]
+            k3 = kernel[o + 3, c, g]
+            m0 = kernel[o, c + 1, g]
+            m1 = kernel[o + 1, c + 1, g]
+            m2 = kernel[o + 2, c + 1, g]
+            m3 = kernel[o + 3, c + 1, g]
+            w00, w01, w02, v00, v01, v02 = k0[0], k0[1], k0[2], m0[0], m0[1], m0[2]
+            w10, w11, w12, v10, v11, v12 = k1[0], k1[1], k1[2], m1[0], m1[1], m1[2]
+            w20, w21, w22, v20, v21, v22 = k2[0], k2[1], k2[2], m2[0], m2[1], m2[2]
+            w30, w31, w32, v30, v31, v32 = k3[0], k3[1], k3[2], m3[0], m3[1], m3[2]
+            for p in range(n_points):
+                xl = left[p]
+                xc = centre[p]
+                xr = right[p]
+                zl = left1[p]
+                zc = centre1[p]
+                zr = right1[p]
+                acc0[p] = (
+                    acc0[p] + w00 * xl + w01 * xc + w02 * xr + v00 * zl + v01 * zc + v02 * zr
+                )
+                acc1[p] = (
+                    acc1[p] + w10 * xl + w11 * xc + w12 * xr + v10 * zl + v11 * zc + v12 * zr
+                )
+                acc2[p] = (
+                    acc2[p] + w20 * xl + w21 * xc + w22 * xr + v20 * zl + v21 * zc + v22 * zr
+                )
+                acc3[p] = (
+                    acc3[p] + w30 * xl + w31 * xc + w32 * xr + v30 * zl + v31 * zc + v32 * zr
+                )
+    if n_in % 2:
+        c = n_in - 1
         for g in range(shift.shape[0]):
             s = shift[g]
             left = buf[c, tap_mask[g, 0], s - 1 : s - 1 + n_points]
@@ -166,11 +217,56 @@ def _write_row(mode, kind, acc, dt, has_base, base, derivative, store_derivative
             out[p] = acc[p]
 
 
+@njit(cache=True, error_model="numpy", fastmath=_STREAM)
+def _conv_image(
+    buf1,
+    kernel1,
+    buf2,
+    kernel2,
+    bias,
+    shift,
+    tap_mask,
+    acc,
+    mode,
+    kind,
+    dt,
+    has_base,
+    base,
+    derivative,
+    store_derivative,
+    out,
+):
+    """One image of :func:`conv_driver`: ``out = epilogue(kernel1 * buf1 + kernel2 * buf2 + bias)``.
+
+    ``buf1``/``buf2`` filled by :func:`fill_buffers` (``buf2`` may have 0 channels), ``acc``
+    (BLOCK, P) scratch, ``out``/``base``/``derivative`` (O, P); the rest as in
+    :func:`conv_driver`.
+    """
+    n_out, n_points = out.shape
+    for o in range(0, n_out, BLOCK):
+        for r in range(BLOCK):
+            row = acc[r]
+            for p in range(n_points):
+                row[p] = bias[o + r]
+        accumulate_block(buf1, kernel1, o, shift, tap_mask, acc)
+        accumulate_block(buf2, kernel2, o, shift, tap_mask, acc)
+        for r in range(min(BLOCK, n_out - o)):
+            _write_row(
+                mode,
+                kind,
+                acc[r],
+                dt,
+                has_base,
+                base[o + r],
+                derivative[o + r],
+                store_derivative,
+                out[o + r],
+            )
+
+
 @twin_kernel(SERIAL_BELOW_MULTIPLY_ADDS, cache=True, error_model="numpy", fastmath=_STREAM)
 def conv_driver(
     x1,
-    scale1,
-    has_scale1,
     kernel1,
     x2,
     kernel2,
@@ -189,16 +285,16 @@ def conv_driver(
     store_derivative,
     out,
 ):
-    """``out = epilogue(conv(x1 [* scale1], kernel1) + conv(x2, kernel2) + bias)`` over the batch.
+    """``out = epilogue(conv(x1, kernel1) + conv(x2, kernel2) + bias)`` over the batch.
 
-    ``x1`` and ``scale1`` (N, C1, P), ``x2`` (N, C2, P) (``C2`` may be 0), kernels
+    ``x1`` (N, C1, P), ``x2`` (N, C2, P) (``C2`` may be 0), kernels
     (O_padded, C, G, 3),
     ``bias`` (O_padded,), ``out``/``base``/``derivative`` (N, O, P); ``base`` and
     ``derivative`` may be any array of that shape when unused. ``mode`` an :class:`Epilogue`,
     ``kind`` an activation kind, ``dt`` a scalar of the array dtype. The serial twin gives
     bitwise the same ``out`` (each image is computed by the same code whatever the chunking).
     """
-    n_images, n_out, n_points = out.shape
+    n_images, n_points = out.shape[0], out.shape[2]
     width = n_points + 2 * pad
     for chunk in prange(n_chunks):
         start = chunk * n_images // n_chunks
@@ -207,27 +303,26 @@ def conv_driver(
         buf2 = np.empty((x2.shape[1], masks.shape[0], width), out.dtype)
         acc = np.empty((BLOCK, n_points), out.dtype)
         for n in range(start, stop):
-            fill_buffers(x1[n], scale1[n], has_scale1, masks, pad, buf1)
+            fill_buffers(x1[n], x1[n], False, masks, pad, buf1)
             fill_buffers(x2[n], x2[n], False, masks, pad, buf2)
-            for o in range(0, n_out, BLOCK):
-                for r in range(BLOCK):
-                    row = acc[r]
-                    for p in range(n_points):
-                        row[p] = bias[o + r]
-                accumulate_block(buf1, kernel1, o, shift, tap_mask, acc)
-                accumulate_block(buf2, kernel2, o, shift, tap_mask, acc)
-                for r in range(min(BLOCK, n_out - o)):
-                    _write_row(
-                        mode,
-                        kind,
-                        acc[r],
-                        dt,
-                        has_base,
-                        base[n, o + r],
-                        derivative[n, o + r],
-                        store_derivative,
-                        out[n, o + r],
-                    )
+            _conv_image(
+                buf1,
+                kernel1,
+                buf2,
+                kernel2,
+                bias,
+                shift,
+                tap_mask,
+                acc,
+                mode,
+                kind,
+                dt,
+                has_base,
+                base[n],
+                derivative[n],
+                store_derivative,
+                out[n],
+            )
 
 
 @njit(cache=True, error_model="numpy", fastmath=_REDUCE)
@@ -282,47 +377,60 @@ def _correlate_block(buf, rows, shift, tap_mask, kernel_sums, o):
 
 
 @njit(cache=True, error_model="numpy", fastmath=_REDUCE)
-def _kernel_gradient_chunk(
-    x, z, z_scale, has_z_scale, masks, pad, shift, tap_mask, start, stop, kernel_sums, bias_sums
+def _gradient_image(
+    buf, zn, z_scale, has_z_scale, shift, tap_mask, rows, sums, kernel_sums, bias_sums
 ):
-    """Add the sums of images ``start..stop-1`` to ``kernel_sums`` and ``bias_sums`` (float64)."""
-    n_in, n_points = x.shape[1], x.shape[2]
-    n_out = z.shape[1]
-    buf = np.empty((n_in, masks.shape[0], n_points + 2 * pad), x.dtype)
-    rows = np.zeros((BLOCK, n_points), x.dtype)
-    sums = np.empty(kernel_sums.shape, x.dtype)
+    """Add one image's ``sum_p z[o, p] x_tap[c, p]`` to ``kernel_sums``, ``sum_p z[o, p]`` to
+    ``bias_sums`` (float64; the image's own sums run in the array dtype).
+
+    ``buf`` (C, M, P + 2 pad) filled from the image ``x`` by :func:`fill_buffers`, ``zn`` and
+    ``z_scale`` (O, P) with ``z = zn * z_scale`` if ``has_z_scale`` else ``zn``; scratch
+    ``rows`` (BLOCK, P) and ``sums`` (shape of ``kernel_sums`` (O_padded, C, G, 3), array dtype).
+    """
+    n_out, n_points = zn.shape
     flat_sums = sums.reshape(-1)
     flat_kernel_sums = kernel_sums.reshape(-1)
+    for i in range(flat_sums.size):
+        flat_sums[i] = 0
+    for o in range(0, n_out, BLOCK):
+        for r in range(min(BLOCK, n_out - o)):
+            row = rows[r]
+            source = zn[o + r]
+            factor = z_scale[o + r]
+            for p in range(n_points):
+                row[p] = source[p] * factor[p] if has_z_scale else source[p]
+            total = constant_like(0.0, row[0])
+            for p in range(n_points):
+                total += row[p]
+            bias_sums[o + r] += total
+        # in a last, partial block the rows past n_out hold stale values: they only feed the
+        # zero-padded output channels, which the caller discards
+        _correlate_block(buf, rows, shift, tap_mask, sums, o)
+    for i in range(flat_sums.size):
+        flat_kernel_sums[i] += flat_sums[i]
+
+
+@njit(cache=True, error_model="numpy", fastmath=_REDUCE)
+def _kernel_gradient_chunk(x, z, masks, pad, shift, tap_mask, start, stop, kernel_sums, bias_sums):
+    """Add the sums of images ``start..stop-1`` to ``kernel_sums`` and ``bias_sums`` (float64)."""
+    n_points = x.shape[2]
+    buf = np.empty((x.shape[1], masks.shape[0], n_points + 2 * pad), x.dtype)
+    rows = np.zeros((BLOCK, n_points), x.dtype)
+    sums = np.empty(kernel_sums.shape, x.dtype)
     for n in range(start, stop):
         fill_buffers(x[n], x[n], False, masks, pad, buf)
-        for i in range(flat_sums.size):
-            flat_sums[i] = 0
-        for o in range(0, n_out, BLOCK):
-            for r in range(min(BLOCK, n_out - o)):
-                row = rows[r]
-                source = z[n, o + r]
-                factor = z_scale[n, o + r]
-                for p in range(n_points):
-                    row[p] = source[p] * factor[p] if has_z_scale else source[p]
-                total = constant_like(0.0, row[0])
-                for p in range(n_points):
-                    total += row[p]
-                bias_sums[o + r] += total
-            # in a last, partial block the rows past n_out hold stale values: they only feed the
-            # zero-padded output channels, which the caller discards
-            _correlate_block(buf, rows, shift, tap_mask, sums, o)
-        for i in range(flat_sums.size):
-            flat_kernel_sums[i] += flat_sums[i]
+        _gradient_image(
+            buf, z[n], z[n], False, shift, tap_mask, rows, sums, kernel_sums, bias_sums
+        )
 
 
 @twin_kernel(SERIAL_BELOW_MULTIPLY_ADDS, cache=True, error_model="numpy")
 def kernel_gradient_driver(
-    x, z, z_scale, has_z_scale, masks, pad, shift, tap_mask, n_chunks, kernel_partial, bias_partial
+    x, z, masks, pad, shift, tap_mask, n_chunks, kernel_partial, bias_partial
 ):
     """Per-chunk partial sums ``dK[o, c, g, t] = sum_{n,p} z[n, o, p] x_tap[n, c, p]``, ``db[o]``.
 
-    ``x`` (N, C, P), ``z`` and ``z_scale`` (N, O, P) (``z`` is multiplied by ``z_scale``
-    pointwise when ``has_z_scale``); ``kernel_partial`` (n_chunks, O_padded, C, G, 3) and
+    ``x`` (N, C, P), ``z`` (N, O, P); ``kernel_partial`` (n_chunks, O_padded, C, G, 3) and
     ``bias_partial`` (n_chunks, O_padded), float64, zero on entry (summed by the caller).
     Per image the sums run in the array dtype, across images in float64. The serial twin walks
     the same ``n_chunks`` chunks, so its partial sums, and hence the caller's chunk-order
@@ -338,14 +446,130 @@ def kernel_gradient_driver(
         _kernel_gradient_chunk(
             x,
             z,
-            z_scale,
-            has_z_scale,
             masks,
             pad,
             shift,
             tap_mask,
             chunk * n_images // n_chunks,
             (chunk + 1) * n_images // n_chunks,
+            kernel_partial[chunk],
+            bias_partial[chunk],
+        )
+
+
+@njit(cache=True, error_model="numpy", fastmath=_STREAM)
+def _adjoint_chunk(
+    y,
+    out_bar,
+    derivative,
+    kernel_t,
+    masks,
+    pad,
+    shift,
+    tap_mask,
+    dt,
+    has_base,
+    start,
+    stop,
+    y_bar,
+    kernel_sums,
+    bias_sums,
+):
+    """Images ``start..stop-1`` of :func:`adjoint_driver`: ``y_bar`` rows and the gradient sums.
+
+    Per image, ``z = derivative * out_bar`` is formed once into the masked buffers of the
+    transpose; the kernel gradient then reads ``out_bar`` and ``derivative`` of the same image
+    again while they are still in cache.
+    """
+    n_points = y.shape[2]
+    width = n_points + 2 * pad
+    buf_z = np.empty((out_bar.shape[1], masks.shape[0], width), y.dtype)
+    buf_y = np.empty((y.shape[1], masks.shape[0], width), y.dtype)
+    no_input = np.empty((0, masks.shape[0], width), y.dtype)
+    no_bias = np.zeros(kernel_t.shape[0], y.dtype)
+    acc = np.empty((BLOCK, n_points), y.dtype)
+    rows = np.zeros((BLOCK, n_points), y.dtype)
+    sums = np.empty(kernel_sums.shape, y.dtype)
+    for n in range(start, stop):
+        fill_buffers(out_bar[n], derivative[n], True, masks, pad, buf_z)
+        _conv_image(
+            buf_z,
+            kernel_t,
+            no_input,
+            kernel_t,
+            no_bias,
+            shift,
+            tap_mask,
+            acc,
+            Epilogue.AFFINE.value,
+            0,
+            dt,
+            has_base,
+            out_bar[n],
+            y_bar[n],
+            False,
+            y_bar[n],
+        )
+        fill_buffers(y[n], y[n], False, masks, pad, buf_y)
+        _gradient_image(
+            buf_y,
+            out_bar[n],
+            derivative[n],
+            True,
+            shift,
+            tap_mask,
+            rows,
+            sums,
+            kernel_sums,
+            bias_sums,
+        )
+
+
+@twin_kernel(SERIAL_BELOW_MULTIPLY_ADDS, cache=True, error_model="numpy")
+def adjoint_driver(
+    y,
+    out_bar,
+    derivative,
+    kernel_t,
+    masks,
+    pad,
+    shift,
+    tap_mask,
+    dt,
+    has_base,
+    n_chunks,
+    y_bar,
+    kernel_partial,
+    bias_partial,
+):
+    """Fused adjoint of a residual layer: transpose and kernel gradient in one pass per image.
+
+    With ``z = derivative * out_bar``: ``y_bar = [out_bar +] dt * K^T z`` (``has_base``) and the
+    per-chunk partial sums of :func:`kernel_gradient_driver` for ``(x, z) = (y, z)``
+    (without ``dt``). ``y``, ``out_bar``, ``derivative``, ``y_bar`` (N, C, P); ``kernel_t``
+    the blocked kernel of the transpose (C_padded, C, G, 3); ``kernel_partial``
+    (n_chunks, C_padded, C, G, 3) and ``bias_partial`` (n_chunks, C_padded), float64, zero on
+    entry. Each image's ``y_bar`` and sums are bitwise those of :func:`conv_driver` and
+    :func:`kernel_gradient_driver` on the same arrays, so with ``n_chunks`` =
+    :data:`GRADIENT_CHUNKS` (the caller's choice) the results do not depend on the thread count
+    or on which twin runs.
+    """
+    n_images = y.shape[0]
+    for chunk in prange(n_chunks):
+        _adjoint_chunk(
+            y,
+            out_bar,
+            derivative,
+            kernel_t,
+            masks,
+            pad,
+            shift,
+            tap_mask,
+            dt,
+            has_base,
+            chunk * n_images // n_chunks,
+            (chunk + 1) * n_images // n_chunks,
+            y_bar,
             kernel_partial[chunk],
             bias_partial[chunk],
         )

@@ -149,7 +149,6 @@ def run_conv(
     kernel1,
     out_channels,
     *,
-    scale1=None,
     x2=None,
     kernel2=None,
     bias=None,
@@ -163,8 +162,7 @@ def run_conv(
     """Call :func:`_kernels.conv_driver` (serial twin for small work) on validated arrays
     of shape (N, C, *spatial).
 
-    ``kernel1``/``kernel2`` are (C_out, C, 3, ...) kernels; ``scale1`` (shape of ``x1``)
-    multiplies ``x1`` pointwise on the fly; returns ``out`` (N, C_out, *spatial)
+    ``kernel1``/``kernel2`` are (C_out, C, 3, ...) kernels; returns ``out`` (N, C_out, *spatial)
     (and fills ``derivative`` in place when ``store_derivative``).
     """
     n_images, spatial = x1.shape[0], x1.shape[2:]
@@ -189,8 +187,6 @@ def run_conv(
     with numba.parallel_chunksize(1):  # chunks handed out dynamically
         driver(
             flat_x1,
-            flat_x1 if scale1 is None else scale1.reshape(flat_x1.shape),
-            scale1 is not None,
             blocked_kernel(kernel1),
             flat_x2,
             blocked2,
@@ -212,12 +208,31 @@ def run_conv(
     return out
 
 
-def run_kernel_gradient(
-    x: np.ndarray, z: np.ndarray, z_scale=None
-) -> tuple[np.ndarray, np.ndarray]:
+def gradient_partials(n_chunks: int, out_channels: int, in_channels: int, geometry):
+    """Zeroed float64 per-chunk partial sums for a kernel-gradient driver:
+    ``kernel_partial`` (n_chunks, C_out padded to BLOCK, C_in, G, 3), ``bias_partial``
+    (n_chunks, C_out padded)."""
+    padded = _padded_channels(out_channels)
+    return (
+        np.zeros((n_chunks, padded, in_channels, geometry.n_groups, 3)),
+        np.zeros((n_chunks, padded)),
+    )
+
+
+def gradient_totals(kernel_partial, bias_partial, out_channels, in_channels, dim, dtype):
+    """The partial sums of :func:`gradient_partials` added in chunk order, padding dropped:
+    kernel gradient (C_out, C_in, 3, ..., 3) with ``dim`` 3s and bias gradient (C_out,), in
+    ``dtype``."""
+    kernel_shape = (out_channels, in_channels) + (STENCIL_WIDTH,) * dim
+    return (
+        kernel_partial[:, :out_channels].sum(axis=0).reshape(kernel_shape).astype(dtype),
+        bias_partial[:, :out_channels].sum(axis=0).astype(dtype),
+    )
+
+
+def run_kernel_gradient(x: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(sum_n x-taps . z, sum_{n,p} z)`` for validated x (N, C_in, *s), z (N, C_out, *s).
 
-    With ``z_scale`` (shape of ``z``), ``z * z_scale`` is used instead of ``z`` (fused).
     Returns the kernel gradient (C_out, C_in, 3, ..., 3) and the bias gradient (C_out,), in the
     dtype of ``x`` (accumulated in float64).
     """
@@ -225,19 +240,14 @@ def run_kernel_gradient(
     out_channels = z.shape[1]
     geometry = stencil_geometry(spatial)
     chunks = gradient_chunks(n_images)
-    padded = _padded_channels(out_channels)
-    kernel_partial = np.zeros((chunks, padded, in_channels, geometry.n_groups, 3))
-    bias_partial = np.zeros((chunks, padded))
-    flat_z = z.reshape(n_images, out_channels, -1)
+    kernel_partial, bias_partial = gradient_partials(chunks, out_channels, in_channels, geometry)
     driver = _kernels.kernel_gradient_driver.choose(
         multiply_adds(n_images, out_channels, in_channels, geometry), chunks
     )
     with numba.parallel_chunksize(1):  # chunks handed out dynamically
         driver(
             x.reshape(n_images, in_channels, -1),
-            flat_z,
-            flat_z if z_scale is None else z_scale.reshape(flat_z.shape),
-            z_scale is not None,
+            z.reshape(n_images, out_channels, -1),
             geometry.masks_by_dtype[x.dtype],
             geometry.pad,
             geometry.shift,
@@ -246,10 +256,8 @@ def run_kernel_gradient(
             kernel_partial,
             bias_partial,
         )
-    kernel_shape = (out_channels, in_channels) + (STENCIL_WIDTH,) * len(spatial)
-    return (
-        kernel_partial[:, :out_channels].sum(axis=0).reshape(kernel_shape).astype(x.dtype),
-        bias_partial[:, :out_channels].sum(axis=0).astype(x.dtype),
+    return gradient_totals(
+        kernel_partial, bias_partial, out_channels, in_channels, len(spatial), x.dtype
     )
 
 

@@ -21,18 +21,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from .._validation import check_positive
-from ._kernels import Epilogue
+from ._geometry import stencil_geometry
+from ._kernels import Epilogue, adjoint_driver
 from .activations import Activation, get_activation
 from .conv import (
+    blocked_kernel,
     check_batch,
     check_bias,
     check_kernel,
     check_same_shape,
+    gradient_chunks,
+    gradient_partials,
+    gradient_totals,
+    multiply_adds,
     run_conv,
-    run_kernel_gradient,
     transposed_kernel,
 )
 
@@ -203,16 +209,41 @@ def residual_adjoint(linearization, out_bar) -> tuple[np.ndarray, np.ndarray, np
         ``dt * sum over batch and space of sigma'(a) * out_bar``.
     """
     lin = _check_linearization(linearization)
-    out_bar = check_same_shape(out_bar, lin.y, "out_bar", "y")
-    # z = sigma'(a) * out_bar is formed on the fly inside both kernels (never stored)
-    y_bar = run_conv(
-        out_bar,
-        transposed_kernel(lin.K),
-        lin.K.shape[1],
-        scale1=lin.derivative,
-        dt=lin.dt,
-        base=out_bar if lin.skip else None,
+    return _fused_adjoint(lin, check_same_shape(out_bar, lin.y, "out_bar", "y"))
+
+
+def _fused_adjoint(lin: ResidualLinearization, out_bar: np.ndarray):
+    """:func:`residual_adjoint` on a validated ``out_bar``: one :func:`adjoint_driver` pass
+    (transpose and kernel gradient image by image; ``z = sigma'(a) * out_bar`` is formed on
+    the fly, never stored)."""
+    y = lin.y
+    n_images, channels, spatial = y.shape[0], y.shape[1], y.shape[2:]
+    geometry = stencil_geometry(spatial)
+    chunks = gradient_chunks(n_images)
+    kernel_partial, bias_partial = gradient_partials(chunks, channels, channels, geometry)
+    y_bar = np.empty_like(y)
+    flat = (n_images, channels, geometry.size)
+    work = 2 * multiply_adds(n_images, channels, channels, geometry)
+    driver = adjoint_driver.choose(work, chunks)
+    with numba.parallel_chunksize(1):  # chunks handed out dynamically
+        driver(
+            y.reshape(flat),
+            out_bar.reshape(flat),
+            lin.derivative.reshape(flat),
+            blocked_kernel(transposed_kernel(lin.K)),
+            geometry.masks_by_dtype[y.dtype],
+            geometry.pad,
+            geometry.shift,
+            geometry.tap_mask,
+            y.dtype.type(lin.dt),
+            lin.skip,
+            chunks,
+            y_bar.reshape(flat),
+            kernel_partial,
+            bias_partial,
+        )
+    K_bar, b_bar = gradient_totals(
+        kernel_partial, bias_partial, channels, channels, len(spatial), y.dtype
     )
-    K_bar, b_bar = run_kernel_gradient(lin.y, out_bar, z_scale=lin.derivative)
-    scale = lin.y.dtype.type(lin.dt)
+    scale = y.dtype.type(lin.dt)
     return y_bar, scale * K_bar, scale * b_bar
