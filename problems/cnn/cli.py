@@ -44,6 +44,7 @@ from .config import LOSSES, TrainingSettings
 from .data.sets import MNIST_RESOLUTION, check_resolution, load_image_sets
 from .memory import evaluation_memory, training_memory
 from .network import KERNEL_BASES
+from .run_outputs import run_transfers
 
 __all__ = [
     "COMMANDS",
@@ -193,10 +194,72 @@ def paper_settings(args):
 
 
 # ---------------------------------------------------------------------- data
-def _load_from_config(config: dict, resolution=None) -> tuple:
+def _load_from_config(config: dict, resolution=None, *, centring: str = "node") -> tuple:
     return load_image_sets(config["data"], config["resolution"] if resolution is None
                            else resolution, config["n_train"], config["n_val"],
-                           seed=config["seed"], data_dir=config["data_dir"])
+                           seed=config["seed"], data_dir=config["data_dir"], centring=centring)
+
+
+# ---------------------------------------------------------------------- transfers
+#: Options (config names) of how images and networks move between levels
+#: (:data:`problems.cnn.run_outputs.TRANSFER_DEFAULTS`).
+_TRANSFER_OPTIONS = ("centring", "kernel_transfer", "smoothing_sigma")
+# the modes whose training moves networks and images between levels
+_MULTILEVEL_MODES = ("multilevel", "consistent")
+
+
+def _add_transfer_options(group):
+    """``--centring``, ``--kernel-transfer``, ``--smoothing-sigma`` (train and paper)."""
+    group.add_argument(
+        "--centring", choices=("node", "cell"), default=None,
+        help="centring of the meshes: node (full weighting / bilinear, coarse node j on fine "
+             "node 2j) or cell (2x2 averaging / piecewise constant); decides how images and the "
+             "network are restricted in training, evaluation and figures (default node)")
+    group.add_argument(
+        "--kernel-transfer", choices=("galerkin", "rediscretize"), default=None,
+        help="how kernels move between meshes: Galerkin R K P, or the same derivative "
+             "coefficients rediscretized at the new spacing (default galerkin)")
+    group.add_argument(
+        "--smoothing-sigma", type=float, default=None, metavar="S",
+        help="Gaussian smoothing of the images (standard deviation S pixels of the finer mesh) "
+             "before each restriction: the paper's image pyramid (default: none)")
+
+
+def _transfer_config(args, mode: str) -> dict:
+    """The transfer options of a run configuration (only those not at their default, see
+    :data:`~problems.cnn.run_outputs.TRANSFER_DEFAULTS`); one-line errors for options that do
+    not apply to ``mode`` or bad values."""
+    from .run_outputs import TRANSFER_DEFAULTS
+
+    sigma = args.smoothing_sigma
+    if sigma is not None and not (np.isfinite(sigma) and sigma > 0):
+        raise UsageError(f"--smoothing-sigma must be a positive number of pixels, got {sigma}")
+    for option, name in (("--kernel-transfer", "kernel_transfer"),
+                         ("--smoothing-sigma", "smoothing_sigma")):
+        if getattr(args, name) is not None and mode not in _MULTILEVEL_MODES:
+            raise UsageError(
+                f"{option} applies to --mode multilevel or consistent (training that moves "
+                f"networks and images between levels), not --mode {mode}")
+    return {name: getattr(args, name) for name in _TRANSFER_OPTIONS
+            if getattr(args, name) not in (None, TRANSFER_DEFAULTS[name])}
+
+
+def _check_levels(config: dict):
+    """One-line error when the images of a multilevel or consistent run cannot be coarsened
+    ``levels - 1`` times (every coarsening halves an even size)."""
+    if config["mode"] not in _MULTILEVEL_MODES:
+        return
+    resolution, levels = config["resolution"], config["levels"]
+    mesh = Mesh((resolution, resolution))
+    if levels > mesh.max_levels:
+        sizes = [resolution]
+        while sizes[-1] % 2 == 0 and sizes[-1] > 1:
+            sizes.append(sizes[-1] // 2)
+        raise UsageError(
+            f"--levels {levels}: {resolution}x{resolution} images cannot be coarsened "
+            f"{levels - 1} times (halving stops at {sizes[-1]}x{sizes[-1]}: "
+            f"{' -> '.join(map(str, sizes))}); use fewer levels (--levels {mesh.max_levels} or "
+            f"less) or a resolution divisible by 2**{levels - 1}")
 
 
 def _add_data_options(parser, *, training: bool):
@@ -238,7 +301,7 @@ class TrainCommand(RunCommand):
                    "run directory: config.json, network.nc, history.nc, predictions.nc, "
                    "evaluation.nc, summary.json, figures/*.png.")
     _CONFIG_OPTIONS = ("data", "resolution", "n_train", "n_val", "data_dir", "mode", "levels",
-                       "consistency_weight", "seed", "initial")
+                       "consistency_weight", "seed", "initial") + _TRANSFER_OPTIONS
 
     def add_arguments(self, parser):
         group = parser.add_argument_group("training")
@@ -265,6 +328,7 @@ class TrainCommand(RunCommand):
                  "network_multilevel.nc of pdecontrol cnn paper) instead of random kernels; "
                  "--mode single or consistent; its mesh, channels, layers, activation and kernel "
                  "basis must be this run's")
+        _add_transfer_options(group)
         _add_data_options(parser, training=True)
         add_setting_options(parser, SETTING_OPTIONS, TrainingSettings(**TRAIN_DEFAULTS["settings"]))
 
@@ -285,6 +349,8 @@ class TrainCommand(RunCommand):
                               else None)
         if config["levels"] < 1:
             raise UsageError(f"--levels must be >= 1, got {config['levels']}")
+        config.update(_transfer_config(args, config["mode"]))
+        _check_levels(config)
         settings = train_settings(args, TRAIN_DEFAULTS["settings"])
         if config["mode"] == "time":
             from .training import halving_layers
@@ -305,7 +371,7 @@ class TrainCommand(RunCommand):
                                      n_train=config["n_train"], n_val=config["n_val"],
                                      consistency_levels=levels), what="this run")
         initial = _initial_parameters(config)
-        train, validation = _load_from_config(config)
+        train, validation = _load_from_config(config, centring=run_transfers(config)["centring"])
         run_dir.start(config, args.argv)
         result = _train(config, train, validation, run_dir.state_dir, args.quiet == 0, initial)
         if result.status == "failed" or not np.isfinite(result.history["objective"].values[-1]):
@@ -415,6 +481,11 @@ def _train(config: dict, train, validation, state_dir: Path, progress: bool, ini
     mode, levels = config["mode"], config["levels"]
     if initial is not None:
         options["initial"] = initial
+    transfers = run_transfers(config)
+    options["centring"] = transfers["centring"]
+    if mode in _MULTILEVEL_MODES:
+        options["kernel_transfer"] = transfers["kernel_transfer"]
+        options["smoothing_sigma"] = transfers["smoothing_sigma"]
     if mode == "multilevel":
         options["n_levels"] = levels
     elif mode == "consistent":
@@ -492,7 +563,8 @@ class EvaluateCommand(Command):
                  "classifier-only: only W restricted; resolved: kernels moved, W re-solved on "
                  "the training images at n; interpolated: coarse images interpolated to the "
                  "network's mesh; rediscretized, rediscretized-resolved: as restricted/prolonged "
-                 "and resolved with rediscretized kernels (only when named). Default: all "
+                 "and resolved with rediscretized kernels (only when named, or when the "
+                 "network's run trained with --kernel-transfer rediscretize). Default: all "
                  "others that apply")
         group = _add_data_options(parser, training=False)
         group.description = "default: the data of the network's run"
@@ -529,8 +601,9 @@ class EvaluateCommand(Command):
                                        or not _REFIT_VARIANTS.isdisjoint(args.variant),
                                        n_classes=network.problem.n_classes),
                      what=f"evaluating at {resolution}x{resolution}")
+        centring = network.mesh.centring
         target = Mesh((resolution,) * network.problem.dim, extent=network.mesh.extent,
-                      origin=network.mesh.origin)
+                      origin=network.mesh.origin, centring=centring)
         try:
             levels = levels_between(network.mesh, target)
         except ValueError:
@@ -544,6 +617,10 @@ class EvaluateCommand(Command):
             applicable |= _OPT_IN_VARIANTS
         requested = args.variant or sorted(applicable - {"resolved"} - _OPT_IN_VARIANTS) + [
             "resolved"]
+        if (args.variant is None and levels
+                and run_transfers(run)["kernel_transfer"] == "rediscretize"):
+            # a network trained with rediscretized transfers: show them too
+            requested += ["rediscretized", "rediscretized-resolved"]
         wrong = [v for v in requested if v not in applicable]
         if wrong:
             raise UsageError(
@@ -555,12 +632,14 @@ class EvaluateCommand(Command):
         if run["data"] == "mnist" and source_resolution > MNIST_RESOLUTION:
             raise UsageError(
                 f"MNIST images are 28x28: --resolution {resolution} cannot be evaluated")
-        train, validation = _load_from_config(run, source_resolution)
+        train, validation = _load_from_config(run, source_resolution, centring=centring)
         down = levels_between(Mesh((source_resolution,) * 2), Mesh((resolution,) * 2))
+        sigma = run_transfers(run)["smoothing_sigma"]
 
         def at_resolution(dataset):
+            # restricted as in the network's training: its centring's R, its smoothing
             images = dataset["images"].values
-            return (restrict_image(images, 2, down) if down else images,
+            return (restrict_image(images, 2, down, sigma, centring) if down else images,
                     dataset["labels"].values)
 
         columns = sorted({CLI_VARIANTS[v] for v in requested})
@@ -580,6 +659,8 @@ class EvaluateCommand(Command):
         result = {
             "network": str(network_path),
             "network_resolution": network_resolution,
+            "centring": centring,
+            "smoothing_sigma": sigma,
             "resolution": resolution,
             "levels": levels,
             "data": run["data"],
@@ -588,9 +669,9 @@ class EvaluateCommand(Command):
             "accuracy": accuracy,
         }
         write_json(out / f"evaluation_{resolution}.json", result)
-        print(f"network {network_resolution}x{network_resolution} evaluated at "
-              f"{resolution}x{resolution} on {result['n_validation']} validation images "
-              f"({run['data']})")
+        print(f"network {network_resolution}x{network_resolution} ({centring}-centred) "
+              f"evaluated at {resolution}x{resolution} on {result['n_validation']} validation "
+              f"images ({run['data']})")
         print(f"{'variant':<16} {'accuracy':>9}")
         for variant, value in accuracy.items():
             print(f"{variant:<16} {100 * value:>8.2f}%")
@@ -641,12 +722,15 @@ class PaperCommand(Command):
                             help="seed of the split and the kernels")
         parser.add_argument("--out", default=None,
                             help="output directory (default runs/paper-<config>)")
+        _add_transfer_options(parser.add_argument_group(
+            "transfers", "how the 14x14 images and the networks are moved between meshes"))
         add_setting_options(parser, SETTING_OPTIONS, defaults_from="--config")
 
     def run(self, args) -> int:
         from .paper import reproduce_paper
 
         settings, config_name = paper_settings(args)
+        transfers = run_transfers(_transfer_config(args, "multilevel"))
         if args.consistent_iterations is not None and args.consistent_iterations < 1:
             raise UsageError(
                 f"--consistent-iterations must be >= 1, got {args.consistent_iterations}")
@@ -661,7 +745,8 @@ class PaperCommand(Command):
             train, validation, settings, out, config_name=config_name,
             consistent=args.consistent, consistency_weight=args.consistency_weight,
             consistent_start=args.consistent_from,
-            consistent_iterations=args.consistent_iterations, progress=args.quiet == 0)
+            consistent_iterations=args.consistent_iterations, progress=args.quiet == 0,
+            **transfers)
         print(f"written: {report['table']}")
         print(Path(report["table"]).read_text())
         return 0

@@ -25,14 +25,16 @@ def check_resolution(resolution: int, name: str = "--resolution") -> int:
 
 
 def load_image_sets(data: str, resolution: int, n_train: int, n_val: int, *, seed: int = 0,
-                    data_dir=None) -> tuple:
+                    data_dir=None, centring: str = "node") -> tuple:
     """``(train, validation)`` image-set Datasets at ``resolution`` (``n x n``).
 
     ``data="synthetic"``: ``n_train + n_val`` examples of :func:`problems.cnn.data.draw_synthetic`
     (``seed``) rendered at ``resolution`` (any ``n >= 4``). ``data="mnist"``: the 60,000 MNIST
-    training images from ``data_dir`` (else ``$PDECONTROL_DATA_DIR``), restricted by full
-    weighting to ``resolution`` = 28, 14 or 7. Both are then split at random
-    (:func:`problems.cnn.data.train_validation_split`, ``seed``), as the paper's 40,000 / 20,000.
+    training images from ``data_dir`` (else ``$PDECONTROL_DATA_DIR``), restricted to
+    ``resolution`` = 28, 14 or 7 by the ``R`` of ``centring`` (full weighting for ``"node"``,
+    2x2 averaging for ``"cell"``: :func:`pdecontrol.transfer.restrict_image`). Both are then
+    split at random (:func:`problems.cnn.data.train_validation_split`, ``seed``), as the paper's
+    40,000 / 20,000.
     Bad arguments raise ``ValueError`` naming the command-line option.
     """
     resolution = check_resolution(resolution)
@@ -59,12 +61,12 @@ def load_image_sets(data: str, resolution: int, n_train: int, n_val: int, *, see
                 f"{dataset.sizes['example']} MNIST training images"
             )
         if levels:
-            images = restrict_image(dataset["images"].values, 2, levels)
+            images = restrict_image(dataset["images"].values, 2, levels, centring=centring)
             dataset = images_dataset(
                 images,
                 dataset["labels"].values,
                 class_names=list(dataset.attrs["class_names"]),
-                source=f"{dataset.attrs['source']} restricted {levels}x",
+                source=f"{dataset.attrs['source']} restricted {levels}x ({centring}-centred)",
             )
     else:
         raise ValueError(f"--data must be synthetic or mnist, got {data!r}")
