@@ -192,3 +192,23 @@ def test_paper_job_with_cell_centred_rediscretized_transfers(mnist_dir, tmp_path
     assert ("cell-centred meshes, rediscretized kernel transfer, images smoothed (sigma 1) "
             "before restriction.") in table
     assert (out / "figures" / "confusion_restricted_14.png").is_file()
+
+
+@pytest.mark.parametrize("mode", ["single", "time"])
+def test_single_mesh_modes_record_the_centring(mode, tmp_path):
+    """``--centring cell`` without levels: the network is cell-centred, and its outputs restrict
+    it (and the images) the cell-centred way."""
+    out = tmp_path / mode
+    assert main(["cnn", "train", "--mode", mode, "--centring", "cell", "--resolution", "16",
+                 "--n-train", "40", "--n-val", "20", "--channels", "2", "--outer-iterations",
+                 "1", "--gauss-newton-steps", "1", "--cg-iterations", "2", "--batch", "20",
+                 "--out", str(out), "-q"]) == 0
+    assert json.loads((out / "config.json").read_text())["centring"] == "cell"
+    network = read_network_file(out / "network.nc").network
+    assert network.mesh == Mesh((16, 16), centring="cell")
+    _, validation = load_image_sets("synthetic", 16, 40, 20, seed=0)
+    images, _ = to_numpy(validation)
+    predictions = xr.open_dataset(out / "predictions.nc").load()
+    np.testing.assert_array_equal(
+        predictions["predicted"].sel(resolution=8),
+        network.restrict(1).classify(restrict_image(images, 2, 1, centring="cell")))
