@@ -44,7 +44,7 @@ from .config import LOSSES, TrainingSettings
 from .data.sets import MNIST_RESOLUTION, check_resolution, load_image_sets
 from .memory import evaluation_memory, training_memory
 from .network import KERNEL_BASES
-from .run_outputs import run_transfers
+from .run_outputs import TRANSFER_DEFAULTS, run_transfers
 
 __all__ = [
     "COMMANDS",
@@ -78,7 +78,8 @@ CLI_VARIANTS = {
 }
 # Variants that re-solve ``(W, c)`` on the training images (they need them loaded).
 _REFIT_VARIANTS = frozenset({"resolved", "rediscretized-resolved"})
-# Variants run only when named with ``--variant``; they apply to coarser and finer meshes.
+# Variants run only when named with ``--variant`` (or when the run trained with rediscretized
+# transfers); they apply to coarser and finer meshes.
 _OPT_IN_VARIANTS = frozenset({"rediscretized", "rediscretized-resolved"})
 #: Defaults of ``pdecontrol cnn train`` that differ from :class:`TrainingSettings`: the main job,
 #: a few minutes on 2 cores that show coarse-to-fine training working (docs/cli.md, "Measured":
@@ -229,8 +230,6 @@ def _transfer_config(args, mode: str) -> dict:
     """The transfer options of a run configuration (only those not at their default, see
     :data:`~problems.cnn.run_outputs.TRANSFER_DEFAULTS`); one-line errors for options that do
     not apply to ``mode`` or bad values."""
-    from .run_outputs import TRANSFER_DEFAULTS
-
     sigma = args.smoothing_sigma
     if sigma is not None and not (np.isfinite(sigma) and sigma > 0):
         raise UsageError(f"--smoothing-sigma must be a positive number of pixels, got {sigma}")
