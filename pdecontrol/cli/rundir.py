@@ -149,7 +149,9 @@ class RunDirectory:
         """The saved configuration, after checking that the options ``given`` with ``--resume``
         (names, looked up in ``requested``) agree with it."""
         saved = self.load_config()
-        missing = [name for name in requested if name not in saved]
+        # an entry given on this command line but absent from the saved configuration (an
+        # option stored only when not its default) is a changed option, not damage
+        missing = [name for name in requested if name not in saved and name not in given]
         missing += [f"{name}.{key}" for name, value in requested.items()
                     if isinstance(value, dict) and isinstance(saved.get(name), dict)
                     for key in value if key not in saved[name]]

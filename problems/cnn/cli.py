@@ -45,6 +45,7 @@ from .config import LOSSES, TrainingSettings
 from .data.sets import DATA_SETS, MNIST_RESOLUTION, check_resolution, data_dim, load_image_sets
 from .memory import evaluation_memory, training_memory
 from .network import KERNEL_BASES
+from .run_outputs import TRANSFER_DEFAULTS, run_transfers
 
 __all__ = [
     "COMMANDS",
@@ -78,7 +79,8 @@ CLI_VARIANTS = {
 }
 # Variants that re-solve ``(W, c)`` on the training images (they need them loaded).
 _REFIT_VARIANTS = frozenset({"resolved", "rediscretized-resolved"})
-# Variants run only when named with ``--variant``; they apply to coarser and finer meshes.
+# Variants run only when named with ``--variant`` (or when the run trained with rediscretized
+# transfers); they apply to coarser and finer meshes.
 _OPT_IN_VARIANTS = frozenset({"rediscretized", "rediscretized-resolved"})
 #: Defaults of ``pdecontrol cnn train`` that differ from :class:`TrainingSettings`: the main job,
 #: a few minutes on 2 cores that show coarse-to-fine training working (docs/cli.md, "Measured":
@@ -222,10 +224,70 @@ def paper_settings(args):
 
 
 # ---------------------------------------------------------------------- data
-def _load_from_config(config: dict, resolution=None) -> tuple:
+def _load_from_config(config: dict, resolution=None, *, centring: str = "node") -> tuple:
     return load_image_sets(config["data"], config["resolution"] if resolution is None
                            else resolution, config["n_train"], config["n_val"],
-                           seed=config["seed"], data_dir=config["data_dir"])
+                           seed=config["seed"], data_dir=config["data_dir"], centring=centring)
+
+
+# ---------------------------------------------------------------------- transfers
+#: Options (config names) of how images and networks move between levels
+#: (:data:`problems.cnn.run_outputs.TRANSFER_DEFAULTS`).
+_TRANSFER_OPTIONS = ("centring", "kernel_transfer", "smoothing_sigma")
+# the modes whose training moves networks and images between levels
+_MULTILEVEL_MODES = ("multilevel", "consistent")
+
+
+def _add_transfer_options(group):
+    """``--centring``, ``--kernel-transfer``, ``--smoothing-sigma`` (train and paper)."""
+    group.add_argument(
+        "--centring", choices=("node", "cell"), default=None,
+        help="centring of the meshes: node (full weighting / bilinear, coarse node j on fine "
+             "node 2j) or cell (2x2 averaging / piecewise constant); decides how images and the "
+             "network are restricted in training, evaluation and figures (default node)")
+    group.add_argument(
+        "--kernel-transfer", choices=("galerkin", "rediscretize"), default=None,
+        help="how kernels move between meshes: Galerkin R K P, or the same derivative "
+             "coefficients rediscretized at the new spacing (default galerkin)")
+    group.add_argument(
+        "--smoothing-sigma", type=float, default=None, metavar="S",
+        help="Gaussian smoothing of the images (standard deviation S pixels of the finer mesh) "
+             "before each restriction: the paper's image pyramid (default: none)")
+
+
+def _transfer_config(args, mode: str) -> dict:
+    """The transfer options of a run configuration (only those not at their default, see
+    :data:`~problems.cnn.run_outputs.TRANSFER_DEFAULTS`); one-line errors for options that do
+    not apply to ``mode`` or bad values."""
+    sigma = args.smoothing_sigma
+    if sigma is not None and not (np.isfinite(sigma) and sigma > 0):
+        raise UsageError(f"--smoothing-sigma must be a positive number of pixels, got {sigma}")
+    for option, name in (("--kernel-transfer", "kernel_transfer"),
+                         ("--smoothing-sigma", "smoothing_sigma")):
+        if getattr(args, name) is not None and mode not in _MULTILEVEL_MODES:
+            raise UsageError(
+                f"{option} applies to --mode multilevel or consistent (training that moves "
+                f"networks and images between levels), not --mode {mode}")
+    return {name: getattr(args, name) for name in _TRANSFER_OPTIONS
+            if getattr(args, name) not in (None, TRANSFER_DEFAULTS[name])}
+
+
+def _check_levels(config: dict):
+    """One-line error when the images of a multilevel or consistent run cannot be coarsened
+    ``levels - 1`` times (every coarsening halves an even size)."""
+    if config["mode"] not in _MULTILEVEL_MODES:
+        return
+    resolution, levels = config["resolution"], config["levels"]
+    mesh = Mesh((resolution, resolution))
+    if levels > mesh.max_levels:
+        sizes = [resolution]
+        while sizes[-1] % 2 == 0 and sizes[-1] > 1:
+            sizes.append(sizes[-1] // 2)
+        raise UsageError(
+            f"--levels {levels}: {resolution}x{resolution} images cannot be coarsened "
+            f"{levels - 1} times (halving stops at {sizes[-1]}x{sizes[-1]}: "
+            f"{' -> '.join(map(str, sizes))}); use fewer levels (--levels {mesh.max_levels} or "
+            f"less) or a resolution divisible by 2**{levels - 1}")
 
 
 def _add_data_options(parser, *, training: bool):
@@ -276,7 +338,7 @@ class TrainCommand(RunCommand):
                    "run directory: config.json, network.nc, history.nc, predictions.nc, "
                    "evaluation.nc, summary.json, figures/*.png.")
     _CONFIG_OPTIONS = ("config", "data", "resolution", "n_train", "n_val", "data_dir", "mode",
-                       "levels", "consistency_weight", "seed", "initial")
+                       "levels", "consistency_weight", "seed", "initial") + _TRANSFER_OPTIONS
 
     def add_arguments(self, parser):
         from .paper import PAPER_CONFIGS
@@ -310,6 +372,7 @@ class TrainCommand(RunCommand):
                  "network_multilevel.nc of pdecontrol cnn paper) instead of random kernels; "
                  "--mode single or consistent; its mesh, channels, layers, activation and kernel "
                  "basis must be this run's")
+        _add_transfer_options(group)
         _add_data_options(parser, training=True)
         add_setting_options(parser, SETTING_OPTIONS, defaults_from="--config")
 
@@ -332,12 +395,8 @@ class TrainCommand(RunCommand):
                               else None)
         if config["levels"] < 1:
             raise UsageError(f"--levels must be >= 1, got {config['levels']}")
-        factor = 2 ** (config["levels"] - 1)
-        if config["mode"] in ("multilevel", "consistent") and config["resolution"] % factor:
-            raise UsageError(
-                f"--resolution {config['resolution']} cannot be coarsened {config['levels'] - 1} "
-                f"times (--levels {config['levels']}): it must be divisible by {factor}; change "
-                "it or use fewer levels")
+        config.update(_transfer_config(args, config["mode"]))
+        _check_levels(config)
         settings = train_settings(args, _config_settings(config["config"]))
         if config["mode"] == "time":
             from .training import halving_layers
@@ -359,7 +418,7 @@ class TrainCommand(RunCommand):
                                      dim=data_dim(config["data"]), consistency_levels=levels),
                      what="this run")
         initial = _initial_parameters(config)
-        train, validation = _load_from_config(config)
+        train, validation = _load_from_config(config, centring=run_transfers(config)["centring"])
         run_dir.start(config, args.argv)
         result = _train(config, train, validation, run_dir.state_dir, args.quiet == 0, initial)
         if result.status == "failed" or not np.isfinite(result.history["objective"].values[-1]):
@@ -469,6 +528,11 @@ def _train(config: dict, train, validation, state_dir: Path, progress: bool, ini
     mode, levels = config["mode"], config["levels"]
     if initial is not None:
         options["initial"] = initial
+    transfers = run_transfers(config)
+    options["centring"] = transfers["centring"]
+    if mode in _MULTILEVEL_MODES:
+        options["kernel_transfer"] = transfers["kernel_transfer"]
+        options["smoothing_sigma"] = transfers["smoothing_sigma"]
     if mode == "multilevel":
         options["n_levels"] = levels
     elif mode == "consistent":
@@ -546,7 +610,8 @@ class EvaluateCommand(Command):
                  "classifier-only: only W restricted; resolved: kernels moved, W re-solved on "
                  "the training images at n; interpolated: coarse images interpolated to the "
                  "network's mesh; rediscretized, rediscretized-resolved: as restricted/prolonged "
-                 "and resolved with rediscretized kernels (only when named). Default: all "
+                 "and resolved with rediscretized kernels (only when named, or when the "
+                 "network's run trained with --kernel-transfer rediscretize). Default: all "
                  "others that apply")
         group = _add_data_options(parser, training=False)
         group.description = "default: the data of the network's run"
@@ -589,8 +654,9 @@ class EvaluateCommand(Command):
                                        n_classes=network.problem.n_classes,
                                        dim=network.problem.dim),
                      what=f"evaluating at {resolution}x{resolution}")
+        centring = network.mesh.centring
         target = Mesh((resolution,) * network.problem.dim, extent=network.mesh.extent,
-                      origin=network.mesh.origin)
+                      origin=network.mesh.origin, centring=centring)
         try:
             levels = levels_between(network.mesh, target)
         except ValueError:
@@ -604,6 +670,10 @@ class EvaluateCommand(Command):
             applicable |= _OPT_IN_VARIANTS
         requested = args.variant or sorted(applicable - {"resolved"} - _OPT_IN_VARIANTS) + [
             "resolved"]
+        if (args.variant is None and levels
+                and run_transfers(run)["kernel_transfer"] == "rediscretize"):
+            # a network trained with rediscretized transfers: show them too
+            requested += ["rediscretized", "rediscretized-resolved"]
         wrong = [v for v in requested if v not in applicable]
         if wrong:
             raise UsageError(
@@ -615,13 +685,16 @@ class EvaluateCommand(Command):
         if run["data"] == "mnist" and source_resolution > MNIST_RESOLUTION:
             raise UsageError(
                 f"MNIST images are 28x28: --resolution {resolution} cannot be evaluated")
-        train, validation = _load_from_config(run, source_resolution)
+        train, validation = _load_from_config(run, source_resolution, centring=centring)
         dim = network.problem.dim
         down = levels_between(Mesh((source_resolution,) * dim), Mesh((resolution,) * dim))
+        sigma = run_transfers(run)["smoothing_sigma"]
 
         def at_resolution(dataset):
+            # restricted as in the network's training: its centring's R, its smoothing
             images, labels = as_labelled_images(dataset)
-            return (restrict_image(images, dim, down) if down else images, labels)
+            return (restrict_image(images, dim, down, sigma, centring) if down else images,
+                    labels)
 
         columns = sorted({CLI_VARIANTS[v] for v in requested})
         table = evaluate_across_scales(
@@ -640,6 +713,8 @@ class EvaluateCommand(Command):
         result = {
             "network": str(network_path),
             "network_resolution": network_resolution,
+            "centring": centring,
+            "smoothing_sigma": sigma,
             "resolution": resolution,
             "levels": levels,
             "data": run["data"],
@@ -648,9 +723,9 @@ class EvaluateCommand(Command):
             "accuracy": accuracy,
         }
         write_json(out / f"evaluation_{resolution}.json", result)
-        print(f"network {network_resolution}x{network_resolution} evaluated at "
-              f"{resolution}x{resolution} on {result['n_validation']} validation images "
-              f"({run['data']})")
+        print(f"network {network_resolution}x{network_resolution} ({centring}-centred) "
+              f"evaluated at {resolution}x{resolution} on {result['n_validation']} validation "
+              f"images ({run['data']})")
         print(f"{'variant':<16} {'accuracy':>9}")
         for variant, value in accuracy.items():
             print(f"{variant:<16} {100 * value:>8.2f}%")
@@ -701,12 +776,15 @@ class PaperCommand(Command):
                             help="seed of the split and the kernels")
         parser.add_argument("--out", default=None,
                             help="output directory (default runs/paper-<config>)")
+        _add_transfer_options(parser.add_argument_group(
+            "transfers", "how the 14x14 images and the networks are moved between meshes"))
         add_setting_options(parser, SETTING_OPTIONS, defaults_from="--config")
 
     def run(self, args) -> int:
         from .paper import reproduce_paper
 
         settings, config_name = paper_settings(args)
+        transfers = run_transfers(_transfer_config(args, "multilevel"))
         if args.consistent_iterations is not None and args.consistent_iterations < 1:
             raise UsageError(
                 f"--consistent-iterations must be >= 1, got {args.consistent_iterations}")
@@ -721,7 +799,8 @@ class PaperCommand(Command):
             train, validation, settings, out, config_name=config_name,
             consistent=args.consistent, consistency_weight=args.consistency_weight,
             consistent_start=args.consistent_from,
-            consistent_iterations=args.consistent_iterations, progress=args.quiet == 0)
+            consistent_iterations=args.consistent_iterations, progress=args.quiet == 0,
+            **transfers)
         print(f"written: {report['table']}")
         print(Path(report["table"]).read_text())
         return 0

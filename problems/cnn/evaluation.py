@@ -52,6 +52,7 @@ __all__ = [
     "as_labelled_images",
     "image_dim",
     "levels_between",
+    "moved_variant",
     "EVALUATION_FORMAT",
 ]
 
@@ -76,6 +77,15 @@ _MOVED_VARIANTS = {
     "rediscretized": ("rediscretize", False),
     "rediscretized_refit_classifier": ("rediscretize", True),
 }
+
+
+def moved_variant(kernel_transfer: str, refit: bool = False) -> str:
+    """The column of :func:`evaluate_across_scales` that moves the whole network with
+    ``kernel_transfer`` (``"galerkin"`` or ``"rediscretize"``), its classifier re-solved if
+    ``refit``: e.g. ``"rediscretized"`` for ``("rediscretize", False)``."""
+    check_kernel_transfer(kernel_transfer)
+    return next(variant for variant, key in _MOVED_VARIANTS.items()
+                if key == (kernel_transfer, bool(refit)))
 
 
 def as_labelled_images(data, name: str = "data") -> tuple[np.ndarray, np.ndarray]:

@@ -322,12 +322,14 @@ def plot_confusion_matrix(
 
 
 # ---------------------------------------------------------------------- convolution across scales
-def plot_convolved_image(image, stencil, *, title: str | None = None, path=None) -> Figure:
+def plot_convolved_image(image, stencil, *, centring: str = "node", title: str | None = None,
+                         path=None) -> Figure:
     """An image convolved on the fine mesh and on the coarse mesh with the restricted kernel.
 
     Top row: the fine image ``x`` (``n x n``), the fine stencil ``s_h``, ``K_h x`` and its
-    restriction ``R K_h x``. Bottom row: the restricted image ``R x`` (full weighting,
-    ``n/2 x n/2``), the Galerkin-restricted stencil ``s_H = restrict_stencil(s_h)``
+    restriction ``R K_h x``. Bottom row: the restricted image ``R x`` (``n/2 x n/2``; ``R`` of
+    ``centring``: full weighting or 2x2 averaging), the Galerkin-restricted stencil
+    ``s_H = restrict_stencil(s_h)``
     (``K_H = R K_h P``), ``K_H R x`` and the difference ``R K_h x - K_H R x``. The responses
     share one colour scale, the stencils another. The title gives
     ``||R K_h x - K_H R x|| / ||R K_h x||``: how well the coarse computation reproduces the
@@ -348,11 +350,11 @@ def plot_convolved_image(image, stencil, *, title: str | None = None, path=None)
         )
     if stencil.shape != (3, 3):
         raise ValueError(f"stencil must have shape (3, 3), got {stencil.shape}")
-    coarse_image = restrict_image(image, dim=2)
-    coarse_stencil = restrict_stencil(stencil, dim=2)
+    coarse_image = restrict_image(image, dim=2, centring=centring)
+    coarse_stencil = restrict_stencil(stencil, dim=2, centring=centring)
     fine_result = conv(image[None, None], stencil[None, None])[0, 0]
     coarse_result = conv(coarse_image[None, None], coarse_stencil[None, None])[0, 0]
-    reference = restrict_image(fine_result, dim=2)
+    reference = restrict_image(fine_result, dim=2, centring=centring)
     mismatch = np.linalg.norm(reference - coarse_result) / max(np.linalg.norm(reference), 1e-300)
 
     figure = new_figure((12, 6))

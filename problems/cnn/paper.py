@@ -50,6 +50,7 @@ from .evaluation import (
     as_labelled_images,
     evaluate_across_scales,
     image_pyramid,
+    moved_variant,
 )
 from .network_file import save_network
 from .paper_figures import (
@@ -57,6 +58,7 @@ from .paper_figures import (
     restricted_predictions,
     write_paper_figures,
 )
+from .run_outputs import TRANSFER_DEFAULTS, run_transfers
 from .training import train_multilevel, train_resolution_consistent, train_single_level
 from .transfer import prolong_network
 
@@ -172,12 +174,12 @@ def multilevel_cost_to_reach(history: xr.Dataset, target: float) -> dict:
     }
 
 
-def _time_prolongation(network, repeats: int = 3) -> float:
+def _time_prolongation(network, kernel_transfer: str = "galerkin", repeats: int = 3) -> float:
     """Best wall time (s) of prolonging the whole coarse network one level."""
     best = np.inf
     for _ in range(repeats):
         start = time.perf_counter()
-        prolong_network(network.problem, network.parameters)
+        prolong_network(network.problem, network.parameters, 1, kernel_transfer)
         best = min(best, time.perf_counter() - start)
     return float(best)
 
@@ -334,13 +336,27 @@ def paper_table(results: dict) -> str:
         "| --- | --- |",
     ]
     lines += [f"| {name} | {value} |" for name, value in extra]
-    lines += ["", _configuration_line(r["config"], r["settings"], r["n_train"], r["n_val"])]
+    lines += ["", _configuration_line(r["config"], r["settings"], r["n_train"], r["n_val"],
+                                      r.get("transfers"))]
     return "\n".join(lines) + "\n"
 
 
-def _configuration_line(config: str, s: dict, n_train: int, n_val: int) -> str:
+def _configuration_line(config: str, s: dict, n_train: int, n_val: int,
+                        transfers: dict | None = None) -> str:
     """The last line of :func:`paper_table`: the configuration ``config`` (its settings ``s``, a
-    :meth:`TrainingSettings.to_dict`) on ``n_train`` / ``n_val`` images."""
+    :meth:`TrainingSettings.to_dict`) on ``n_train`` / ``n_val`` images, and its ``transfers``
+    (``centring``, ``kernel_transfer``, ``smoothing_sigma``) when they are not the defaults
+    (node-centred, Galerkin, no smoothing: also what results of earlier versions, without them,
+    used)."""
+    t = run_transfers(transfers or {})
+    ending = "."
+    if t != dict(TRANSFER_DEFAULTS):
+        sigma = t["smoothing_sigma"]
+        smoothing = ("no image smoothing" if sigma is None
+                     else f"images smoothed (sigma {sigma:g})")
+        kernels = "Galerkin" if t["kernel_transfer"] == "galerkin" else "rediscretized"
+        ending = (f"; {t['centring']}-centred meshes, {kernels} kernel transfer, {smoothing} "
+                  "before restriction.")
     return (
         f"Configuration `{config}`: {s['n_channels']} channels, {s['n_steps']} "
         f"residual {s['activation']} layers, {s['loss']} loss, {n_train} training / "
@@ -350,7 +366,7 @@ def _configuration_line(config: str, s: dict, n_train: int, n_val: int) -> str:
         f"{s['high_order_penalty']} (orders >= {s.get('high_order_min_order', 1)}), "
         f"initial kernel / opening scale {s.get('kernel_scale', 1.0)} / "
         f"{s.get('opening_scale', 1.0)}, classifier Tikhonov {s['classifier_tikhonov']}, "
-        f"{s['dtype']}."
+        f"{s['dtype']}{ending}"
     )
 
 
@@ -365,6 +381,9 @@ def reproduce_paper(
     consistency_weight: float = 1.0,
     consistent_start: str = "random",
     consistent_iterations: int | None = None,
+    centring: str = "node",
+    kernel_transfer: str = "galerkin",
+    smoothing_sigma=None,
     progress: bool = False,
 ) -> dict:
     """Run the paper's MNIST experiments and write the table, results and figures into ``out``.
@@ -390,6 +409,14 @@ def reproduce_paper(
         multilevel network.
     consistent_iterations : int, optional
         Its outer iterations (default ``settings.outer_iterations``).
+    centring : {"node", "cell"}
+        Centring of the meshes: the ``R`` of the 14x14 images and of every network transfer.
+    kernel_transfer : {"galerkin", "rediscretize"}
+        How kernels move between 28x28 and 14x14: in multilevel and resolution-consistent
+        training, and in the restricted-network rows (the W-only row keeps the fine kernels).
+    smoothing_sigma : float, optional
+        Gaussian smoothing of the 28x28 images before restriction (pixels; the paper's image
+        pyramid), in training and evaluation.
     progress : bool
         tqdm bars.
 
@@ -415,30 +442,38 @@ def reproduce_paper(
     val_images, val_labels = as_labelled_images(validation, "validation")
     train_set, val_set = (train_images, train_labels), (val_images, val_labels)
     common = {"progress": progress, "n_classes": 10}
+    transfers = {"centring": centring, "kernel_transfer": kernel_transfer,
+                 "smoothing_sigma": smoothing_sigma}
+    pyramid = {"smoothing_sigma": smoothing_sigma, "centring": centring}
+    moved, refit = moved_variant(kernel_transfer), moved_variant(kernel_transfer, refit=True)
 
     logger.info("fine-only training on %s images", "x".join(map(str, train_images.shape[1:])))
     fine = train_single_level(
-        train_set, val_set, settings, state_dir=out / "state_fine", **common
+        train_set, val_set, settings, centring=centring, state_dir=out / "state_fine", **common
     )
     logger.info("multilevel training")
     multilevel = train_multilevel(
-        train_set, val_set, settings, n_levels=2, state_dir=out / "state_multilevel", **common
+        train_set, val_set, settings, n_levels=2, state_dir=out / "state_multilevel",
+        **transfers, **common
     )
     fine_history, ml_history = fine.history, multilevel.history
     coarse_rows, fine_ml_rows = _stage_rows(ml_history, 0), _stage_rows(ml_history, 1)
     coarse_network = multilevel.stage_networks[0]
-    prolonged = coarse_network.prolong(1)
+    prolonged = coarse_network.prolong(1, kernel_transfer)
     prolonged_accuracy = prolonged.accuracy(val_images, val_labels)
 
     logger.info("inference across scales")
     evaluation = evaluate_across_scales(
-        fine.network, image_pyramid(val_set, 1), refit_sets=image_pyramid(train_set, 1)
+        fine.network, image_pyramid(val_set, 1, **pyramid),
+        refit_sets=image_pyramid(train_set, 1, **pyramid),
+        variants=(moved, "classifier_only", refit, "interpolated_input"),
     )
     at_coarse = evaluation["accuracy"].isel(resolution=1)
     fine_final_accuracy = float(fine_history["validation_accuracy"].values[-1])
     results = {
         "config": config_name,
         "settings": settings.to_dict(),
+        "transfers": transfers,
         "n_train": int(train_labels.size),
         "n_val": int(val_labels.size),
         "fine_only": {
@@ -469,11 +504,11 @@ def reproduce_paper(
             "wall_time": float(ml_history["wall_time"].values[-1]),
             "cost_to_fine_only_accuracy": multilevel_cost_to_reach(ml_history, fine_final_accuracy),
         },
-        "restricted": {"accuracy": float(at_coarse.sel(variant="galerkin"))},
+        "restricted": {"accuracy": float(at_coarse.sel(variant=moved))},
         "classifier_only": {"accuracy": float(at_coarse.sel(variant="classifier_only"))},
         "interpolated_input": {"accuracy": float(at_coarse.sel(variant="interpolated_input"))},
-        "restricted_refit": {"accuracy": float(at_coarse.sel(variant="galerkin_refit_classifier"))},
-        "prolong_seconds": _time_prolongation(coarse_network),
+        "restricted_refit": {"accuracy": float(at_coarse.sel(variant=refit))},
+        "prolong_seconds": _time_prolongation(coarse_network, kernel_transfer),
     }
     if consistent:
         logger.info("resolution-consistent training")
@@ -488,19 +523,20 @@ def reproduce_paper(
             consistency_weight=consistency_weight,
             initial=start,
             state_dir=out / "state_consistent",
+            **transfers,
             **common,
         )
         write_netcdf(out / "history_consistent.nc", both.history, format=HISTORY_FORMAT)
         save_network(out / "network_consistent.nc", both.network, history=both.history)
         table = evaluate_across_scales(
-            both.network, image_pyramid(val_set, 1), variants=("galerkin", "classifier_only")
+            both.network, image_pyramid(val_set, 1, **pyramid), variants=(moved, "classifier_only")
         )["accuracy"]
         results["consistent"] = {
             "weight": float(consistency_weight),
             "start": consistent_start,
             "outer_iterations": int(consistent_settings.outer_iterations),
-            "accuracy_fine": float(table.isel(resolution=0).sel(variant="galerkin")),
-            "accuracy_restricted": float(table.isel(resolution=1).sel(variant="galerkin")),
+            "accuracy_fine": float(table.isel(resolution=0).sel(variant=moved)),
+            "accuracy_restricted": float(table.isel(resolution=1).sel(variant=moved)),
             "accuracy_classifier_only": float(
                 table.isel(resolution=1).sel(variant="classifier_only")
             ),
@@ -511,7 +547,9 @@ def reproduce_paper(
     save_network(out / "network_fine.nc", fine.network, history=fine_history)
     save_network(out / "network_multilevel.nc", multilevel.network, history=ml_history)
     write_netcdf(out / "evaluation.nc", evaluation, format=EVALUATION_FORMAT)
-    write_netcdf(out / "predictions_restricted.nc", restricted_predictions(fine.network, val_set),
+    write_netcdf(out / "predictions_restricted.nc",
+                 restricted_predictions(fine.network, val_set, kernel_transfer=kernel_transfer,
+                                        smoothing_sigma=smoothing_sigma),
                  format=RESTRICTED_PREDICTIONS_FORMAT)
     figures = write_paper_figures(out)
     table_path = out / "paper_table.md"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 import xarray as xr
@@ -22,7 +23,6 @@ from pdecontrol.cli import RUN_STAMP, RunDirectory, UsageError
 from pdecontrol.continuation import HISTORY_FORMAT
 from pdecontrol.io import make_folder
 from pdecontrol.mesh import Mesh
-from pdecontrol.transfer import restrict_image
 
 from .data.images import SPATIAL_DIMS
 from .evaluation import (
@@ -30,12 +30,15 @@ from .evaluation import (
     as_labelled_images,
     evaluate_across_scales,
     image_pyramid,
+    moved_variant,
 )
 from .network_file import read_network_file, save_network
 
 __all__ = [
     "write_run_outputs",
     "write_run_figures",
+    "TRANSFER_DEFAULTS",
+    "run_transfers",
     "predictions_dataset",
     "stage_summaries",
     "PREDICTIONS_FORMAT",
@@ -47,17 +50,36 @@ PREDICTIONS_FORMAT = "pdecontrol-cnn-predictions-1"
 logger = logging.getLogger("problems.cnn.run_outputs")
 
 
-def predictions_dataset(network, validation, coarsest_level: int) -> xr.Dataset:
-    """Validation predictions of the network at its resolution and restricted ``1..levels``,
+#: Options of ``pdecontrol cnn train`` that say how images and networks move between levels,
+#: with their defaults. A run's ``config.json`` holds one only when it differs from the default,
+#: so that run directories written before these options existed still resume, and read (as their
+#: network files without ``mesh_centring`` do) as node-centred, Galerkin, no smoothing.
+TRANSFER_DEFAULTS = MappingProxyType(
+    {"centring": "node", "kernel_transfer": "galerkin", "smoothing_sigma": None})
+
+
+def run_transfers(config: dict) -> dict:
+    """``centring``, ``kernel_transfer`` and ``smoothing_sigma`` of a run configuration (or the
+    ``run`` metadata of a network file), defaults (:data:`TRANSFER_DEFAULTS`) filled in."""
+    return {name: config.get(name, default) for name, default in TRANSFER_DEFAULTS.items()}
+
+
+def predictions_dataset(network, validation, coarsest_level: int, *,
+                        kernel_transfer: str = "galerkin", smoothing_sigma=None) -> xr.Dataset:
+    """Validation predictions of the network at its resolution and restricted ``1..levels``
+    (kernels by ``kernel_transfer``; images restricted by the ``R`` of the network's centring
+    after Gaussian smoothing ``smoothing_sigma``, :func:`~problems.cnn.evaluation.image_pyramid`),
     with the first validation image (a volume's dims are ``z, y, x``)."""
     images, labels = as_labelled_images(validation, "validation")
     dim = network.problem.dim
+    pyramid = image_pyramid((images, labels), coarsest_level, smoothing_sigma=smoothing_sigma,
+                            centring=network.mesh.centring, dim=dim)
     resolutions, predicted = [], []
-    for level in range(coarsest_level + 1):
-        moved = network if level == 0 else network.restrict(level)
-        level_images = images if level == 0 else restrict_image(images, dim, level)
+    for level, (level_images, _) in enumerate(pyramid):
+        moved = network if level == 0 else network.restrict(level, kernel_transfer)
         resolutions.append(moved.mesh.shape[0])
         predicted.append(moved.classify(level_images))
+    kernels = "Galerkin" if kernel_transfer == "galerkin" else "rediscretized"
     return xr.Dataset(
         {
             "labels": ("example", labels),
@@ -67,8 +89,8 @@ def predictions_dataset(network, validation, coarsest_level: int) -> xr.Dataset:
         coords={"resolution": resolutions},
         attrs={
             "network_resolution": network.mesh.shape[0],
-            "meaning": "validation predictions; coarser rows use the Galerkin-restricted network "
-            "on restricted images",
+            "meaning": f"validation predictions; coarser rows use the restricted network "
+            f"({kernels} kernels, {network.mesh.centring}-centred) on restricted images",
         },
     )
 
@@ -107,9 +129,13 @@ def stage_summaries(history: xr.Dataset) -> list:
     return summaries
 
 
-def _coarsest_level(mesh: Mesh) -> int:
-    """1 if the network can be shown one level coarser (every axis even and >= 8), else 0."""
-    return int(mesh.can_coarsen and all(n >= 8 for n in mesh.shape))
+def _coarsest_level(mesh: Mesh, config: dict) -> int:
+    """How many coarser levels the outputs show: those of the run's hierarchy (``--levels`` of
+    ``multilevel`` and ``consistent``), at least 1 if the mesh can be shown one level coarser
+    (every axis even and >= 8)."""
+    trained = config.get("levels", 1) - 1 if config.get("mode") in ("multilevel",
+                                                                       "consistent") else 0
+    return max(trained, int(mesh.can_coarsen and all(n >= 8 for n in mesh.shape)))
 
 
 def write_run_outputs(run_dir: RunDirectory, config: dict, result, validation) -> dict:
@@ -120,12 +146,17 @@ def write_run_outputs(run_dir: RunDirectory, config: dict, result, validation) -
     save_network(run_dir / "network.nc", network, history=history,
                  metadata={"run": run, RUN_STAMP: run_dir.stamp()})
     run_dir.write_netcdf("history.nc", history, format=HISTORY_FORMAT)
-    coarsest = _coarsest_level(network.mesh)
-    predictions = predictions_dataset(network, validation, coarsest)
+    coarsest = _coarsest_level(network.mesh, config)
+    transfers = run_transfers(config)
+    kernel_transfer, sigma = transfers["kernel_transfer"], transfers["smoothing_sigma"]
+    predictions = predictions_dataset(network, validation, coarsest,
+                                      kernel_transfer=kernel_transfer, smoothing_sigma=sigma)
     run_dir.write_netcdf("predictions.nc", predictions, format=PREDICTIONS_FORMAT)
+    moved = moved_variant(kernel_transfer)
     evaluation = evaluate_across_scales(
-        network, image_pyramid(validation, coarsest),
-        variants=("galerkin", "classifier_only", "interpolated_input"))
+        network, image_pyramid(validation, coarsest, smoothing_sigma=sigma,
+                               centring=network.mesh.centring),
+        variants=(moved, "classifier_only", "interpolated_input"))
     run_dir.write_netcdf("evaluation.nc", evaluation, format=EVALUATION_FORMAT)
     figures = write_run_figures(run_dir.path)
     last = history.isel(iteration=-1)
@@ -251,6 +282,7 @@ def write_run_figures(run_dir) -> list:
         elif predictions.sizes["y"] % 2 == 0:
             path = figures_dir / "convolved.png"
             plot_convolved_image(predictions["example_image"].values, groups["opening K0"][0, 0],
+                                 centring=network_file.network.mesh.centring,
                                  title="validation image 0, opening kernel 0", path=path)
             written.append(path)
     else:

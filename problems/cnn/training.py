@@ -141,6 +141,7 @@ def train_single_level(
     validation=None,
     settings=None,
     *,
+    centring: str = "node",
     n_classes=None,
     dim=None,
     initial=None,
@@ -152,12 +153,16 @@ def train_single_level(
 
     Parameters
     ----------{common}
+    centring : {"node", "cell"}
+        Centring of the network's mesh: training on one mesh does not depend on it (the same
+        parameters either way), but it decides how the network restricts afterwards.
     initial : ndarray, optional
         Flat starting parameters (default: seeded random kernels, zero biases).
     """
     settings = _check_settings(settings)
     _check_callback(callback)
-    problem = CNNTraining(settings, train, validation, n_classes=n_classes, dim=dim)
+    problem = CNNTraining(settings, train, validation, n_classes=n_classes, dim=dim,
+                          centring=centring)
     schedule = Schedule([problem.stage(0, settings.n_steps, settings.outer_iterations)])
     return problem.train(schedule, "train_single_level", initial=initial, state_dir=state_dir,
                          callback=callback, progress=progress)
@@ -231,6 +236,7 @@ def train_time_continuation(
     *,
     layer_schedule=None,
     outer_iterations=None,
+    centring: str = "node",
     n_classes=None,
     dim=None,
     state_dir=None,
@@ -246,6 +252,8 @@ def train_time_continuation(
         :func:`halving_layers`, e.g. ``(1, 2, 4)`` for 4 layers; odd ``n_steps`` is refused).
     outer_iterations : int or sequence of int, optional
         Outer iterations per stage (default ``settings.outer_iterations``; 0: start row only).
+    centring : {"node", "cell"}
+        Centring of the network's mesh (as in :func:`train_single_level`).
     """
     settings = _check_settings(settings)
     _check_callback(callback)
@@ -259,7 +267,8 @@ def train_time_continuation(
             f"layer_schedule must have at least two stages, increase strictly and end at "
             f"settings.n_steps = {settings.n_steps}, got {layers}"
         )
-    problem = CNNTraining(settings, train, validation, n_classes=n_classes, dim=dim)
+    problem = CNNTraining(settings, train, validation, n_classes=n_classes, dim=dim,
+                          centring=centring)
     counts = per_stage(outer_iterations, len(layers), "outer_iterations")
     schedule = Schedule([problem.stage(0, n, settings.outer_iterations if count is None
                                        else count)

@@ -35,15 +35,16 @@ def check_resolution(resolution: int, name: str = "--resolution") -> int:
 
 
 def load_image_sets(data: str, resolution: int, n_train: int, n_val: int, *, seed: int = 0,
-                    data_dir=None) -> tuple:
+                    data_dir=None, centring: str = "node") -> tuple:
     """``(train, validation)`` image-set Datasets at ``resolution`` (``n x n``; volumes
     ``n x n x n``).
 
     ``data="synthetic"``: ``n_train + n_val`` examples of :func:`problems.cnn.data.draw_synthetic`
     (``seed``) rendered at ``resolution`` (any ``n >= 4``); ``data="volumes"``: the same with
-    :func:`problems.cnn.data.draw_volumes`. ``data="mnist"``: the 60,000 MNIST
-    training images from ``data_dir`` (else ``$PDECONTROL_DATA_DIR``), restricted by full
-    weighting to ``resolution`` = 28, 14 or 7. Both are then split at random
+    :func:`problems.cnn.data.draw_volumes`. ``data="mnist"``: the 60,000 MNIST training images
+    from ``data_dir`` (else ``$PDECONTROL_DATA_DIR``), restricted to ``resolution`` = 28, 14 or
+    7 by the ``R`` of ``centring`` (full weighting for ``"node"``, 2x2 averaging for ``"cell"``:
+    :func:`pdecontrol.transfer.restrict_image`). All are then split at random
     (:func:`problems.cnn.data.train_validation_split`, ``seed``), as the paper's 40,000 / 20,000.
     Bad arguments raise ``ValueError`` naming the command-line option.
     """
@@ -74,11 +75,11 @@ def load_image_sets(data: str, resolution: int, n_train: int, n_val: int, *, see
                 f"{dataset.sizes['example']} MNIST training images"
             )
         if levels:
-            images = restrict_image(dataset["images"].values, 2, levels)
+            images = restrict_image(dataset["images"].values, 2, levels, centring=centring)
             dataset = images_dataset(
                 images,
                 dataset["labels"].values,
                 class_names=list(dataset.attrs["class_names"]),
-                source=f"{dataset.attrs['source']} restricted {levels}x",
+                source=f"{dataset.attrs['source']} restricted {levels}x ({centring}-centred)",
             )
     return train_validation_split(dataset, n_train, n_val, seed)
