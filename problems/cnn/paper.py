@@ -89,7 +89,11 @@ _PAPER_SETTINGS = TrainingSettings(
 #: iterations per level, 2 Gauss-Newton steps of at most 10 CG iterations each on batches of
 #: 10,000, least squares, 2 residual layers); ``"strong"`` keeps 10 outer iterations but takes 4
 #: Gauss-Newton steps of at most 20 CG iterations on batches of 2,000 (on a 10,000 / 5,000 subset,
-#: 4 outer iterations: 96.5% in 266 s against 95.5% in 367 s for the paper's schedule).
+#: 4 outer iterations: 96.5% in 266 s against 95.5% in 367 s for the paper's schedule). ``"fast"``
+#: (docs/speed.md) trains strong's network (same random start, same kernel penalty) on the
+#: softmax cross-entropy: per outer iteration the classifier block takes 2 Newton-CG steps on the
+#: final states of 20,000 examples drawn afresh, then the kernels 4 Gauss-Newton-CG steps with
+#: gradients on 1,000 examples and curvature on 250 of them (probes in docs/speed.md).
 PAPER_CONFIGS = MappingProxyType(
     {
         "paper": _PAPER_SETTINGS,
@@ -111,10 +115,10 @@ PAPER_CONFIGS = MappingProxyType(
             high_order_min_order=2,
             loss="softmax_cross_entropy",
             classifier_tikhonov=1e-4,
-            classifier_newton_steps=3,
-            classifier_batch_size=10_000,
+            classifier_newton_steps=2,
+            classifier_batch_size=20_000,
             outer_iterations=12,
-            gauss_newton_steps=2,
+            gauss_newton_steps=4,
             cg_iterations=10,
             batch_size=1_000,
             gauss_newton_batch_size=250,
