@@ -159,8 +159,9 @@ def test_cli_volume_errors_are_one_line(tmp_path, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err and "Traceback" not in "\n".join(err)
-    assert err[-1].endswith("--resolution 12 cannot be coarsened 3 times (--levels 4): it must "
-                            "be divisible by 8; change it or use fewer levels")
+    assert err[-1].endswith("--levels 4: 12x12x12 volumes cannot be coarsened 3 times (halving "
+                            "stops at 3x3x3: 12 -> 6 -> 3); use fewer levels (--levels 3 or "
+                            "less) or a resolution divisible by 2**3")
     assert not (tmp_path / "r" / "network.nc").exists()
     with pytest.raises(SystemExit):
         main([*VOLUME_RUN, "--data", "cubes"])

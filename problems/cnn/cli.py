@@ -278,14 +278,16 @@ def _check_levels(config: dict):
     if config["mode"] not in _MULTILEVEL_MODES:
         return
     resolution, levels = config["resolution"], config["levels"]
-    mesh = Mesh((resolution, resolution))
+    dim = data_dim(config["data"])
+    mesh = Mesh((resolution,) * dim)
     if levels > mesh.max_levels:
         sizes = [resolution]
         while sizes[-1] % 2 == 0 and sizes[-1] > 1:
             sizes.append(sizes[-1] // 2)
+        shape, last = ("x".join([str(n)] * dim) for n in (resolution, sizes[-1]))
         raise UsageError(
-            f"--levels {levels}: {resolution}x{resolution} images cannot be coarsened "
-            f"{levels - 1} times (halving stops at {sizes[-1]}x{sizes[-1]}: "
+            f"--levels {levels}: {shape} {'volumes' if dim == 3 else 'images'} cannot be "
+            f"coarsened {levels - 1} times (halving stops at {last}: "
             f"{' -> '.join(map(str, sizes))}); use fewer levels (--levels {mesh.max_levels} or "
             f"less) or a resolution divisible by 2**{levels - 1}")
 

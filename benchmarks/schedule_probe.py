@@ -1,0 +1,76 @@
+"""One Gauss-Newton schedule on MNIST, row by row: validation accuracy, wall time and work.
+
+Trains a configuration of ``problems.cnn.paper.PAPER_CONFIGS`` (default ``fast``) with fields
+changed by ``FIELD=VALUE`` arguments, fine only (``train_single_level``) or coarse to fine
+(``--multilevel``: ``train_multilevel``, 14x14 -> 28x28), on the seed-0 split of the 60,000 MNIST
+training images, and prints one line per outer iteration: mesh, outer iteration, training wall
+time (s, monitoring excluded), validation and training accuracy, objective, work and fine-level
+work (fine convolutions) and the 1-minute load average. docs/speed.md compares schedules with it.
+
+    python benchmarks/schedule_probe.py --data-dir ../shared/data/mnist \
+        gauss_newton_steps=4 classifier_batch_size=20000 [--multilevel] [--budget 150]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from pdecontrol.memory import retain_freed_memory
+from problems.cnn.data import load_mnist, to_numpy, train_validation_split
+from problems.cnn.paper import PAPER_CONFIGS
+from problems.cnn.training import train_multilevel, train_single_level
+
+
+def parse_change(text: str, base) -> tuple:
+    """``"FIELD=VALUE"`` -> ``(field, value)`` typed like the field of ``base`` (``none``: None)."""
+    field, _, value = text.partition("=")
+    fields = {f.name for f in dataclasses.fields(base)}
+    if field not in fields or not value:
+        raise argparse.ArgumentTypeError(f"expected FIELD=VALUE with a TrainingSettings field, "
+                                         f"got {text!r}")
+    current = getattr(base, field)
+    if value.lower() == "none":
+        return field, None
+    kind = str if isinstance(current, str) else float if isinstance(current, float) else int
+    return field, kind(value)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("changes", nargs="*", metavar="FIELD=VALUE")
+    parser.add_argument("--config", default="fast", choices=sorted(PAPER_CONFIGS))
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--n-train", type=int, default=40_000)
+    parser.add_argument("--n-val", type=int, default=20_000)
+    parser.add_argument("--multilevel", action="store_true")
+    parser.add_argument("--budget", type=float, default=None,
+                        help="stop at the first outer iteration ending past this many seconds")
+    args = parser.parse_args(argv)
+    settings = PAPER_CONFIGS[args.config]
+    settings = settings.replace(**dict(parse_change(c, settings) for c in args.changes))
+    retain_freed_memory()
+    split = train_validation_split(load_mnist("train", args.data_dir), args.n_train, args.n_val, 0)
+    data = tuple(to_numpy(part, np.float32) for part in split)
+    print(f"{args.config} with {' '.join(args.changes) or 'no changes'}"
+          f"{' (multilevel)' if args.multilevel else ''}", flush=True)
+
+    def report(row):
+        load = Path("/proc/loadavg").read_text().split()[0]
+        print(f"{row['mesh_shape']} outer {row['stage_iteration']:2d}  {row['wall_time']:6.1f} s  "
+              f"validation {row['validation_accuracy']:.4f}  training "
+              f"{row['training_accuracy']:.4f}  objective {row['objective']:.4f}  work "
+              f"{row['work']:.3g}  fine {row['fine_level_work']:.3g}  load {load}", flush=True)
+        return args.budget is not None and row["wall_time"] >= args.budget
+
+    if args.multilevel:
+        train_multilevel(*data, settings, n_levels=2, callback=report)
+    else:
+        train_single_level(*data, settings, callback=report)
+
+
+if __name__ == "__main__":
+    main()
