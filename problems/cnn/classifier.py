@@ -42,9 +42,10 @@ from pdecontrol._validation import check_int
 from pdecontrol.control import ControlFunctional, LeastSquaresLoss, Tikhonov
 from pdecontrol.optimize import regularized_least_squares
 
-from .network import CNNProblem
+from .network import check_cnn_functional
 
-__all__ = ["ClassifierSolver", "CLASSIFIER_METHODS", "final_features", "sample_examples"]
+__all__ = ["ClassifierSolver", "CLASSIFIER_METHODS", "final_features", "sample_examples",
+           "classifier_indices"]
 
 #: Solvers of :class:`ClassifierSolver`.
 CLASSIFIER_METHODS = ("auto", "cg", "gram", "normal")
@@ -67,6 +68,13 @@ def _tikhonov_terms(functional, block: str):
     return total, np.broadcast_to(
         np.asarray(reference, dtype=np.float64), functional.layout.shapes[block]
     )
+
+
+def classifier_indices(functional) -> np.ndarray:
+    """Flat indices of the classifier block ``(W, c)`` in the functional's parameter vector."""
+    slices = functional.layout.slices
+    return np.r_[np.arange(slices["W"].start, slices["W"].stop),
+                 np.arange(slices["c"].start, slices["c"].stop)]
 
 
 def sample_examples(x, n_examples: int, sample_size, seed: int):
@@ -252,13 +260,7 @@ class ClassifierSolver:
         gram_max_examples: int = 4000,
         normal_max_features: int = 8192,
     ):
-        if not (
-            isinstance(functional, ControlFunctional) and isinstance(functional.problem, CNNProblem)
-        ):
-            raise TypeError(
-                "functional must be a ControlFunctional of a CNNProblem, "
-                f"got {type(functional).__name__}"
-            )
+        check_cnn_functional(functional)
         if not isinstance(functional.problem.loss, LeastSquaresLoss):
             raise ValueError(
                 "the classifier is linear least squares only for LeastSquaresLoss; got "
@@ -285,11 +287,7 @@ class ClassifierSolver:
         self.alpha_c, self.reference_c = _tikhonov_terms(functional, "c")
         if self.alpha_c > 0 and self.alpha_W == 0:
             raise ValueError("a Tikhonov regulariser on c needs one on W as well (alpha > 0)")
-        slices = functional.layout.slices
-        self.indices = np.r_[
-            np.arange(slices["W"].start, slices["W"].stop),
-            np.arange(slices["c"].start, slices["c"].stop),
-        ]
+        self.indices = classifier_indices(functional)
         self.last_result = None
 
     # ------------------------------------------------------------------ pieces

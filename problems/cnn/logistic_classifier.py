@@ -30,8 +30,8 @@ from pdecontrol._validation import check_int
 from pdecontrol.control import ControlFunctional, SoftmaxCrossEntropyLoss
 from pdecontrol.optimize import conjugate_gradient
 
-from .classifier import _tikhonov_terms, final_features, sample_examples
-from .network import CNNProblem
+from .classifier import _tikhonov_terms, classifier_indices, final_features, sample_examples
+from .network import check_cnn_functional
 
 __all__ = ["LogisticClassifierSolver"]
 
@@ -81,13 +81,7 @@ class LogisticClassifierSolver:
         seed: int = 0,
         batch_size: int = 1000,
     ):
-        if not (
-            isinstance(functional, ControlFunctional) and isinstance(functional.problem, CNNProblem)
-        ):
-            raise TypeError(
-                "functional must be a ControlFunctional of a CNNProblem, "
-                f"got {type(functional).__name__}"
-            )
+        check_cnn_functional(functional)
         if not isinstance(functional.problem.loss, SoftmaxCrossEntropyLoss):
             raise ValueError(
                 "LogisticClassifierSolver fits the softmax cross-entropy; got "
@@ -105,11 +99,7 @@ class LogisticClassifierSolver:
         self.batch_size = check_int(batch_size, "batch_size", 1)
         self.alpha_W, self.reference_W = _tikhonov_terms(functional, "W")
         self.alpha_c, self.reference_c = _tikhonov_terms(functional, "c")
-        slices = functional.layout.slices
-        self.indices = np.r_[
-            np.arange(slices["W"].start, slices["W"].stop),
-            np.arange(slices["c"].start, slices["c"].stop),
-        ]
+        self.indices = classifier_indices(functional)
         self.last_result = None
 
     def __call__(self, x) -> np.ndarray:

@@ -55,7 +55,8 @@ from pdecontrol.ops import (
 )
 from pdecontrol.stencils import basis_matrix, derivative_basis, stencil_to_coefficients
 
-__all__ = ["CNNProblem", "KERNEL_BASES", "MAX_PIXEL", "cnn_functional", "predict", "accuracy"]
+__all__ = ["CNNProblem", "KERNEL_BASES", "MAX_PIXEL", "cnn_functional", "predict", "accuracy",
+           "check_cnn_functional"]
 
 #: Parameterisations of the kernels: raw stencil weights or derivative-basis coefficients.
 KERNEL_BASES = ("stencil", "derivative")
@@ -462,7 +463,9 @@ def cnn_functional(
     )
 
 
-def _check_cnn_functional(functional):
+def check_cnn_functional(functional):
+    """``functional`` if it is a ``ControlFunctional`` of a :class:`CNNProblem`; else
+    ``TypeError`` (one validator for every function that takes the CNN's functional)."""
     if not (
         isinstance(functional, ControlFunctional) and isinstance(functional.problem, CNNProblem)
     ):
@@ -480,7 +483,7 @@ def predict(functional: ControlFunctional, x, images=None, *, batch_size: int = 
     through the same network, stepper, final time and dtype. ``batch_size`` bounds the number of
     examples held in memory at once. The predicted class is ``argmax(z, axis=1)``.
     """
-    functional = _check_cnn_functional(functional)
+    functional = check_cnn_functional(functional)
     batch_size = check_int(batch_size, "batch_size", 1)
     if images is not None:
         problem = functional.problem
@@ -513,7 +516,7 @@ def accuracy(
     With ``images`` the ``labels`` (integer classes) are required; without, the functional's
     one-hot targets are used.
     """
-    functional = _check_cnn_functional(functional)
+    functional = check_cnn_functional(functional)
     if (images is None) != (labels is None):
         raise ValueError("pass both images and labels, or neither (to use the functional's data)")
     if labels is None:
