@@ -21,7 +21,6 @@ import logging
 import os
 import time
 from pathlib import Path
-from types import MappingProxyType
 
 import numpy as np
 
@@ -30,21 +29,27 @@ from pdecontrol.cli import (
     ProblemCommands,
     RunCommand,
     RunFailed,
-    SettingOption,
     UsageError,
     add_setting_options,
     given_fields,
-    settings_from_args,
 )
 from pdecontrol.io import make_folder, remove_partial_files, write_json, write_netcdf
 from pdecontrol.memory import check_memory
 from pdecontrol.mesh import Mesh
 from pdecontrol.transfer import restrict_image
 
-from .config import LOSSES, TrainingSettings
+from .cli_settings import (
+    MAIN_CONFIG,
+    SETTING_OPTIONS,
+    TRAIN_DEFAULTS,
+    config_settings,
+    paper_settings,
+    train_settings,
+)
+from .config import TrainingSettings
 from .data.sets import DATA_SETS, MNIST_RESOLUTION, check_resolution, data_dim, load_image_sets
 from .memory import evaluation_memory, training_memory
-from .network import KERNEL_BASES
+from .report import train_report
 from .run_outputs import TRANSFER_DEFAULTS, run_transfers
 
 __all__ = [
@@ -82,36 +87,6 @@ _REFIT_VARIANTS = frozenset({"resolved", "rediscretized-resolved"})
 # Variants run only when named with ``--variant`` (or when the run trained with rediscretized
 # transfers); they apply to coarser and finer meshes.
 _OPT_IN_VARIANTS = frozenset({"rediscretized", "rediscretized-resolved"})
-#: Defaults of ``pdecontrol cnn train`` that differ from :class:`TrainingSettings`: the main job,
-#: a few minutes on 2 cores that show coarse-to-fine training working (docs/cli.md, "Measured":
-#: 4,000 / 1,000 synthetic images, 16x16 -> 32x32, 6 outer iterations per level of 2 Gauss-Newton
-#: steps on batches of 1,000; random start 77.6%, prolonged start 90.0%, final 96.6%). The network
-#: and regularisation are those of ``pdecontrol cnn paper --config strong`` but for residual kernels
-#: twice (not three times) the default scale: larger random kernels give richer starting features,
-#: and the high-order penalty (orders >= 2) keeps them smooth enough to prolong. 4,000 training
-#: images is the largest set with the cheap dual classifier solve (2,000 overfit the 8,192
-#: classifier features per class: 99.8% training, 88.7% validation at kernel scale 3).
-TRAIN_DEFAULTS = MappingProxyType(
-    {
-        "data": "synthetic",
-        "n_train": 4000,
-        "n_val": 1000,
-        "mode": "multilevel",
-        "levels": 2,
-        "consistency_weight": 1.0,
-        "settings": MappingProxyType(
-            {
-                "n_channels": 8,
-                "kernel_scale": 2.0,
-                "opening_scale": 3.0,
-                "high_order_penalty": 1e-3,
-                "high_order_min_order": 2,
-                "outer_iterations": 6,
-                "batch_size": 1000,
-            }
-        ),
-    }
-)
 logger = logging.getLogger("problems.cnn.cli")
 
 _DEFAULT_RESOLUTION = {"synthetic": 32, "mnist": MNIST_RESOLUTION, "volumes": 32}
@@ -120,109 +95,6 @@ _DEFAULT_RESOLUTION = {"synthetic": 32, "mnist": MNIST_RESOLUTION, "volumes": 32
 _DEFAULT_SIZES = {"synthetic": (TRAIN_DEFAULTS["n_train"], TRAIN_DEFAULTS["n_val"]),
                   "mnist": (40_000, 20_000),
                   "volumes": (TRAIN_DEFAULTS["n_train"], TRAIN_DEFAULTS["n_val"])}
-#: ``--config`` of ``pdecontrol cnn train``: the main job's settings, else a named configuration
-#: of :data:`problems.cnn.paper.PAPER_CONFIGS`.
-MAIN_CONFIG = "main"
-_ACTIVATIONS = ("tanh", "relu", "smooth_relu")
-
-
-def _setting_options() -> tuple:
-    network, regularisation, schedule = "network", "regularisation", "schedule"
-    return (
-        SettingOption("--channels", "n_channels", int, "channels C of the residual layers",
-                      network),
-        SettingOption("--layers", "n_steps", int, "residual layers (time steps)", network),
-        SettingOption("--final-time", "final_time", float, "time horizon T", network,
-                      none_shown="the number of layers"),
-        SettingOption("--activation", "activation", str, "activation of the residual layers",
-                      network, choices=_ACTIVATIONS),
-        SettingOption("--opening-activation", "opening_activation", str,
-                      "activation after the opening convolution (none: linear, as the paper)",
-                      network, choices=("none",) + _ACTIVATIONS, none_spelling="none"),
-        SettingOption("--kernel-basis", "kernel_basis", str,
-                      "kernel parameters: stencil weights or derivative-basis coefficients",
-                      network, choices=KERNEL_BASES),
-        SettingOption("--loss", "loss", str,
-                      "least_squares (the paper) or softmax_cross_entropy", network,
-                      choices=tuple(LOSSES)),
-        SettingOption("--stepper", "stepper", str, "time integrator (euler: the ResNet)",
-                      network, choices=("euler", "midpoint", "rk4")),
-        SettingOption("--dtype", "dtype", str, "compute dtype", network,
-                      choices=("float32", "float64")),
-        SettingOption("--kernel-scale", "kernel_scale", float,
-                      "scale of the random initial residual kernels", network),
-        SettingOption("--opening-scale", "opening_scale", float,
-                      "scale of the random initial opening kernels", network),
-        SettingOption("--high-order-penalty", "high_order_penalty", float,
-                      "weight of the penalty on high-order derivative parts of the kernels",
-                      regularisation),
-        SettingOption("--high-order-min-order", "high_order_min_order", int,
-                      "lowest derivative order penalised", regularisation),
-        SettingOption("--time-smoothness", "time_smoothness", float,
-                      "weight of the smoothness-in-time penalty on K and b", regularisation),
-        SettingOption("--classifier-tikhonov", "classifier_tikhonov", float,
-                      "ridge weight on the classifier W", regularisation),
-        SettingOption("--outer-iterations", "outer_iterations", int,
-                      "outer iterations per level or layer stage (classifier solve + "
-                      "Gauss-Newton steps)", schedule),
-        SettingOption("--gauss-newton-steps", "gauss_newton_steps", int,
-                      "sub-sampled Gauss-Newton-CG steps per outer iteration", schedule),
-        SettingOption("--cg-iterations", "cg_iterations", int,
-                      "CG iterations per Gauss-Newton step", schedule),
-        SettingOption("--cg-rtol", "cg_rtol", float,
-                      "relative CG residual that ends a step early", schedule),
-        SettingOption("--batch", "batch_size", int,
-                      "examples per Gauss-Newton step (the paper: 10000); 0 uses all", schedule,
-                      none_spelling="0", none_shown="all"),
-        SettingOption("--gauss-newton-batch", "gauss_newton_batch_size", int,
-                      "examples of the Gauss-Newton products, drawn from the step's batch; "
-                      "0 = the whole batch", schedule, none_spelling="0",
-                      none_shown="the whole batch"),
-        SettingOption("--classifier-batch", "classifier_batch_size", int,
-                      "examples the classifier (W, c) is fitted on, drawn per solve; 0 = all",
-                      schedule, none_spelling="0", none_shown="all"),
-        SettingOption("--classifier-newton-steps", "classifier_newton_steps", int,
-                      "cross-entropy: Newton-CG steps of the classifier block per outer "
-                      "iteration (0: W and c take the Gauss-Newton steps with the kernels)",
-                      schedule),
-        SettingOption("--chunk-size", "chunk_size", int,
-                      "examples per forward solve (bounds memory); 0 = all", schedule,
-                      none_spelling="0", none_shown="all"),
-    )
-
-
-#: The options of :class:`~problems.cnn.config.TrainingSettings`.
-SETTING_OPTIONS = _setting_options()
-
-
-def train_settings(args, base: dict) -> TrainingSettings:
-    """:class:`TrainingSettings` from ``base`` and the options given (seed included)."""
-    base = dict(base)
-    base["seed"] = args.seed if args.seed is not None else base.get("seed", 0)
-    return settings_from_args(args, SETTING_OPTIONS, base, TrainingSettings)
-
-
-def _config_settings(name: str) -> dict:
-    """The settings (a dict) of ``--config name`` of ``pdecontrol cnn train``."""
-    from .paper import PAPER_CONFIGS
-
-    if name == MAIN_CONFIG:
-        return dict(TRAIN_DEFAULTS["settings"])
-    return PAPER_CONFIGS[name].to_dict()
-
-
-def paper_settings(args):
-    """``(settings, config_name)`` of ``pdecontrol cnn paper``: the ``--config`` with the options
-    given on the command line applied; the name lists every setting changed from the config."""
-    from .paper import PAPER_CONFIGS
-
-    base = PAPER_CONFIGS[args.config].to_dict()
-    settings = train_settings(args, base)
-    changed = [f"{field}={value}" for field, value in settings.to_dict().items()
-               if field != "seed" and value != base[field]]
-    return settings, args.config + (f" with {', '.join(changed)}" if changed else "")
-
-
 # ---------------------------------------------------------------------- data
 def _load_from_config(config: dict, resolution=None, *, centring: str = "node") -> tuple:
     return load_image_sets(config["data"], config["resolution"] if resolution is None
@@ -399,7 +271,7 @@ class TrainCommand(RunCommand):
             raise UsageError(f"--levels must be >= 1, got {config['levels']}")
         config.update(_transfer_config(args, config["mode"]))
         _check_levels(config)
-        settings = train_settings(args, _config_settings(config["config"]))
+        settings = train_settings(args, config_settings(config["config"]))
         if config["mode"] == "time":
             from .training import halving_layers
 
@@ -441,71 +313,6 @@ class TrainCommand(RunCommand):
         run_dir.write_json("summary.json", summary)
         print("\n".join(train_report(config, summary, run_dir.path)))
         return 0
-
-
-#: What each mode trains, for the report of ``pdecontrol cnn train``.
-_MODE_WORDS = {
-    "single": "single level",
-    "multilevel": "coarse to fine",
-    "time": "shallow to deep",
-    "consistent": "fine + restricted-network loss",
-}
-
-
-def _percent(value: float) -> str:
-    return "n/a" if not np.isfinite(value) else f"{100 * value:.1f}%"
-
-
-def _count(value: float) -> str:
-    """``2.9e5`` for 290,000 (two digits), ``0`` for zero."""
-    if value == 0 or not np.isfinite(value):
-        return f"{value:g}"
-    mantissa, exponent = f"{value:.1e}".split("e")
-    return f"{mantissa}e{int(exponent)}"
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" + ("" if count == 1 else "s")
-
-
-def train_report(config: dict, summary: dict, run_path) -> list:
-    """The lines ``pdecontrol cnn train`` prints at its end: where the run is, what each stage
-    (level or layer count) did to the validation accuracy, with its wall time and work, the final
-    network, and where the figures are (all from ``summary``, see ``summary.json``)."""
-    stages = summary["stages"]
-    several_depths = len({stage["n_steps"] for stage in stages}) > 1
-    fine = "x".join(map(str, summary["network_mesh_shape"]))
-    lines = [f"run directory: {run_path}",
-             f"{_MODE_WORDS[config['mode']]} (--mode {config['mode']}): validation accuracy on "
-             f"{summary['n_val']} {config['data']} images, wall time, work (convolutions of "
-             f"one {fine} image):"]
-    previous = None
-    for stage in stages:
-        where = stage["mesh_shape"] + (f", {_plural(stage['n_steps'], 'layer')}"
-                                       if several_depths else "")
-        if previous is None:
-            start = "random kernels" if config.get("initial") is None else "--initial network"
-        elif stage["start_phase"] == "prolonged_start":
-            start = f"prolonged from {previous['mesh_shape']}, before training on {where}"
-        elif stage["start_phase"] == "time_refined_start":
-            start = (f"{_plural(previous['n_steps'], 'layer')} refined to {stage['n_steps']}, "
-                     "before training")
-        else:
-            start = stage["start_phase"].replace("_", " ")
-        lines.append(
-            f"  {where}: {_percent(stage['start_validation_accuracy'])} ({start}) -> "
-            f"{_percent(stage['final_validation_accuracy'])} after "
-            f"{_plural(stage['outer_iterations'], 'outer iteration')}; "
-            f"{stage['wall_time_s']:.0f} s, work {_count(stage['work'])}")
-        previous = stage
-    lines.append(
-        f"final network {fine}: validation {_percent(summary['final_validation_accuracy'])}, "
-        f"training {_percent(summary['final_training_accuracy'])}, objective "
-        f"{summary['final_objective']:.4g}; "
-        f"{summary['command_wall_time_s']:.0f} s in all")
-    names = [Path(name).name for name in summary["figures"]]
-    lines.append(f"figures: {Path(run_path) / 'figures'}/ {', '.join(names)}")
-    return lines
 
 
 def _failure(history) -> str:

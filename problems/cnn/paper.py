@@ -58,6 +58,7 @@ from .paper_figures import (
     restricted_predictions,
     write_paper_figures,
 )
+from .report import percent
 from .run_outputs import TRANSFER_DEFAULTS, run_transfers
 from .training import train_multilevel, train_resolution_consistent, train_single_level
 from .transfer import prolong_network
@@ -94,25 +95,22 @@ _PAPER_SETTINGS = TrainingSettings(
 #: softmax cross-entropy: per outer iteration the classifier block takes 2 Newton-CG steps on the
 #: final states of 20,000 examples drawn afresh, then the kernels 4 Gauss-Newton-CG steps with
 #: gradients on 1,000 examples and curvature on 250 of them (probes in docs/speed.md).
+_STRONG_SETTINGS = _PAPER_SETTINGS.replace(
+    n_channels=8,
+    kernel_scale=3.0,
+    opening_scale=3.0,
+    high_order_penalty=1e-3,
+    high_order_min_order=2,
+    gauss_newton_steps=4,
+    cg_iterations=20,
+    batch_size=2_000,
+)
+
 PAPER_CONFIGS = MappingProxyType(
     {
         "paper": _PAPER_SETTINGS,
-        "strong": _PAPER_SETTINGS.replace(
-            n_channels=8,
-            kernel_scale=3.0,
-            opening_scale=3.0,
-            high_order_penalty=1e-3,
-            high_order_min_order=2,
-            gauss_newton_steps=4,
-            cg_iterations=20,
-            batch_size=2_000,
-        ),
-        "fast": _PAPER_SETTINGS.replace(
-            n_channels=8,
-            kernel_scale=3.0,
-            opening_scale=3.0,
-            high_order_penalty=1e-3,
-            high_order_min_order=2,
+        "strong": _STRONG_SETTINGS,
+        "fast": _STRONG_SETTINGS.replace(
             loss="softmax_cross_entropy",
             classifier_tikhonov=1e-4,
             classifier_newton_steps=2,
@@ -188,10 +186,6 @@ def _time_prolongation(network, kernel_transfer: str = "galerkin", repeats: int 
     return float(best)
 
 
-def _percent(value) -> str:
-    return "n/a" if value is None or not np.isfinite(value) else f"{100 * value:.1f}%"
-
-
 def _number(value) -> str:
     return "n/a" if value is None or not np.isfinite(value) else f"{value:.3f}"
 
@@ -216,8 +210,8 @@ def paper_table(results: dict) -> str:
             "fine-only training",
             _pair(p["fine_only"]["objective"], _number),
             _pair(r["fine_only"]["objective"], _number),
-            _pair(p["fine_only"]["accuracy"], _percent),
-            _pair(r["fine_only"]["accuracy"], _percent),
+            _pair(p["fine_only"]["accuracy"], percent),
+            _pair(r["fine_only"]["accuracy"], percent),
         ),
         (
             f"coarse training ({r['settings']['outer_iterations']} outer iterations, "
@@ -225,8 +219,8 @@ def paper_table(results: dict) -> str:
             f"batch {r['settings']['batch_size']})",
             _pair(p["coarse"]["objective"], _number),
             _pair(r["coarse"]["objective"], _number),
-            _pair(p["coarse"]["accuracy"], _percent),
-            _pair(r["coarse"]["accuracy"], _percent),
+            _pair(p["coarse"]["accuracy"], percent),
+            _pair(r["coarse"]["accuracy"], percent),
         ),
         (
             "coarse kernels prolonged to the fine mesh, classifier re-solved, before any fine "
@@ -234,30 +228,30 @@ def paper_table(results: dict) -> str:
             "with W moved -> W re-solved)",
             _pair(p["prolonged_start"]["objective"], _number),
             _pair(r["prolonged_start"]["objective"], _number),
-            _pair(p["prolonged_start"]["accuracy"], _percent),
-            _pair(r["prolonged_start"]["accuracy"], _percent),
+            _pair(p["prolonged_start"]["accuracy"], percent),
+            _pair(r["prolonged_start"]["accuracy"], percent),
         ),
         (
             "... then fine training from there",
             "",
             _number(r["multilevel"]["final_objective"]),
             "96.7%, reached in fewer fine iterations than fine-only",
-            f"{_percent(r['multilevel']['final_accuracy'])}; fine-only's final accuracy "
+            f"{percent(r['multilevel']['final_accuracy'])}; fine-only's final accuracy "
             f"{reached_text}",
         ),
         (
             "fine-trained network restricted to classify 14x14 images (no coarse training)",
             "",
             "",
-            _percent(p["restricted"]["accuracy"]),
-            _percent(r["restricted"]["accuracy"]),
+            percent(p["restricted"]["accuracy"]),
+            percent(r["restricted"]["accuracy"]),
         ),
         (
             "same, but only W restricted, fine kernels used unchanged on coarse images",
             "",
             "",
-            f"{_percent(p['classifier_only']['accuracy'])} (worse)",
-            _percent(r["classifier_only"]["accuracy"]),
+            f"{percent(p['classifier_only']['accuracy'])} (worse)",
+            percent(r["classifier_only"]["accuracy"]),
         ),
         (
             "time to prolong all kernels",
@@ -276,11 +270,11 @@ def paper_table(results: dict) -> str:
     extra = [
         (
             "coarse 14x14 images interpolated to 28x28, fine network",
-            _percent(r["interpolated_input"]["accuracy"]),
+            percent(r["interpolated_input"]["accuracy"]),
         ),
         (
             "restricted kernels, classifier re-solved on 14x14 training images",
-            _percent(r["restricted_refit"]["accuracy"]),
+            percent(r["restricted_refit"]["accuracy"]),
         ),
     ]
     if "consistent" in r:
@@ -295,21 +289,21 @@ def paper_table(results: dict) -> str:
         extra += [
             (
                 f"resolution-consistent network ({how}) on 28x28",
-                _percent(r["consistent"]["accuracy_fine"]),
+                percent(r["consistent"]["accuracy_fine"]),
             ),
             (
                 "resolution-consistent network restricted to 14x14",
-                _percent(r["consistent"]["accuracy_restricted"]),
+                percent(r["consistent"]["accuracy_restricted"]),
             ),
             (
                 "resolution-consistent network, W-only restriction on 14x14",
-                _percent(r["consistent"]["accuracy_classifier_only"]),
+                percent(r["consistent"]["accuracy_classifier_only"]),
             ),
         ]
     extra += [
         (
             "random-kernel start on 28x28 (classifier solved)",
-            _percent(r["fine_only"]["accuracy"][0]),
+            percent(r["fine_only"]["accuracy"][0]),
         ),
         (
             "fine-level work, fine-only / multilevel (fine convolutions)",
