@@ -40,6 +40,7 @@ from scipy.sparse.linalg import LinearOperator
 
 from pdecontrol._validation import check_int
 from pdecontrol.control import ControlFunctional, LeastSquaresLoss, Tikhonov
+from pdecontrol.ops.threads import blas_threads, kernel_threads
 from pdecontrol.optimize import regularized_least_squares
 
 from .network import check_cnn_functional
@@ -319,11 +320,17 @@ class ClassifierSolver:
         """A copy of ``x`` with ``(W, c)`` replaced by the block minimiser."""
         functional = self.functional
         x = functional.check_parameters(x).copy()
+        examples = self.examples_at(x)
+        features = final_features(functional, x, examples, self.batch_size)
+        with blas_threads(kernel_threads()):  # dense products and solves: all threads
+            return self._solve_ridge(x, features, examples)
+
+    def _solve_ridge(self, x, features, examples) -> np.ndarray:
+        """``x`` (a copy, changed in place) with ``(W, c)`` the ridge solution on ``features``."""
+        functional = self.functional
         params = functional.layout.unflatten(x)
         problem = functional.problem
         n_classes = problem.n_classes
-        examples = self.examples_at(x)
-        features = final_features(functional, x, examples, self.batch_size)
         s = features.shape[0]
         targets = functional.targets if examples is None else functional.targets[examples]
         beta = s * self.alpha_W * problem.mesh.cell_volume
