@@ -124,6 +124,10 @@ class SoftmaxCrossEntropyLoss(Loss):
         total = e.sum(axis=1, keepdims=True)
         return e / total, shifted, total
 
+    def probabilities(self, z) -> np.ndarray:
+        """``softmax(z)`` row by row, shape ``(batch, n_classes)``."""
+        return self._softmax(np.asarray(z, dtype=np.float64))[0]
+
     def check_targets(self, targets, name: str = "targets") -> np.ndarray:
         targets = super().check_targets(targets, name)
         if targets.ndim != 2:

@@ -1,5 +1,6 @@
-"""Numba-jitted batched convolutions, activations, fused residual steps and the fused
-elementwise update of the time-steppers (CPU, float32/64).
+"""Numba-jitted batched convolutions, activations, fused residual steps, the fused
+elementwise update of the time-steppers and the softmax curvature product of a linear model
+over stored features (CPU, float32/64).
 
 Convention everywhere: correlation with zero "same" padding, 3-wide stencils, images of shape
 ``(N, C, *spatial)`` with 1, 2 or 3 spatial axes, kernels ``(C_out, C_in, 3, ..., 3)``.
@@ -17,6 +18,7 @@ from .residual import (
     residual_step,
     residual_tangent,
 )
+from .softmax_curvature import softmax_curvature_product
 
 __all__ = [
     "ACTIVATION_NAMES",
@@ -35,4 +37,5 @@ __all__ = [
     "residual_tangent",
     "residual_adjoint",
     "use_serial_kernels",
+    "softmax_curvature_product",
 ]
