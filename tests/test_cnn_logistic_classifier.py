@@ -52,6 +52,17 @@ def test_one_step_decreases_and_warm_starts(rng):
     assert all(b < a for a, b in zip(values, values[1:], strict=False))
 
 
+def test_newton_steps_of_one_call(rng):
+    F, x = functional(rng)
+    solver = LogisticClassifierSolver(F, newton_steps=1, cg_iterations=3)
+    three = solver(x, newton_steps=3)
+    assert solver.last_result.nit == 3
+    np.testing.assert_array_equal(three, solver(solver(solver(x))))  # = three calls of one step
+    assert solver.last_result.nit == 1
+    with pytest.raises(ValueError, match="newton_steps"):
+        solver(x, newton_steps=0)
+
+
 def test_sample_is_a_function_of_the_point(rng):
     x = rng.standard_normal(20)
     first = sample_examples(x, 100, 30, seed=4)
@@ -95,6 +106,9 @@ def test_bad_arguments(rng):
         small_settings(classifier_newton_steps=-1)
     with pytest.raises(ValueError, match="gauss_newton_batch_size"):
         small_settings(gauss_newton_batch_size=0)
+    for no_newton_solve in (small_settings(), small_settings(loss=CE)):
+        with pytest.raises(ValueError, match="classifier_start_newton_steps applies to"):
+            no_newton_solve.replace(classifier_start_newton_steps=3)
 
 
 def test_settings_select_the_block_and_the_batches():
@@ -122,6 +136,19 @@ def test_training_with_the_classifier_block_counts_its_solves():
     assert history["n_classifier_solves"].values.tolist() == [1, 2, 3]
     objective = history["objective"].values
     assert objective[-1] < objective[0]
+
+
+def test_the_stage_start_takes_its_own_newton_steps():
+    settings = small_settings(loss=CE, classifier_newton_steps=1, outer_iterations=1,
+                              gauss_newton_steps=1, cg_iterations=2, batch_size=None)
+    train = to_numpy(make_synthetic(40, 8, seed=0))
+    starts = {}
+    for steps in (None, 1, 4):
+        chosen = settings.replace(classifier_start_newton_steps=steps)
+        history = train_single_level(train, None, chosen).history
+        starts[steps] = history["objective"].values[0]  # after the start's classifier solve
+        assert history["n_classifier_solves"].values.tolist() == [1, 2]
+    assert starts[None] == starts[1] and starts[4] < starts[1]
 
 
 def test_fast_config_is_the_cross_entropy_block_schedule():

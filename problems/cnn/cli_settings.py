@@ -110,6 +110,10 @@ def _setting_options() -> tuple:
                       "cross-entropy: Newton-CG steps of the classifier block per outer "
                       "iteration (0: W and c take the Gauss-Newton steps with the kernels)",
                       schedule),
+        SettingOption("--classifier-start-newton-steps", "classifier_start_newton_steps", int,
+                      "cross-entropy: Newton-CG steps of the classifier solve at a level's "
+                      "start (random or prolonged network); 0 = as --classifier-newton-steps",
+                      schedule, none_spelling="0", none_shown="as per outer iteration"),
         SettingOption("--chunk-size", "chunk_size", int,
                       "examples per forward solve (bounds memory); 0 = all", schedule,
                       none_spelling="0", none_shown="all"),

@@ -114,6 +114,10 @@ class TrainingSettings:
         steps of :class:`problems.cnn.logistic_classifier.LogisticClassifierSolver` (at most
         :attr:`cg_iterations` CG iterations each) before the kernels' steps, as the exact solve
         of least squares. Ignored with least squares (solved exactly).
+    classifier_start_newton_steps : int or None
+        Newton-CG steps of the classifier solve at a stage's start, where the classifier is far
+        from fitted to the network (random kernels, or a network just prolonged from a coarser
+        mesh); ``None``: :attr:`classifier_newton_steps`. Cross-entropy block solve only.
     seed : int
         Seeds the initial kernels and the sub-samples (one generator for the whole schedule).
     dtype : {"float32", "float64"}
@@ -148,6 +152,7 @@ class TrainingSettings:
     gauss_newton_batch_size: int | None = None
     classifier_batch_size: int | None = None
     classifier_newton_steps: int = 0
+    classifier_start_newton_steps: int | None = None
     seed: int = 0
     dtype: str = "float32"
     kernel_scale: float = 1.0
@@ -167,7 +172,7 @@ class TrainingSettings:
         check_int(self.seed, "TrainingSettings.seed", 0)
         check_int(self.classifier_newton_steps, "TrainingSettings.classifier_newton_steps", 0)
         for name in ("batch_size", "chunk_size", "gauss_newton_batch_size",
-                     "classifier_batch_size"):
+                     "classifier_batch_size", "classifier_start_newton_steps"):
             if getattr(self, name) is not None:
                 check_int(getattr(self, name), f"TrainingSettings.{name}", 1)
         if self.final_time is not None:
@@ -202,6 +207,12 @@ class TrainingSettings:
         if self.loss not in LOSSES:
             raise ValueError(
                 f"TrainingSettings.loss must be one of {sorted(LOSSES)}, got {self.loss!r}"
+            )
+        if self.classifier_start_newton_steps is not None and not (
+                self.loss == "softmax_cross_entropy" and self.classifier_newton_steps > 0):
+            raise ValueError(
+                "TrainingSettings.classifier_start_newton_steps applies to the cross-entropy's "
+                "Newton-CG classifier solve (classifier_newton_steps > 0); leave it None"
             )
         if not isinstance(self.stepper, str):
             raise TypeError(

@@ -28,6 +28,8 @@ from scipy.optimize import OptimizeResult
 
 from pdecontrol._validation import check_int
 from pdecontrol.control import ControlFunctional, SoftmaxCrossEntropyLoss
+from pdecontrol.ops import softmax_curvature_product
+from pdecontrol.ops.threads import blas_threads, kernel_threads
 from pdecontrol.optimize import conjugate_gradient
 
 from .classifier import _tikhonov_terms, classifier_indices, final_features, sample_examples
@@ -102,12 +104,21 @@ class LogisticClassifierSolver:
         self.indices = classifier_indices(functional)
         self.last_result = None
 
-    def __call__(self, x) -> np.ndarray:
-        """A copy of ``x`` with ``(W, c)`` after ``newton_steps`` Newton-CG steps."""
+    def __call__(self, x, newton_steps=None) -> np.ndarray:
+        """A copy of ``x`` with ``(W, c)`` after ``newton_steps`` Newton-CG steps (default
+        :attr:`newton_steps`)."""
+        newton_steps = (self.newton_steps if newton_steps is None
+                        else check_int(newton_steps, "newton_steps", 1))
         functional = self.functional
         x = functional.check_parameters(x).copy()
         examples = sample_examples(x, functional.n_examples, self.sample_size, self.seed)
         features = final_features(functional, x, examples, self.batch_size)  # (s, p)
+        with blas_threads(kernel_threads()):  # dense products over the features: all threads
+            return self._newton_steps(x, features, examples, newton_steps)
+
+    def _newton_steps(self, x, features, examples, newton_steps: int) -> np.ndarray:
+        """``x`` (a copy, changed in place) after the Newton-CG steps on ``features``."""
+        functional = self.functional
         targets = functional.targets if examples is None else functional.targets[examples]
         params = functional.layout.unflatten(x)
         n_classes = functional.problem.n_classes
@@ -120,7 +131,7 @@ class LogisticClassifierSolver:
         weights = np.r_[np.full(W.size, cell_volume), np.ones(c.size)]
         start = value = block.value(W, c)
         cg_total = 0
-        for _ in range(self.newton_steps):
+        for _ in range(newton_steps):
             gradient = block.gradient()
             cg = conjugate_gradient(block.hessian_product, -gradient, rtol=self.cg_rtol,
                                     maxiter=self.cg_iterations,
@@ -141,7 +152,7 @@ class LogisticClassifierSolver:
         params["W"][...] = W.reshape(params["W"].shape)
         params["c"][...] = c
         self.last_result = OptimizeResult(
-            fun_start=start, fun=value, nit=self.newton_steps, cg_iterations=cg_total,
+            fun_start=start, fun=value, nit=newton_steps, cg_iterations=cg_total,
             n_examples=features.shape[0])
         return x
 
@@ -168,6 +179,7 @@ class _LogisticBlock:
     def value(self, W, c) -> float:
         self.W, self.c = W, c
         self.z = self._outputs(W, c)
+        self.probabilities = None  # of z, computed by the first Hessian product at this point
         return (self.loss.value(self.z, self.targets) / self.n
                 + 0.5 * self.beta * float(np.sum((W - self.reference_W) ** 2))
                 + 0.5 * self.alpha_c * float(np.sum((c - self.reference_c) ** 2)))
@@ -183,7 +195,11 @@ class _LogisticBlock:
                                self.W - self.reference_W, self.c - self.reference_c)
 
     def hessian_product(self, v) -> np.ndarray:
+        """One pass over the features (:func:`~pdecontrol.ops.softmax_curvature_product`)."""
         size = self.W.size
         dW, dc = v[:size].reshape(self.W.shape), v[size:]
-        dz = self._outputs(dW, dc)
-        return self._pull_back(self.loss.hessian_product(self.z, self.targets, dz), dW, dc)
+        if self.probabilities is None:
+            self.probabilities = self.loss.probabilities(self.z)
+        W_bar, c_bar = softmax_curvature_product(self.features, self.probabilities, dW, dc,
+                                                 self.targets.sum(axis=1))
+        return np.r_[(W_bar / self.n + self.beta * dW).ravel(), c_bar / self.n + self.alpha_c * dc]

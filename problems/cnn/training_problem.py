@@ -29,6 +29,7 @@ from pdecontrol.control import SumFunctional, TransformedFunctional, get_stepper
 from pdecontrol.distributed import distribute
 from pdecontrol.io import make_folder
 from pdecontrol.mesh import Mesh, MeshHierarchy
+from pdecontrol.ops.threads import blas_threads
 from pdecontrol.optimize import Stopping, block_coordinate_descent
 from pdecontrol.transfer import restrict_image
 
@@ -305,9 +306,13 @@ class CNNTraining(ContinuationProblem):
         fitted = min(settings.classifier_batch_size or fine.n_examples, fine.n_examples)
         solve_cost = CONVOLUTIONS_PER_EXAMPLE["classifier_solve"] * cost["value"] * fitted
 
-        def solve_classifier(x):
+        def solve_classifier(x, **options):  # work: the forward solves of its features
             work.charge(solve_cost, level, count="n_classifier_solves")
-            return solver(x)
+            return solver(x, **options)
+
+        def start_classifier(x):  # a random or prolonged network: the classifier is far off
+            steps = settings.classifier_start_newton_steps
+            return solve_classifier(x) if steps is None else solve_classifier(x, newton_steps=steps)
 
         options = {}
         if solver is not None and not self.classifier_in_gauss_newton:
@@ -336,7 +341,7 @@ class CNNTraining(ContinuationProblem):
             return row
 
         return StageSetup(objective, solver_options=options,
-                          start=None if solver is None else solve_classifier, monitor=monitor)
+                          start=None if solver is None else start_classifier, monitor=monitor)
 
     def describe(self) -> dict:
         validation = () if self.validation is None else self.validation
@@ -403,8 +408,10 @@ class CNNTraining(ContinuationProblem):
         if state_dir is not None:
             make_folder(state_dir)
             state_file = Path(state_dir) / STATE_FILE
-        result = run_continuation(self, schedule, x0=initial, seed=[settings.seed, 1],
-                                  state_file=state_file, callback=callback, progress=progress)
+        with blas_threads(1):  # BLAS's spinning threads would slow the kernels between products
+            result = run_continuation(self, schedule, x0=initial, seed=[settings.seed, 1],
+                                      state_file=state_file, callback=callback,
+                                      progress=progress)
 
         def network(stage_index, x):
             return TrainedNetwork(self.network_problem(schedule[stage_index].level), x, settings)
