@@ -9,6 +9,8 @@ work (fine convolutions) and the 1-minute load average. docs/speed.md compares s
 
     python benchmarks/schedule_probe.py --data-dir ../shared/data/mnist \
         gauss_newton_steps=4 classifier_batch_size=20000 [--multilevel] [--budget 150]
+    python benchmarks/schedule_probe.py --data-dir ../shared/data/mnist --multilevel \
+        --coarse-iterations 4 classifier_start_newton_steps=6
 """
 
 from __future__ import annotations
@@ -47,6 +49,9 @@ def main(argv=None):
     parser.add_argument("--n-train", type=int, default=40_000)
     parser.add_argument("--n-val", type=int, default=20_000)
     parser.add_argument("--multilevel", action="store_true")
+    parser.add_argument("--coarse-iterations", type=int, default=None,
+                        help="--multilevel: outer iterations of the 14x14 level (default: as "
+                             "the 28x28 level, the config's outer_iterations)")
     parser.add_argument("--budget", type=float, default=None,
                         help="stop at the first outer iteration ending past this many seconds")
     args = parser.parse_args(argv)
@@ -67,7 +72,8 @@ def main(argv=None):
         return args.budget is not None and row["wall_time"] >= args.budget
 
     if args.multilevel:
-        train_multilevel(*data, settings, n_levels=2, callback=report)
+        counts = (args.coarse_iterations or settings.outer_iterations, settings.outer_iterations)
+        train_multilevel(*data, settings, n_levels=2, outer_iterations=counts, callback=report)
     else:
         train_single_level(*data, settings, callback=report)
 

@@ -67,6 +67,7 @@ from pdecontrol.control import TransformedFunctional
 from pdecontrol.io import write_json
 from pdecontrol.memory import retain_freed_memory
 from pdecontrol.mesh import Mesh
+from pdecontrol.ops import blas_threads
 from pdecontrol.optimize import Stopping, adam
 from problems.cnn.data import load_mnist, to_numpy, train_validation_split
 from problems.cnn.figures import new_figure, save_figure
@@ -119,6 +120,9 @@ def parse_args(argv=None):
         help="Adam: seconds of training ('15s') or steps ('400') between evaluations")
     add("--outer-iterations", type=int, default=None,
         help="Gauss-Newton outer iterations per level (default: the config's)")
+    add("--coarse-iterations", type=int, default=None,
+        help="outer iterations of the 14x14 level of multilevel runs (default: as the 28x28 "
+             "level)")
     add("--threads", type=int, default=2)
     add("--figure", type=Path, default=None, help="PNG: accuracy against training time")
     add("--json", type=Path, default=None, help="write the histories and the loads as JSON")
@@ -328,9 +332,10 @@ def run_our_adam(args, settings, data, loss: str, lr: float, label: str) -> xr.D
     maxiter = steps_per_epoch * args.epochs if args.epochs else 10**9
     x_start = x0.copy()
     x_start[scaling.diagonal() != 1.0] *= h**2  # W' = h^2 W (zero at the start)
-    result = adam(scaled, x_start, learning_rate=lr, batch_size=args.batch_size,
-                  stopping=Stopping(maxiter=maxiter, grtol=0.0), seed=settings.seed,
-                  callback=callback)
+    with blas_threads(1):  # as pdecontrol's training runs (pdecontrol.ops.threads)
+        result = adam(scaled, x_start, learning_rate=lr, batch_size=args.batch_size,
+                      stopping=Stopping(maxiter=maxiter, grtol=0.0), seed=settings.seed,
+                      callback=callback)
     return trace.finish(result.x)
 
 
@@ -348,7 +353,9 @@ def run_gauss_newton(args, settings, data, multilevel: bool, label: str) -> xr.D
         return row["wall_time"] >= (args.budget if args.gn_budget is None else args.gn_budget)
 
     if multilevel:
-        result = train_multilevel(*data, settings, n_levels=2, callback=stop)
+        counts = (args.coarse_iterations or settings.outer_iterations, settings.outer_iterations)
+        result = train_multilevel(*data, settings, n_levels=2, outer_iterations=counts,
+                                  callback=stop)
     else:
         result = train_single_level(*data, settings, callback=stop)
     history = result.history

@@ -3,8 +3,7 @@
 import pytest
 from threadpoolctl import threadpool_info
 
-from pdecontrol.ops import use_serial_kernels
-from pdecontrol.ops.threads import blas_threads, kernel_threads
+from pdecontrol.ops import blas_threads, kernel_threads, use_serial_kernels
 
 
 def _blas_threads() -> set:

@@ -19,6 +19,7 @@ from .residual import (
     residual_tangent,
 )
 from .softmax_curvature import softmax_curvature_product
+from .threads import blas_threads, kernel_threads
 
 __all__ = [
     "ACTIVATION_NAMES",
@@ -38,4 +39,6 @@ __all__ = [
     "residual_adjoint",
     "use_serial_kernels",
     "softmax_curvature_product",
+    "blas_threads",
+    "kernel_threads",
 ]

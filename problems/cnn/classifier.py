@@ -40,7 +40,7 @@ from scipy.sparse.linalg import LinearOperator
 
 from pdecontrol._validation import check_int
 from pdecontrol.control import ControlFunctional, LeastSquaresLoss, Tikhonov
-from pdecontrol.ops.threads import blas_threads, kernel_threads
+from pdecontrol.ops import blas_threads, kernel_threads
 from pdecontrol.optimize import regularized_least_squares
 
 from .network import check_cnn_functional

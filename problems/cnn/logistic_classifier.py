@@ -28,8 +28,7 @@ from scipy.optimize import OptimizeResult
 
 from pdecontrol._validation import check_int
 from pdecontrol.control import ControlFunctional, SoftmaxCrossEntropyLoss
-from pdecontrol.ops import softmax_curvature_product
-from pdecontrol.ops.threads import blas_threads, kernel_threads
+from pdecontrol.ops import blas_threads, kernel_threads, softmax_curvature_product
 from pdecontrol.optimize import conjugate_gradient
 
 from .classifier import _tikhonov_terms, classifier_indices, final_features, sample_examples

@@ -29,7 +29,7 @@ from pdecontrol.control import SumFunctional, TransformedFunctional, get_stepper
 from pdecontrol.distributed import distribute
 from pdecontrol.io import make_folder
 from pdecontrol.mesh import Mesh, MeshHierarchy
-from pdecontrol.ops.threads import blas_threads
+from pdecontrol.ops import blas_threads
 from pdecontrol.optimize import Stopping, block_coordinate_descent
 from pdecontrol.transfer import restrict_image
 
