@@ -4,7 +4,8 @@ Shapes: images are flat per channel, ``x[n, c, p]`` with ``p`` the C-order index
 point; kernels are ``K[o, c, g, t]`` (see :mod:`._geometry`), with the output-channel axis padded
 with zeros to a multiple of :data:`BLOCK`. All routines are correlations (no kernel flip).
 
-Performance design (measured on the 2-core AVX-512 machine, see docs/operators.md):
+Performance design (measured on the 2-core AVX-512 machine, see docs/operators.md; the timings
+before 2026-11-30 are of 256-bit code, the default of LLVM's tuning for this CPU):
 
 * each input channel of an image is copied once into masked, zero-margined rows
   (:func:`fill_buffers`), so every tap is one contiguous, unit-stride read and the innermost
@@ -19,7 +20,10 @@ Performance design (measured on the 2-core AVX-512 machine, see docs/operators.m
 * :func:`adjoint_driver` (the adjoint of a residual layer) runs the transpose and the kernel
   gradient image by image, so ``sigma'(a) * out_bar`` is read from memory once, not twice;
 * accumulators live in a per-thread ``(BLOCK, P)`` scratch array; the epilogue (bias, activation,
-  residual update, derivative store) runs on it while it is hot in L1 (fusion);
+  residual update, derivative store) runs on it while it is hot in L1 (fusion); it starts on a
+  cache line (:func:`aligned_rows`), since with 512-bit code (see :mod:`._codegen`) every
+  unaligned accumulator load and store is split across two lines: 0.85-0.93x the time of
+  Numba's 32-byte alignment for conv, transpose and kernel gradient;
 * ``parallel=True`` over contiguous chunks of the batch, :data:`CHUNKS_PER_THREAD` per thread,
   handed out dynamically so that a thread slowed down by other processes takes fewer (the
   callers run the drivers under ``numba.parallel_chunksize(1)``: calling
