@@ -11,6 +11,9 @@ arithmetic: on the benchmark VM, memory that stayed free for ~2 s is handed back
 and costs kernel time to touch again (docs/operators.md).
 GFLOP/s counts convolution FLOPs only (2 per multiply-add; backward = transpose + kernel
 gradient); the peak is a large float32/float64 numpy matmul measured in the same run.
+On AVX-512 hosts pdecontrol.ops compiles 512-bit code (the header says whether it did);
+``NUMBA_CPU_FEATURES`` set to the host features gives the 256-bit build for comparison
+(docs/operators.md, "512-bit code generation").
 
     python benchmarks/conv_vs_torch.py [--channels 4 8 16 32] [--batch 1000] [--repeats 7]
 """
@@ -24,6 +27,7 @@ import numba
 import numpy as np
 
 from pdecontrol.ops import (
+    _codegen,
     conv,
     conv_kernel_gradient,
     residual_adjoint,
@@ -144,6 +148,7 @@ def main(argv=None):
         f"numba {numba.__version__}, {args.threads} threads, {args.dtype}, batch {args.batch}, "
         f"{SIZE}x{SIZE}, median of {args.repeats}; matmul peak {peak:.0f} GFLOP/s"
     )
+    print(f"512-bit vectors for Numba: {_codegen.CODEGEN_STATUS}")
     header = (
         f"{'C':>3} {'pass':>8} {'ours img/s':>11} {'torch img/s':>12} {'ratio':>6} "
         f"{'ours GFLOP/s':>13} {'of peak':>8} {'torch GFLOP/s':>14}"

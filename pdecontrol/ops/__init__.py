@@ -7,6 +7,8 @@ Convention everywhere: correlation with zero "same" padding, 3-wide stencils, im
 See ``docs/operators.md`` for the API, conventions and measured performance.
 """
 
+# first: sets Numba's CPU features (512-bit vectors) before any kernel below is decorated
+from . import _codegen  # noqa: F401  # isort: skip
 from ._dispatch import use_serial_kernels
 from .activations import ACTIVATION_NAMES, SMOOTH_RELU_ETA, Activation, get_activation
 from .conv import add_bias, bias_gradient, conv, conv_kernel_gradient, conv_transpose

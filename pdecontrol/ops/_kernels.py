@@ -4,7 +4,8 @@ Shapes: images are flat per channel, ``x[n, c, p]`` with ``p`` the C-order index
 point; kernels are ``K[o, c, g, t]`` (see :mod:`._geometry`), with the output-channel axis padded
 with zeros to a multiple of :data:`BLOCK`. All routines are correlations (no kernel flip).
 
-Performance design (measured on the 2-core AVX-512 machine, see docs/operators.md):
+Performance design (measured on the 2-core AVX-512 machine, see docs/operators.md; the timings
+before 2026-11-30 are of 256-bit code, the default of LLVM's tuning for this CPU):
 
 * each input channel of an image is copied once into masked, zero-margined rows
   (:func:`fill_buffers`), so every tap is one contiguous, unit-stride read and the innermost
@@ -19,7 +20,10 @@ Performance design (measured on the 2-core AVX-512 machine, see docs/operators.m
 * :func:`adjoint_driver` (the adjoint of a residual layer) runs the transpose and the kernel
   gradient image by image, so ``sigma'(a) * out_bar`` is read from memory once, not twice;
 * accumulators live in a per-thread ``(BLOCK, P)`` scratch array; the epilogue (bias, activation,
-  residual update, derivative store) runs on it while it is hot in L1 (fusion);
+  residual update, derivative store) runs on it while it is hot in L1 (fusion); it starts on a
+  cache line (:func:`aligned_rows`), since with 512-bit code (see :mod:`._codegen`) every
+  unaligned accumulator load and store is split across two lines: 0.85-0.93x the time of
+  Numba's 32-byte alignment for conv, transpose and kernel gradient;
 * ``parallel=True`` over contiguous chunks of the batch, :data:`CHUNKS_PER_THREAD` per thread,
   handed out dynamically so that a thread slowed down by other processes takes fewer (the
   callers run the drivers under ``numba.parallel_chunksize(1)``: calling
@@ -53,6 +57,7 @@ __all__ = [
     "CHUNKS_PER_THREAD",
     "GRADIENT_CHUNKS",
     "Epilogue",
+    "aligned_rows",
     "fill_buffers",
     "accumulate_block",
     "conv_driver",
@@ -75,6 +80,19 @@ class Epilogue(enum.IntEnum):
     AFFINE = 0  #: out = [base +] dt * a
     ACTIVATE = 1  #: out = [base +] dt * sigma(a); optionally derivative <- sigma'(a)
     SCALE_BY_DERIVATIVE = 2  #: out = [base +] dt * derivative * a
+
+
+@njit(cache=True, error_model="numpy")
+def aligned_rows(n_points, like):
+    """Uninitialised C-contiguous scratch ``(BLOCK, n_points)`` of ``like``'s dtype that starts on
+    a 64-byte boundary (a cache line; rows stay aligned when ``n_points * itemsize`` is a multiple
+    of 64, e.g. 28x28 images): the accumulator rows, read and written once per pass, are then
+    never split across cache lines by 512-bit loads and stores (Numba aligns arrays to 32 bytes).
+    """
+    per_line = 64 // like.itemsize
+    raw = np.empty(BLOCK * n_points + per_line, like.dtype)
+    start = (-raw.ctypes.data % 64) // like.itemsize
+    return raw[start : start + BLOCK * n_points].reshape((BLOCK, n_points))
 
 
 @njit(cache=True, error_model="numpy", fastmath=_STREAM)
@@ -301,7 +319,7 @@ def conv_driver(
         stop = (chunk + 1) * n_images // n_chunks
         buf1 = np.empty((x1.shape[1], masks.shape[0], width), out.dtype)
         buf2 = np.empty((x2.shape[1], masks.shape[0], width), out.dtype)
-        acc = np.empty((BLOCK, n_points), out.dtype)
+        acc = aligned_rows(n_points, out)
         for n in range(start, stop):
             fill_buffers(x1[n], x1[n], False, masks, pad, buf1)
             fill_buffers(x2[n], x2[n], False, masks, pad, buf2)
@@ -415,7 +433,8 @@ def _kernel_gradient_chunk(x, z, masks, pad, shift, tap_mask, start, stop, kerne
     """Add the sums of images ``start..stop-1`` to ``kernel_sums`` and ``bias_sums`` (float64)."""
     n_points = x.shape[2]
     buf = np.empty((x.shape[1], masks.shape[0], n_points + 2 * pad), x.dtype)
-    rows = np.zeros((BLOCK, n_points), x.dtype)
+    rows = aligned_rows(n_points, x)
+    rows[:] = 0
     sums = np.empty(kernel_sums.shape, x.dtype)
     for n in range(start, stop):
         fill_buffers(x[n], x[n], False, masks, pad, buf)
@@ -487,8 +506,9 @@ def _adjoint_chunk(
     buf_y = np.empty((y.shape[1], masks.shape[0], width), y.dtype)
     no_input = np.empty((0, masks.shape[0], width), y.dtype)
     no_bias = np.zeros(kernel_t.shape[0], y.dtype)
-    acc = np.empty((BLOCK, n_points), y.dtype)
-    rows = np.zeros((BLOCK, n_points), y.dtype)
+    acc = aligned_rows(n_points, y)
+    rows = aligned_rows(n_points, y)
+    rows[:] = 0
     sums = np.empty(kernel_sums.shape, y.dtype)
     for n in range(start, stop):
         fill_buffers(out_bar[n], derivative[n], True, masks, pad, buf_z)
