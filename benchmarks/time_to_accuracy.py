@@ -120,6 +120,9 @@ def parse_args(argv=None):
         help="Adam: seconds of training ('15s') or steps ('400') between evaluations")
     add("--outer-iterations", type=int, default=None,
         help="Gauss-Newton outer iterations per level (default: the config's)")
+    add("--start-newton-steps", type=int, default=None,
+        help="multilevel runs: Newton steps of the cross-entropy classifier solve at each "
+             "level's start (classifier_start_newton_steps; default: the config's)")
     add("--coarse-iterations", type=int, default=None,
         help="outer iterations of the 14x14 level of multilevel runs (default: as the 28x28 "
              "level)")
@@ -353,6 +356,8 @@ def run_gauss_newton(args, settings, data, multilevel: bool, label: str) -> xr.D
         return row["wall_time"] >= (args.budget if args.gn_budget is None else args.gn_budget)
 
     if multilevel:
+        if args.start_newton_steps is not None:
+            settings = settings.replace(classifier_start_newton_steps=args.start_newton_steps)
         counts = (args.coarse_iterations or settings.outer_iterations, settings.outer_iterations)
         result = train_multilevel(*data, settings, n_levels=2, outer_iterations=counts,
                                   callback=stop)

@@ -101,7 +101,7 @@ def final_features(functional, x, examples=None, batch_size: int = 1000) -> np.n
     for start in range(0, idx.size, batch_size):
         batch = idx[start : start + batch_size]
         states = functional.forward(x, batch).final_states
-        out[start : start + batch.size] = h_d * states.reshape(batch.size, -1)
+        np.multiply(states.reshape(batch.size, -1), h_d, out=out[start : start + batch.size])
     return out
 
 
