@@ -17,7 +17,7 @@ __all__ = ["TRAIN_DEFAULTS", "MAIN_CONFIG", "SETTING_OPTIONS", "train_settings",
 #: Defaults of ``pdecontrol cnn train`` that differ from :class:`TrainingSettings`: the main job,
 #: a few minutes on 2 cores that show coarse-to-fine training working (docs/cli.md, "Measured":
 #: 4,000 / 1,000 synthetic images, 16x16 -> 32x32, 6 outer iterations per level of 2 Gauss-Newton
-#: steps on batches of 1,000; random start 77.6%, prolonged start 90.0%, final 96.6%). The network
+#: steps on batches of 1,000; random start 77.6%, prolonged start 89.9%, final 95.6%). The network
 #: and regularisation are those of ``pdecontrol cnn paper --config strong`` but for residual kernels
 #: twice (not three times) the default scale: larger random kernels give richer starting features,
 #: and the high-order penalty (orders >= 2) keeps them smooth enough to prolong. 4,000 training
