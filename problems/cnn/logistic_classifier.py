@@ -171,6 +171,7 @@ class _LogisticBlock:
         self.alpha_c, self.reference_c = alpha_c, reference_c
         self.loss = SoftmaxCrossEntropyLoss()
         self.n = features.shape[0]
+        self.row_weights = targets.sum(axis=1)  # the Hessian's factor sum_k t_lk per example
 
     def _outputs(self, W, c):
         return (self.features @ W.T.astype(self.features.dtype)).astype(np.float64) + c
@@ -200,5 +201,5 @@ class _LogisticBlock:
         if self.probabilities is None:
             self.probabilities = self.loss.probabilities(self.z)
         W_bar, c_bar = softmax_curvature_product(self.features, self.probabilities, dW, dc,
-                                                 self.targets.sum(axis=1))
+                                                 self.row_weights)
         return np.r_[(W_bar / self.n + self.beta * dW).ravel(), c_bar / self.n + self.alpha_c * dc]
