@@ -49,6 +49,8 @@ def main(argv=None):
     parser.add_argument("--n-train", type=int, default=40_000)
     parser.add_argument("--n-val", type=int, default=20_000)
     parser.add_argument("--multilevel", action="store_true")
+    parser.add_argument("--centring", choices=("node", "cell"), default="node",
+                        help="mesh centring (and so the image and network transfers)")
     parser.add_argument("--coarse-iterations", type=int, default=None,
                         help="--multilevel: outer iterations of the 14x14 level (default: as "
                              "the 28x28 level, the config's outer_iterations)")
@@ -61,7 +63,7 @@ def main(argv=None):
     split = train_validation_split(load_mnist("train", args.data_dir), args.n_train, args.n_val, 0)
     data = tuple(to_numpy(part, np.float32) for part in split)
     print(f"{args.config} with {' '.join(args.changes) or 'no changes'}"
-          f"{' (multilevel)' if args.multilevel else ''}", flush=True)
+          f"{' (multilevel)' if args.multilevel else ''}, {args.centring}-centred", flush=True)
 
     def report(row):
         load = Path("/proc/loadavg").read_text().split()[0]
@@ -73,9 +75,10 @@ def main(argv=None):
 
     if args.multilevel:
         counts = (args.coarse_iterations or settings.outer_iterations, settings.outer_iterations)
-        train_multilevel(*data, settings, n_levels=2, outer_iterations=counts, callback=report)
+        train_multilevel(*data, settings, n_levels=2, outer_iterations=counts,
+                         centring=args.centring, callback=report)
     else:
-        train_single_level(*data, settings, callback=report)
+        train_single_level(*data, settings, centring=args.centring, callback=report)
 
 
 if __name__ == "__main__":
