@@ -123,6 +123,8 @@ def parse_args(argv=None):
     add("--start-newton-steps", type=int, default=None,
         help="multilevel runs: Newton steps of the cross-entropy classifier solve at each "
              "level's start (classifier_start_newton_steps; default: the config's)")
+    add("--centring", choices=("node", "cell"), default="node",
+        help="mesh centring of the Gauss-Newton runs (the transfers of multilevel runs)")
     add("--coarse-iterations", type=int, default=None,
         help="outer iterations of the 14x14 level of multilevel runs (default: as the 28x28 "
              "level)")
@@ -360,9 +362,9 @@ def run_gauss_newton(args, settings, data, multilevel: bool, label: str) -> xr.D
             settings = settings.replace(classifier_start_newton_steps=args.start_newton_steps)
         counts = (args.coarse_iterations or settings.outer_iterations, settings.outer_iterations)
         result = train_multilevel(*data, settings, n_levels=2, outer_iterations=counts,
-                                  callback=stop)
+                                  centring=args.centring, callback=stop)
     else:
-        result = train_single_level(*data, settings, callback=stop)
+        result = train_single_level(*data, settings, centring=args.centring, callback=stop)
     history = result.history
     fine = history["level"].values == 0  # coarse rows: accuracies on 14x14 images
     columns = ["wall_time", "validation_accuracy", "work", "fine_level_work"]
