@@ -24,6 +24,7 @@ import numba
 import numpy as np
 
 from pdecontrol.ops import (
+    _gradient_kernels,
     _kernels,
     activations,
     add_scaled,
@@ -80,7 +81,7 @@ def cases(dtype):
             work = n_images * channels * channels * 9 * side * side
             name = f"C={channels} {side}x{side} N={n_images}"
             yield f"conv {name}", _kernels.conv_driver, work, lambda x=x, K=K: conv(x, K)
-            yield (f"kernel gradient {name}", _kernels.kernel_gradient_driver, work,
+            yield (f"kernel gradient {name}", _gradient_kernels.kernel_gradient_driver, work,
                    lambda x=x: conv_kernel_gradient(x, x))
 
 

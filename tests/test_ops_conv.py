@@ -7,7 +7,8 @@ from scipy.signal import correlate
 
 from pdecontrol.ops import add_bias, bias_gradient, conv, conv_kernel_gradient, conv_transpose
 from pdecontrol.ops._dispatch import SERIAL_BELOW_MULTIPLY_ADDS
-from pdecontrol.ops._kernels import conv_driver, kernel_gradient_driver
+from pdecontrol.ops._gradient_kernels import kernel_gradient_driver
+from pdecontrol.ops._kernels import conv_driver
 
 # (spatial shape, C_in, C_out): odd and even sizes, channel counts below, at and above the
 # 4-channel register block, 1D/2D/3D.

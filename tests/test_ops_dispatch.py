@@ -9,15 +9,15 @@ import numba
 import pytest
 from numba.core.caching import NullCache
 
-from pdecontrol.ops import _kernels, activations, elementwise, use_serial_kernels
+from pdecontrol.ops import _gradient_kernels, _kernels, activations, elementwise, use_serial_kernels
 from pdecontrol.ops._dispatch import SERIAL_BELOW_ELEMENTS, SERIAL_BELOW_MULTIPLY_ADDS
 
 KERNELS = {
     "add_scaled": (elementwise._add_scaled_kernel, SERIAL_BELOW_ELEMENTS),
     "activation": (activations._activate_array, SERIAL_BELOW_ELEMENTS),
     "conv": (_kernels.conv_driver, SERIAL_BELOW_MULTIPLY_ADDS),
-    "kernel gradient": (_kernels.kernel_gradient_driver, SERIAL_BELOW_MULTIPLY_ADDS),
-    "fused adjoint": (_kernels.adjoint_driver, SERIAL_BELOW_MULTIPLY_ADDS),
+    "kernel gradient": (_gradient_kernels.kernel_gradient_driver, SERIAL_BELOW_MULTIPLY_ADDS),
+    "fused adjoint": (_gradient_kernels.adjoint_driver, SERIAL_BELOW_MULTIPLY_ADDS),
 }
 PARALLEL = "parallel" if numba.get_num_threads() > 1 else "serial"  # one thread: always serial
 

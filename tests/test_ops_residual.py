@@ -15,7 +15,8 @@ from pdecontrol.ops import (
     residual_step,
     residual_tangent,
 )
-from pdecontrol.ops._kernels import adjoint_driver, conv_driver, kernel_gradient_driver
+from pdecontrol.ops._gradient_kernels import adjoint_driver, kernel_gradient_driver
+from pdecontrol.ops._kernels import conv_driver
 
 SHAPES = [(2, 3, 9), (2, 5, 6, 7), (2, 2, 4, 3, 5)]  # (N, C, *spatial) in 1D, 2D, 3D
 

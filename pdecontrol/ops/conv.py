@@ -20,7 +20,7 @@ import numba
 import numpy as np
 
 from .._validation import as_float_array
-from . import _kernels
+from . import _gradient_kernels, _kernels
 from ._geometry import stencil_geometry
 from .activations import ActivationKind
 
@@ -141,7 +141,7 @@ def n_chunks(n_images: int) -> int:
 def gradient_chunks(n_images: int) -> int:
     """Number of batch chunks of the kernel gradient: independent of the thread count, since
     the partial sums per chunk change the last bits of the total."""
-    return min(n_images, _kernels.GRADIENT_CHUNKS)
+    return min(n_images, _gradient_kernels.GRADIENT_CHUNKS)
 
 
 def run_conv(
@@ -241,7 +241,7 @@ def run_kernel_gradient(x: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.nd
     geometry = stencil_geometry(spatial)
     chunks = gradient_chunks(n_images)
     kernel_partial, bias_partial = gradient_partials(chunks, out_channels, in_channels, geometry)
-    driver = _kernels.kernel_gradient_driver.choose(
+    driver = _gradient_kernels.kernel_gradient_driver.choose(
         multiply_adds(n_images, out_channels, in_channels, geometry), chunks
     )
     with numba.parallel_chunksize(1):  # chunks handed out dynamically

@@ -26,7 +26,8 @@ import numpy as np
 
 from .._validation import check_positive
 from ._geometry import stencil_geometry
-from ._kernels import Epilogue, adjoint_driver
+from ._gradient_kernels import adjoint_driver
+from ._kernels import Epilogue
 from .activations import Activation, get_activation
 from .conv import (
     blocked_kernel,
