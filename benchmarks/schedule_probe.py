@@ -2,7 +2,8 @@
 
 Trains a configuration of ``problems.cnn.paper.PAPER_CONFIGS`` (default ``fast``) with fields
 changed by ``FIELD=VALUE`` arguments, fine only (``train_single_level``) or coarse to fine
-(``--multilevel``: ``train_multilevel``, 14x14 -> 28x28), on the seed-0 split of the 60,000 MNIST
+(``--multilevel``: ``train_multilevel``, 14x14 -> 28x28, or 7x7 -> 14x14 -> 28x28 with
+``--levels 3``), on the seed-0 split of the 60,000 MNIST
 training images, and prints one line per outer iteration: mesh, outer iteration, training wall
 time (s, monitoring excluded), validation and training accuracy, objective, work and fine-level
 work (fine convolutions) and the 1-minute load average. docs/speed.md compares schedules with it.
@@ -11,6 +12,8 @@ work (fine convolutions) and the 1-minute load average. docs/speed.md compares s
         gauss_newton_steps=4 classifier_batch_size=20000 [--multilevel] [--budget 150]
     python benchmarks/schedule_probe.py --data-dir ../shared/data/mnist --multilevel \
         --coarse-iterations 4 classifier_start_newton_steps=6
+    python benchmarks/schedule_probe.py --data-dir ../shared/data/mnist --multilevel \
+        --levels 3 --coarse-iterations 4 4 --centring cell
 """
 
 from __future__ import annotations
@@ -37,6 +40,13 @@ def parse_change(text: str, base) -> tuple:
     current = getattr(base, field)
     if value.lower() == "none":
         return field, None
+    if current is None:  # an optional field: the value's own type
+        for kind in (int, float):
+            try:
+                return field, kind(value)
+            except ValueError:
+                pass
+        return field, value
     kind = str if isinstance(current, str) else float if isinstance(current, float) else int
     return field, kind(value)
 
@@ -51,12 +61,18 @@ def main(argv=None):
     parser.add_argument("--multilevel", action="store_true")
     parser.add_argument("--centring", choices=("node", "cell"), default="node",
                         help="mesh centring (and so the image and network transfers)")
-    parser.add_argument("--coarse-iterations", type=int, default=None,
-                        help="--multilevel: outer iterations of the 14x14 level (default: as "
-                             "the 28x28 level, the config's outer_iterations)")
+    parser.add_argument("--levels", type=int, default=2,
+                        help="--multilevel: meshes in the hierarchy (2: 14x14 -> 28x28)")
+    parser.add_argument("--coarse-iterations", type=int, nargs="+", default=None,
+                        help="--multilevel: outer iterations of each coarser level, coarsest "
+                             "first, one value for all (default: the config's outer_iterations)")
     parser.add_argument("--budget", type=float, default=None,
                         help="stop at the first outer iteration ending past this many seconds")
     args = parser.parse_args(argv)
+    n_coarse = args.levels - 1
+    if args.coarse_iterations is not None and len(args.coarse_iterations) not in (1, n_coarse):
+        parser.error(f"--coarse-iterations takes 1 or {n_coarse} values for --levels "
+                     f"{args.levels}, got {len(args.coarse_iterations)}")
     settings = PAPER_CONFIGS[args.config]
     settings = settings.replace(**dict(parse_change(c, settings) for c in args.changes))
     retain_freed_memory()
@@ -74,8 +90,9 @@ def main(argv=None):
         return args.budget is not None and row["wall_time"] >= args.budget
 
     if args.multilevel:
-        counts = (args.coarse_iterations or settings.outer_iterations, settings.outer_iterations)
-        train_multilevel(*data, settings, n_levels=2, outer_iterations=counts,
+        coarse = args.coarse_iterations or [settings.outer_iterations]
+        counts = (coarse * n_coarse if len(coarse) == 1 else coarse) + [settings.outer_iterations]
+        train_multilevel(*data, settings, n_levels=args.levels, outer_iterations=counts,
                          centring=args.centring, callback=report)
     else:
         train_single_level(*data, settings, centring=args.centring, callback=report)
