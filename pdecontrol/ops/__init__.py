@@ -1,6 +1,6 @@
 """Numba-jitted batched convolutions, activations, fused residual steps, the fused
 elementwise update of the time-steppers and the softmax curvature product of a linear model
-over stored features (CPU, float32/64).
+over stored features (CPU, float32/64); the least-squares fit of a convolution's kernels.
 
 Convention everywhere: correlation with zero "same" padding, 3-wide stencils, images of shape
 ``(N, C, *spatial)`` with 1, 2 or 3 spatial axes, kernels ``(C_out, C_in, 3, ..., 3)``.
@@ -13,6 +13,7 @@ from ._dispatch import use_serial_kernels
 from .activations import ACTIVATION_NAMES, SMOOTH_RELU_ETA, Activation, get_activation
 from .conv import add_bias, bias_gradient, conv, conv_kernel_gradient, conv_transpose
 from .elementwise import add_scaled
+from .kernel_fit import conv_least_squares
 from .residual import (
     ResidualLinearization,
     residual_adjoint,
@@ -31,6 +32,7 @@ __all__ = [
     "conv",
     "conv_transpose",
     "conv_kernel_gradient",
+    "conv_least_squares",
     "add_bias",
     "add_scaled",
     "bias_gradient",
