@@ -169,3 +169,34 @@ def test_driver_errors():
     with pytest.raises(ValueError, match="steps must increase strictly"):
         Schedule.shallow_to_deep([4, 2], STAGE)
     assert DIFFUSION_COST["gradient"] == 2
+
+
+class _FittedDiffusion(DiffusionControl):
+    """Corrects every move between stages: scales the moved controls and charges 100 units."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def fit_transferred(self, x, source_x, source, target, work):
+        self.calls.append((source.level, target.level, source.n_steps, target.n_steps,
+                           source_x.size, x.size))
+        work.charge(100.0, target.level)
+        return 0.5 * x
+
+
+def test_fit_transferred_corrects_every_move_and_its_work_is_charged(uninterrupted):
+    problem = _FittedDiffusion()
+    result = run_continuation(problem, _schedule(), seed=3)
+    # one call per move: coarse -> fine in space, 4 -> 8 steps in time
+    assert problem.calls == [(1, 0, 4, 4, 4 * 8, 4 * 16), (0, 0, 4, 8, 4 * 16, 8 * 16)]
+    schedule = _schedule()
+    moved = problem.transfer(result.stage_x[0], schedule[0], schedule[1])
+    starts = result.history.stage_iteration.values == 0
+    distance = result.history.distance_from_zero.values[starts]  # the monitor's norm of x
+    assert distance[1] == pytest.approx(np.linalg.norm(0.5 * moved), rel=1e-12)
+    # the charge lands between the previous stage's last row and the next stage's start
+    work = result.history.work.values
+    plain = uninterrupted.history.work.values
+    np.testing.assert_allclose(work[:4], plain[:4])
+    assert work[4] - work[3] == pytest.approx(plain[4] - plain[3] + 100.0)

@@ -212,7 +212,9 @@ class _Run:
                 start_x = None
                 if resume is None:
                     if index > 0:
-                        start_x = self.problem.transfer(stage_ends[-1], previous, stage)
+                        start_x = self.problem.fit_transferred(
+                            self.problem.transfer(stage_ends[-1], previous, stage),
+                            stage_ends[-1], previous, stage, self.meter)
                     elif self.x0 is not None:
                         start_x = self.x0
                     else:

@@ -17,7 +17,9 @@ the other blocks copied; in time,
 control blocks are interpolated between step midpoints
 (:func:`pdecontrol.control.refine_in_time`). Both need :meth:`~ContinuationProblem.layout`;
 override :meth:`~ContinuationProblem.transfer_in_space` for a problem-specific map (e.g. the
-Galerkin transfer of convolution kernels).
+Galerkin transfer of convolution kernels). After a move, :meth:`~ContinuationProblem.fit_transferred`
+may correct the new start with data (default: no correction), charging what it costs to the run's
+:class:`~pdecontrol.continuation.WorkMeter`.
 """
 
 from __future__ import annotations
@@ -150,6 +152,18 @@ class ContinuationProblem(ABC):
                 )
             target[name][...] = value
         return target.flat
+
+    def fit_transferred(self, x: np.ndarray, source_x: np.ndarray, source: Stage, target: Stage,
+                        work) -> np.ndarray:
+        """The start of ``target`` after :meth:`transfer` moved ``source_x`` (the end of
+        ``source``) to ``x``, corrected with data where a fixed linear map cannot do it (e.g.
+        parameters fitted so that the new stage reproduces the old stage's states).
+
+        Called by the driver after every move between stages, before the target's
+        :meth:`setup`; charge the work it does with ``work.charge(amount, level)``
+        (:class:`~pdecontrol.continuation.WorkMeter`). Default: ``x`` unchanged.
+        """
+        return x
 
     def transfer_in_time(self, x: np.ndarray, stage: Stage, n_steps: int) -> np.ndarray:
         """``x`` of ``stage`` on a grid of ``n_steps`` steps (controls interpolated between step
