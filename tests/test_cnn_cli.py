@@ -439,3 +439,15 @@ def test_paper_smoke_on_a_tiny_mnist_subset(mnist_dir, tmp_path, capsys):
     (out / "predictions_restricted.nc").unlink()
     assert main(["cnn", "plot", str(out), "-q"]) == 2
     assert "predictions_restricted.nc" in capsys.readouterr().err
+
+
+def test_prolongation_fit_options_reach_the_settings():
+    parser = build_parser()
+    args = parser.parse_args(["cnn", "paper", "--config", "fast", "--prolongation-fit", "0"])
+    settings, name = paper_settings(args)
+    assert PAPER_CONFIGS["fast"].prolongation_fit_examples == 500
+    assert settings.prolongation_fit_examples == 0 and name == "fast with prolongation_fit_examples=0"
+    args = parser.parse_args(["cnn", "train", "--prolongation-fit", "200",
+                              "--prolongation-fit-ridge", "0.01"])
+    settings = train_settings(args, TRAIN_DEFAULTS["settings"])
+    assert (settings.prolongation_fit_examples, settings.prolongation_fit_ridge) == (200, 0.01)

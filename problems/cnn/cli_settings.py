@@ -114,6 +114,12 @@ def _setting_options() -> tuple:
                       "cross-entropy: Newton-CG steps of the classifier solve at a level's "
                       "start (random or prolonged network); 0 = as --classifier-newton-steps",
                       schedule, none_spelling="0", none_shown="as per outer iteration"),
+        SettingOption("--prolongation-fit", "prolongation_fit_examples", int,
+                      "after a prolongation: training examples on which the finer network's "
+                      "kernels are fitted to reproduce the coarser network (0: the kernel "
+                      "transfer alone)", schedule),
+        SettingOption("--prolongation-fit-ridge", "prolongation_fit_ridge", float,
+                      "ridge weight of that fit towards the transferred kernels", schedule),
         SettingOption("--chunk-size", "chunk_size", int,
                       "examples per forward solve (bounds memory); 0 = all", schedule,
                       none_spelling="0", none_shown="all"),

@@ -118,6 +118,15 @@ class TrainingSettings:
         Newton-CG steps of the classifier solve at a stage's start, where the classifier is far
         from fitted to the network (random kernels, or a network just prolonged from a coarser
         mesh); ``None``: :attr:`classifier_newton_steps`. Cross-entropy block solve only.
+    prolongation_fit_examples : int
+        ``k > 0``: after every move to a finer mesh the prolonged network's kernels are fitted,
+        layer by layer, on ``k`` training examples so that its pre-activations reproduce the
+        coarse network's, interpolated
+        (:func:`problems.cnn.fitted_prolongation.fit_prolonged_kernels`, charged as work);
+        ``0``: the kernel transfer alone. Forward Euler (``stepper="euler"``) only.
+    prolongation_fit_ridge : float
+        Ridge weight of that fit towards the kernel transfer's kernels (against the mean square
+        pre-activation misfit per point).
     seed : int
         Seeds the initial kernels and the sub-samples (one generator for the whole schedule).
     dtype : {"float32", "float64"}
@@ -153,6 +162,8 @@ class TrainingSettings:
     classifier_batch_size: int | None = None
     classifier_newton_steps: int = 0
     classifier_start_newton_steps: int | None = None
+    prolongation_fit_examples: int = 0
+    prolongation_fit_ridge: float = 1e-3
     seed: int = 0
     dtype: str = "float32"
     kernel_scale: float = 1.0
@@ -171,13 +182,15 @@ class TrainingSettings:
             check_int(getattr(self, name), f"TrainingSettings.{name}", 1)
         check_int(self.seed, "TrainingSettings.seed", 0)
         check_int(self.classifier_newton_steps, "TrainingSettings.classifier_newton_steps", 0)
+        check_int(self.prolongation_fit_examples, "TrainingSettings.prolongation_fit_examples", 0)
         for name in ("batch_size", "chunk_size", "gauss_newton_batch_size",
                      "classifier_batch_size", "classifier_start_newton_steps"):
             if getattr(self, name) is not None:
                 check_int(getattr(self, name), f"TrainingSettings.{name}", 1)
         if self.final_time is not None:
             _real(self.final_time, "final_time", positive=True, maximum=MAX_MAGNITUDE)
-        for name in ("high_order_penalty", "time_smoothness", "classifier_tikhonov"):
+        for name in ("high_order_penalty", "time_smoothness", "classifier_tikhonov",
+                     "prolongation_fit_ridge"):
             _real(getattr(self, name), name, maximum=MAX_MAGNITUDE)
         for name in ("kernel_scale", "opening_scale"):
             _real(getattr(self, name), name, positive=True, maximum=MAX_MAGNITUDE)
@@ -223,6 +236,11 @@ class TrainingSettings:
             get_stepper(self.stepper)
         except ValueError as error:
             raise ValueError(f"TrainingSettings.stepper: {error}") from None
+        if self.prolongation_fit_examples and self.stepper != "euler":
+            raise ValueError(
+                "TrainingSettings.prolongation_fit_examples fits forward Euler layers only "
+                f"(stepper='euler'), got stepper={self.stepper!r}; set it to 0"
+            )
         if self.dtype not in ("float32", "float64"):
             raise ValueError(
                 f"TrainingSettings.dtype must be 'float32' or 'float64', got {self.dtype!r}"

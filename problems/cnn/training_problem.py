@@ -3,7 +3,8 @@
 :class:`CNNTraining` is a :class:`pdecontrol.continuation.ContinuationProblem`: it supplies
 only what is about images and networks (the image pyramid on a
 :class:`~pdecontrol.mesh.MeshHierarchy`, the stage objective with its work model, the transfer
-of networks between levels, the classifier solve and the accuracy monitor); the
+of networks between levels and, optionally, their fit after a prolongation, the classifier
+solve and the accuracy monitor); the
 schedule, the resume state, the work accounting and the history are the framework's. The
 drivers of :mod:`problems.cnn.training` build its schedules.
 """
@@ -35,6 +36,7 @@ from pdecontrol.transfer import restrict_image
 
 from .config import TrainingSettings
 from .evaluation import TrainedNetwork, as_labelled_images, image_dim
+from .fitted_prolongation import fit_convolutions_per_example, fit_prolonged_kernels
 from .network import CNNProblem, cnn_functional
 from .transfer import (
     check_kernel_transfer,
@@ -281,6 +283,34 @@ class CNNTraining(ContinuationProblem):
         if level < stage.level:
             return prolong_network(problem, x, stage.level - level, self.kernel_transfer)
         return restrict_network(problem, x, level - stage.level, self.kernel_transfer)
+
+    def fit_transferred(self, x, source_x, source: Stage, target: Stage, work) -> np.ndarray:
+        """After a move to a finer level (same layers), with
+        ``settings.prolongation_fit_examples = k > 0``:
+        the kernels of ``x`` fitted to reproduce the network ``source_x``
+        (:func:`~problems.cnn.fitted_prolongation.fit_prolonged_kernels`) on ``k`` training
+        examples drawn with the settings' seed, ridge ``settings.prolongation_fit_ridge``. Work:
+        :func:`~problems.cnn.fitted_prolongation.fit_convolutions_per_example` convolutions per
+        example and layer on the target level, one per example and layer on the source level.
+        Otherwise ``x`` unchanged.
+        """
+        settings = self.settings
+        if (not settings.prolongation_fit_examples or target.level >= source.level
+                or target.n_steps != source.n_steps):
+            return x
+        images = self.level_images(target.level)[0]
+        count = min(settings.prolongation_fit_examples, len(images))
+        rng = np.random.default_rng([settings.seed, source.level, target.level])
+        chosen = np.sort(rng.choice(len(images), count, replace=False))
+        layers = target.n_steps
+        work.charge(count * layers * fit_convolutions_per_example(self.dim), target.level)
+        work.charge(count * layers, source.level)
+        return fit_prolonged_kernels(
+            self.network_problem(source.level), source_x, self.network_problem(target.level), x,
+            self.level_images(source.level)[0][chosen], images[chosen],
+            lambda states: self.hierarchy.prolong(states, to_level=target.level,
+                                                  from_level=source.level),
+            final_time=settings.time_horizon, ridge=settings.prolongation_fit_ridge)
 
     def _cost(self, n_steps: int) -> dict:
         """Convolutions of one example through ``n_steps`` layers, by evaluation kind."""
