@@ -451,3 +451,16 @@ def test_prolongation_fit_options_reach_the_settings():
                               "--prolongation-fit-ridge", "0.01"])
     settings = train_settings(args, TRAIN_DEFAULTS["settings"])
     assert (settings.prolongation_fit_examples, settings.prolongation_fit_ridge) == (200, 0.01)
+
+
+def test_coarse_iterations_set_the_coarser_levels_of_a_multilevel_run(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["cnn", "train", *TINY, "--outer-iterations", "2", "--coarse-iterations", "1",
+                 "--prolongation-fit", "30", "--out", str(out)]) == 0
+    history = xr.open_dataset(out / "history.nc").load()
+    assert list(history.mesh_shape.values) == ["8x8"] * 2 + ["16x16"] * 3
+    assert json.loads((out / "config.json").read_text())["coarse_iterations"] == 1
+    assert main(["cnn", "train", *TINY, "--mode", "single", "--coarse-iterations", "1",
+                 "--out", str(tmp_path / "other")]) == 2
+    assert "--coarse-iterations sets the coarser levels of --mode multilevel" in _error_line(
+        capsys)

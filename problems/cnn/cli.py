@@ -212,7 +212,8 @@ class TrainCommand(RunCommand):
                    "run directory: config.json, network.nc, history.nc, predictions.nc, "
                    "evaluation.nc, summary.json, figures/*.png.")
     _CONFIG_OPTIONS = ("config", "data", "resolution", "n_train", "n_val", "data_dir", "mode",
-                       "levels", "consistency_weight", "seed", "initial") + _TRANSFER_OPTIONS
+                       "levels", "coarse_iterations", "consistency_weight", "seed",
+                       "initial") + _TRANSFER_OPTIONS
 
     def add_arguments(self, parser):
         from .paper import PAPER_CONFIGS
@@ -233,6 +234,10 @@ class TrainCommand(RunCommand):
             help="meshes in the hierarchy: multilevel trains on levels-1 coarsenings first; "
                  "consistent adds the losses of levels-1 restricted networks "
                  f"(default {TRAIN_DEFAULTS['levels']})")
+        group.add_argument(
+            "--coarse-iterations", type=int, default=None, metavar="N",
+            help="--mode multilevel: outer iterations of every coarser level (default: as the "
+                 "finest, --outer-iterations)")
         group.add_argument(
             "--consistency-weight", type=float, default=None,
             help="weight of the restricted-network losses (--mode consistent, "
@@ -269,6 +274,14 @@ class TrainCommand(RunCommand):
                               else None)
         if config["levels"] < 1:
             raise UsageError(f"--levels must be >= 1, got {config['levels']}")
+        config["coarse_iterations"] = args.coarse_iterations
+        if args.coarse_iterations is not None:
+            if config["mode"] != "multilevel":
+                raise UsageError("--coarse-iterations sets the coarser levels of --mode "
+                                 f"multilevel, not --mode {config['mode']}")
+            if args.coarse_iterations < 0:
+                raise UsageError(
+                    f"--coarse-iterations must be >= 0, got {args.coarse_iterations}")
         config.update(_transfer_config(args, config["mode"]))
         _check_levels(config)
         settings = train_settings(args, config_settings(config["config"]))
@@ -344,6 +357,9 @@ def _train(config: dict, train, validation, state_dir: Path, progress: bool, ini
         options["smoothing_sigma"] = transfers["smoothing_sigma"]
     if mode == "multilevel":
         options["n_levels"] = levels
+        if config.get("coarse_iterations") is not None:
+            options["outer_iterations"] = ([config["coarse_iterations"]] * (levels - 1)
+                                           + [settings.outer_iterations])
     elif mode == "consistent":
         if levels < 2:
             raise UsageError("--mode consistent needs --levels >= 2 (the fine mesh and at least "
