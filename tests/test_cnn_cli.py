@@ -446,7 +446,8 @@ def test_prolongation_fit_options_reach_the_settings():
     args = parser.parse_args(["cnn", "paper", "--config", "fast", "--prolongation-fit", "0"])
     settings, name = paper_settings(args)
     assert PAPER_CONFIGS["fast"].prolongation_fit_examples == 500
-    assert settings.prolongation_fit_examples == 0 and name == "fast with prolongation_fit_examples=0"
+    assert settings.prolongation_fit_examples == 0
+    assert name == "fast with prolongation_fit_examples=0"
     args = parser.parse_args(["cnn", "train", "--prolongation-fit", "200",
                               "--prolongation-fit-ridge", "0.01"])
     settings = train_settings(args, TRAIN_DEFAULTS["settings"])

@@ -10,7 +10,7 @@ from pdecontrol.mesh import Mesh, MeshHierarchy
 from pdecontrol.ops import conv, conv_kernel_gradient
 from problems.cnn.data import make_synthetic, to_numpy
 from problems.cnn.fitted_prolongation import fit_convolutions_per_example, fit_prolonged_kernels
-from problems.cnn.training import train_multilevel
+from problems.cnn.training import CNNTraining, train_multilevel
 from problems.cnn.transfer import prolong_network, restrict_network
 
 SETTINGS = small_settings(final_time=1.5).replace(n_channels=3)
@@ -150,3 +150,13 @@ def test_training_fits_after_the_prolongation_and_charges_the_work():
     # Galerkin restriction of the fitted network is a different (fitted) coarse network
     assert not np.allclose(restrict_network(fitted.problem, fitted.x, 1),
                            fitted.stage_networks[0].parameters)
+
+
+def test_the_run_identity_names_the_fit_only_when_it_is_on():
+    """Resume states written before the fit existed describe their settings without it."""
+    train = to_numpy(make_synthetic(20, 8, seed=0))
+    plain = CNNTraining(SETTINGS, train).describe()["settings"]
+    assert "prolongation_fit_examples" not in plain and "prolongation_fit_ridge" not in plain
+    fitted = CNNTraining(SETTINGS.replace(prolongation_fit_examples=5), train).describe()
+    assert fitted["settings"]["prolongation_fit_examples"] == 5
+    assert fitted["settings"]["prolongation_fit_ridge"] == 1e-3

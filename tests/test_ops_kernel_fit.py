@@ -26,7 +26,8 @@ def test_recovers_the_kernels_that_made_the_target(dim):
 
 @pytest.mark.parametrize("dim", [1, 2, 3])
 def test_the_fit_solves_the_normal_equations(dim):
-    """Gradient of the objective at the fit: 2/M K-gradient of the residual + 2 ridge (K - K_ref)."""
+    """Half the objective's gradient at the fit, 1/M K-gradient of the residual + ridge (K - K_ref),
+    vanishes."""
     rng = np.random.default_rng(10 + dim)
     x, reference, bias = _problem(dim, rng)
     target = rng.standard_normal((x.shape[0], 3) + SHAPES[dim])

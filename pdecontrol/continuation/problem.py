@@ -17,9 +17,9 @@ the other blocks copied; in time,
 control blocks are interpolated between step midpoints
 (:func:`pdecontrol.control.refine_in_time`). Both need :meth:`~ContinuationProblem.layout`;
 override :meth:`~ContinuationProblem.transfer_in_space` for a problem-specific map (e.g. the
-Galerkin transfer of convolution kernels). After a move, :meth:`~ContinuationProblem.fit_transferred`
-may correct the new start with data (default: no correction), charging what it costs to the run's
-:class:`~pdecontrol.continuation.WorkMeter`.
+Galerkin transfer of convolution kernels). After a move,
+:meth:`~ContinuationProblem.fit_transferred` may correct the new start with data (default: no
+correction), charging what it costs to the run's :class:`~pdecontrol.continuation.WorkMeter`.
 """
 
 from __future__ import annotations

@@ -375,9 +375,14 @@ class CNNTraining(ContinuationProblem):
 
     def describe(self) -> dict:
         validation = () if self.validation is None else self.validation
+        settings = self.settings.to_dict()
+        # the fit's settings came after runs were written: named only when the fit is on (its
+        # ridge does nothing without it), so that the states of earlier runs still resume
+        if not settings["prolongation_fit_examples"]:
+            del settings["prolongation_fit_examples"], settings["prolongation_fit_ridge"]
         description = {
             "problem": "cnn",
-            "settings": self.settings.to_dict(),
+            "settings": settings,
             "n_classes": self.n_classes,
             "images_shape": list(self.images.shape),
             "data_sha256": _digest(self.images, self.labels, *validation),
