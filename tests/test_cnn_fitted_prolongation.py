@@ -16,19 +16,20 @@ from problems.cnn.transfer import prolong_network, restrict_network
 SETTINGS = small_settings(final_time=1.5).replace(n_channels=3)
 
 
-def _networks(centring="cell", kernel_basis="stencil", seed=0, centre_only=False):
-    """A random coarse network on 4x4 and its Galerkin prolongation to 8x8."""
+def _networks(centring="cell", kernel_basis="stencil", seed=0, centre_only=False, dim=2):
+    """A random coarse network on 4^dim and its Galerkin prolongation to 8^dim."""
     settings = SETTINGS.replace(kernel_basis=kernel_basis)
-    fine = settings.make_problem(Mesh((8, 8), centring=centring), 3)
+    fine = settings.make_problem(Mesh((8,) * dim, centring=centring), 3)
     coarse = fine.coarsen()
     rng = np.random.default_rng(seed)
     params = coarse.layout(2).unflatten(coarse.initial_parameters(2, seed, kernel_scale=2.0))
     stencils = {name: coarse.block_to_stencils(params[name]) for name in ("K0", "K")}
     if centre_only:  # multiples of the identity: Galerkin prolongation is then exact
+        middle = (Ellipsis,) + (1,) * dim
         for name, value in stencils.items():
-            centre = value[..., 1, 1].copy()
+            centre = value[middle].copy()
             value[...] = 0
-            value[..., 1, 1] = centre
+            value[middle] = centre
             params[name][...] = coarse.stencils_to_block(value)
     params["b0"][...] = rng.standard_normal(3)
     params["b"][...] = rng.standard_normal((2, 3))
@@ -46,14 +47,15 @@ def _fit(coarse, coarse_x, fine, fine_x, hierarchy, images, ridge=0.0):
         final_time=1.5, ridge=ridge)
 
 
-@pytest.mark.parametrize("kernel_basis", ["stencil", "derivative"])
-def test_where_the_galerkin_prolongation_is_exact_the_fit_returns_it(kernel_basis):
+@pytest.mark.parametrize(("kernel_basis", "dim"), [("stencil", 2), ("derivative", 2),
+                                                   ("stencil", 3)])
+def test_where_the_galerkin_prolongation_is_exact_the_fit_returns_it(kernel_basis, dim):
     """Centre-only stencils on interpolated images: K_h P y = P K_H y, a zero misfit at the
     Galerkin kernels, so with any ridge towards them they are the fit (interpolated images do
     not determine every stencil weight: ridge 0 is singular)."""
     coarse, coarse_x, fine, galerkin, hierarchy, _ = _networks(kernel_basis=kernel_basis,
-                                                               centre_only=True)
-    coarse_images = np.random.default_rng(1).standard_normal((12, 4, 4))
+                                                               centre_only=True, dim=dim)
+    coarse_images = np.random.default_rng(1).standard_normal((12,) + (4,) * dim)
     images = hierarchy.prolong(coarse_images, to_level=0, from_level=1)
     fitted = _fit(coarse, coarse_x, fine, galerkin, hierarchy, images, ridge=1e-6)
     np.testing.assert_allclose(fitted, galerkin, atol=1e-9)
@@ -87,10 +89,10 @@ def _layer_misfits(coarse, coarse_x, fine, candidate, inputs_from, hierarchy, im
     return np.array(misfits), gradients
 
 
-@pytest.mark.parametrize("centring", ["cell", "node"])
-def test_the_fit_minimises_every_layer_misfit_and_keeps_biases_and_classifier(centring):
-    coarse, coarse_x, fine, galerkin, hierarchy, _ = _networks(centring)
-    images = np.random.default_rng(2).standard_normal((16, 8, 8))
+@pytest.mark.parametrize(("centring", "dim"), [("cell", 2), ("node", 2), ("cell", 3)])
+def test_the_fit_minimises_every_layer_misfit_and_keeps_biases_and_classifier(centring, dim):
+    coarse, coarse_x, fine, galerkin, hierarchy, _ = _networks(centring, dim=dim)
+    images = np.random.default_rng(2).standard_normal((16,) + (8,) * dim)
     fitted = _fit(coarse, coarse_x, fine, galerkin, hierarchy, images)
     fitted_misfits, gradients = _layer_misfits(coarse, coarse_x, fine, fitted, fitted,
                                                hierarchy, images)
