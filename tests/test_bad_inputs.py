@@ -436,12 +436,12 @@ def test_a_run_that_ends_non_finite_is_an_error_naming_the_options(tmp_path, cap
 def test_an_unexpected_exception_is_one_line_too(tmp_path, capsys, monkeypatch):
     """A bug (here a KeyError from the data loader): exit 1, one line, the traceback only with
     -v; the new run directory is not created."""
-    import problems.cnn.cli as cli
+    import problems.cnn.cli_shared as cli_shared
 
     def broken(*args, **kwargs):
         raise KeyError("images")
 
-    monkeypatch.setattr(cli, "load_image_sets", broken)
+    monkeypatch.setattr(cli_shared, "load_image_sets", broken)
     argv = ["cnn", "train", *CNN, "--out", str(tmp_path / "run")]
     code, stderr = _run(argv, capsys)
     _check_refusal(argv, code, FAILED, stderr,
