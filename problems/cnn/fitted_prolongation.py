@@ -41,7 +41,8 @@ def fit_convolutions_per_example(dim: int) -> int:
 
 
 def _forward(activation, a):
-    return a if activation is None else activation.value_and_derivative(a)[0]
+    """``sigma(a)``, or ``a`` for a linear layer (``activation`` None)."""
+    return a if activation is None else activation(a)
 
 
 def fit_prolonged_kernels(
