@@ -9,7 +9,14 @@ import numba
 import pytest
 from numba.core.caching import NullCache
 
-from pdecontrol.ops import _gradient_kernels, _kernels, activations, elementwise, use_serial_kernels
+from pdecontrol.ops import (
+    _gradient_kernels,
+    _kernels,
+    activations,
+    elementwise,
+    feature_products,
+    use_serial_kernels,
+)
 from pdecontrol.ops._dispatch import SERIAL_BELOW_ELEMENTS, SERIAL_BELOW_MULTIPLY_ADDS
 
 KERNELS = {
@@ -18,6 +25,9 @@ KERNELS = {
     "conv": (_kernels.conv_driver, SERIAL_BELOW_MULTIPLY_ADDS),
     "kernel gradient": (_gradient_kernels.kernel_gradient_driver, SERIAL_BELOW_MULTIPLY_ADDS),
     "fused adjoint": (_gradient_kernels.adjoint_driver, SERIAL_BELOW_MULTIPLY_ADDS),
+    "feature outputs": (feature_products._outputs_kernel, SERIAL_BELOW_MULTIPLY_ADDS),
+    "feature pullback": (feature_products._pullback_chunk_sums, SERIAL_BELOW_MULTIPLY_ADDS),
+    "softmax curvature": (feature_products._chunk_sums, SERIAL_BELOW_MULTIPLY_ADDS),
 }
 PARALLEL = "parallel" if numba.get_num_threads() > 1 else "serial"  # one thread: always serial
 

@@ -13,6 +13,7 @@ from ._dispatch import use_serial_kernels
 from .activations import ACTIVATION_NAMES, SMOOTH_RELU_ETA, Activation, get_activation
 from .conv import add_bias, bias_gradient, conv, conv_kernel_gradient, conv_transpose
 from .elementwise import add_scaled
+from .feature_products import feature_outputs, feature_pullback, softmax_curvature_product
 from .kernel_fit import conv_least_squares
 from .residual import (
     ResidualLinearization,
@@ -21,7 +22,6 @@ from .residual import (
     residual_step,
     residual_tangent,
 )
-from .softmax_curvature import softmax_curvature_product
 from .threads import blas_threads, kernel_threads
 
 __all__ = [
@@ -42,6 +42,8 @@ __all__ = [
     "residual_tangent",
     "residual_adjoint",
     "use_serial_kernels",
+    "feature_outputs",
+    "feature_pullback",
     "softmax_curvature_product",
     "blas_threads",
     "kernel_threads",

@@ -28,7 +28,7 @@ from scipy.optimize import OptimizeResult
 
 from pdecontrol._validation import check_int
 from pdecontrol.control import ControlFunctional, SoftmaxCrossEntropyLoss
-from pdecontrol.ops import blas_threads, kernel_threads, softmax_curvature_product
+from pdecontrol.ops import feature_outputs, feature_pullback, softmax_curvature_product
 from pdecontrol.optimize import conjugate_gradient
 
 from .classifier import _tikhonov_terms, classifier_indices, final_features, sample_examples
@@ -112,8 +112,7 @@ class LogisticClassifierSolver:
         x = functional.check_parameters(x).copy()
         examples = sample_examples(x, functional.n_examples, self.sample_size, self.seed)
         features = final_features(functional, x, examples, self.batch_size)  # (s, p)
-        with blas_threads(kernel_threads()):  # dense products over the features: all threads
-            return self._newton_steps(x, features, examples, newton_steps)
+        return self._newton_steps(x, features, examples, newton_steps)
 
     def _newton_steps(self, x, features, examples, newton_steps: int) -> np.ndarray:
         """``x`` (a copy, changed in place) after the Newton-CG steps on ``features``."""
@@ -174,7 +173,7 @@ class _LogisticBlock:
         self.row_weights = targets.sum(axis=1)  # the Hessian's factor sum_k t_lk per example
 
     def _outputs(self, W, c):
-        return (self.features @ W.T.astype(self.features.dtype)).astype(np.float64) + c
+        return feature_outputs(self.features, W, c)
 
     def value(self, W, c) -> float:
         self.W, self.c = W, c
@@ -186,7 +185,7 @@ class _LogisticBlock:
 
     def _pull_back(self, z_bar, dW, dc):
         """``J^T z_bar / s`` plus the regulariser's term for ``(dW, dc)``, flat."""
-        W_bar = (z_bar.T.astype(self.features.dtype) @ self.features).astype(np.float64) / self.n
+        W_bar = feature_pullback(self.features, z_bar).astype(np.float64) / self.n
         c_bar = z_bar.sum(axis=0) / self.n
         return np.r_[(W_bar + self.beta * dW).ravel(), c_bar + self.alpha_c * dc]
 

@@ -1,11 +1,17 @@
-"""The softmax curvature product of a linear model over stored features (pdecontrol.ops)."""
+"""Products of a linear model with stored features: outputs, pull-backs, the softmax curvature
+product (pdecontrol.ops)."""
 
 import numpy as np
 import pytest
 
 from pdecontrol.control import SoftmaxCrossEntropyLoss
-from pdecontrol.ops import softmax_curvature_product
-from pdecontrol.ops.softmax_curvature import CHUNK_ROWS, _chunk_sums
+from pdecontrol.ops import feature_outputs, feature_pullback, softmax_curvature_product
+from pdecontrol.ops.feature_products import (
+    CHUNK_ROWS,
+    _chunk_sums,
+    _outputs_kernel,
+    _pullback_chunk_sums,
+)
 
 
 def _case(s, p, k, dtype=np.float64, seed=0):
@@ -89,12 +95,72 @@ def test_serial_and_parallel_twins_are_bitwise_equal(dtype):
 @pytest.mark.parametrize("call, message", [
     (lambda F, P, V: softmax_curvature_product(F.astype(np.int64), P, V), "float32 or float64"),
     (lambda F, P, V: softmax_curvature_product(F[0], P, V), "shape (s, p)"),
-    (lambda F, P, V: softmax_curvature_product(F, P[1:], V), "probabilities of shape"),
-    (lambda F, P, V: softmax_curvature_product(F, P, V.T), "direction of shape"),
-    (lambda F, P, V: softmax_curvature_product(F, P, V, np.zeros(4)), "bias_direction"),
-    (lambda F, P, V: softmax_curvature_product(F, P, V, None, np.ones(3)), "weights"),
+    (lambda F, P, V: softmax_curvature_product(F, P[1:], V), "probabilities must have"),
+    (lambda F, P, V: softmax_curvature_product(F, P, V.T), "direction must have shape (k, p=6)"),
+    (lambda F, P, V: softmax_curvature_product(F, P, V, np.zeros(4)), "bias_direction must"),
+    (lambda F, P, V: softmax_curvature_product(F, P, V[:2]), "direction must have shape (k=3"),
+    (lambda F, P, V: softmax_curvature_product(F, P, V, None, np.ones(3)), "weights must"),
+    (lambda F, P, V: feature_outputs(F.astype(np.int32), V), "float32 or float64"),
+    (lambda F, P, V: feature_outputs(F, V.T), "weights must have shape (k, p=6)"),
+    (lambda F, P, V: feature_outputs(F, V, np.zeros(2)), "bias must have shape (k=3,)"),
+    (lambda F, P, V: feature_pullback(F, P[1:]), "row_weights must have shape (s=10, k)"),
+    (lambda F, P, V: feature_pullback(F, P[:, 0]), "row_weights must have shape (s=10, k)"),
 ])
 def test_bad_shapes_and_dtypes_are_refused(call, message):
     features, z, _, rng = _case(10, 6, 3)
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         call(features, SoftmaxCrossEntropyLoss().probabilities(z), rng.standard_normal((3, 6)))
+
+
+@pytest.mark.parametrize("dtype, tolerance", [(np.float64, 1e-12), (np.float32, 1e-5)])
+@pytest.mark.parametrize("s, p, k", [(1, 3, 2), (7, 5, 3), (8, 13, 10), (CHUNK_ROWS + 13, 9, 4)])
+def test_outputs_and_pullback_equal_the_matrix_products(s, p, k, dtype, tolerance):
+    features, _, _, rng = _case(s, p, k, dtype)
+    W, c, U = rng.standard_normal((k, p)), rng.standard_normal(k), rng.standard_normal((s, k))
+    f = features.astype(np.float64)
+    Z_ref = f @ W.astype(dtype).astype(np.float64).T + c
+    Z = feature_outputs(features, W, c)
+    assert Z.dtype == np.float64 and Z.shape == (s, k)
+    assert np.abs(Z - Z_ref).max() <= tolerance * np.abs(Z_ref).max()
+    G_ref = U.astype(dtype).astype(np.float64).T @ f
+    G = feature_pullback(features, U)
+    assert G.dtype == dtype and G.shape == (k, p)
+    assert np.abs(G - G_ref).max() <= tolerance * np.abs(G_ref).max()
+    np.testing.assert_array_equal(feature_outputs(features, W), feature_outputs(features, W, 0 * c))
+
+
+def test_outputs_and_pullback_are_adjoint():
+    features, _, _, rng = _case(CHUNK_ROWS + 37, 19, 6)
+    W, U = rng.standard_normal((6, 19)), rng.standard_normal((CHUNK_ROWS + 37, 6))
+    left = np.sum(feature_outputs(features, W) * U)
+    right = np.sum(W * feature_pullback(features, U))
+    assert abs(left - right) <= 1e-12 * abs(left)
+
+
+def test_the_curvature_product_is_the_pullback_of_the_outputs_hessian():
+    features, z, targets, rng = _case(CHUNK_ROWS + 21, 15, 7)
+    V, v = rng.standard_normal((7, 15)), rng.standard_normal(7)
+    u = SoftmaxCrossEntropyLoss().hessian_product(z, targets, feature_outputs(features, V, v))
+    W_part, c_part = softmax_curvature_product(
+        features, SoftmaxCrossEntropyLoss().probabilities(z), V, v, targets.sum(axis=1))
+    G = feature_pullback(features, u)
+    assert np.abs(W_part - G).max() <= 1e-12 * np.abs(G).max()
+    np.testing.assert_allclose(c_part, u.sum(axis=0), rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_outputs_and_pullback_twins_are_bitwise_equal(dtype):
+    s, p, k = 3 * CHUNK_ROWS + 5, 21, 10
+    features, _, _, rng = _case(s, p, k, dtype)
+    V, v, U = rng.standard_normal((k, p)).astype(dtype), rng.standard_normal(k), \
+        rng.standard_normal((s, k))
+    n_chunks = -(-s // CHUNK_ROWS)
+    results = []
+    for outputs, pullback in ((_outputs_kernel.serial, _pullback_chunk_sums.serial),
+                              (_outputs_kernel.parallel, _pullback_chunk_sums.parallel)):
+        Z, G = np.empty((s, k)), np.empty((n_chunks, k, p), dtype)
+        outputs(features, V, v, Z)
+        pullback(features, U, G)
+        results.append((Z, G))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])
