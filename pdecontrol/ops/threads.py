@@ -9,9 +9,11 @@ and 28 ms with one (a forward solve of 1,000 images 83 ms and 37 ms; docs/speed.
 
 :func:`blas_threads` limits the BLAS pools for a block of code: long runs that call the kernels
 run with one BLAS thread (``with blas_threads(1)``) and give the pools the kernels' width back
-only around large dense products or solves (``with blas_threads(kernel_threads())``), where one
-thread would halve their speed. Results do not depend on the number of threads beyond the
-rounding of BLAS's own summation order.
+only around large dense products or solves with no kernel in between
+(``with blas_threads(kernel_threads())``), where one thread would halve their speed: a kernel
+called inside such a block pays for the spinning again (a curvature product right after a
+two-thread ``F @ W.T``: 121 against 75 ms, ``benchmarks/feature_products.py``). Results do not
+depend on the number of threads beyond the rounding of BLAS's own summation order.
 """
 
 from __future__ import annotations

@@ -1,0 +1,95 @@
+"""Products of a linear model with stored features: ours (Numba) against NumPy/OpenBLAS, and what
+OpenBLAS's spinning threads do to the Numba kernel that follows a BLAS call (docs/speed.md,
+"The classifier's products without BLAS").
+
+Shapes of the ``fast`` configuration's classifier solve on MNIST: ``s`` examples of
+``p = 8 * 28 * 28`` float32 features, ``k = 10`` classes. Prints the median of ``--repeats``
+timings (ms) of:
+
+* the softmax curvature product alone, and right after ``F @ W.T`` with 2 and with 1 BLAS thread;
+* ``F W^T``: ``feature_outputs`` against ``F @ W.T`` with 2 and 1 BLAS threads;
+* ``U^T F``: ``feature_pullback`` against ``U.T @ F`` with 2 and 1 BLAS threads.
+
+Run alone on the machine::
+
+    python benchmarks/feature_products.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from pdecontrol.ops import (
+    blas_threads,
+    feature_outputs,
+    feature_pullback,
+    kernel_threads,
+    softmax_curvature_product,
+)
+
+
+def median_ms(function, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return 1e3 * float(np.median(times))
+
+
+def after_blas_ms(blas, function, repeats: int) -> float:
+    """Median time of ``function`` called right after ``blas`` (not timed)."""
+    times = []
+    for _ in range(repeats):
+        blas()
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return 1e3 * float(np.median(times))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--examples", type=int, default=20_000)
+    parser.add_argument("--features", type=int, default=8 * 28 * 28)
+    parser.add_argument("--classes", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args(argv)
+    rng = np.random.default_rng(0)
+    s, p, k, repeats = args.examples, args.features, args.classes, args.repeats
+    F = rng.standard_normal((s, p)).astype(np.float32)
+    logits = rng.standard_normal((s, k))
+    P = np.exp(logits - logits.max(axis=1, keepdims=True))
+    P /= P.sum(axis=1, keepdims=True)
+    V = rng.standard_normal((k, p))
+    W = V.astype(np.float32)
+    U = rng.standard_normal((s, k))
+    U32 = U.astype(np.float32)
+
+    def curvature():
+        return softmax_curvature_product(F, P, V)
+
+    print(f"{s} x {p} float32 features, k = {k}; Numba threads {kernel_threads()}; "
+          f"median of {repeats} (ms)")
+    print(f"curvature product alone                      {median_ms(curvature, repeats):7.1f}")
+    for threads in (2, 1):
+        with blas_threads(threads):
+            print(f"curvature product after F @ W.T, {threads} BLAS thread(s) "
+                  f"{after_blas_ms(lambda: F @ W.T, curvature, repeats):7.1f}")
+    print(f"feature_outputs (F W^T)                      "
+          f"{median_ms(lambda: feature_outputs(F, W), repeats):7.1f}")
+    print(f"feature_pullback (U^T F)                     "
+          f"{median_ms(lambda: feature_pullback(F, U), repeats):7.1f}")
+    for threads in (2, 1):
+        with blas_threads(threads):
+            print(f"NumPy F @ W.T, {threads} BLAS thread(s)                "
+                  f"{median_ms(lambda: F @ W.T, repeats):7.1f}")
+            print(f"NumPy U.T @ F, {threads} BLAS thread(s)                "
+                  f"{median_ms(lambda: U32.T @ F, repeats):7.1f}")
+
+
+if __name__ == "__main__":
+    main()
