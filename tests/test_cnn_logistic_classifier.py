@@ -6,7 +6,7 @@ import pytest
 
 from cnn_helpers import small_settings
 from pdecontrol.mesh import Mesh
-from problems.cnn.classifier import ClassifierSolver, sample_examples
+from problems.cnn.classifier import ClassifierSolver, final_features, sample_examples
 from problems.cnn.data import make_synthetic, to_numpy
 from problems.cnn.logistic_classifier import LogisticClassifierSolver
 from problems.cnn.network import cnn_functional
@@ -61,6 +61,13 @@ def test_newton_steps_of_one_call(rng):
     assert solver.last_result.nit == 1
     with pytest.raises(ValueError, match="newton_steps"):
         solver(x, newton_steps=0)
+
+
+def test_features_start_on_a_cache_line(rng):
+    F, x = functional(rng)
+    for examples in (None, np.arange(7), np.arange(3, 50)):
+        features = final_features(F, x, examples)
+        assert features.ctypes.data % 64 == 0 and features.flags.c_contiguous
 
 
 def test_sample_is_a_function_of_the_point(rng):

@@ -40,6 +40,7 @@ from scipy.sparse.linalg import LinearOperator
 
 from pdecontrol._validation import check_int
 from pdecontrol.control import ControlFunctional, LeastSquaresLoss, Tikhonov
+from pdecontrol.memory import aligned_empty
 from pdecontrol.ops import blas_threads, kernel_threads
 from pdecontrol.optimize import regularized_least_squares
 
@@ -96,7 +97,8 @@ def final_features(functional, x, examples=None, batch_size: int = 1000) -> np.n
     ``batch_size`` examples at a time."""
     idx = np.arange(functional.n_examples) if examples is None else np.asarray(examples)
     problem = functional.problem
-    out = np.empty((idx.size, problem.n_channels * problem.mesh.size), dtype=functional.dtype)
+    # on a cache line: the classifier's products read these features 20 times or more
+    out = aligned_empty((idx.size, problem.n_channels * problem.mesh.size), functional.dtype)
     h_d = functional.dtype.type(problem.mesh.cell_volume)
     for start in range(0, idx.size, batch_size):
         batch = idx[start : start + batch_size]
