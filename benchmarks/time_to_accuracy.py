@@ -380,21 +380,19 @@ def run_gauss_newton(args, settings, data, multilevel: bool, label: str) -> xr.D
     return history[columns].isel(iteration=np.flatnonzero(fine))
 
 
-def run_method(args, settings, data, method: str) -> dict:
-    """Histories of ``method``: one per learning rate for the Adam methods."""
+def run_method(args, settings, data, method: str, seed=None) -> dict:
+    """Histories of ``method``: one per learning rate for the Adam methods; for a Gauss-Newton
+    method one run, with the training seed ``seed`` if given."""
     if method in GAUSS_NEWTON:
         config, multilevel = GAUSS_NEWTON[method]
         config = config or args.config
-        label = f"GN-CG {'multilevel' if multilevel else 'fine-only'} ({config}"
-        histories = {}
-        for seed in args.training_seeds or [None]:
-            settings = PAPER_CONFIGS[config]
-            if seed is None:
-                name = f"{label})"
-            else:
-                settings, name = settings.replace(seed=seed), f"{label}, seed {seed})"
-            histories[name] = run_gauss_newton(args, settings, data, multilevel, name)
-        return histories
+        settings = PAPER_CONFIGS[config]
+        name = f"GN-CG {'multilevel' if multilevel else 'fine-only'} ({config}"
+        if seed is None:
+            name += ")"
+        else:
+            settings, name = settings.replace(seed=seed), f"{name}, seed {seed})"
+        return {name: run_gauss_newton(args, settings, data, multilevel, name)}
     loss = method.rsplit("-", 1)[1]
     runner = run_our_adam if method.startswith("ours-") else run_torch_adam
     library = "pdecontrol" if method.startswith("ours-") else "PyTorch"
@@ -403,6 +401,16 @@ def run_method(args, settings, data, method: str) -> dict:
         label = f"{library} Adam {loss.upper()} lr {lr:.0e}"
         histories[label] = runner(args, settings, data, loss, lr, label)
     return histories
+
+
+def planned_runs(args) -> list:
+    """``(method, seed)`` in run order: the Adam methods, then the Gauss-Newton methods seed by
+    seed, so that the fine-only and multilevel runs of a seed run next to each other (the
+    machine's speed drifts by 10-20% over an hour)."""
+    adam = [(method, None) for method in args.methods if method not in GAUSS_NEWTON]
+    gauss_newton = [method for method in args.methods if method in GAUSS_NEWTON]
+    return adam + [(method, seed) for seed in args.training_seeds or [None]
+                   for method in gauss_newton]
 
 
 # ---------------------------------------------------------------------- report
@@ -551,9 +559,10 @@ def main(argv=None):
           f"Adam lr {args.lr}, batch {args.batch_size}; {args.threads} threads", flush=True)
     histories = {}
     with threadpool_limits(limits=args.threads):
-        for method in args.methods:
-            print(f"{method} (load average {load_average()})", flush=True)
-            histories.update(run_method(args, settings, data, method))
+        for method, seed in planned_runs(args):
+            which = method if seed is None else f"{method}, seed {seed}"
+            print(f"{which} (load average {load_average()})", flush=True)
+            histories.update(run_method(args, settings, data, method, seed))
     loads["after"] = load_average()
     print(f"\n{results_table(histories, args.targets)}\n")
     print(f"ratios: time / time of {REFERENCE}; load average before: {loads['before']}, "
