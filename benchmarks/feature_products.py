@@ -80,25 +80,25 @@ def main(argv=None):
     def curvature():
         return softmax_curvature_product(F, P, V)
 
+    rows = [("curvature product alone", median_ms(curvature, repeats)),
+            ("curvature product, features 16 bytes off a cache line",
+             median_ms(lambda: softmax_curvature_product(F_off, P, V), repeats))]
+    for threads in (2, 1):
+        with blas_threads(threads):
+            rows.append((f"curvature product after F @ W.T, {threads} BLAS thread(s)",
+                         after_blas_ms(lambda: F @ W.T, curvature, repeats)))
+    rows += [("feature_outputs (F W^T)", median_ms(lambda: feature_outputs(F, W), repeats)),
+             ("feature_pullback (U^T F)", median_ms(lambda: feature_pullback(F, U), repeats))]
+    for threads in (2, 1):
+        with blas_threads(threads):
+            rows += [(f"NumPy F @ W.T, {threads} BLAS thread(s)",
+                      median_ms(lambda: F @ W.T, repeats)),
+                     (f"NumPy U.T @ F, {threads} BLAS thread(s)",
+                      median_ms(lambda: U32.T @ F, repeats))]
     print(f"{s} x {p} float32 features, k = {k}; Numba threads {kernel_threads()}; "
           f"median of {repeats} (ms)")
-    print(f"curvature product alone                      {median_ms(curvature, repeats):7.1f}")
-    print(f"curvature product, features 16 bytes off a cache line "
-          f"{median_ms(lambda: softmax_curvature_product(F_off, P, V), repeats):7.1f}")
-    for threads in (2, 1):
-        with blas_threads(threads):
-            print(f"curvature product after F @ W.T, {threads} BLAS thread(s) "
-                  f"{after_blas_ms(lambda: F @ W.T, curvature, repeats):7.1f}")
-    print(f"feature_outputs (F W^T)                      "
-          f"{median_ms(lambda: feature_outputs(F, W), repeats):7.1f}")
-    print(f"feature_pullback (U^T F)                     "
-          f"{median_ms(lambda: feature_pullback(F, U), repeats):7.1f}")
-    for threads in (2, 1):
-        with blas_threads(threads):
-            print(f"NumPy F @ W.T, {threads} BLAS thread(s)                "
-                  f"{median_ms(lambda: F @ W.T, repeats):7.1f}")
-            print(f"NumPy U.T @ F, {threads} BLAS thread(s)                "
-                  f"{median_ms(lambda: U32.T @ F, repeats):7.1f}")
+    for label, ms in rows:
+        print(f"{label:56s} {ms:7.1f}")
 
 
 if __name__ == "__main__":
