@@ -28,7 +28,12 @@ from scipy.optimize import OptimizeResult
 
 from pdecontrol._validation import check_int
 from pdecontrol.control import ControlFunctional, SoftmaxCrossEntropyLoss
-from pdecontrol.ops import feature_outputs, feature_pullback, softmax_curvature_product
+from pdecontrol.ops import (
+    blas_threads,
+    feature_outputs,
+    feature_pullback,
+    softmax_curvature_product,
+)
 from pdecontrol.optimize import conjugate_gradient
 
 from .classifier import _tikhonov_terms, classifier_indices, final_features, sample_examples
@@ -112,7 +117,10 @@ class LogisticClassifierSolver:
         x = functional.check_parameters(x).copy()
         examples = sample_examples(x, functional.n_examples, self.sample_size, self.seed)
         features = final_features(functional, x, examples, self.batch_size)  # (s, p)
-        return self._newton_steps(x, features, examples, newton_steps)
+        # every product over the features is a Numba kernel: one BLAS thread, so that CG's dot
+        # products leave no BLAS thread spinning beside them (pdecontrol.ops.threads)
+        with blas_threads(1):
+            return self._newton_steps(x, features, examples, newton_steps)
 
     def _newton_steps(self, x, features, examples, newton_steps: int) -> np.ndarray:
         """``x`` (a copy, changed in place) after the Newton-CG steps on ``features``."""
