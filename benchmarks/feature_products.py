@@ -23,6 +23,7 @@ import argparse
 import time
 
 import numpy as np
+from conv_vs_torch import median_seconds  # this folder's timer (the script's folder is on sys.path)
 
 from pdecontrol.memory import aligned_empty
 from pdecontrol.ops import (
@@ -35,12 +36,7 @@ from pdecontrol.ops import (
 
 
 def median_ms(function, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return 1e3 * float(np.median(times))
+    return 1e3 * median_seconds(function, repeats)
 
 
 def after_blas_ms(blas, function, repeats: int) -> float:
