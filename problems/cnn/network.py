@@ -364,6 +364,13 @@ class CNNProblem(ControlProblem):
             return a, None
         return self.opening_activation.value_and_derivative(a)
 
+    def _opening_derivative(self, data, static):
+        """``sigma0'(a)`` of :meth:`_opening`, or None for a linear opening (then no convolution
+        is computed)."""
+        if self.opening_activation is None:
+            return None
+        return self._opening(data, static)[1]
+
     def initial_state(self, data, static):
         return self._opening(data, static)[0]
 
@@ -371,12 +378,12 @@ class CNNProblem(ControlProblem):
         images = self.check_images(data, "data")
         dK0 = self.block_to_stencils(np.asarray(dstatic["K0"], dtype=images.dtype))
         da = conv(images, dK0, np.asarray(dstatic["b0"], dtype=images.dtype))
-        derivative = self._opening(data, static)[1]
+        derivative = self._opening_derivative(images, static)
         return da if derivative is None else derivative * da
 
     def initial_state_adjoint(self, data, static, y0_bar):
         images = self.check_images(data, "data")
-        derivative = self._opening(data, static)[1]
+        derivative = self._opening_derivative(images, static)
         a_bar = np.asarray(y0_bar, dtype=images.dtype)
         if derivative is not None:
             a_bar = derivative * a_bar
