@@ -2,11 +2,12 @@
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_info
 
 from cnn_helpers import fitted_point, small_functional
 from pdecontrol.control import SoftmaxCrossEntropyLoss
 from pdecontrol.mesh import Mesh
-from pdecontrol.ops import conv
+from pdecontrol.ops import blas_threads, conv
 from pdecontrol.verify import verify_problem
 from problems.cnn.network import CNNProblem, accuracy, cnn_functional, predict
 from problems.cnn.regularization import (
@@ -140,6 +141,32 @@ def test_float32_close_to_float64(rng):
     v = rng.standard_normal(J64.size)
     Gv = J64.gauss_newton_operator(x).matvec(v)
     assert np.linalg.norm(G32.matvec(v) - Gv) <= 1e-4 * np.linalg.norm(Gv)
+
+
+def _blas_threads_now() -> int:
+    return max(pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas")
+
+
+def test_classifier_products_run_on_one_blas_thread(rng, monkeypatch):
+    # OpenBLAS's idle threads spin after a multi-threaded call and slow the kernels that follow
+    # (pdecontrol.ops.threads), so output, its tangent and its adjoint limit BLAS to one thread
+    problem, J = small_functional(rng, 2)
+    with blas_threads(2):
+        if _blas_threads_now() < 2:
+            pytest.skip("BLAS runs one thread here: nothing to limit")
+        seen = []
+        flat = problem._flat  # called inside each product's BLAS block
+
+        def recording_flat(y):
+            seen.append(_blas_threads_now())
+            return flat(y)
+
+        monkeypatch.setattr(problem, "_flat", recording_flat)
+        x = fitted_point(J, rng)
+        J.value_and_gradient(x)
+        J.gauss_newton_operator(x).matvec(rng.standard_normal(J.size))
+        assert _blas_threads_now() == 2  # restored after each product
+    assert len(seen) >= 3 and set(seen) == {1}
 
 
 def test_predict_and_accuracy_on_new_images(rng):
