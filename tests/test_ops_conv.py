@@ -85,6 +85,18 @@ def test_conv_is_independent_of_batch_partitioning(rng, force_twin):
     np.testing.assert_array_equal(batch, single)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("c_in", [1, 2, 3])
+def test_every_point_gets_the_same_sum(rng, c_in, dtype):
+    # 40 points: the vectorised loop covers points 0-31, the tail loop 32-39; shifted by 10,
+    # interior points move from one loop to the other and must not change in any bit
+    x = rng.standard_normal((2, c_in, 40)).astype(dtype)
+    K = rng.standard_normal((4, c_in, 3)).astype(dtype)
+    shifted = np.zeros_like(x)
+    shifted[:, :, 10:] = x[:, :, :30]
+    np.testing.assert_array_equal(conv(shifted, K)[:, :, 16:39], conv(x, K)[:, :, 6:29])
+
+
 def test_small_batches_take_the_serial_path(rng, twin_picks):
     small = rng.standard_normal((2, 3, 5, 6))  # 2 * 3 * 3 * 9 * 30 multiply-adds
     K = rng.standard_normal((3, 3, 3, 3))

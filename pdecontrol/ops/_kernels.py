@@ -67,8 +67,8 @@ __all__ = [
 
 BLOCK = 4
 CHUNKS_PER_THREAD = 4
-#: The vectorised point loops run over a multiple of this many points (16 float32 lanes of a
-#: 512-bit register; a multiple of every vector width LLVM picks here).
+#: The vectorised point loop of :func:`accumulate_block` runs over a multiple of this many points:
+#: 16 float32 lanes of a 512-bit register, a multiple of the narrower vector widths.
 VECTOR_POINTS = 16
 #: Numba fastmath flags: FMA contraction for streaming loops; reassociation added for the
 #: reductions of the kernel gradient.
