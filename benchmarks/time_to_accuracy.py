@@ -34,7 +34,10 @@ the Adam runs, at most ``--epochs`` epochs. Adam runs evaluate the whole validat
 start and every ``--eval-every`` seconds of training time (``15s``) or steps (``400``). The
 script prints one table: time to each of ``--targets`` ("never" if not reached), the best
 accuracy and when it was reached, and the ratio of each time to the reference (PyTorch Adam,
-cross-entropy, lr 1e-3). The load average is recorded before and after.
+cross-entropy, lr 1e-3). The load average is recorded before and after. Before the timed runs
+each planned Gauss-Newton schedule runs once, untimed, on 256 images (:func:`warm_up`), so that
+no timed run pays for Numba's compilation or the loading of its cache (the ``ours-adam`` runs
+call the same kernels; run alone, they are not warmed up).
 
 Full run (the default methods, 40,000 / 20,000, 660 s each, enough for both ``strong`` schedules,
 509 s and 620 s in docs/paper.md: about 1 h 40 min on an idle 2-core machine)::
@@ -88,6 +91,8 @@ GAUSS_NEWTON = {"gn-fine": (None, False), "gn-multilevel": (None, True),
                 "gn-fast": ("fast", False), "gn-fast-multilevel": ("fast", True)}
 REFERENCE = "PyTorch Adam CE lr 1e-03"
 EVAL_BATCH = 2000
+#: Training (and validation) images of the untimed warm-up run of each Gauss-Newton schedule.
+WARM_UP_IMAGES = 256
 
 
 def parse_interval(text: str) -> tuple:
@@ -380,6 +385,28 @@ def run_gauss_newton(args, settings, data, multilevel: bool, label: str) -> xr.D
     return history[columns].isel(iteration=np.flatnonzero(fine))
 
 
+def warm_up(args, data, methods) -> float:
+    """Seconds spent running every planned Gauss-Newton schedule once, untimed, for one outer
+    iteration per level on ``WARM_UP_IMAGES`` images, so that Numba's compilation (or the
+    loading of its cache) falls outside the timed runs. Without it the first Gauss-Newton run of
+    a process spent 2 s more on its start (docs/speed.md, "Ten coarse iterations"), and a run
+    right after an edit of a kernel's source 20 s more (recompilation). The serial and the
+    parallel twins of the kernels both run: the batch is split into several chunks."""
+    start = time.perf_counter()
+    (x_train, y_train), (x_val, y_val) = data
+    small = ((x_train[:WARM_UP_IMAGES], y_train[:WARM_UP_IMAGES]),
+             (x_val[:WARM_UP_IMAGES], y_val[:WARM_UP_IMAGES]))
+    for method in dict.fromkeys(methods):
+        config, multilevel = GAUSS_NEWTON[method]
+        settings = PAPER_CONFIGS[config or args.config].replace(outer_iterations=1)
+        if multilevel:
+            train_multilevel(*small, settings, n_levels=2, outer_iterations=(1, 1),
+                             centring=args.centring)
+        else:
+            train_single_level(*small, settings, centring=args.centring)
+    return time.perf_counter() - start
+
+
 def run_method(args, settings, data, method: str, seed=None) -> dict:
     """Histories of ``method``: one per learning rate for the Adam methods; for a Gauss-Newton
     method one run, with the training seed ``seed`` if given."""
@@ -559,6 +586,10 @@ def main(argv=None):
           f"Adam lr {args.lr}, batch {args.batch_size}; {args.threads} threads", flush=True)
     histories = {}
     with threadpool_limits(limits=args.threads):
+        gauss_newton = [method for method, _ in planned_runs(args) if method in GAUSS_NEWTON]
+        if gauss_newton:
+            print(f"warm-up (Numba's compilation or cache, untimed): "
+                  f"{warm_up(args, data, gauss_newton):.1f} s", flush=True)
         for method, seed in planned_runs(args):
             which = method if seed is None else f"{method}, seed {seed}"
             print(f"{which} (load average {load_average()})", flush=True)
