@@ -390,8 +390,8 @@ def warm_up(args, data, methods) -> float:
     iteration per level on ``WARM_UP_IMAGES`` images, so that Numba's compilation (or the
     loading of its cache) falls outside the timed runs. Without it the first Gauss-Newton run of
     a process spent 2 s more on its start (docs/speed.md, "Ten coarse iterations"), and a run
-    right after an edit of a kernel's source 20 s more (recompilation). The serial and the
-    parallel twins of the kernels both run: the batch is split into several chunks."""
+    right after an edit of a kernel's source 20 s more (recompilation). Its batches are large
+    enough for the kernels' parallel path, the one the timed runs take."""
     start = time.perf_counter()
     (x_train, y_train), (x_val, y_val) = data
     small = ((x_train[:WARM_UP_IMAGES], y_train[:WARM_UP_IMAGES]),
