@@ -214,6 +214,24 @@ def test_chunked_equals_unchunked(rng):
                                    whole.gauss_newton_product(x, d, ex), rtol=1e-12, atol=1e-15)
 
 
+def test_forward_solves_at_most_forward_chunk_examples_at_a_time(rng, monkeypatch):
+    import pdecontrol.control.functional as functional_module
+
+    x = make_point(rng)
+    functional = make_functional(np.random.default_rng(2), SoftmaxCrossEntropyLoss())
+    whole = functional.forward(x)  # 9 examples: one chunk of FORWARD_CHUNK
+    solved = []
+    solve = functional._solve
+    monkeypatch.setattr(functional, "_solve", lambda *a, **k: solved.append(a[2]) or solve(*a, **k))
+    monkeypatch.setattr(functional_module, "FORWARD_CHUNK", 4)
+    chunked = functional.forward(x)
+    assert [idx.tolist() for idx in solved] == [[0, 1, 2, 3], [4, 5, 6, 7], [8]]
+    np.testing.assert_array_equal(chunked.examples, whole.examples)
+    for name in ("final_states", "outputs", "losses"):  # BLAS's last bits depend on the rows
+        np.testing.assert_allclose(getattr(chunked, name), getattr(whole, name), rtol=1e-14,
+                                   atol=1e-15)
+
+
 def test_subset_equals_functional_on_the_subset(rng):
     full = make_functional(rng, SoftmaxCrossEntropyLoss(), regularizers=[Tikhonov("W", 0.3)])
     examples = np.array([5, 2, 8])

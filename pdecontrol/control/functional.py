@@ -32,6 +32,9 @@ from .timestepping import Trajectory, _read_only, get_stepper, integrate
 
 __all__ = ["ControlFunctional", "ForwardResult"]
 
+#: Examples :meth:`ControlFunctional.forward` solves at a time when ``chunk_size`` is None.
+FORWARD_CHUNK = 1024
+
 
 @dataclass(frozen=True)
 class ForwardResult:
@@ -97,7 +100,8 @@ class ControlFunctional(ReducedFunctional):
         caches more at peak, no ``rhs`` recomputation). Values, gradients and GN products do
         not depend on it.
     chunk_size : int, optional
-        Process at most this many examples at a time.
+        Process at most this many examples at a time (default: all at once, except
+        :meth:`forward`, which takes at most :data:`FORWARD_CHUNK`).
     dtype : {numpy.float64, numpy.float32}
         Compute dtype of states and of the parameters handed to the problem. Flat vectors,
         gradients and objective values are always float64.
@@ -261,16 +265,25 @@ class ControlFunctional(ReducedFunctional):
                               dtype=np.float64)
 
     def forward(self, x, examples=None) -> ForwardResult:
-        """Final states, outputs and per-example losses (prediction), in example order."""
+        """Final states, outputs and per-example losses (prediction), in example order.
+
+        Examples are solved ``chunk_size`` at a time, and at most :data:`FORWARD_CHUNK` at a
+        time when ``chunk_size`` is None: an example's numbers do not depend on the others (up
+        to the last bits of matrix products, whose blocking depends on the number of rows), so
+        this bounds the working set (all 40,000 MNIST training images through the 8-channel
+        CNN at once: 3.4-8.9 s; in chunks of 1,000-2,000: 1.8-1.9 s). Of each chunk only what
+        is returned is kept.
+        """
         _, controls, static = self._parameters(x)
-        chunks, _ = self._index_chunks(examples)
-        solved = [self._solve(controls, static, idx) for idx in chunks]
-        return ForwardResult(
-            final_states=np.concatenate([c.trajectory.final_state for c in solved]),
-            outputs=np.concatenate([c.outputs for c in solved]),
-            losses=np.concatenate([self.problem.loss.per_example(c.outputs, c.targets)
-                                   for c in solved]),
-            examples=np.concatenate(chunks))
+        chunks, _ = self._index_chunks(examples, default_size=FORWARD_CHUNK)
+        parts = []
+        for idx in chunks:
+            chunk = self._solve(controls, static, idx)
+            parts.append((chunk.trajectory.final_state, chunk.outputs,
+                          self.problem.loss.per_example(chunk.outputs, chunk.targets)))
+        final_states, outputs, losses = map(np.concatenate, zip(*parts, strict=True))
+        return ForwardResult(final_states=final_states, outputs=outputs, losses=losses,
+                             examples=np.concatenate(chunks))
 
     def parameters(self, x) -> Parameters:
         """Validated structured (read-only) view of a flat vector."""
@@ -285,11 +298,12 @@ class ControlFunctional(ReducedFunctional):
         params = self.layout.unflatten(_read_only(self.check_parameters(x)))
         return params, self._cast(params.controls), self._cast(params.static)
 
-    def _index_chunks(self, examples):
+    def _index_chunks(self, examples, default_size=None):
+        """Chunks of ``chunk_size`` examples, else of ``default_size``, else all in one."""
         idx = self.check_examples(examples)
         if idx is None:
             idx = np.arange(self.n_examples)
-        size = self.chunk_size or idx.size
+        size = self.chunk_size or default_size or idx.size
         return [idx[i:i + size] for i in range(0, idx.size, size)], idx.size
 
     def _solve(self, controls, static, idx, *, store_linearization: bool = False) -> _Chunk:

@@ -7,7 +7,8 @@ number (float32: 4) and one example's state ``s = C n^d b``:
 * images: ``(N + V) n^d`` numbers held as loaded (float64), split and cast per functional:
   ``24 (N + V) n^d`` bytes, times ``4/3`` for the coarse levels of the image pyramid;
 * states of all examples through the layers: the accuracy monitor runs every training and
-  validation image forward and holds every chunk's ``L + 1`` states: ``(N + V)(L + 1) s``;
+  validation image forward, :data:`~pdecontrol.control.functional.FORWARD_CHUNK` (``F``) at a
+  time, and keeps the final states of all: ``(N + V) s + (L + 1) min(N, F) s``;
 * linearised states of a Gauss-Newton batch (``B`` = ``--batch``, at most ``N``): the operator
   keeps the states and every stage's slope and cache, the tangent and adjoint sweeps about four
   states more: ``B (L + 5 + 2 S L) s``; with consistency levels also those of the restricted
@@ -21,7 +22,9 @@ number (float32: 4) and one example's state ``s = C n^d b``:
 The parts are summed, although some are freed before others are allocated, so the estimate is
 an upper bound: measured peaks of the resident memory above that of a tiny run were 55-70% of
 it, over seven runs of 0.4-2.1 GiB (one stage, float32 and float64, Euler and RK4, 2-8 layers;
-``docs/cli.md``, Robustness). ``evaluation_memory`` estimates ``pdecontrol cnn evaluate``
+``docs/cli.md``, Robustness; measured when the monitor's part was ``(N + V)(L + 1) s``, before
+the forward solves went in chunks: a 40,000 / 20,000 MNIST run of ``fast``, 3 outer iterations,
+peaked at 2.6 GB instead of 4.6 GB). ``evaluation_memory`` estimates ``pdecontrol cnn evaluate``
 at another resolution the same way.
 """
 
@@ -30,6 +33,7 @@ from __future__ import annotations
 import numpy as np
 
 from pdecontrol.control import get_stepper
+from pdecontrol.control.functional import FORWARD_CHUNK
 
 from .classifier import ClassifierSolver
 from .config import TrainingSettings
@@ -75,7 +79,7 @@ def training_memory(settings: TrainingSettings, *, resolution: int, n_train: int
                     + n_classes * (C * pixels + 1))
     return {
         _IMAGES: _IMAGE_COPIES * in_channels * (n_train + n_val) * pixels * 4 / 3,
-        _STATES: (n_train + n_val) * (L + 1) * state,
+        _STATES: (n_train + n_val + (L + 1) * min(n_train, FORWARD_CHUNK)) * state,
         _BATCH: coarse * batch * (L + 5 + 2 * S * L) * state,
         _CLASSIFIER: _classifier_bytes(n_train, int(C * pixels), state),
         _PARAMETERS: 8.0 * _PARAMETER_COPIES * n_parameters,
