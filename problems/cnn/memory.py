@@ -7,8 +7,9 @@ number (float32: 4) and one example's state ``s = C n^d b``:
 * images: ``(N + V) n^d`` numbers held as loaded (float64), split and cast per functional:
   ``24 (N + V) n^d`` bytes, times ``4/3`` for the coarse levels of the image pyramid;
 * states of all examples through the layers: the accuracy monitor runs every training and
-  validation image forward, :data:`~pdecontrol.control.functional.FORWARD_CHUNK` (``F``) at a
-  time, and keeps the final states of all: ``(N + V) s + (L + 1) min(N, F) s``;
+  validation image forward, ``F`` at a time (``--chunk-size``, else
+  :data:`~pdecontrol.control.functional.FORWARD_CHUNK`), and keeps the final states of all:
+  ``(N + V) s + (L + 1) min(N, F) s``;
 * linearised states of a Gauss-Newton batch (``B`` = ``--batch``, at most ``N``): the operator
   keeps the states and every stage's slope and cache, the tangent and adjoint sweeps about four
   states more: ``B (L + 5 + 2 S L) s``; with consistency levels also those of the restricted
@@ -79,7 +80,8 @@ def training_memory(settings: TrainingSettings, *, resolution: int, n_train: int
                     + n_classes * (C * pixels + 1))
     return {
         _IMAGES: _IMAGE_COPIES * in_channels * (n_train + n_val) * pixels * 4 / 3,
-        _STATES: (n_train + n_val + (L + 1) * min(n_train, FORWARD_CHUNK)) * state,
+        _STATES: (n_train + n_val
+                  + (L + 1) * min(n_train, settings.chunk_size or FORWARD_CHUNK)) * state,
         _BATCH: coarse * batch * (L + 5 + 2 * S * L) * state,
         _CLASSIFIER: _classifier_bytes(n_train, int(C * pixels), state),
         _PARAMETERS: 8.0 * _PARAMETER_COPIES * n_parameters,
