@@ -270,9 +270,8 @@ class ControlFunctional(ReducedFunctional):
         Examples are solved ``chunk_size`` at a time, and at most :data:`FORWARD_CHUNK` at a
         time when ``chunk_size`` is None: an example's numbers do not depend on the others (up
         to the last bits of matrix products, whose blocking depends on the number of rows), so
-        this bounds the working set (all 40,000 MNIST training images through the 8-channel
-        CNN at once: 3.4-8.9 s; in chunks of 1,000-2,000: 1.8-1.9 s). Of each chunk only what
-        is returned is kept.
+        this only bounds the working set; of each chunk only what is returned is kept
+        (measured on the bundled CNN problem: docs/framework.md).
         """
         _, controls, static = self._parameters(x)
         chunks, _ = self._index_chunks(examples, default_size=FORWARD_CHUNK)
