@@ -162,3 +162,4 @@ def test_the_run_identity_names_the_fit_only_when_it_is_on():
     fitted = CNNTraining(SETTINGS.replace(prolongation_fit_examples=5), train).describe()
     assert fitted["settings"]["prolongation_fit_examples"] == 5
     assert fitted["settings"]["prolongation_fit_ridge"] == 1e-3
+    assert "classifier_curvature_batch_size" not in plain  # came later too

@@ -6,9 +6,14 @@ import pytest
 
 from cnn_helpers import small_settings
 from pdecontrol.mesh import Mesh
-from problems.cnn.classifier import ClassifierSolver, final_features, sample_examples
+from problems.cnn.classifier import (
+    ClassifierSolver,
+    curvature_rows_first,
+    final_features,
+    sample_examples,
+)
 from problems.cnn.data import make_synthetic, to_numpy
-from problems.cnn.logistic_classifier import LogisticClassifierSolver
+from problems.cnn.logistic_classifier import LogisticClassifierSolver, _LogisticBlock
 from problems.cnn.network import cnn_functional
 from problems.cnn.paper import PAPER_CONFIGS
 from problems.cnn.regularization import classifier_tikhonov
@@ -98,6 +103,64 @@ def test_sampled_solve_equals_the_solve_on_that_sample(rng, loss):
     assert sampled.last_result.n_examples == 25
 
 
+def test_curvature_rows_are_a_random_part_of_the_examples(rng):
+    x = rng.standard_normal(20)
+    examples = np.arange(10, 110)
+    order = curvature_rows_first(x, examples, 30, seed=4)
+    np.testing.assert_array_equal(np.sort(order), examples)  # a permutation of the examples
+    first, rest = order[:30], order[30:]
+    assert np.all(np.diff(first) > 0) and np.all(np.diff(rest) > 0)  # each part sorted
+    assert first.max() > 40  # not the first 30: a random part, even of examples sorted by label
+    np.testing.assert_array_equal(order, curvature_rows_first(x.copy(), examples, 30, seed=4))
+    x[3] += 1e-12  # a function of the point, as the sample
+    assert not np.array_equal(order, curvature_rows_first(x, examples, 30, seed=4))
+    assert not np.array_equal(order, curvature_rows_first(x, examples, 30, seed=5))
+    np.testing.assert_array_equal(curvature_rows_first(x, examples, 100, 0), examples)
+
+
+def test_sub_sampled_curvature_is_the_hessian_of_its_rows(rng):
+    """The block's Hessian products over its first m rows are those of the block objective
+    averaged over these rows; the value and gradient keep all rows."""
+    n, m, k, p = 40, 15, 3, 12
+    features = rng.standard_normal((n, p))
+    targets = np.eye(k)[rng.integers(0, k, n)]
+    W, c = rng.standard_normal((k, p)), rng.standard_normal(k)
+    reference = rng.standard_normal((k, p)), rng.standard_normal(k)
+    terms = (0.3, reference[0], 0.2, reference[1])
+    sub = _LogisticBlock(features, targets, *terms, curvature_rows=m)
+    full, rows = _LogisticBlock(features, targets, *terms), _LogisticBlock(
+        features[:m], targets[:m], *terms)
+    for block in (sub, full, rows):
+        block.value(W, c)
+    v = rng.standard_normal(W.size + c.size)
+    np.testing.assert_allclose(sub.hessian_product(v), rows.hessian_product(v), rtol=1e-12)
+    assert not np.allclose(sub.hessian_product(v), full.hessian_product(v))
+    np.testing.assert_array_equal(sub.gradient(), full.gradient())
+    assert sub.value(W, c) == full.value(W, c)
+
+
+def test_sub_sampled_curvature_solve(rng):
+    F, x = functional(rng, n=80)
+    full = LogisticClassifierSolver(F, newton_steps=2, sample_size=60, seed=3)
+    sub = LogisticClassifierSolver(F, newton_steps=2, sample_size=60, seed=3,
+                                   curvature_sample_size=20)
+    x_full, x_sub = full(x), sub(x)
+    assert sub.last_result.n_examples == 60 and sub.last_result.n_curvature_examples == 20
+    assert full.last_result.n_curvature_examples == 60
+    # the same sample and objective (up to the order of its sums), other Newton steps
+    assert sub.last_result.fun_start == pytest.approx(full.last_result.fun_start, rel=1e-12)
+    assert sub.last_result.fun < sub.last_result.fun_start
+    assert not np.allclose(x_sub, x_full)
+    # not smaller than the sample: the whole sample, the same solve
+    same = LogisticClassifierSolver(F, newton_steps=2, sample_size=60, seed=3,
+                                    curvature_sample_size=60)
+    np.testing.assert_array_equal(same(x), x_full)
+    # settings reach the solver
+    settings = small_settings(loss=CE, classifier_newton_steps=2, classifier_batch_size=60,
+                              classifier_curvature_batch_size=20)
+    assert settings.classifier_solver(F).curvature_sample_size == 20
+
+
 def test_bad_arguments(rng):
     F_ls, _ = functional(rng, loss="least_squares")
     with pytest.raises(ValueError, match="use ClassifierSolver for least squares"):
@@ -113,9 +176,12 @@ def test_bad_arguments(rng):
         small_settings(classifier_newton_steps=-1)
     with pytest.raises(ValueError, match="gauss_newton_batch_size"):
         small_settings(gauss_newton_batch_size=0)
+    with pytest.raises(ValueError, match="curvature_sample_size"):
+        LogisticClassifierSolver(F, curvature_sample_size=0)
     for no_newton_solve in (small_settings(), small_settings(loss=CE)):
-        with pytest.raises(ValueError, match="classifier_start_newton_steps applies to"):
-            no_newton_solve.replace(classifier_start_newton_steps=3)
+        for name in ("classifier_start_newton_steps", "classifier_curvature_batch_size"):
+            with pytest.raises(ValueError, match=f"{name} applies to"):
+                no_newton_solve.replace(**{name: 3})
 
 
 def test_settings_select_the_block_and_the_batches():

@@ -46,8 +46,8 @@ from pdecontrol.optimize import regularized_least_squares
 
 from .network import check_cnn_functional
 
-__all__ = ["ClassifierSolver", "CLASSIFIER_METHODS", "final_features", "sample_examples",
-           "classifier_indices"]
+__all__ = ["ClassifierSolver", "CLASSIFIER_METHODS", "curvature_rows_first", "final_features",
+           "sample_examples", "classifier_indices"]
 
 #: Solvers of :class:`ClassifierSolver`.
 CLASSIFIER_METHODS = ("auto", "cg", "gram", "normal")
@@ -86,9 +86,28 @@ def sample_examples(x, n_examples: int, sample_size, seed: int):
     uninterrupted one drew, with no generator state to save."""
     if sample_size is None or sample_size >= n_examples:
         return None
-    crc = zlib.crc32(np.ascontiguousarray(x, dtype=np.float64).tobytes())
-    rng = np.random.default_rng([seed, crc])
+    rng = _point_generator(x, seed)
     return np.sort(rng.choice(n_examples, sample_size, replace=False))
+
+
+def curvature_rows_first(x, examples, curvature_size, seed: int) -> np.ndarray:
+    """``examples`` reordered so that a random ``curvature_size`` of them come first, each part
+    sorted: the rows of a block's Hessian products on a sub-sample of its examples (a random
+    sub-sample even when the examples are ordered by label). Drawn, like
+    :func:`sample_examples`, by a generator seeded by ``seed`` and the parameters ``x`` (another
+    stream of it); ``examples`` itself when ``curvature_size`` is not smaller."""
+    examples = np.asarray(examples)
+    if curvature_size >= examples.size:
+        return examples
+    first = np.zeros(examples.size, dtype=bool)
+    first[_point_generator(x, seed, 1).choice(examples.size, curvature_size, replace=False)] = True
+    return np.r_[examples[first], examples[~first]]
+
+
+def _point_generator(x, seed: int, *stream) -> np.random.Generator:
+    """A generator seeded by ``seed``, the CRC-32 of the parameters ``x`` and ``stream``."""
+    crc = zlib.crc32(np.ascontiguousarray(x, dtype=np.float64).tobytes())
+    return np.random.default_rng([seed, crc, *stream])
 
 
 def final_features(functional, x, examples=None, batch_size: int = 1000) -> np.ndarray:

@@ -106,6 +106,10 @@ def _setting_options() -> tuple:
         SettingOption("--classifier-batch", "classifier_batch_size", int,
                       "examples the classifier (W, c) is fitted on, drawn per solve; 0 = all",
                       schedule, none_spelling="0", none_shown="all"),
+        SettingOption("--classifier-curvature-batch", "classifier_curvature_batch_size", int,
+                      "cross-entropy: examples of the classifier solve's Hessian products, "
+                      "drawn per solve from the examples it fits; 0 = all of them", schedule,
+                      none_spelling="0", none_shown="all fitted"),
         SettingOption("--classifier-newton-steps", "classifier_newton_steps", int,
                       "cross-entropy: Newton-CG steps of the classifier block per outer "
                       "iteration (0: W and c take the Gauss-Newton steps with the kernels)",

@@ -108,6 +108,10 @@ class TrainingSettings:
     classifier_batch_size : int or None
         Examples the classifier block is fitted on, drawn afresh at every solve
         (:func:`problems.cnn.classifier.sample_examples`); ``None``: all training examples.
+    classifier_curvature_batch_size : int or None
+        With the cross-entropy block solve (``classifier_newton_steps > 0``): examples of its
+        Hessian products, drawn at every solve from the examples it fits (a sub-sampled Newton
+        method, as :attr:`gauss_newton_batch_size` for the kernels); ``None``: all of them.
     classifier_newton_steps : int
         With the cross-entropy loss: ``0`` trains ``(W, c)`` by the Gauss-Newton steps with the
         kernels; ``k > 0`` solves the classifier block approximately instead, by ``k`` Newton-CG
@@ -160,6 +164,7 @@ class TrainingSettings:
     batch_size: int | None = 10_000
     gauss_newton_batch_size: int | None = None
     classifier_batch_size: int | None = None
+    classifier_curvature_batch_size: int | None = None
     classifier_newton_steps: int = 0
     classifier_start_newton_steps: int | None = None
     prolongation_fit_examples: int = 0
@@ -184,7 +189,8 @@ class TrainingSettings:
         check_int(self.classifier_newton_steps, "TrainingSettings.classifier_newton_steps", 0)
         check_int(self.prolongation_fit_examples, "TrainingSettings.prolongation_fit_examples", 0)
         for name in ("batch_size", "chunk_size", "gauss_newton_batch_size",
-                     "classifier_batch_size", "classifier_start_newton_steps"):
+                     "classifier_batch_size", "classifier_curvature_batch_size",
+                     "classifier_start_newton_steps"):
             if getattr(self, name) is not None:
                 check_int(getattr(self, name), f"TrainingSettings.{name}", 1)
         if self.final_time is not None:
@@ -221,12 +227,13 @@ class TrainingSettings:
             raise ValueError(
                 f"TrainingSettings.loss must be one of {sorted(LOSSES)}, got {self.loss!r}"
             )
-        if self.classifier_start_newton_steps is not None and not (
-                self.loss == "softmax_cross_entropy" and self.classifier_newton_steps > 0):
-            raise ValueError(
-                "TrainingSettings.classifier_start_newton_steps applies to the cross-entropy's "
-                "Newton-CG classifier solve (classifier_newton_steps > 0); leave it None"
-            )
+        newton_solve = self.loss == "softmax_cross_entropy" and self.classifier_newton_steps > 0
+        for name in ("classifier_start_newton_steps", "classifier_curvature_batch_size"):
+            if getattr(self, name) is not None and not newton_solve:
+                raise ValueError(
+                    f"TrainingSettings.{name} applies to the cross-entropy's Newton-CG "
+                    "classifier solve (classifier_newton_steps > 0); leave it None"
+                )
         if not isinstance(self.stepper, str):
             raise TypeError(
                 f"TrainingSettings.stepper must be a stepper name (str), "
@@ -326,7 +333,9 @@ class TrainingSettings:
             raise ValueError("the cross-entropy classifier is trained with the kernels "
                              "(classifier_newton_steps = 0); there is no block solve")
         return LogisticClassifierSolver(functional, newton_steps=self.classifier_newton_steps,
-                                        cg_iterations=self.cg_iterations, **common)
+                                        cg_iterations=self.cg_iterations,
+                                        curvature_sample_size=self.classifier_curvature_batch_size,
+                                        **common)
 
     def replace(self, **changes) -> TrainingSettings:
         """A copy with some fields changed (validated)."""

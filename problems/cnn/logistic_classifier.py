@@ -18,7 +18,10 @@ batch (the variable-projection idea of docs/method.md section 4 carried to the c
 The solve is approximate (a few Newton steps, CG to a relative residual) and, with
 ``sample_size``, fitted on a random sample of the examples drawn afresh at every call: the
 sample is a function of the seed and of the parameters it is called with, so a resumed run
-draws the same samples as an uninterrupted one.
+draws the same samples as an uninterrupted one. With ``curvature_sample_size`` the Hessian
+products run over a random part of that sample only (a sub-sampled Newton method: the value,
+gradient and line search keep the whole sample), which cuts the cost of the CG iterations in
+proportion (measured on the bundled CNN problem: docs/speed.md).
 """
 
 from __future__ import annotations
@@ -36,7 +39,13 @@ from pdecontrol.ops import (
 )
 from pdecontrol.optimize import conjugate_gradient
 
-from .classifier import _tikhonov_terms, classifier_indices, final_features, sample_examples
+from .classifier import (
+    _tikhonov_terms,
+    classifier_indices,
+    curvature_rows_first,
+    final_features,
+    sample_examples,
+)
 from .network import check_cnn_functional
 
 __all__ = ["LogisticClassifierSolver"]
@@ -64,6 +73,9 @@ class LogisticClassifierSolver:
         Fit on ``sample_size`` examples drawn afresh at every call
         (:func:`~problems.cnn.classifier.sample_examples`, seeded by ``seed`` and the
         parameters); default all examples.
+    curvature_sample_size : int, optional
+        Examples of the Hessian products, drawn at every call from the examples fitted
+        (:func:`~problems.cnn.classifier.curvature_rows_first`); default all of them.
     batch_size : int
         Examples per forward solve when collecting the features.
 
@@ -73,7 +85,8 @@ class LogisticClassifierSolver:
         Flat indices of ``W`` and ``c``.
     last_result : scipy.optimize.OptimizeResult or None
         ``fun`` (block objective before and after: ``fun_start``, ``fun``), ``nit`` (Newton
-        steps), ``cg_iterations`` (total), ``n_examples`` of the last call.
+        steps), ``cg_iterations`` (total), ``n_examples`` and ``n_curvature_examples`` of the
+        last call.
     """
 
     def __init__(
@@ -85,6 +98,7 @@ class LogisticClassifierSolver:
         cg_rtol: float = 1e-2,
         sample_size=None,
         seed: int = 0,
+        curvature_sample_size=None,
         batch_size: int = 1000,
     ):
         check_cnn_functional(functional)
@@ -102,6 +116,9 @@ class LogisticClassifierSolver:
         self.sample_size = (None if sample_size is None
                             else check_int(sample_size, "sample_size", 1))
         self.seed = check_int(seed, "seed", 0)
+        self.curvature_sample_size = (
+            None if curvature_sample_size is None
+            else check_int(curvature_sample_size, "curvature_sample_size", 1))
         self.batch_size = check_int(batch_size, "batch_size", 1)
         self.alpha_W, self.reference_W = _tikhonov_terms(functional, "W")
         self.alpha_c, self.reference_c = _tikhonov_terms(functional, "c")
@@ -116,14 +133,22 @@ class LogisticClassifierSolver:
         functional = self.functional
         x = functional.check_parameters(x).copy()
         examples = sample_examples(x, functional.n_examples, self.sample_size, self.seed)
+        curvature_rows = functional.n_examples if examples is None else examples.size
+        if self.curvature_sample_size is not None and self.curvature_sample_size < curvature_rows:
+            examples = curvature_rows_first(
+                x, np.arange(curvature_rows) if examples is None else examples,
+                self.curvature_sample_size, self.seed)
+            curvature_rows = self.curvature_sample_size
         features = final_features(functional, x, examples, self.batch_size)  # (s, p)
         # every product over the features is a Numba kernel: one BLAS thread, so that CG's dot
         # products leave no BLAS thread spinning beside them (pdecontrol.ops.threads)
         with blas_threads(1):
-            return self._newton_steps(x, features, examples, newton_steps)
+            return self._newton_steps(x, features, examples, newton_steps, curvature_rows)
 
-    def _newton_steps(self, x, features, examples, newton_steps: int) -> np.ndarray:
-        """``x`` (a copy, changed in place) after the Newton-CG steps on ``features``."""
+    def _newton_steps(self, x, features, examples, newton_steps: int,
+                      curvature_rows: int) -> np.ndarray:
+        """``x`` (a copy, changed in place) after the Newton-CG steps on ``features``, the
+        Hessian products over its first ``curvature_rows`` rows."""
         functional = self.functional
         targets = functional.targets if examples is None else functional.targets[examples]
         params = functional.layout.unflatten(x)
@@ -133,7 +158,7 @@ class LogisticClassifierSolver:
         cell_volume = functional.problem.mesh.cell_volume
         block = _LogisticBlock(features, targets, self.alpha_W * cell_volume,
                                self.reference_W.reshape(n_classes, -1), self.alpha_c,
-                               np.asarray(self.reference_c, dtype=np.float64))
+                               np.asarray(self.reference_c, dtype=np.float64), curvature_rows)
         weights = np.r_[np.full(W.size, cell_volume), np.ones(c.size)]
         start = value = block.value(W, c)
         cg_total = 0
@@ -159,7 +184,7 @@ class LogisticClassifierSolver:
         params["c"][...] = c
         self.last_result = OptimizeResult(
             fun_start=start, fun=value, nit=newton_steps, cg_iterations=cg_total,
-            n_examples=features.shape[0])
+            n_examples=features.shape[0], n_curvature_examples=curvature_rows)
         return x
 
 
@@ -169,16 +194,18 @@ class _LogisticBlock:
     ``value(W, c)`` evaluates and remembers the softmax probabilities; ``gradient()`` and
     ``hessian_product(v)`` act at the last point evaluated. Flat vectors are ``[W.ravel(), c]``,
     float64; features stay in their compute dtype and are multiplied in float32 or float64 as
-    stored.
+    stored. The Hessian products run over the first ``curvature_rows`` rows (default all).
     """
 
-    def __init__(self, features, targets, beta, reference_W, alpha_c, reference_c):
+    def __init__(self, features, targets, beta, reference_W, alpha_c, reference_c,
+                 curvature_rows=None):
         self.features, self.targets = features, targets  # (s, p), (s, k)
         self.beta, self.reference_W = beta, reference_W  # beta = a_W h^d
         self.alpha_c, self.reference_c = alpha_c, reference_c
         self.loss = SoftmaxCrossEntropyLoss()
         self.n = features.shape[0]
-        self.row_weights = targets.sum(axis=1)  # the Hessian's factor sum_k t_lk per example
+        self.m = self.n if curvature_rows is None else curvature_rows  # the Hessian's rows
+        self.row_weights = targets[:self.m].sum(axis=1)  # the Hessian's factor sum_k t_lk
 
     def _outputs(self, W, c):
         return feature_outputs(self.features, W, c)
@@ -202,11 +229,13 @@ class _LogisticBlock:
                                self.W - self.reference_W, self.c - self.reference_c)
 
     def hessian_product(self, v) -> np.ndarray:
-        """One pass over the features (:func:`~pdecontrol.ops.softmax_curvature_product`)."""
-        size = self.W.size
+        """One pass over the first ``m`` rows of the features
+        (:func:`~pdecontrol.ops.softmax_curvature_product`): the Hessian of the block objective
+        with its loss averaged over those rows."""
+        size, m = self.W.size, self.m
         dW, dc = v[:size].reshape(self.W.shape), v[size:]
         if self.probabilities is None:
-            self.probabilities = self.loss.probabilities(self.z)
-        W_bar, c_bar = softmax_curvature_product(self.features, self.probabilities, dW, dc,
+            self.probabilities = self.loss.probabilities(self.z[:m])
+        W_bar, c_bar = softmax_curvature_product(self.features[:m], self.probabilities, dW, dc,
                                                  self.row_weights)
-        return np.r_[(W_bar / self.n + self.beta * dW).ravel(), c_bar / self.n + self.alpha_c * dc]
+        return np.r_[(W_bar / m + self.beta * dW).ravel(), c_bar / m + self.alpha_c * dc]

@@ -376,10 +376,12 @@ class CNNTraining(ContinuationProblem):
     def describe(self) -> dict:
         validation = () if self.validation is None else self.validation
         settings = self.settings.to_dict()
-        # the fit's settings came after runs were written: named only when the fit is on (its
-        # ridge does nothing without it), so that the states of earlier runs still resume
+        # settings that came after runs were written are named only when on (the fit's ridge
+        # does nothing without the fit), so that the states of earlier runs still resume
         if not settings["prolongation_fit_examples"]:
             del settings["prolongation_fit_examples"], settings["prolongation_fit_ridge"]
+        if settings["classifier_curvature_batch_size"] is None:
+            del settings["classifier_curvature_batch_size"]
         description = {
             "problem": "cnn",
             "settings": settings,
