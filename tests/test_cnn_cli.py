@@ -18,6 +18,7 @@ import xarray as xr
 from pdecontrol.cli import build_parser, main
 from pdecontrol.transfer import restrict
 from problems.cnn.cli import TRAIN_DEFAULTS, paper_settings, train_settings
+from problems.cnn.cli_settings import config_settings
 from problems.cnn.config import TrainingSettings
 from problems.cnn.evaluation import evaluate_across_scales
 from problems.cnn.network_file import read_network_file
@@ -452,6 +453,16 @@ def test_prolongation_fit_options_reach_the_settings():
                               "--prolongation-fit-ridge", "0.01"])
     settings = train_settings(args, TRAIN_DEFAULTS["settings"])
     assert (settings.prolongation_fit_examples, settings.prolongation_fit_ridge) == (200, 0.01)
+
+
+def test_classifier_curvature_batch_option_reaches_the_settings():
+    parser = build_parser()
+    assert PAPER_CONFIGS["fast"].classifier_curvature_batch_size == 10_000
+    for value, expected in (("0", None), ("3000", 3000)):
+        args = parser.parse_args(["cnn", "train", "--config", "fast",
+                                  "--classifier-curvature-batch", value])
+        settings = train_settings(args, config_settings("fast"))
+        assert settings.classifier_curvature_batch_size == expected
 
 
 def test_coarse_iterations_set_the_coarser_levels_of_a_multilevel_run(tmp_path, capsys):

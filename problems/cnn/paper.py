@@ -93,12 +93,12 @@ _PAPER_SETTINGS = TrainingSettings(
 #: 4 outer iterations: 96.5% in 266 s against 95.5% in 367 s for the paper's schedule). ``"fast"``
 #: (docs/speed.md) trains strong's network (same random start, same kernel penalty) on the
 #: softmax cross-entropy: per outer iteration the classifier block takes 2 Newton-CG steps on the
-#: final states of 20,000 examples drawn afresh, then the kernels 4 Gauss-Newton-CG steps with
-#: gradients on 1,000 examples and curvature on 250 of them, with a ridge weight of 1e-5 on the
-#: classifier (1e-4 levelled off near 97.5%; probes in docs/speed.md); after a prolongation the
-#: kernels are fitted to the coarse network on 500 training examples
-#: (``prolongation_fit_examples``; the prolonged start of a cell-centred 14x14 -> 28x28 run rose
-#: from 95.9% to 97.4%).
+#: final states of 20,000 examples drawn afresh (Hessian products on 10,000 of them), then the
+#: kernels 4 Gauss-Newton-CG steps with gradients on 1,000 examples and curvature on 250 of
+#: them, with a ridge weight of 1e-5 on the classifier (1e-4 levelled off near 97.5%; probes in
+#: docs/speed.md); after a prolongation the kernels are fitted to the coarse network on 500
+#: training examples (``prolongation_fit_examples``; the prolonged start of a cell-centred
+#: 14x14 -> 28x28 run rose from 95.9% to 97.4%).
 _STRONG_SETTINGS = _PAPER_SETTINGS.replace(
     n_channels=8,
     kernel_scale=3.0,
@@ -119,6 +119,7 @@ PAPER_CONFIGS = MappingProxyType(
             classifier_tikhonov=1e-5,
             classifier_newton_steps=2,
             classifier_batch_size=20_000,
+            classifier_curvature_batch_size=10_000,
             outer_iterations=12,
             gauss_newton_steps=4,
             cg_iterations=10,
