@@ -86,6 +86,23 @@ def test_forward_is_the_resnet(rng, opening_activation):
     np.testing.assert_allclose(predict(J, x), z, rtol=0, atol=1e-13)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("activation", ["tanh", "relu", "smooth_relu"])
+def test_rhs_is_the_value_of_the_linearisation(rng, dtype, activation):
+    """The value-only right-hand side (forward solves without a linearisation kept) is the
+    linearisation's value bit for bit, so values, gradients and features agree exactly."""
+    problem, J = small_functional(rng, 2, n_channels=3, activation=activation,
+                                  kernel_basis="derivative", dtype=dtype)
+    x = fitted_point(J, rng)
+    control = {name: block[1] for name, block in J.layout.unflatten(x).items()
+               if name in ("K", "b")}
+    control = {name: np.asarray(value, dtype=dtype) for name, value in control.items()}
+    y = rng.standard_normal((4, 3) + problem.mesh.shape).astype(dtype)
+    value = problem.rhs(y, control, {}, 0.0)
+    assert value.dtype == dtype
+    np.testing.assert_array_equal(value, problem.linearize(y, control, {}, 0.0)[0])
+
+
 @pytest.mark.parametrize("dim", [1, 2, 3])
 def test_derivative_basis_gives_the_same_network(rng, dim):
     _, J_stencil = small_functional(rng, dim)

@@ -52,6 +52,7 @@ from pdecontrol.ops import (
     get_activation,
     residual_adjoint,
     residual_linearize,
+    residual_step,
     residual_tangent,
 )
 from pdecontrol.stencils import basis_matrix, derivative_basis, stencil_to_coefficients
@@ -342,7 +343,10 @@ class CNNProblem(ControlProblem):
         )
 
     def rhs(self, y, control, static, t):
-        return self.linearize(y, control, static, t)[0]
+        """``sigma(K y + b)`` alone: the same fused pass without storing ``sigma'`` (a forward
+        solve that keeps no linearisation, e.g. for values or features)."""
+        return residual_step(y, self.block_to_stencils(control["K"]), control["b"], dt=1.0,
+                             activation=self.activation, skip=False)
 
     def rhs_tangent(self, y, control, static, t, dy, dcontrol, dstatic, cache=None):
         if cache is None:
