@@ -50,6 +50,12 @@ def test_settings_round_trip_and_are_immutable():
     with pytest.raises(dataclasses.FrozenInstanceError):
         settings.n_channels = 4
     assert settings.replace(seed=5).seed == 5 and settings.seed == 4
+    # numpy numbers are stored as Python numbers, so the settings always serialise
+    from_numpy = TrainingSettings(cg_iterations=np.int64(3), batch_size=np.int32(100),
+                                  cg_rtol=np.float32(0.5), final_time=np.float64(2.0))
+    assert type(from_numpy.cg_iterations) is int and type(from_numpy.batch_size) is int
+    assert type(from_numpy.cg_rtol) is float and type(from_numpy.final_time) is float
+    assert TrainingSettings.from_json(from_numpy.to_json()) == from_numpy
 
 
 @pytest.mark.parametrize(

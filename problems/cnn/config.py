@@ -176,32 +176,33 @@ class TrainingSettings:
     chunk_size: int | None = None
 
     def __post_init__(self):
-        for name in (
-            "n_channels",
-            "n_steps",
-            "outer_iterations",
-            "gauss_newton_steps",
-            "cg_iterations",
-            "high_order_min_order",
-        ):
-            check_int(getattr(self, name), f"TrainingSettings.{name}", 1)
-        check_int(self.seed, "TrainingSettings.seed", 0)
-        check_int(self.classifier_newton_steps, "TrainingSettings.classifier_newton_steps", 0)
-        check_int(self.prolongation_fit_examples, "TrainingSettings.prolongation_fit_examples", 0)
+        # numbers are stored as Python int and float (numpy scalars too), so that the settings
+        # always serialise (to_json)
+        def store(name, value):
+            object.__setattr__(self, name, value)
+
+        minimums = {"seed": 0, "classifier_newton_steps": 0, "prolongation_fit_examples": 0}
+        for name in ("n_channels", "n_steps", "outer_iterations", "gauss_newton_steps",
+                     "cg_iterations", "high_order_min_order", "seed", "classifier_newton_steps",
+                     "prolongation_fit_examples"):
+            store(name, check_int(getattr(self, name), f"TrainingSettings.{name}",
+                                  minimums.get(name, 1)))
         for name in ("batch_size", "chunk_size", "gauss_newton_batch_size",
                      "classifier_batch_size", "classifier_curvature_batch_size",
                      "classifier_start_newton_steps"):
             if getattr(self, name) is not None:
-                check_int(getattr(self, name), f"TrainingSettings.{name}", 1)
+                store(name, check_int(getattr(self, name), f"TrainingSettings.{name}", 1))
         if self.final_time is not None:
-            _real(self.final_time, "final_time", positive=True, maximum=MAX_MAGNITUDE)
+            store("final_time", _real(self.final_time, "final_time", positive=True,
+                                      maximum=MAX_MAGNITUDE))
         for name in ("high_order_penalty", "time_smoothness", "classifier_tikhonov",
                      "prolongation_fit_ridge"):
-            _real(getattr(self, name), name, maximum=MAX_MAGNITUDE)
+            store(name, _real(getattr(self, name), name, maximum=MAX_MAGNITUDE))
         for name in ("kernel_scale", "opening_scale"):
-            _real(getattr(self, name), name, positive=True, maximum=MAX_MAGNITUDE)
+            store(name, _real(getattr(self, name), name, positive=True, maximum=MAX_MAGNITUDE))
         for name in ("cg_rtol", "classifier_rtol"):
-            if _real(getattr(self, name), name, positive=True) >= 1:
+            store(name, _real(getattr(self, name), name, positive=True))
+            if getattr(self, name) >= 1:
                 raise ValueError(
                     f"TrainingSettings.{name} must lie in (0, 1), got {getattr(self, name)}"
                 )
