@@ -14,6 +14,15 @@ work (fine convolutions) and the 1-minute load average. docs/speed.md compares s
         --coarse-iterations 4 classifier_start_newton_steps=6
     python benchmarks/schedule_probe.py --data-dir ../shared/data/mnist --multilevel \
         --levels 3 --coarse-iterations 4 4 --centring cell
+
+``--coarse FIELD=VALUE`` and ``--fine FIELD=VALUE`` change the coarser levels or the finest
+only (``level_settings`` of ``train_multilevel``; the optimiser's fields,
+``problems.cnn.config.LEVEL_FIELDS``); ``--stop-at A`` ends the run at the first outer
+iteration on 28x28 with validation accuracy at least ``A``:
+
+    python benchmarks/schedule_probe.py seed=1 classifier_start_newton_steps=4 \
+        --data-dir ../shared/data/mnist --multilevel --centring cell --coarse-iterations 6 \
+        --fine classifier_start_newton_steps=2 --stop-at 0.9786
 """
 
 from __future__ import annotations
@@ -66,20 +75,34 @@ def main(argv=None):
     parser.add_argument("--coarse-iterations", type=int, nargs="+", default=None,
                         help="--multilevel: outer iterations of each coarser level, coarsest "
                              "first, one value for all (default: the config's outer_iterations)")
+    parser.add_argument("--coarse", nargs="+", default=[], metavar="FIELD=VALUE",
+                        help="--multilevel: changes on every coarser level only")
+    parser.add_argument("--fine", nargs="+", default=[], metavar="FIELD=VALUE",
+                        help="--multilevel: changes on the finest level only")
     parser.add_argument("--budget", type=float, default=None,
                         help="stop at the first outer iteration ending past this many seconds")
+    parser.add_argument("--stop-at", type=float, default=None, metavar="ACCURACY",
+                        help="stop at the first outer iteration on the finest mesh with at "
+                             "least this validation accuracy")
     args = parser.parse_args(argv)
+    if (args.coarse or args.fine) and not args.multilevel:
+        parser.error("--coarse and --fine change levels of a --multilevel run")
     n_coarse = args.levels - 1
     if args.coarse_iterations is not None and len(args.coarse_iterations) not in (1, n_coarse):
         parser.error(f"--coarse-iterations takes 1 or {n_coarse} values for --levels "
                      f"{args.levels}, got {len(args.coarse_iterations)}")
     settings = PAPER_CONFIGS[args.config]
     settings = settings.replace(**dict(parse_change(c, settings) for c in args.changes))
+    coarse_changes, fine_changes = (dict(parse_change(c, settings) for c in changes)
+                                    for changes in (args.coarse, args.fine))
     retain_freed_memory()
     split = train_validation_split(load_mnist("train", args.data_dir), args.n_train, args.n_val, 0)
     data = tuple(to_numpy(part, np.float32) for part in split)
     print(f"{args.config} with {' '.join(args.changes) or 'no changes'}"
-          f"{' (multilevel)' if args.multilevel else ''}, {args.centring}-centred", flush=True)
+          f"{' (multilevel)' if args.multilevel else ''}, {args.centring}-centred"
+          f"{'; coarse: ' + ' '.join(args.coarse) if args.coarse else ''}"
+          f"{'; fine: ' + ' '.join(args.fine) if args.fine else ''}", flush=True)
+    fine_shape = "x".join(str(n) for n in data[0][0].shape[1:])
 
     def report(row):
         load = Path("/proc/loadavg").read_text().split()[0]
@@ -87,13 +110,16 @@ def main(argv=None):
               f"validation {row['validation_accuracy']:.4f}  training "
               f"{row['training_accuracy']:.4f}  objective {row['objective']:.4f}  work "
               f"{row['work']:.3g}  fine {row['fine_level_work']:.3g}  load {load}", flush=True)
-        return args.budget is not None and row["wall_time"] >= args.budget
+        reached = (args.stop_at is not None and row["mesh_shape"] == fine_shape
+                   and row["validation_accuracy"] >= args.stop_at)
+        return reached or (args.budget is not None and row["wall_time"] >= args.budget)
 
     if args.multilevel:
         coarse = args.coarse_iterations or [settings.outer_iterations]
         counts = (coarse * n_coarse if len(coarse) == 1 else coarse) + [settings.outer_iterations]
         train_multilevel(*data, settings, n_levels=args.levels, outer_iterations=counts,
-                         centring=args.centring, callback=report)
+                         centring=args.centring, callback=report,
+                         level_settings=[coarse_changes] * n_coarse + [fine_changes])
     else:
         train_single_level(*data, settings, centring=args.centring, callback=report)
 

@@ -2,6 +2,7 @@
 work accounting, the resolution-consistent functional's derivatives, errors."""
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -224,6 +225,52 @@ def test_multilevel_schedule_counts_coarse_work_at_quarter_cost(tiny_data):
     assert history.work.values[0] == 60 * 2 / 4
     assert [n.mesh.shape for n in result.stage_networks] == [(4, 4), (8, 8)]
     assert result.problems[0].mesh == Mesh((4, 4))
+
+
+def test_level_settings_change_their_level_only(tiny_data):
+    train, validation = tiny_data
+    coarse = {"gauss_newton_steps": 2, "cg_iterations": 3}
+    problem = CNNTraining(TINY, train, validation, n_levels=2, level_settings={1: coarse})
+    assert problem.settings_at(1) == TINY.replace(**coarse)
+    assert problem.settings_at(0) == TINY
+    for level, steps, cg in ((1, 2, 3), (0, 1, 2)):
+        options = problem.stage(level, 2, 1).options
+        assert options["inner_stopping"].maxiter == steps
+        assert options["inner_options"]["cg_maxiter"] == cg
+    assert problem.describe()["level_settings"] == {"1": coarse}
+    assert "level_settings" not in CNNTraining(TINY, train, validation, n_levels=2,
+                                               level_settings={0: {}}).describe()
+    # the driver: coarsest first; the coarse stage runs as with the changes everywhere, the
+    # fine stage then differs from that run; empty changes are no changes
+    runs = {name: train_multilevel(train, validation, TINY, n_levels=2, outer_iterations=[2, 1],
+                                   level_settings=level_settings).history
+            for name, level_settings in (("coarse", [coarse, None]), ("none", [{}, None]))}
+    everywhere = train_multilevel(train, validation, TINY.replace(**coarse), n_levels=2,
+                                  outer_iterations=[2, 1]).history
+    plain = train_multilevel(train, validation, TINY, n_levels=2, outer_iterations=[2, 1]).history
+    np.testing.assert_array_equal(runs["coarse"].objective[:3], everywhere.objective[:3])
+    assert runs["coarse"].objective[-1] != everywhere.objective[-1]
+    np.testing.assert_array_equal(runs["none"].objective, plain.objective)
+    assert json.loads(runs["coarse"].attrs["level_settings"]) == {"1": coarse}
+    assert "level_settings" not in runs["none"].attrs
+
+
+def test_level_settings_errors(tiny_data):
+    train, _ = tiny_data
+    with pytest.raises(ValueError, match=r"level_settings\[1\] may change only "
+                                         r"gauss_newton_steps.*got n_channels, seed"):
+        CNNTraining(TINY, train, n_levels=2, level_settings={1: {"seed": 3, "n_channels": 4}})
+    with pytest.raises(ValueError, match="level 2 is not on the hierarchy of 2 levels"):
+        CNNTraining(TINY, train, n_levels=2, level_settings={2: {"cg_iterations": 3}})
+    with pytest.raises(TypeError, match=r"level_settings\[0\] must map TrainingSettings "
+                                        "fields to values, got list"):
+        CNNTraining(TINY, train, level_settings={0: [("cg_iterations", 3)]})
+    with pytest.raises(TypeError, match="level_settings must map levels"):
+        CNNTraining(TINY, train, level_settings=[{"cg_iterations": 3}])
+    with pytest.raises(ValueError, match="cg_iterations"):  # the settings' own validation
+        CNNTraining(TINY, train, level_settings={0: {"cg_iterations": 0}})
+    with pytest.raises(ValueError, match="level_settings must be a sequence of 2 mappings"):
+        train_multilevel(train, settings=TINY, n_levels=2, level_settings=[{}])
 
 
 @pytest.mark.parametrize("centring, kernel_transfer",

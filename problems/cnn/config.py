@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,7 +30,7 @@ from .logistic_classifier import LogisticClassifierSolver
 from .network import KERNEL_BASES, CNNProblem
 from .regularization import classifier_tikhonov, high_order_kernel_penalty, time_smoothness
 
-__all__ = ["TrainingSettings", "LOSSES", "MAX_MAGNITUDE"]
+__all__ = ["TrainingSettings", "LEVEL_FIELDS", "LOSSES", "MAX_MAGNITUDE"]
 
 #: Loss names accepted by :attr:`TrainingSettings.loss`.
 LOSSES = {"least_squares": LeastSquaresLoss, "softmax_cross_entropy": SoftmaxCrossEntropyLoss}
@@ -38,6 +39,14 @@ LOSSES = {"least_squares": LeastSquaresLoss, "softmax_cross_entropy": SoftmaxCro
 #: only let one term decide alone or overflow the float32 states (``final_time = 1e300``:
 #: infinite states; a weight of ``1e300``: objective ``6.5e301``).
 MAX_MAGNITUDE = 1e3
+#: Fields of :class:`TrainingSettings` that may differ between the levels of a multilevel run
+#: (:meth:`TrainingSettings.on_level`): what one outer iteration does, not the network, its
+#: regularisation, the run's seed or the transfers between levels.
+LEVEL_FIELDS = (
+    "gauss_newton_steps", "cg_iterations", "cg_rtol", "batch_size", "gauss_newton_batch_size",
+    "classifier_rtol", "classifier_batch_size", "classifier_curvature_batch_size",
+    "classifier_newton_steps", "classifier_start_newton_steps",
+)
 
 
 def _real(value, name: str, *, positive: bool = False, maximum: float = np.inf) -> float:
@@ -341,6 +350,21 @@ class TrainingSettings:
     def replace(self, **changes) -> TrainingSettings:
         """A copy with some fields changed (validated)."""
         return dataclasses.replace(self, **changes)
+
+    def on_level(self, changes, name: str = "level_settings") -> TrainingSettings:
+        """The settings of one level of a multilevel run: a copy with ``changes`` (a mapping of
+        :data:`LEVEL_FIELDS` to values; ``None`` or empty: ``self``), validated; ``name`` names
+        the argument in the messages."""
+        if changes is None:
+            return self
+        if not isinstance(changes, Mapping):
+            raise TypeError(f"{name} must map TrainingSettings fields to values, got "
+                            f"{type(changes).__name__}")
+        others = sorted(set(changes) - set(LEVEL_FIELDS))
+        if others:
+            raise ValueError(f"{name} may change only {', '.join(LEVEL_FIELDS)} on a level, "
+                             f"got {', '.join(map(str, others))}")
+        return self.replace(**changes)
 
     # ------------------------------------------------------------------ serialisation
     def to_dict(self) -> dict:

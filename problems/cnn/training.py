@@ -63,6 +63,7 @@ bit, same history apart from ``wall_time``). The state of a different run is ref
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -178,6 +179,7 @@ def train_multilevel(
     smoothing_sigma=None,
     centring: str = "node",
     kernel_transfer: str = "galerkin",
+    level_settings=None,
     n_classes=None,
     dim=None,
     state_dir=None,
@@ -197,14 +199,24 @@ def train_multilevel(
     smoothing_sigma : float, optional
         Gaussian pre-smoothing of the images before each restriction (pixels of the finer mesh;
         :func:`pdecontrol.transfer.restrict_image`).{transfers}
+    level_settings : sequence of mapping, optional
+        Per level, coarsest first (as ``outer_iterations``), the
+        :data:`~problems.cnn.config.LEVEL_FIELDS` of ``settings`` changed on that level
+        (``None`` or ``{}``: none), e.g. ``[{"classifier_batch_size": 10_000}, None]``.
     """
     settings = _check_settings(settings)
     _check_callback(callback)
     n_levels = check_int(n_levels, "n_levels", 1)
+    if level_settings is not None:
+        if isinstance(level_settings, (str, bytes)) or not isinstance(level_settings, Sequence) \
+                or len(level_settings) != n_levels:
+            raise ValueError(f"level_settings must be a sequence of {n_levels} mappings (or "
+                             f"None), one per level, coarsest first, got {level_settings!r}")
+        level_settings = {n_levels - 1 - i: changes for i, changes in enumerate(level_settings)}
     problem = CNNTraining(settings, train, validation, n_classes=n_classes, dim=dim,
                           n_levels=n_levels,
                           smoothing_sigma=smoothing_sigma, centring=centring,
-                          kernel_transfer=kernel_transfer)
+                          kernel_transfer=kernel_transfer, level_settings=level_settings)
     counts = per_stage(outer_iterations, n_levels, "outer_iterations")
     schedule = Schedule([
         problem.stage(level, settings.n_steps, settings.outer_iterations if count is None

@@ -12,6 +12,9 @@ drivers of :mod:`problems.cnn.training` build its schedules.
 from __future__ import annotations
 
 import hashlib
+import json
+import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,6 +148,26 @@ def _digest(*arrays) -> str:
     return digest.hexdigest()
 
 
+def _check_level_settings(level_settings, settings: TrainingSettings, n_levels: int) -> dict:
+    """``{level: changes}`` without empty entries, each level on the hierarchy and each set of
+    changes valid (:meth:`TrainingSettings.on_level`)."""
+    if level_settings is None:
+        return {}
+    if not isinstance(level_settings, Mapping):
+        raise TypeError(f"level_settings must map levels (0 the finest) to setting changes, "
+                        f"got {type(level_settings).__name__}")
+    checked = {}
+    for level, changes in level_settings.items():
+        if isinstance(level, bool) or not isinstance(level, numbers.Integral) \
+                or not 0 <= level < n_levels:
+            raise ValueError(f"level_settings: level {level!r} is not on the hierarchy of "
+                             f"{n_levels} levels (0 the finest to {n_levels - 1})")
+        on_level = settings.on_level(changes, f"level_settings[{level}]")
+        if changes:  # the validated values (Python numbers: the description is JSON)
+            checked[int(level)] = {name: getattr(on_level, name) for name in changes}
+    return checked
+
+
 class CNNTraining(ContinuationProblem):
     """The CNN's training problem on an image pyramid, for the continuation driver.
 
@@ -175,6 +198,10 @@ class CNNTraining(ContinuationProblem):
         images and moves ``W``, and which Galerkin map moves the kernels.
     kernel_transfer : {"galerkin", "rediscretize"}
         How networks move between levels (:data:`problems.cnn.transfer.KERNEL_TRANSFERS`).
+    level_settings : mapping of int to mapping, optional
+        ``{level: {field: value}}``: on ``level`` (0 the finest) the stages run with these
+        :data:`~problems.cnn.config.LEVEL_FIELDS` of ``settings`` changed
+        (:meth:`~problems.cnn.config.TrainingSettings.on_level`; :meth:`settings_at`).
     """
 
     work_unit = "fine convolutions"
@@ -182,7 +209,8 @@ class CNNTraining(ContinuationProblem):
     def __init__(self, settings: TrainingSettings, train, validation=None, *, n_classes=None,
                  n_levels: int = 1, smoothing_sigma=None, consistency_levels=(),
                  consistency_weight: float = 0.0, classifier_in_gauss_newton: bool = False,
-                 centring: str = "node", kernel_transfer: str = "galerkin", dim=None):
+                 centring: str = "node", kernel_transfer: str = "galerkin", dim=None,
+                 level_settings=None):
         self.settings = settings
         self.dim = image_dim(train, dim, "train")
         self.kernel_transfer = check_kernel_transfer(kernel_transfer)
@@ -225,6 +253,7 @@ class CNNTraining(ContinuationProblem):
                 f"{self.images.shape[1:]}, got {self.validation[0].shape[1:]}"
             )
         self.hierarchy = MeshHierarchy(fine_mesh, n_levels)
+        self.level_settings = _check_level_settings(level_settings, settings, n_levels)
         self.fine_problem = settings.make_problem(fine_mesh, self.n_classes,
                                                   in_channels=in_channels)
         self.smoothing_sigma = smoothing_sigma
@@ -234,6 +263,15 @@ class CNNTraining(ContinuationProblem):
         self._problems, self._pyramid = {}, {}
 
     # ------------------------------------------------------------------ levels
+    def settings_at(self, level: int) -> TrainingSettings:
+        """The settings of the stages on ``level``: :attr:`settings` with the level's
+        ``level_settings`` changes."""
+        return self.settings.on_level(self.level_settings.get(level))
+
+    def _level_changes(self) -> dict:
+        """``level_settings`` as a JSON document: ``{"level": {field: value}}``."""
+        return {str(level): dict(changes) for level, changes in sorted(self.level_settings.items())}
+
     def network_problem(self, level: int) -> CNNProblem:
         """The network on level ``level`` of the hierarchy (reference spacing of the finest)."""
         if level not in self._problems:
@@ -320,6 +358,7 @@ class CNNTraining(ContinuationProblem):
 
     def setup(self, stage: Stage, work) -> StageSetup:
         level, n_steps = stage.level, stage.n_steps
+        settings = self.settings_at(level)
         fine = self.functional(level, n_steps, regularized=True)
         cost = self._cost(n_steps)
         work.watch(fine, cost, level)
@@ -331,7 +370,6 @@ class CNNTraining(ContinuationProblem):
                                                       self.kernel_transfer))
         validation = (None if self.validation is None else
                       self.functional(level, n_steps, validation=True))
-        settings = self.settings
         solver = settings.classifier_solver(fine) if settings.classifier_block else None
         fitted = min(settings.classifier_batch_size or fine.n_examples, fine.n_examples)
         solve_cost = CONVOLUTIONS_PER_EXAMPLE["classifier_solve"] * cost["value"] * fitted
@@ -395,6 +433,8 @@ class CNNTraining(ContinuationProblem):
             "classifier_in_gauss_newton": self.classifier_in_gauss_newton,
         }
         # named only when not the default, so that the states of earlier runs still resume
+        if self.level_settings:
+            description["level_settings"] = self._level_changes()
         for key, value, default in (("dim", self.dim, 2),
                                     ("centring", self.hierarchy.centring, "node"),
                                     ("kernel_transfer", self.kernel_transfer, "galerkin")):
@@ -405,8 +445,8 @@ class CNNTraining(ContinuationProblem):
     # ------------------------------------------------------------------ stages
     def stage(self, level: int, n_steps: int, outer_iterations: int) -> Stage:
         """A stage of ``outer_iterations`` block-coordinate outer iterations (see the module
-        docstring) on ``level`` with ``n_steps`` layers."""
-        settings = self.settings
+        docstring) on ``level`` with ``n_steps`` layers (the level's :meth:`settings_at`)."""
+        settings = self.settings_at(level)
         batch = settings.batch_size
         batch = None if batch is None or batch >= self.labels.size else batch
         gauss_newton_batch = settings.gauss_newton_batch_size
@@ -459,6 +499,8 @@ class CNNTraining(ContinuationProblem):
             "settings": settings.to_json(),
             "fine_mesh_shape": "x".join(map(str, self.hierarchy[0].mesh.shape)),
         })
+        if self.level_settings:  # JSON: {"level": {field: value}}, 0 the finest
+            history.attrs["level_settings"] = json.dumps(self._level_changes(), sort_keys=True)
         return TrainingResult(
             network(result.stage, result.x),
             tuple(network(i, x) for i, x in enumerate(result.stage_x)),
