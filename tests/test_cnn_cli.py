@@ -465,6 +465,38 @@ def test_classifier_curvature_batch_option_reaches_the_settings():
         assert settings.classifier_curvature_batch_size == expected
 
 
+def test_coarse_settings_set_the_coarser_levels_of_a_multilevel_run(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["cnn", "train", *TINY, "--coarse", "gauss-newton-steps=2", "batch=0",
+                 "--out", str(out)]) == 0
+    changes = {"gauss_newton_steps": 2, "batch_size": None}
+    assert json.loads((out / "config.json").read_text())["coarse_settings"] == changes
+    history = xr.open_dataset(out / "history.nc").load()
+    assert json.loads(history.attrs["level_settings"]) == {"1": changes}
+    # the coarse stage took 2 Gauss-Newton steps per outer iteration, the fine stage 1
+    assert history.inner_iterations.values[[1, 3]].tolist() == [2, 1]
+    # resumed with its saved settings; a changed --coarse is refused
+    assert main(["cnn", "train", "--resume", "--out", str(out), "-q"]) == 0
+    assert main(["cnn", "train", "--resume", "--out", str(out), "--coarse",
+                 "gauss-newton-steps=1", "-q"]) == 2
+    assert "drop the changed option(s) ['coarse_settings']" in _error_line(capsys)
+    # a run without --coarse stores nothing (older runs resume)
+    plain = tmp_path / "plain"
+    assert main(["cnn", "train", *TINY, "--out", str(plain)]) == 0
+    assert "coarse_settings" not in json.loads((plain / "config.json").read_text())
+    for args, message in (
+        (["--mode", "single", "--coarse", "batch=10"],
+         "--coarse sets the coarser levels of --mode multilevel, not --mode single"),
+        (["--coarse", "channels=4"], "--coarse takes NAME=VALUE with NAME one of "
+                                     "gauss-newton-steps, cg-iterations"),
+        (["--coarse", "batch"], "--coarse takes NAME=VALUE"),
+        (["--coarse", "cg-iterations=two"], "--coarse cg-iterations: expected int, got 'two'"),
+        (["--coarse", "cg-iterations=0"], "--coarse: cg-iterations must be >= 1, got 0"),
+    ):
+        assert main(["cnn", "train", *TINY, *args, "--out", str(tmp_path / "bad")]) == 2
+        assert message in _error_line(capsys)
+
+
 def test_coarse_iterations_set_the_coarser_levels_of_a_multilevel_run(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["cnn", "train", *TINY, "--outer-iterations", "2", "--coarse-iterations", "1",

@@ -4,15 +4,16 @@ train`` and ``pdecontrol cnn paper``)."""
 
 from __future__ import annotations
 
+import argparse
 from types import MappingProxyType
 
-from pdecontrol.cli import SettingOption, settings_from_args
+from pdecontrol.cli import NONE, SettingOption, UsageError, settings_from_args
 
-from .config import LOSSES, TrainingSettings
+from .config import LEVEL_FIELDS, LOSSES, TrainingSettings
 from .network import KERNEL_BASES
 
 __all__ = ["TRAIN_DEFAULTS", "MAIN_CONFIG", "SETTING_OPTIONS", "train_settings",
-           "config_settings", "paper_settings"]
+           "coarse_settings", "config_settings", "paper_settings"]
 
 #: Defaults of ``pdecontrol cnn train`` that differ from :class:`TrainingSettings`: the main job,
 #: a few minutes on 2 cores that show coarse-to-fine training working (docs/cli.md, "Measured":
@@ -139,6 +140,34 @@ def train_settings(args, base: dict) -> TrainingSettings:
     base = dict(base)
     base["seed"] = args.seed if args.seed is not None else base.get("seed", 0)
     return settings_from_args(args, SETTING_OPTIONS, base, TrainingSettings)
+
+
+def coarse_settings(texts, settings: TrainingSettings) -> dict:
+    """``--coarse NAME=VALUE ...`` of ``pdecontrol cnn train``: ``{field: value}`` for the
+    coarser levels of a multilevel run. ``NAME`` is a setting option of a
+    :data:`~problems.cnn.config.LEVEL_FIELDS` field without its dashes (``classifier-batch``),
+    the value read as that option reads it (``0``: all); a bad entry is a :class:`UsageError`."""
+    options = {option.flag[2:]: option for option in SETTING_OPTIONS
+               if option.field in LEVEL_FIELDS}
+    changes = {}
+    for text in texts:
+        name, equals, value = text.partition("=")
+        if name not in options or not equals:
+            raise UsageError(f"--coarse takes NAME=VALUE with NAME one of "
+                             f"{', '.join(options)}, got {text!r}")
+        try:
+            parsed = options[name].parse(value)
+        except argparse.ArgumentTypeError as error:
+            raise UsageError(f"--coarse {name}: {error}") from None
+        changes[options[name].field] = None if parsed is NONE else parsed
+    try:
+        on_level = settings.on_level(changes, "--coarse")
+    except (TypeError, ValueError) as error:
+        message = str(error)
+        for name, option in options.items():
+            message = message.replace(f"TrainingSettings.{option.field}", name)
+        raise UsageError(f"--coarse: {message}") from None
+    return {field: getattr(on_level, field) for field in changes}
 
 
 def config_settings(name: str) -> dict:

@@ -23,6 +23,7 @@ from .cli_settings import (
     MAIN_CONFIG,
     SETTING_OPTIONS,
     TRAIN_DEFAULTS,
+    coarse_settings,
     config_settings,
     train_settings,
 )
@@ -65,7 +66,8 @@ class TrainCommand(RunCommand):
                    "run directory: config.json, network.nc, history.nc, predictions.nc, "
                    "evaluation.nc, summary.json, figures/*.png.")
     _CONFIG_OPTIONS = ("config", "data", "resolution", "n_train", "n_val", "data_dir", "mode",
-                       "levels", "coarse_iterations", "consistency_weight", "seed",
+                       "levels", "coarse_iterations", "coarse_settings", "consistency_weight",
+                       "seed",
                        "initial") + TRANSFER_OPTIONS
 
     def add_arguments(self, parser):
@@ -91,6 +93,11 @@ class TrainCommand(RunCommand):
             "--coarse-iterations", type=int, default=None, metavar="N",
             help="--mode multilevel: outer iterations of every coarser level (default: as the "
                  "finest, --outer-iterations)")
+        group.add_argument(
+            "--coarse", nargs="+", default=None, dest="coarse_settings", metavar="NAME=VALUE",
+            help="--mode multilevel: optimiser settings of every coarser level, NAME a setting "
+                 "option without its dashes, e.g. --coarse classifier-batch=10000 "
+                 "gauss-newton-steps=2 (default: as the finest)")
         group.add_argument(
             "--consistency-weight", type=float, default=None,
             help="weight of the restricted-network losses (--mode consistent, "
@@ -138,6 +145,11 @@ class TrainCommand(RunCommand):
         config.update(transfer_config(args, config["mode"]))
         check_levels(config)
         settings = train_settings(args, config_settings(config["config"]))
+        if args.coarse_settings is not None:  # stored only when given: older runs resume
+            if config["mode"] != "multilevel":
+                raise UsageError("--coarse sets the coarser levels of --mode multilevel, not "
+                                 f"--mode {config['mode']}")
+            config["coarse_settings"] = coarse_settings(args.coarse_settings, settings)
         if config["mode"] == "time":
             from .training import halving_layers
 
@@ -213,6 +225,8 @@ def _train(config: dict, train, validation, state_dir: Path, progress: bool, ini
         if config.get("coarse_iterations") is not None:
             options["outer_iterations"] = ([config["coarse_iterations"]] * (levels - 1)
                                            + [settings.outer_iterations])
+        if config.get("coarse_settings"):
+            options["level_settings"] = [config["coarse_settings"]] * (levels - 1) + [None]
     elif mode == "consistent":
         if levels < 2:
             raise UsageError("--mode consistent needs --levels >= 2 (the fine mesh and at least "
