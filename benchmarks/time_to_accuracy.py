@@ -107,12 +107,20 @@ def parse_interval(text: str) -> tuple:
     return interval
 
 
+def method_settings(args, config=None):
+    """The settings of ``config`` (default ``--config``) with ``--channels`` applied."""
+    settings = PAPER_CONFIGS[config or args.config]
+    return settings if args.channels is None else settings.replace(n_channels=args.channels)
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add = parser.add_argument
     add("--data-dir", default=None, help="MNIST directory (else PDECONTROL_DATA_DIR)")
     add("--config", default="strong", choices=sorted(PAPER_CONFIGS),
         help="network (all methods) and Gauss-Newton schedule")
+    add("--channels", type=int, default=None,
+        help="channels of every method's network (default: the configurations')")
     add("--methods", nargs="+", default=list(DEFAULT_METHODS), choices=METHODS)
     add("--n-train", type=int, default=40_000)
     add("--n-val", type=int, default=20_000)
@@ -398,7 +406,7 @@ def warm_up(args, data, methods) -> float:
              (x_val[:WARM_UP_IMAGES], y_val[:WARM_UP_IMAGES]))
     for method in dict.fromkeys(methods):
         config, multilevel = GAUSS_NEWTON[method]
-        settings = PAPER_CONFIGS[config or args.config].replace(outer_iterations=1)
+        settings = method_settings(args, config).replace(outer_iterations=1)
         if multilevel:
             train_multilevel(*small, settings, n_levels=2, outer_iterations=(1, 1),
                              centring=args.centring)
@@ -413,7 +421,7 @@ def run_method(args, settings, data, method: str, seed=None) -> dict:
     if method in GAUSS_NEWTON:
         config, multilevel = GAUSS_NEWTON[method]
         config = config or args.config
-        settings = PAPER_CONFIGS[config]
+        settings = method_settings(args, config)
         name = f"GN-CG {'multilevel' if multilevel else 'fine-only'} ({config}"
         if seed is None:
             name += ")"
@@ -575,7 +583,7 @@ def main(argv=None):
                          "with --methods")
     retain_freed_memory()
     numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
-    settings = PAPER_CONFIGS[args.config]
+    settings = method_settings(args)
     loads = {"before": load_average()}
     print(f"load average before: {loads['before']} ({os.cpu_count()} CPUs)")
     if loads["before"] != "n/a" and float(loads["before"].split()[0]) > 0.5:
