@@ -255,6 +255,10 @@ def test_forward_result_and_unused_controls(rng):
     assert result.final_states.shape == (2, C) and result.outputs.shape == (2, N_OUT)
     np.testing.assert_array_equal(result.examples, [4, 2])
     assert result.losses.sum() / 2 == pytest.approx(functional.value(x, np.array([4, 2])))
+    prediction = functional.forward(x, np.array([4, 2]), final_states=False)
+    assert prediction.final_states is None
+    for name in ("outputs", "losses", "examples"):  # the same numbers, bit for bit
+        np.testing.assert_array_equal(getattr(prediction, name), getattr(result, name))
     # a layout block the problem never reads gets a zero gradient
     layout = ParameterLayout(N_STEPS, controls={"K": (C, C), "b": (C,), "unused": (2,)},
                              static={"L": (C, N_IN), "a": (C,), "W": (N_OUT, C)})

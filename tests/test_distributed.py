@@ -88,6 +88,11 @@ def _assert_same_evaluations(serial, distributed, x, v, examples=None):
     np.testing.assert_array_equal(d_forward.examples, forward.examples)
     for name in ("final_states", "outputs", "losses"):
         assert _relative(getattr(forward, name), getattr(d_forward, name)) < 1e-12, name
+    prediction = distributed.forward(x, examples, final_states=False)
+    assert prediction.final_states is None
+    np.testing.assert_array_equal(prediction.examples, forward.examples)
+    for name in ("outputs", "losses"):
+        assert _relative(getattr(forward, name), getattr(prediction, name)) < 1e-12, name
 
 
 @pytest.mark.parametrize("n_shards", [1, 2, 3, 7])

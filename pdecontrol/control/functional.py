@@ -42,8 +42,8 @@ class ForwardResult:
 
     Attributes
     ----------
-    final_states : ndarray, shape (n, *state_shape)
-        ``y(T)`` in the compute dtype.
+    final_states : ndarray, shape (n, *state_shape), or None
+        ``y(T)`` in the compute dtype; None from ``forward(..., final_states=False)``.
     outputs : ndarray, shape (n, n_outputs)
         ``z = output(y(T))`` in the compute dtype.
     losses : ndarray, shape (n,)
@@ -52,7 +52,7 @@ class ForwardResult:
         The example indices, in order.
     """
 
-    final_states: np.ndarray
+    final_states: np.ndarray | None
     outputs: np.ndarray
     losses: np.ndarray
     examples: np.ndarray
@@ -264,24 +264,28 @@ class ControlFunctional(ReducedFunctional):
         return LinearOperator((self.size, self.size), matvec=matvec, rmatvec=matvec,
                               dtype=np.float64)
 
-    def forward(self, x, examples=None) -> ForwardResult:
+    def forward(self, x, examples=None, *, final_states: bool = True) -> ForwardResult:
         """Final states, outputs and per-example losses (prediction), in example order.
 
         Examples are solved ``chunk_size`` at a time, and at most :data:`FORWARD_CHUNK` at a
         time when ``chunk_size`` is None: an example's numbers do not depend on the others (up
         to the last bits of matrix products, whose blocking depends on the number of rows), so
         this only bounds the working set; of each chunk only what is returned is kept
-        (measured on the bundled CNN problem: docs/framework.md).
+        (measured on the bundled CNN problem: docs/framework.md). ``final_states=False``
+        keeps no states (``final_states`` None): a prediction's memory is then its outputs
+        only, the same outputs and losses bit for bit.
         """
         _, controls, static = self._parameters(x)
         chunks, _ = self._index_chunks(examples, default_size=FORWARD_CHUNK)
-        parts = []
+        states, outputs, losses = [], [], []
         for idx in chunks:
             chunk = self._solve(controls, static, idx)
-            parts.append((chunk.trajectory.final_state, chunk.outputs,
-                          self.problem.loss.per_example(chunk.outputs, chunk.targets)))
-        final_states, outputs, losses = map(np.concatenate, zip(*parts, strict=True))
-        return ForwardResult(final_states=final_states, outputs=outputs, losses=losses,
+            if final_states:
+                states.append(chunk.trajectory.final_state)
+            outputs.append(chunk.outputs)
+            losses.append(self.problem.loss.per_example(chunk.outputs, chunk.targets))
+        return ForwardResult(final_states=np.concatenate(states) if final_states else None,
+                             outputs=np.concatenate(outputs), losses=np.concatenate(losses),
                              examples=np.concatenate(chunks))
 
     def parameters(self, x) -> Parameters:

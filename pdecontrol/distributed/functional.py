@@ -34,6 +34,7 @@ are pickled once per shard.
 from __future__ import annotations
 
 import warnings
+from functools import partial
 
 import numpy as np
 from dask.sizeof import sizeof
@@ -61,8 +62,8 @@ def _misfit_and_gradient_sums(shard: ControlFunctional, x, examples) -> tuple:
     return value * count, np.asarray(gradient) * count
 
 
-def _forward(shard: ControlFunctional, x, examples) -> ForwardResult:
-    return shard.forward(x, examples)
+def _forward(shard: ControlFunctional, x, examples, *, final_states: bool) -> ForwardResult:
+    return shard.forward(x, examples, final_states=final_states)
 
 
 class _ShardLinearization:
@@ -248,19 +249,21 @@ class DistributedControlFunctional(ControlFunctional):
 
         return self._regularized_operator(params, misfit_product, n)
 
-    def forward(self, x, examples=None) -> ForwardResult:
+    def forward(self, x, examples=None, *, final_states: bool = True) -> ForwardResult:
         params, _, _ = self._parameters(x)
         parts, n = self._split(examples)
-        results = self._run(_forward, parts, np.asarray(params.flat))
+        results = self._run(partial(_forward, final_states=final_states), parts,
+                            np.asarray(params.flat))
         idx = np.arange(n) if examples is None else self.check_examples(examples)
+        names = ("final_states", "outputs", "losses") if final_states else ("outputs", "losses")
         fields = {}
         for (s, _, positions), result in zip(parts, results, strict=True):
-            self.transfers.receive(result.final_states, result.outputs, result.losses)
+            self.transfers.receive(*(getattr(result, name) for name in names))
             if positions is None:  # all of shard s: examples s, s + S, ...
                 positions = np.arange(s, self.n_examples, self.n_shards)
-            for name in ("final_states", "outputs", "losses"):
+            for name in names:
                 part = getattr(result, name)
                 if name not in fields:
                     fields[name] = np.empty((n,) + part.shape[1:], dtype=part.dtype)
                 fields[name][positions] = part
-        return ForwardResult(examples=idx, **fields)
+        return ForwardResult(examples=idx, **{"final_states": None, **fields})

@@ -6,10 +6,10 @@ number (float32: 4) and one example's state ``s = C n^d b``:
 
 * images: ``(N + V) n^d`` numbers held as loaded (float64), split and cast per functional:
   ``24 (N + V) n^d`` bytes, times ``4/3`` for the coarse levels of the image pyramid;
-* states of all examples through the layers: the accuracy monitor runs every training and
+* states of a forward chunk through the layers: the accuracy monitor runs every training and
   validation image forward, ``F`` at a time (``--chunk-size``, else
-  :data:`~pdecontrol.control.functional.FORWARD_CHUNK`), and keeps the final states of all:
-  ``(N + V) s + (L + 1) min(N, F) s``;
+  :data:`~pdecontrol.control.functional.FORWARD_CHUNK`), and keeps only their outputs:
+  ``(L + 1) min(N, F) s``;
 * linearised states of a Gauss-Newton batch (``B`` = ``--batch``, at most ``N``): the operator
   keeps the states and every stage's slope and cache, the tangent and adjoint sweeps about four
   states more: ``B (L + 5 + 2 S L) s``; with consistency levels also those of the restricted
@@ -25,7 +25,8 @@ an upper bound: measured peaks of the resident memory above that of a tiny run w
 it, over seven runs of 0.4-2.1 GiB (one stage, float32 and float64, Euler and RK4, 2-8 layers;
 ``docs/cli.md``, Robustness; measured when the monitor's part was ``(N + V)(L + 1) s``, before
 the forward solves went in chunks: a 40,000 / 20,000 MNIST run of ``fast``, 3 outer iterations,
-peaked at 2.6 GB instead of 4.6 GB). ``evaluation_memory`` estimates ``pdecontrol cnn evaluate``
+peaked at 2.6 GB instead of 4.6 GB; since the monitor keeps no final states, at 1.2 GB, 1 outer
+iteration: docs/framework.md). ``evaluation_memory`` estimates ``pdecontrol cnn evaluate``
 at another resolution the same way.
 """
 
@@ -45,7 +46,7 @@ _SOLVE = ClassifierSolver.__init__.__kwdefaults__
 _IMAGE_COPIES = 24  # bytes per pixel: float64 loaded, split, and a cast copy per functional
 _PARAMETER_COPIES = 40
 _IMAGES = "images (--n-train, --n-val, --resolution)"
-_STATES = ("states of all images through the layers (--n-train, --n-val, --layers, --channels, "
+_STATES = ("states of a forward chunk through the layers (--chunk-size, --layers, --channels, "
            "--resolution)")
 _BATCH = ("linearised states of a Gauss-Newton batch (--batch, --layers, --channels, "
           "--resolution, --stepper)")
@@ -80,8 +81,7 @@ def training_memory(settings: TrainingSettings, *, resolution: int, n_train: int
                     + n_classes * (C * pixels + 1))
     return {
         _IMAGES: _IMAGE_COPIES * in_channels * (n_train + n_val) * pixels * 4 / 3,
-        _STATES: (n_train + n_val
-                  + (L + 1) * min(n_train, settings.chunk_size or FORWARD_CHUNK)) * state,
+        _STATES: (L + 1) * min(n_train, settings.chunk_size or FORWARD_CHUNK) * state,
         _BATCH: coarse * batch * (L + 5 + 2 * S * L) * state,
         _CLASSIFIER: _classifier_bytes(n_train, int(C * pixels), state),
         _PARAMETERS: 8.0 * _PARAMETER_COPIES * n_parameters,

@@ -519,7 +519,8 @@ def predict(functional: ControlFunctional, x, images=None, *, batch_size: int = 
     return np.concatenate(
         [
             np.asarray(
-                functional.forward(x, np.arange(i, min(i + batch_size, n))).outputs, np.float64
+                functional.forward(x, np.arange(i, min(i + batch_size, n)),
+                                   final_states=False).outputs, np.float64
             )
             for i in range(0, n, batch_size)
         ]

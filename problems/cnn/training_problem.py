@@ -388,7 +388,7 @@ class CNNTraining(ContinuationProblem):
             options = {"solve_block": solve_classifier, "free_indices": free}
 
         def monitor(x):
-            forward = fine.forward(x)
+            forward = fine.forward(x, final_states=False)
             params = fine.parameters(x)
             value = float(np.mean(forward.losses)) + sum(
                 reg.value(params) for reg in fine.regularizers)
@@ -403,7 +403,7 @@ class CNNTraining(ContinuationProblem):
                 "validation_accuracy": float("nan"),
             }
             if validation is not None:
-                outputs = validation.forward(x).outputs
+                outputs = validation.forward(x, final_states=False).outputs
                 row["validation_accuracy"] = float(
                     np.mean(np.argmax(outputs, axis=1) == self.validation[1]))
             return row

@@ -300,7 +300,7 @@ class HeatInversion(ContinuationProblem):
                       * len(settings.observation_times))),
             final_time=settings.final_time, stepper=self._stepper(),
             observation_times=settings.observation_times)
-        outputs = functional.forward(m.reshape(-1)).outputs
+        outputs = functional.forward(m.reshape(-1), final_states=False).outputs
         fields = np.zeros((settings.n_experiments, len(settings.observation_times), mesh.size))
         fields[:, :, equation.sensors] = outputs.reshape(settings.n_experiments,
                                                          len(settings.observation_times), -1)
