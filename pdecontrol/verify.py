@@ -336,6 +336,26 @@ def _jacobian_check(problem, y, control, static, t, rng) -> AdjointResult:
                          "rhs_jacobian vs rhs_tangent and f(y) - f(0)")
 
 
+def _euler_step_check(problem, y, control, static, t, dt) -> AdjointResult:
+    """An overridden ``euler_step`` against ``y + dt rhs(y)`` combined the default way (as
+    the linearised sweeps combine it): the relative mismatch, which must be 0 (bit for bit),
+    in the compute dtype and in float64 (as an :class:`AdjointResult`)."""
+    from .control.problem import ControlProblem
+
+    errors = []
+    for dtype in dict.fromkeys((np.dtype(y.dtype), np.dtype(np.float32), np.dtype(np.float64))):
+        ys = y.astype(dtype)
+        cs = {k: np.asarray(v, dtype=dtype) for k, v in control.items()}
+        ss = {k: np.asarray(v, dtype=dtype) for k, v in static.items()}
+        fused = np.asarray(problem.euler_step(ys, cs, ss, t, dt), dtype=np.float64)
+        default = np.asarray(ControlProblem.euler_step(problem, ys, cs, ss, t, dt),
+                             dtype=np.float64)
+        errors.append(np.linalg.norm(fused - default) / max(np.linalg.norm(default), 1e-300))
+    worst = float(max(errors))
+    return AdjointResult(worst, 0.0, bool(worst == 0.0),
+                         "euler_step vs y + dt rhs(y), float32 and float64")
+
+
 def verify_problem(functional, x, *, examples=None, rng=None, tolerance: float = 0.1,
                    eps=None, solve_accuracy: float = 0.0) -> VerificationReport:
     """Verify a :class:`~pdecontrol.control.ControlFunctional` and its problem's derivatives at
@@ -344,9 +364,10 @@ def verify_problem(functional, x, *, examples=None, rng=None, tolerance: float =
     Runs, in float64: dot-product and Taylor tests of the problem's initial-state, right-hand
     side (at the initial state, controls of the middle step) and output derivative pairs, for a
     problem with ``rhs_jacobian`` (implicit steppers) its agreement with ``rhs_tangent`` and the
-    affine form ``f(y) = f(0) + L y``, the Taylor test of the reduced functional and the
-    Gauss-Newton symmetry/PSD test. The
-    functional and ``x`` are not modified.
+    affine form ``f(y) = f(0) + L y``, for a problem that overrides ``euler_step`` its equality,
+    bit for bit, with ``y + dt rhs(y)`` in float32 and float64, the Taylor test of the reduced
+    functional and the Gauss-Newton symmetry/PSD test. The functional and ``x`` are not
+    modified.
 
     Parameters
     ----------
@@ -416,6 +437,9 @@ def verify_problem(functional, x, *, examples=None, rng=None, tolerance: float =
                  rhs_pack.pack(y0, control, static), rng, tolerance, eps, results)
     if type(problem).rhs_jacobian is not ControlProblem.rhs_jacobian:
         results["rhs jacobian"] = _jacobian_check(problem, y0, control, static, t, rng)
+    if type(problem).euler_step is not ControlProblem.euler_step:
+        results["euler step"] = _euler_step_check(problem, y0, control, static, t,
+                                                  functional.final_time / layout.n_steps)
 
     output_pack = _Packing(y0.shape, layout.static_shapes)
 

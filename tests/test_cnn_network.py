@@ -5,7 +5,8 @@ import pytest
 from threadpoolctl import threadpool_info
 
 from cnn_helpers import fitted_point, small_functional
-from pdecontrol.control import SoftmaxCrossEntropyLoss
+from pdecontrol.control import ControlProblem, SoftmaxCrossEntropyLoss
+from pdecontrol.control.timestepping import integrate
 from pdecontrol.mesh import Mesh
 from pdecontrol.ops import blas_threads, conv
 from pdecontrol.verify import verify_problem
@@ -101,6 +102,48 @@ def test_rhs_is_the_value_of_the_linearisation(rng, dtype, activation):
     value = problem.rhs(y, control, {}, 0.0)
     assert value.dtype == dtype
     np.testing.assert_array_equal(value, problem.linearize(y, control, {}, 0.0)[0])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("activation", ["tanh", "relu", "smooth_relu"])
+@pytest.mark.parametrize("n_examples", [5, 800])  # serial and parallel kernels
+def test_fused_euler_step_gives_the_linearised_sweeps_numbers(rng, dtype, activation, n_examples):
+    """``CNNProblem.euler_step`` (one fused pass) is ``y + dt rhs(y)`` combined the default
+    way bit for bit, so a forward solve keeping no linearisation (values, features, the
+    monitor) and one keeping it (gradients, Gauss-Newton) reach the same states."""
+    problem, J = small_functional(rng, 2, n_examples=n_examples, n_channels=4,
+                                  activation=activation, dtype=dtype, final_time=0.7)
+    x = fitted_point(J, rng)
+    params = J.layout.unflatten(x)
+    controls = {k: np.asarray(v, dtype=dtype) for k, v in params.controls.items()}
+    static = {k: np.asarray(v, dtype=dtype) for k, v in params.static.items()}
+    y = rng.standard_normal((n_examples, 4) + problem.mesh.shape).astype(dtype)
+    step = {k: v[1] for k, v in controls.items()}
+    fused = problem.euler_step(y, step, static, 0.35, 0.35)
+    assert fused.dtype == dtype
+    np.testing.assert_array_equal(
+        fused, ControlProblem.euler_step(problem, y, step, static, 0.35, 0.35))
+    y0 = np.asarray(problem.initial_state(J.data, static), dtype=dtype)
+    sweeps = [integrate(problem, "euler", y0, controls, static, final_time=0.7, n_steps=2,
+                        store_linearization=keep).final_state for keep in (False, True)]
+    np.testing.assert_array_equal(*sweeps)
+    np.testing.assert_array_equal(J.forward(x).final_states, sweeps[0])
+
+
+def test_an_euler_step_that_differs_fails_verification(rng, monkeypatch):
+    """verify_problem checks an overridden ``euler_step`` bit for bit, and the stepper refuses
+    one of the wrong shape."""
+    problem, J = small_functional(rng, 2)
+    x = fitted_point(J, rng)
+    assert verify_problem(J, x, rng=rng).results["euler step"].passed
+    fused = CNNProblem.euler_step
+    monkeypatch.setattr(CNNProblem, "euler_step",
+                        lambda self, y, *args: fused(self, y, *args) * (1 + 1e-7))
+    report = verify_problem(J, x, rng=rng)
+    assert report.failed == ["euler step"], report
+    monkeypatch.setattr(CNNProblem, "euler_step", lambda self, y, *args: fused(self, y, *args)[1:])
+    with pytest.raises(ValueError, match="euler_step must return an array of the state's shape"):
+        J.forward(x)
 
 
 @pytest.mark.parametrize("dim", [1, 2, 3])

@@ -33,6 +33,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
+from ..ops.elementwise import add_scaled
 from .losses import LeastSquaresLoss, Loss
 
 __all__ = ["ControlProblem"]
@@ -70,6 +71,14 @@ class ControlProblem(ABC):
         ``y_bar`` has the shape of ``y``; ``control_bar`` / ``static_bar`` are dicts of
         batch-summed cotangents (missing blocks are zero).
         """
+
+    def euler_step(self, y, control: dict, static: dict, t: float, dt: float) -> np.ndarray:
+        """``y + dt f(y, theta, static, t)``: a forward-Euler step that keeps no linearisation
+        (the forward Euler stepper's value-only sweeps call it). The default is :meth:`rhs`
+        and one fused add; a problem with a fused pass may override it, and must then give
+        these numbers bit for bit, as the linearised sweeps combine :meth:`linearize`'s
+        ``f`` the default way (checked by :func:`pdecontrol.verify.verify_problem`)."""
+        return add_scaled(y, dt, self.rhs(y, control, static, t))
 
     def linearize(self, y, control: dict, static: dict, t: float) -> tuple:
         """``(f, cache)``: the right-hand side and data reused by its tangent and adjoint."""

@@ -100,16 +100,26 @@ class RungeKutta:
             raise ValueError(f"Butcher tableau: c must have shape ({n_stages},), got {c.shape}")
         self.a, self.b, self.c, self.name = a, b, c, name
         self.n_stages = n_stages
+        self._forward_euler = n_stages == 1 and b[0] == 1.0
 
     def __repr__(self) -> str:
         return f"RungeKutta({self.name!r}, stages={self.n_stages})"
 
     # ------------------------------------------------------------------ forward
     def step(self, problem: ControlProblem, y, control, static, t: float, dt: float):
-        """One step ``y_j -> y_{j+1}`` (calls ``problem.rhs`` once per stage)."""
+        """One step ``y_j -> y_{j+1}`` (calls ``problem.rhs`` once per stage; forward Euler
+        calls ``problem.euler_step``, which a problem may fuse)."""
         if not dt > 0:
             raise ValueError(f"time step dt must be > 0, got {dt}; use final_time > 0 and "
                              "n_steps >= 1")
+        if self._forward_euler:
+            out = problem.euler_step(y, control, static, t, dt)
+            if not isinstance(out, np.ndarray) or out.shape != np.shape(y):
+                raise ValueError(f"{type(problem).__name__}.euler_step must return an array of "
+                                 f"the state's shape {np.shape(y)}, got "
+                                 f"{getattr(out, 'shape', type(out).__name__)}")
+            out.flags.writeable = False
+            return out
         slopes = []
         for i in range(self.n_stages):
             stage = _combine(y, dt, self.a[i, :i], slopes) if i else y
