@@ -11,7 +11,17 @@ import numpy as np
 from numba import njit, prange
 
 from ._dispatch import SERIAL_BELOW_MULTIPLY_ADDS, twin_kernel
-from ._kernels import BLOCK, REDUCE, STREAM, Epilogue, aligned_rows, conv_image, fill_buffers
+from ._kernels import (
+    BLOCK,
+    REDUCE,
+    STREAM,
+    Epilogue,
+    aligned_rows,
+    conv_images,
+    fill_images,
+    images_per_pass,
+    pass_points,
+)
 from .activations import constant_like
 
 __all__ = ["GRADIENT_CHUNKS", "kernel_gradient_driver", "adjoint_driver"]
@@ -79,7 +89,7 @@ def _gradient_image(
     """Add one image's ``sum_p z[o, p] x_tap[c, p]`` to ``kernel_sums``, ``sum_p z[o, p]`` to
     ``bias_sums`` (float64; the image's own sums run in the array dtype).
 
-    ``buf`` (C, M, P + 2 pad) filled from the image ``x`` by :func:`fill_buffers`, ``zn`` and
+    ``buf`` (C, M, P + 2 pad) filled from the image ``x`` by :func:`fill_images`, ``zn`` and
     ``z_scale`` (O, P) with ``z = zn * z_scale`` if ``has_z_scale`` else ``zn``; scratch
     ``rows`` (BLOCK, P) and ``sums`` (shape of ``kernel_sums`` (O_padded, C, G, 3), array dtype).
     """
@@ -110,12 +120,12 @@ def _gradient_image(
 def _kernel_gradient_chunk(x, z, masks, pad, shift, tap_mask, start, stop, kernel_sums, bias_sums):
     """Add the sums of images ``start..stop-1`` to ``kernel_sums`` and ``bias_sums`` (float64)."""
     n_points = x.shape[2]
-    buf = np.empty((x.shape[1], masks.shape[0], n_points + 2 * pad), x.dtype)
+    buf = np.zeros((x.shape[1], masks.shape[0], n_points + 2 * pad), x.dtype)
     rows = aligned_rows(n_points, x)
     rows[:] = 0
     sums = np.empty(kernel_sums.shape, x.dtype)
     for n in range(start, stop):
-        fill_buffers(x[n], x[n], False, masks, pad, buf)
+        fill_images(x, x, False, n, 1, masks, pad, buf)
         _gradient_image(
             buf, z[n], z[n], False, shift, tap_mask, rows, sums, kernel_sums, bias_sums
         )
@@ -174,23 +184,28 @@ def _adjoint_chunk(
 ):
     """Images ``start..stop-1`` of :func:`adjoint_driver`: ``y_bar`` rows and the gradient sums.
 
-    Per image, ``z = derivative * out_bar`` is formed once into the masked buffers of the
-    transpose; the kernel gradient then reads ``out_bar`` and ``derivative`` of the same image
-    again while they are still in cache.
+    ``z = derivative * out_bar`` is formed once into the masked buffers of the transpose, which
+    takes the images side by side as :func:`conv_driver` does (:func:`images_per_pass`); the
+    kernel gradient then takes them one by one (its sums run over one image's points, as in
+    :func:`kernel_gradient_driver`), reading ``out_bar`` and ``derivative`` again while they
+    are still in cache.
     """
     n_points = y.shape[2]
-    width = n_points + 2 * pad
-    buf_z = np.empty((out_bar.shape[1], masks.shape[0], width), y.dtype)
-    buf_y = np.empty((y.shape[1], masks.shape[0], width), y.dtype)
+    group = images_per_pass(n_points, pad)
+    n_accumulated = pass_points(n_points, pad, group)
+    width = n_accumulated + 2 * pad
+    buf_z = np.zeros((out_bar.shape[1], masks.shape[0], width), y.dtype)
+    buf_y = np.zeros((y.shape[1], masks.shape[0], n_points + 2 * pad), y.dtype)
     no_input = np.empty((0, masks.shape[0], width), y.dtype)
     no_bias = np.zeros(kernel_t.shape[0], y.dtype)
-    acc = aligned_rows(n_points, y)
+    acc = aligned_rows(n_accumulated, y)
     rows = aligned_rows(n_points, y)
     rows[:] = 0
     sums = np.empty(kernel_sums.shape, y.dtype)
-    for n in range(start, stop):
-        fill_buffers(out_bar[n], derivative[n], True, masks, pad, buf_z)
-        conv_image(
+    for first in range(start, stop, group):
+        count = min(group, stop - first)
+        fill_images(out_bar, derivative, True, first, count, masks, pad, buf_z)
+        conv_images(
             buf_z,
             kernel_t,
             no_input,
@@ -199,28 +214,32 @@ def _adjoint_chunk(
             shift,
             tap_mask,
             acc,
+            pad,
+            first,
+            count,
             Epilogue.AFFINE.value,
             0,
             dt,
             has_base,
-            out_bar[n],
-            y_bar[n],
+            out_bar,
+            y_bar,
             False,
-            y_bar[n],
+            y_bar,
         )
-        fill_buffers(y[n], y[n], False, masks, pad, buf_y)
-        _gradient_image(
-            buf_y,
-            out_bar[n],
-            derivative[n],
-            True,
-            shift,
-            tap_mask,
-            rows,
-            sums,
-            kernel_sums,
-            bias_sums,
-        )
+        for n in range(first, first + count):
+            fill_images(y, y, False, n, 1, masks, pad, buf_y)
+            _gradient_image(
+                buf_y,
+                out_bar[n],
+                derivative[n],
+                True,
+                shift,
+                tap_mask,
+                rows,
+                sums,
+                kernel_sums,
+                bias_sums,
+            )
 
 
 @twin_kernel(SERIAL_BELOW_MULTIPLY_ADDS, cache=True, error_model="numpy")

@@ -9,8 +9,16 @@ Performance design (measured on the 2-core AVX-512 machine, see docs/operators.m
 before 2026-11-30 are of 256-bit code, the default of LLVM's tuning for this CPU):
 
 * each input channel of an image is copied once into masked, zero-margined rows
-  (:func:`fill_buffers`), so every tap is one contiguous, unit-stride read and the innermost
+  (:func:`fill_images`), so every tap is one contiguous, unit-stride read and the innermost
   loop runs over all ``P`` points of the image (784 for 28x28), which LLVM vectorises;
+* small images share a pass: :func:`images_per_pass` images lie side by side in the rows, each
+  followed by a zero gap of ``pad`` points (what a tap can reach past it), and the point loop
+  runs over all of them, rounded up to a multiple of :data:`VECTOR_POINTS` (the points past the
+  last image are computed and dropped), so it never needs a scalar tail and a 14x14 image's
+  196 points do not pay a 784-point image's per-pass cost alone. Every output point sums the
+  same products in the same order as one image alone would: the results are bitwise those of
+  one image per pass (2026-12-01, 8 channels, batch 1,000: a residual step 3.1 -> 2.0 ms on
+  14x14, 1.3 -> 0.6 ms on 7x7, 28x28 unchanged; docs/operators.md);
 * the innermost loop updates :data:`BLOCK` = 4 output channels at once from the tap triples of
   two input channels (24 FMAs per 6 loads + 4 load/store pairs of L1-resident accumulators;
   one input channel per pass, 12 FMAs per accumulator load/store pair, ran the C = 32 conv
@@ -59,9 +67,11 @@ __all__ = [
     "CHUNKS_PER_THREAD",
     "Epilogue",
     "aligned_rows",
-    "fill_buffers",
+    "POINTS_PER_PASS",
+    "images_per_pass",
+    "fill_images",
     "accumulate_block",
-    "conv_image",
+    "conv_images",
     "conv_driver",
 ]
 
@@ -70,6 +80,9 @@ CHUNKS_PER_THREAD = 4
 #: The vectorised point loop of :func:`accumulate_block` runs over a multiple of this many points:
 #: 16 float32 lanes of a 512-bit register, a multiple of the narrower vector widths.
 VECTOR_POINTS = 16
+#: Points a pass of the point loop covers at least when images are small (:func:`images_per_pass`):
+#: about one 28x28 image, the size the blocking was tuned on.
+POINTS_PER_PASS = 768
 #: Numba fastmath flags: FMA contraction for streaming loops; reassociation added for the
 #: reductions of the kernel gradient.
 STREAM = {"contract"}
@@ -97,31 +110,49 @@ def aligned_rows(n_points, like):
     return raw[start : start + BLOCK * n_points].reshape((BLOCK, n_points))
 
 
-@njit(cache=True, error_model="numpy", fastmath=STREAM)
-def fill_buffers(xn, scale, has_scale, masks, pad, buf):
-    """``buf[c, m, pad + p] = xn[c, p] [* scale[c, p]] * masks[m, p]``, zero margins of ``pad``.
+@njit(cache=True, error_model="numpy")
+def images_per_pass(n_points, pad):
+    """Images side by side in one pass of the point loop: enough for :data:`POINTS_PER_PASS`
+    points with their gaps of ``pad`` (1 for 28x28 images, 4 for 14x14, 14 for 7x7)."""
+    return max(1, -(-POINTS_PER_PASS // (n_points + pad)))
 
-    ``xn`` and ``scale`` (C, P) (``scale`` is read only if ``has_scale``; it fuses a pointwise
-    product such as ``sigma'(a) * y_bar`` into the copy), ``masks`` (M, P),
-    ``buf`` (C, M, P + 2 pad).
+
+@njit(cache=True, error_model="numpy")
+def pass_points(n_points, pad, group):
+    """Points of the accumulator rows for ``group`` images side by side: ``(group - 1) * (P +
+    pad) + P`` rounded up to a multiple of :data:`VECTOR_POINTS`."""
+    span = (group - 1) * (n_points + pad) + n_points
+    return -(-span // VECTOR_POINTS) * VECTOR_POINTS
+
+
+@njit(cache=True, error_model="numpy", fastmath=STREAM)
+def fill_images(x, scale, has_scale, start, count, masks, pad, buf):
+    """``buf[c, m, pad + j (P + pad) + p] = x[start + j, c, p] [* scale[start + j, c, p]] *
+    masks[m, p]`` for the ``count`` images ``j``.
+
+    ``x`` and ``scale`` (N, C, P) (``scale`` is read only if ``has_scale``; it fuses a
+    pointwise product such as ``sigma'(a) * y_bar`` into the copy), ``masks`` (M, P), ``buf``
+    (C, M, P' + 2 pad), allocated zero (``P'`` from :func:`pass_points`). The rest of ``buf``
+    is not touched: its margins and the gaps between images stay zero; where fewer images than
+    before are filled, the old ones behind them only feed points that are dropped.
     """
-    n_points = xn.shape[1]
-    for c in range(xn.shape[0]):
-        channel = xn[c]
-        for m in range(masks.shape[0]):
-            row = buf[c, m]
-            mask = masks[m]
-            for p in range(pad):
-                row[p] = 0
-                row[pad + n_points + p] = 0
-            inner = row[pad : pad + n_points]
-            if has_scale:
-                factor = scale[c]
-                for p in range(n_points):
-                    inner[p] = channel[p] * factor[p] * mask[p]
-            else:
-                for p in range(n_points):
-                    inner[p] = channel[p] * mask[p]
+    n_points = x.shape[2]
+    for j in range(count):
+        xn = x[start + j]
+        factors = scale[start + j]
+        offset = pad + j * (n_points + pad)
+        for c in range(xn.shape[0]):
+            channel = xn[c]
+            for m in range(masks.shape[0]):
+                inner = buf[c, m, offset : offset + n_points]
+                mask = masks[m]
+                if has_scale:
+                    factor = factors[c]
+                    for p in range(n_points):
+                        inner[p] = channel[p] * factor[p] * mask[p]
+                else:
+                    for p in range(n_points):
+                        inner[p] = channel[p] * mask[p]
 
 
 @njit(cache=True, error_model="numpy", fastmath=STREAM)
@@ -129,19 +160,21 @@ def accumulate_block(buf, kernel, o, shift, tap_mask, acc):
     """``acc[r, p] += sum_{c,g,t} kernel[o + r, c, g, t] * buf[c, tap_mask[g, t], q]``.
 
     ``q = shift[g] + t - 1 + p``, ``r = 0..BLOCK-1``; ``buf`` (C, M, P + 2 pad) from
-    :func:`fill_buffers`, ``kernel`` (O_padded, C, G, 3), ``acc`` (BLOCK, P).
+    :func:`fill_images`, ``kernel`` (O_padded, C, G, 3), ``acc`` (BLOCK, P') with ``P'`` a
+    multiple of :data:`VECTOR_POINTS` (:func:`pass_points`).
 
     Input channels are taken in pairs: one pass over the points adds the 6 taps of channels
     ``c, c + 1`` (24 FMAs, 24 weights in registers) per load and store of the 4 accumulators,
     half the accumulator traffic of one channel per pass; an odd last channel takes a pass of
     its own. Per point the sum runs over ``c`` in order within each pass.
 
-    The vectorised loop covers the first ``n_points // VECTOR_POINTS * VECTOR_POINTS`` points,
-    a count LLVM knows to be a multiple of its vector width, so it emits no scalar epilogue;
-    the last points take a loop of their own that reads the weights again, in the same order
-    of operations. With LLVM's own epilogue the 24 scalar weights stayed live beside their 24
-    broadcasts and 17 broadcasts went to the stack, one extra load per FMA; calling a helper
-    for the tail instead of this inline loop was as slow again (docs/operators.md).
+    The loop runs over ``n_points // VECTOR_POINTS * VECTOR_POINTS`` points, a count LLVM
+    knows to be a multiple of its vector width, so it emits no scalar epilogue (with LLVM's own
+    epilogue the 24 scalar weights stayed live beside their 24 broadcasts and 17 broadcasts
+    went to the stack, one extra load per FMA); the callers make ``n_points`` that multiple,
+    so no point is left out. (Until 2026-12-01 a scalar loop that read the weights again took
+    the last ``P mod 16`` points of every image: 4 of a 14x14 image's 196 points, at a quarter
+    of its time; docs/operators.md.)
     """
     n_points = acc.shape[1]
     n_vector = n_points // VECTOR_POINTS * VECTOR_POINTS
@@ -190,14 +223,6 @@ def accumulate_block(buf, kernel, o, shift, tap_mask, acc):
                 acc3[p] = (
                     acc3[p] + w30 * xl + w31 * xc + w32 * xr + v30 * zl + v31 * zc + v32 * zr
                 )
-            for p in range(n_vector, n_points):  # the tail, weights read again
-                for r in range(BLOCK):
-                    k = kernel[o + r, c, g]
-                    m = kernel[o + r, c + 1, g]
-                    acc[r, p] = (
-                        acc[r, p] + k[0] * left[p] + k[1] * centre[p] + k[2] * right[p]
-                        + m[0] * left1[p] + m[1] * centre1[p] + m[2] * right1[p]
-                    )
     if n_in % 2:
         c = n_in - 1
         for g in range(shift.shape[0]):
@@ -221,10 +246,6 @@ def accumulate_block(buf, kernel, o, shift, tap_mask, acc):
                 acc1[p] = acc1[p] + w10 * xl + w11 * xc + w12 * xr
                 acc2[p] = acc2[p] + w20 * xl + w21 * xc + w22 * xr
                 acc3[p] = acc3[p] + w30 * xl + w31 * xc + w32 * xr
-            for p in range(n_vector, n_points):
-                for r in range(BLOCK):
-                    k = kernel[o + r, c, g]
-                    acc[r, p] = acc[r, p] + k[0] * left[p] + k[1] * centre[p] + k[2] * right[p]
 
 
 @njit(cache=True, error_model="numpy", fastmath=STREAM)
@@ -258,7 +279,7 @@ def _write_row(mode, kind, acc, dt, has_base, base, derivative, store_derivative
 
 
 @njit(cache=True, error_model="numpy", fastmath=STREAM)
-def conv_image(
+def conv_images(
     buf1,
     kernel1,
     buf2,
@@ -267,6 +288,9 @@ def conv_image(
     shift,
     tap_mask,
     acc,
+    pad,
+    start,
+    count,
     mode,
     kind,
     dt,
@@ -276,32 +300,37 @@ def conv_image(
     store_derivative,
     out,
 ):
-    """One image of :func:`conv_driver`: ``out = epilogue(kernel1 * buf1 + kernel2 * buf2 + bias)``.
+    """Images ``start .. start + count - 1`` of :func:`conv_driver`, side by side in one pass:
+    ``out = epilogue(kernel1 * buf1 + kernel2 * buf2 + bias)``.
 
-    ``buf1``/``buf2`` filled by :func:`fill_buffers` (``buf2`` may have 0 channels), ``acc``
-    (BLOCK, P) scratch, ``out``/``base``/``derivative`` (O, P); the rest as in
-    :func:`conv_driver`.
+    ``buf1``/``buf2`` filled with those images by :func:`fill_images` (``buf2`` may have 0
+    channels), ``acc`` (BLOCK, P') scratch (``P'`` from :func:`pass_points`),
+    ``out``/``base``/``derivative`` (N, O, P); the rest as in :func:`conv_driver`.
     """
-    n_out, n_points = out.shape
+    n_out, n_points = out.shape[1], out.shape[2]
+    n_accumulated = acc.shape[1]
     for o in range(0, n_out, BLOCK):
         for r in range(BLOCK):
             row = acc[r]
-            for p in range(n_points):
+            for p in range(n_accumulated):
                 row[p] = bias[o + r]
         accumulate_block(buf1, kernel1, o, shift, tap_mask, acc)
         accumulate_block(buf2, kernel2, o, shift, tap_mask, acc)
-        for r in range(min(BLOCK, n_out - o)):
-            _write_row(
-                mode,
-                kind,
-                acc[r],
-                dt,
-                has_base,
-                base[o + r],
-                derivative[o + r],
-                store_derivative,
-                out[o + r],
-            )
+        for j in range(count):
+            n = start + j
+            offset = j * (n_points + pad)
+            for r in range(min(BLOCK, n_out - o)):
+                _write_row(
+                    mode,
+                    kind,
+                    acc[r, offset : offset + n_points],
+                    dt,
+                    has_base,
+                    base[n, o + r],
+                    derivative[n, o + r],
+                    store_derivative,
+                    out[n, o + r],
+                )
 
 
 @twin_kernel(SERIAL_BELOW_MULTIPLY_ADDS, cache=True, error_model="numpy", fastmath=STREAM)
@@ -335,17 +364,20 @@ def conv_driver(
     bitwise the same ``out`` (each image is computed by the same code whatever the chunking).
     """
     n_images, n_points = out.shape[0], out.shape[2]
-    width = n_points + 2 * pad
+    group = images_per_pass(n_points, pad)
+    n_accumulated = pass_points(n_points, pad, group)
+    width = n_accumulated + 2 * pad
     for chunk in prange(n_chunks):
         start = chunk * n_images // n_chunks
         stop = (chunk + 1) * n_images // n_chunks
-        buf1 = np.empty((x1.shape[1], masks.shape[0], width), out.dtype)
-        buf2 = np.empty((x2.shape[1], masks.shape[0], width), out.dtype)
-        acc = aligned_rows(n_points, out)
-        for n in range(start, stop):
-            fill_buffers(x1[n], x1[n], False, masks, pad, buf1)
-            fill_buffers(x2[n], x2[n], False, masks, pad, buf2)
-            conv_image(
+        buf1 = np.zeros((x1.shape[1], masks.shape[0], width), out.dtype)
+        buf2 = np.zeros((x2.shape[1], masks.shape[0], width), out.dtype)
+        acc = aligned_rows(n_accumulated, out)
+        for n in range(start, stop, group):
+            count = min(group, stop - n)
+            fill_images(x1, x1, False, n, count, masks, pad, buf1)
+            fill_images(x2, x2, False, n, count, masks, pad, buf2)
+            conv_images(
                 buf1,
                 kernel1,
                 buf2,
@@ -354,12 +386,15 @@ def conv_driver(
                 shift,
                 tap_mask,
                 acc,
+                pad,
+                n,
+                count,
                 mode,
                 kind,
                 dt,
                 has_base,
-                base[n],
-                derivative[n],
+                base,
+                derivative,
                 store_derivative,
-                out[n],
+                out,
             )
