@@ -17,7 +17,7 @@ before 2026-11-30 are of 256-bit code, the default of LLVM's tuning for this CPU
   last image are computed and dropped), so it never needs a scalar tail and a 14x14 image's
   196 points do not pay a 784-point image's per-pass cost alone. Every output point sums the
   same products in the same order as one image alone would: the results are bitwise those of
-  one image per pass (2026-12-01, 8 channels, batch 1,000: a residual step 3.1 -> 2.0 ms on
+  one image per pass (2026-12-01, 8 channels, batch 1,000: a residual step 3.1 -> 2.4 ms on
   14x14, 1.3 -> 0.6 ms on 7x7, 28x28 unchanged; docs/operators.md);
 * the innermost loop updates :data:`BLOCK` = 4 output channels at once from the tap triples of
   two input channels (24 FMAs per 6 loads + 4 load/store pairs of L1-resident accumulators;
@@ -69,6 +69,7 @@ __all__ = [
     "aligned_rows",
     "POINTS_PER_PASS",
     "images_per_pass",
+    "pass_points",
     "fill_images",
     "accumulate_block",
     "conv_images",
