@@ -29,8 +29,9 @@ def _reference(features, z, targets, V, v):
     return u.T @ f, u.sum(axis=0)
 
 
-@pytest.mark.parametrize("s, p, k", [(1, 3, 2), (7, 5, 3), (8, 13, 10), (CHUNK_ROWS + 13, 9, 4),
-                                     (3 * CHUNK_ROWS, 17, 10)])
+# (19, 13, 5): full blocks of 8 rows and an odd number of outputs (pairs of outputs, then one)
+@pytest.mark.parametrize("s, p, k", [(1, 3, 2), (7, 5, 3), (8, 13, 10), (19, 13, 5),
+                                     (CHUNK_ROWS + 13, 9, 4), (3 * CHUNK_ROWS, 17, 10)])
 def test_equals_the_loss_hessian_pulled_back(s, p, k):
     features, z, targets, rng = _case(s, p, k)
     V, v = rng.standard_normal((k, p)), rng.standard_normal(k)
@@ -113,7 +114,8 @@ def test_bad_shapes_and_dtypes_are_refused(call, message):
 
 
 @pytest.mark.parametrize("dtype, tolerance", [(np.float64, 1e-12), (np.float32, 1e-5)])
-@pytest.mark.parametrize("s, p, k", [(1, 3, 2), (7, 5, 3), (8, 13, 10), (CHUNK_ROWS + 13, 9, 4)])
+@pytest.mark.parametrize("s, p, k", [(1, 3, 2), (7, 5, 3), (8, 13, 10), (19, 13, 5),
+                                     (CHUNK_ROWS + 13, 9, 4)])
 def test_outputs_and_pullback_equal_the_matrix_products(s, p, k, dtype, tolerance):
     features, _, _, rng = _case(s, p, k, dtype)
     W, c, U = rng.standard_normal((k, p)), rng.standard_normal(k), rng.standard_normal((s, k))

@@ -17,12 +17,14 @@ For features ``f_l`` (rows of ``F``, shape ``(s, p)``) and a linear model ``z_l 
 
 Why not NumPy: OpenBLAS runs such skinny products (``k = 10``) far below its peak, the curvature
 product needs two of them, each streaming all of ``F`` from memory (126 ms for ``s = 20,000,
-p = 6,272`` float32 on the 2-core development machine against 70 ms here), and OpenBLAS's
+p = 6,272`` float32 on the 2-core development machine against 49-52 ms here), and OpenBLAS's
 threads spin after each call, slowing the Numba kernels that follow by up to half (a curvature
 product right after ``F @ W.T``: 126 ms against 80 ms; docs/speed.md). The kernels read each
 block of 8 rows once and keep it in cache: 8 dot products per loaded ``W`` element, 8 rows per
-update of an accumulator. They run fastest on features that start on a cache line
-(:func:`pdecontrol.memory.aligned_empty`; 58 against 81 ms for the curvature product above).
+update of an accumulator, two accumulators ``G[j], G[j + 1]`` per pass over the block (0.75-0.8x
+the time of a pullback with one, 0.85-0.9x of a curvature product; the same sums, bitwise).
+They run fastest on features that start on a cache line (:func:`pdecontrol.memory.aligned_empty`;
+58 against 81 ms for the curvature product above).
 
 Sums over rows run in chunks of :data:`CHUNK_ROWS` (the parallel tasks), the chunk sums then in
 order, so results do not depend on the number of threads (both twins bitwise equal). The
@@ -73,17 +75,32 @@ def _block_outputs(F, i, V, v, dz):
 
 
 @njit(fastmath=True, cache=True, inline="always")
+def _block_weights(u, j, to):
+    """The 8 rows' weights ``u[0 .. 7, j]`` cast by ``to``."""
+    return (to(u[0, j]), to(u[1, j]), to(u[2, j]), to(u[3, j]), to(u[4, j]), to(u[5, j]),
+            to(u[6, j]), to(u[7, j]))
+
+
+@njit(fastmath=True, cache=True, inline="always")
 def _block_accumulate(F, i, u, G):
     """``G[j] += sum_r u[r, j] F[i + r]`` for the 8 rows ``i .. i + 7`` (``u`` cast to ``F``'s
-    dtype)."""
+    dtype). Two outputs per pass over the rows: every loaded row element serves both."""
     k, p = G.shape
     f0, f1, f2, f3, f4, f5, f6, f7 = F[i], F[i + 1], F[i + 2], F[i + 3], F[i + 4], F[i + 5], \
         F[i + 6], F[i + 7]
     to = F.dtype.type
-    for j in range(k):  # every update of G[j, q] adds 8 terms
-        w0, w1, w2, w3 = to(u[0, j]), to(u[1, j]), to(u[2, j]), to(u[3, j])
-        w4, w5, w6, w7 = to(u[4, j]), to(u[5, j]), to(u[6, j]), to(u[7, j])
-        Gj = G[j]
+    for j in range(0, k - 1, 2):  # every update of G[j, q] adds 8 terms
+        w0, w1, w2, w3, w4, w5, w6, w7 = _block_weights(u, j, to)
+        x0, x1, x2, x3, x4, x5, x6, x7 = _block_weights(u, j + 1, to)
+        Gj, Gn = G[j], G[j + 1]
+        for q in range(p):
+            Gj[q] += (w0 * f0[q] + w1 * f1[q] + w2 * f2[q] + w3 * f3[q]
+                      + w4 * f4[q] + w5 * f5[q] + w6 * f6[q] + w7 * f7[q])
+            Gn[q] += (x0 * f0[q] + x1 * f1[q] + x2 * f2[q] + x3 * f3[q]
+                      + x4 * f4[q] + x5 * f5[q] + x6 * f6[q] + x7 * f7[q])
+    if k % 2:
+        w0, w1, w2, w3, w4, w5, w6, w7 = _block_weights(u, k - 1, to)
+        Gj = G[k - 1]
         for q in range(p):
             Gj[q] += (w0 * f0[q] + w1 * f1[q] + w2 * f2[q] + w3 * f3[q]
                       + w4 * f4[q] + w5 * f5[q] + w6 * f6[q] + w7 * f7[q])
