@@ -74,6 +74,13 @@ from pdecontrol.io import write_json
 from pdecontrol.memory import retain_freed_memory
 from pdecontrol.mesh import Mesh
 from pdecontrol.ops import blas_threads
+from pdecontrol.ops._dispatch import SERIAL_BELOW_MULTIPLY_ADDS
+from pdecontrol.ops.feature_products import (
+    CHUNK_ROWS,
+    feature_outputs,
+    feature_pullback,
+    softmax_curvature_product,
+)
 from pdecontrol.optimize import Stopping, adam
 from problems.cnn.data import load_mnist, to_numpy, train_validation_split
 from problems.cnn.figures import new_figure, save_figure
@@ -399,7 +406,8 @@ def warm_up(args, data, methods) -> float:
     loading of its cache) falls outside the timed runs. Without it the first Gauss-Newton run of
     a process spent 2 s more on its start (docs/speed.md, "Ten coarse iterations"), and a run
     right after an edit of a kernel's source 20 s more (recompilation). Its batches are large
-    enough for the kernels' parallel path, the one the timed runs take."""
+    enough for the convolutions' parallel path, the one the timed runs take; the feature
+    products' parallel path is compiled apart (:func:`warm_up_feature_products`)."""
     start = time.perf_counter()
     (x_train, y_train), (x_val, y_val) = data
     small = ((x_train[:WARM_UP_IMAGES], y_train[:WARM_UP_IMAGES]),
@@ -412,7 +420,22 @@ def warm_up(args, data, methods) -> float:
                              centring=args.centring)
         else:
             train_single_level(*small, settings, centring=args.centring)
+    warm_up_feature_products()
     return time.perf_counter() - start
+
+
+def warm_up_feature_products() -> None:
+    """Compile the parallel twins of the classifier's feature products: they run in parallel
+    only on more than ``CHUNK_ROWS`` rows and ``SERIAL_BELOW_MULTIPLY_ADDS`` multiply-adds, more
+    than the warm-up runs reach (after an edit of their source, the first timed run spent 10 s
+    more on its start). Float32 features, as in training."""
+    rows, columns = 2 * CHUNK_ROWS, -(-SERIAL_BELOW_MULTIPLY_ADDS // CHUNK_ROWS)
+    features = np.ones((rows, columns), np.float32)
+    probabilities = np.full((rows, 2), 0.5)
+    direction = np.ones((2, columns))
+    feature_outputs(features, direction)
+    feature_pullback(features, probabilities)
+    softmax_curvature_product(features, probabilities, direction)
 
 
 def run_method(args, settings, data, method: str, seed=None) -> dict:
