@@ -21,7 +21,7 @@ p = 6,272`` float32 on the 2-core development machine against 49-52 ms here), an
 threads spin after each call, slowing the Numba kernels that follow by up to half (a curvature
 product right after ``F @ W.T``: 126 ms against 80 ms; docs/speed.md). The kernels read each
 block of 8 rows once and keep it in cache: 8 dot products per loaded ``W`` element, 8 rows per
-update of an accumulator, two accumulators ``G[j], G[j + 1]`` per pass over the block (0.75-0.8x
+update of an accumulator, two accumulators ``G[j], G[j + 1]`` per pass over the block (0.75-0.85x
 the time of a pullback with one, 0.85-0.9x of a curvature product; the same sums, bitwise).
 They run fastest on features that start on a cache line (:func:`pdecontrol.memory.aligned_empty`;
 58 against 81 ms for the curvature product above).
