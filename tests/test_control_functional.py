@@ -232,6 +232,27 @@ def test_forward_solves_at_most_forward_chunk_examples_at_a_time(rng, monkeypatc
                                    atol=1e-15)
 
 
+def test_final_states_are_the_forward_ones_without_outputs(rng, monkeypatch):
+    import pdecontrol.control.functional as functional_module
+
+    x = make_point(rng)
+    functional = make_functional(np.random.default_rng(2), SoftmaxCrossEntropyLoss())
+    examples = np.array([7, 1, 3, 4, 0, 8])
+    # in chunks of 4 for both (the problem's matrix products' last bits depend on the rows)
+    monkeypatch.setattr(functional_module, "FORWARD_CHUNK", 4)
+    expected = {key: functional.forward(x, ex).final_states
+                for key, ex in (("all", None), ("some", examples))}
+
+    def no_output(*args):
+        raise AssertionError("final_states computed an output")
+
+    monkeypatch.setattr(functional.problem, "output", no_output)
+    for key, ex in (("all", None), ("some", examples)):
+        states = functional.final_states(x, ex)
+        assert states.dtype == functional.dtype
+        np.testing.assert_array_equal(states, expected[key])
+
+
 def test_subset_equals_functional_on_the_subset(rng):
     full = make_functional(rng, SoftmaxCrossEntropyLoss(), regularizers=[Tikhonov("W", 0.3)])
     examples = np.array([5, 2, 8])

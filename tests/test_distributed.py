@@ -93,6 +93,7 @@ def _assert_same_evaluations(serial, distributed, x, v, examples=None):
     np.testing.assert_array_equal(prediction.examples, forward.examples)
     for name in ("outputs", "losses"):
         assert _relative(getattr(forward, name), getattr(prediction, name)) < 1e-12, name
+    assert _relative(forward.final_states, distributed.final_states(x, examples)) < 1e-12
 
 
 @pytest.mark.parametrize("n_shards", [1, 2, 3, 7])

@@ -288,6 +288,18 @@ class ControlFunctional(ReducedFunctional):
                              outputs=np.concatenate(outputs), losses=np.concatenate(losses),
                              examples=np.concatenate(chunks))
 
+    def final_states(self, x, examples=None) -> np.ndarray:
+        """Final states ``y(T)`` of ``examples`` (default all), in example order: shape
+        ``(n, *state_shape)``, the compute dtype.
+
+        The forward solves of :meth:`forward` without its outputs and losses (the same states bit
+        for bit, in chunks as there), e.g. the features of a block solve on the last state.
+        """
+        _, controls, static = self._parameters(x)
+        chunks, _ = self._index_chunks(examples, default_size=FORWARD_CHUNK)
+        return np.concatenate([self._integrate(controls, static, idx)[1].final_state
+                               for idx in chunks])
+
     def parameters(self, x) -> Parameters:
         """Validated structured (read-only) view of a flat vector."""
         return self._parameters(x)[0]
@@ -309,18 +321,25 @@ class ControlFunctional(ReducedFunctional):
         size = self.chunk_size or default_size or idx.size
         return [idx[i:i + size] for i in range(0, idx.size, size)], idx.size
 
-    def _solve(self, controls, static, idx, *, store_linearization: bool = False) -> _Chunk:
-        """Forward solve of examples ``idx``; keep linearisations only if derivatives follow."""
+    def _integrate(self, controls, static, idx, *, store_linearization: bool = False,
+                   keep_steps=()):
+        """``(data, trajectory)``: the time integration of examples ``idx``."""
         data = self.data[idx]
         y0 = np.asarray(self.problem.initial_state(data, static), dtype=self.dtype)
         if y0.ndim < 1 or y0.shape[0] != idx.size:
             raise ValueError(f"{type(self.problem).__name__}.initial_state must return one state "
                              f"per example (leading axis {idx.size}), got shape {y0.shape}")
-        steps = self.observation_steps
         trajectory = integrate(self.problem, self.stepper, y0, controls, static,
                                final_time=self.final_time, n_steps=self.layout.n_steps,
                                checkpoint_every=self.checkpoint_every,
-                               store_linearization=store_linearization, keep_steps=steps)
+                               store_linearization=store_linearization, keep_steps=keep_steps)
+        return data, trajectory
+
+    def _solve(self, controls, static, idx, *, store_linearization: bool = False) -> _Chunk:
+        """Forward solve of examples ``idx``; keep linearisations only if derivatives follow."""
+        steps = self.observation_steps
+        data, trajectory = self._integrate(controls, static, idx, keep_steps=steps,
+                                           store_linearization=store_linearization)
         observed = [self.problem.output(trajectory.state(k), static) for k in steps]
         outputs = observed[0] if len(observed) == 1 else np.concatenate(observed, axis=1)
         targets = self.targets[idx]

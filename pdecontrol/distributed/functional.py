@@ -249,6 +249,11 @@ class DistributedControlFunctional(ControlFunctional):
 
         return self._regularized_operator(params, misfit_product, n)
 
+    def final_states(self, x, examples=None) -> np.ndarray:
+        """``forward(x, examples).final_states``: solved on the workers, which also compute
+        (and send) the outputs and losses."""
+        return self.forward(x, examples).final_states
+
     def forward(self, x, examples=None, *, final_states: bool = True) -> ForwardResult:
         params, _, _ = self._parameters(x)
         parts, n = self._split(examples)

@@ -121,7 +121,7 @@ def final_features(functional, x, examples=None, batch_size: int = 1000) -> np.n
     h_d = functional.dtype.type(problem.mesh.cell_volume)
     for start in range(0, idx.size, batch_size):
         batch = idx[start : start + batch_size]
-        states = functional.forward(x, batch).final_states
+        states = functional.final_states(x, batch)
         np.multiply(states.reshape(batch.size, -1), h_d, out=out[start : start + batch.size])
     return out
 
