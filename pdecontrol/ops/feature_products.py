@@ -17,7 +17,7 @@ For features ``f_l`` (rows of ``F``, shape ``(s, p)``) and a linear model ``z_l 
 
 Why not NumPy: OpenBLAS runs such skinny products (``k = 10``) far below its peak, the curvature
 product needs two of them, each streaming all of ``F`` from memory (126 ms for ``s = 20,000,
-p = 6,272`` float32 on the 2-core development machine against 49-52 ms here), and OpenBLAS's
+p = 6,272`` float32 on the 2-core development machine against 51-53 ms here), and OpenBLAS's
 threads spin after each call, slowing the Numba kernels that follow by up to half (a curvature
 product right after ``F @ W.T``: 126 ms against 80 ms; docs/speed.md). The kernels read each
 block of 8 rows once and keep it in cache: 8 dot products per loaded ``W`` element, 8 rows per
