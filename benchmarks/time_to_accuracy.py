@@ -508,14 +508,24 @@ def results_table(histories: dict, targets) -> str:
 CLAIM_COLUMNS = ("work", "fine_level_work", "wall_time")
 
 
+def fine_iteration_seconds(history) -> float:
+    """The median wall time (s) of a run's fine outer iterations: the clock's speed in that run
+    (its fine-mesh rows, start excluded; NaN with fewer than two rows)."""
+    seconds = np.diff(history["wall_time"].values)
+    return float(np.median(seconds)) if seconds.size else float("nan")
+
+
 def work_claim_table(histories: dict, targets=(None,)) -> str:
     """The paper's work claim for every configuration (and seed) run both ways: multilevel
     against fine-only, to fine-only's final accuracy (target ``None``) or to a given accuracy
     (fine-only's first time to it): total work (fine convolutions, coarse levels included), work
     on the fine level and wall time, each as multilevel / fine-only; with several seeds of a
-    configuration also the median of each ratio ("never" counts as larger than any ratio)."""
-    lines = ["| configuration | to | work (ratio) | fine-level work (ratio) | wall time (ratio) |",
-             "| --- | --- | --- | --- | --- |"]
+    configuration also the median of each ratio ("never" counts as larger than any ratio). The
+    last column, a fine outer iteration's median time in each run, shows a machine that ran
+    faster or slower during one of the two runs (same work, other seconds)."""
+    lines = ["| configuration | to | work (ratio) | fine-level work (ratio) | wall time (ratio) "
+             "| fine outer iteration |",
+             "| --- | --- | --- | --- | --- | --- |"]
     ratios = {}  # (configuration, target) -> one row of ratios (inf: never) per seed
     for target in targets:
         for name, fine in histories.items():
@@ -537,7 +547,7 @@ def work_claim_table(histories: dict, targets=(None,)) -> str:
             to = f"{label} {level:.2%}" if target is None else label
             if index is None or reached.size == 0:
                 who = "fine-only" if index is None else "multilevel"
-                lines.append(f"| {run} | {to} | {who} never | | |")
+                lines.append(f"| {run} | {to} | {who} never | | | |")
                 runs.append([np.inf] * len(CLAIM_COLUMNS))
                 continue
             row = multi.isel(iteration=int(reached[0]))
@@ -547,6 +557,8 @@ def work_claim_table(histories: dict, targets=(None,)) -> str:
                 mine, theirs = float(row[column]), float(fine[column].values[index])
                 cells.append(f"{mine:.3g} / {theirs:.3g} ({mine / theirs:.2f}x)")
                 runs[-1].append(mine / theirs)
+            cells.append(f"{fine_iteration_seconds(multi):.2f} / "
+                         f"{fine_iteration_seconds(fine):.2f} s")
             lines.append(f"| {run} | {to} | " + " | ".join(cells) + " |")
     for (config, target), runs in ratios.items():
         if len(runs) > 1:
@@ -554,7 +566,7 @@ def work_claim_table(histories: dict, targets=(None,)) -> str:
             cells = ["never" if np.isinf(m) else f"{m:.2f}x" for m in medians]
             to = "fine-only's final" if target is None else f"{target:.1%}"
             lines.append(f"| {config}: median of {len(runs)} seeds | {to} | "
-                         + " | ".join(cells) + " |")
+                         + " | ".join(cells) + " | |")
     return "\n".join(lines) if len(lines) > 2 else ""
 
 
