@@ -417,6 +417,11 @@ def test_paper_smoke_on_a_tiny_mnist_subset(mnist_dir, tmp_path, capsys):
         "fine_level_work",
         "wall_time",
     }
+    fine_only = results["fine_only"]
+    assert 0 <= fine_only["iterations_to_final_accuracy"] <= fine_only["outer_iterations"]
+    own = fine_only["cost_to_final_accuracy"]  # its first time at its final accuracy
+    assert own["wall_time"] <= fine_only["wall_time"]
+    assert own["fine_level_work"] <= fine_only["fine_level_work"]
     figure_names = (
         "training",
         "training_cost",

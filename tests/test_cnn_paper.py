@@ -11,7 +11,7 @@ import xarray as xr
 from pdecontrol.control import QuadraticPenalty
 from pdecontrol.mesh import Mesh
 from pdecontrol.stencils import derivative_basis
-from problems.cnn.paper import PAPER_CONFIGS, _configuration_line, multilevel_cost_to_reach
+from problems.cnn.paper import PAPER_CONFIGS, _configuration_line, cost_to_reach
 from problems.cnn.training_problem import CNNTraining
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -37,8 +37,25 @@ def _multilevel_history():
 )
 def test_multilevel_cost_counts_the_fine_stage_only(target, work, wall):
     # the coarse stage's 99% must not count as reaching the target on the fine mesh
-    cost = multilevel_cost_to_reach(_multilevel_history(), target)
+    cost = cost_to_reach(_multilevel_history(), target)
     assert cost == {"fine_level_work": work, "wall_time": wall}
+
+
+def test_fine_only_reaches_its_final_accuracy_where_it_first_touches_it():
+    # a fine-only run (one stage) at 97.9% after outer 2 that dips and ends at 97.9%: the work
+    # claim's fine-only side is outer 2, not the end of the run
+    history = xr.Dataset(
+        {
+            "stage": ("iteration", [0, 0, 0, 0, 0]),
+            "stage_iteration": ("iteration", [0, 1, 2, 3, 4]),
+            "validation_accuracy": ("iteration", [0.90, 0.95, 0.979, 0.975, 0.979]),
+            "fine_level_work": ("iteration", [10.0, 110.0, 210.0, 310.0, 410.0]),
+            "wall_time": ("iteration", [1.0, 11.0, 21.0, 31.0, 41.0]),
+        },
+        coords={"iteration": np.arange(5)},
+    )
+    final = float(history["validation_accuracy"][-1])
+    assert cost_to_reach(history, final) == {"fine_level_work": 210.0, "wall_time": 21.0}
 
 
 def _stage(settings, n_examples):
