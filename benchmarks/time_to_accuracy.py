@@ -523,8 +523,10 @@ def work_claim_table(histories: dict, targets=(None,)) -> str:
     the histories hold fine-mesh rows only): total work (fine convolutions, coarse levels
     included), work on the fine level and wall time, each as multilevel / fine-only; with
     several seeds of a configuration also the median of each ratio ("never" counts as larger
-    than any ratio). The last column, a fine outer iteration's median time in each run, shows a
-    machine that ran faster or slower during one of the two runs (same work, other seconds)."""
+    than any ratio). The target's cell names the outer iteration at which each run reached it
+    (fine-only / multilevel's fine level). The last column, a fine outer iteration's median
+    time in each run, shows a machine that ran faster or slower during one of the two runs
+    (same work, other seconds)."""
     lines = ["| configuration | to | work (ratio) | fine-level work (ratio) | wall time (ratio) "
              "| fine outer iteration |",
              "| --- | --- | --- | --- | --- | --- |"]
@@ -551,7 +553,7 @@ def work_claim_table(histories: dict, targets=(None,)) -> str:
                 continue
             theirs_row, row = (history.isel(iteration=int(reached[0]))
                                for history, reached in zip((fine, multi), first, strict=True))
-            cells = []
+            cells = [f"{to} (outer {first[0][0]} / fine outer {first[1][0]})"]
             runs.append([])
             for column in CLAIM_COLUMNS:
                 mine, theirs = float(row[column]), float(theirs_row[column])
@@ -559,7 +561,7 @@ def work_claim_table(histories: dict, targets=(None,)) -> str:
                 runs[-1].append(mine / theirs)
             cells.append(f"{fine_iteration_seconds(multi):.2f} / "
                          f"{fine_iteration_seconds(fine):.2f} s")
-            lines.append(f"| {run} | {to} | " + " | ".join(cells) + " |")
+            lines.append(f"| {run} | " + " | ".join(cells) + " |")
     for (config, target), runs in ratios.items():
         if len(runs) > 1:
             medians = np.median(np.array(runs), axis=0)
