@@ -70,7 +70,7 @@ from scipy.sparse import diags
 from threadpoolctl import threadpool_limits
 
 from pdecontrol.control import TransformedFunctional
-from pdecontrol.io import write_json
+from pdecontrol.io import CorruptFileError, read_json, write_json
 from pdecontrol.memory import retain_freed_memory
 from pdecontrol.mesh import Mesh
 from pdecontrol.ops import blas_threads
@@ -154,12 +154,18 @@ def parse_args(argv=None):
              "printed per seed and as the median of the ratios")
     add("--claim-targets", type=float, nargs="+", default=[],
         help="the work claim also to these validation accuracies (besides fine-only's final)")
+    add("--claim-plateau", type=int, default=None, metavar="K",
+        help="the work claim also to the mean of fine-only's last K outer iterations (its "
+             "plateau: one final accuracy is a draw from noise of about 0.1 point)")
     add("--coarse-iterations", type=int, default=None,
         help="outer iterations of the 14x14 level of multilevel runs (default: as the 28x28 "
              "level)")
     add("--threads", type=int, default=2)
     add("--figure", type=Path, default=None, help="PNG: accuracy against training time")
     add("--json", type=Path, default=None, help="write the histories and the loads as JSON")
+    add("--from-json", type=Path, default=None, metavar="PATH",
+        help="train nothing: print the tables (and draw --figure) from the histories that an "
+             "earlier run wrote with --json, for the targets given now")
     return parser.parse_args(argv)
 
 
@@ -515,9 +521,20 @@ def fine_iteration_seconds(history) -> float:
     return float(np.median(seconds)) if seconds.size else float("nan")
 
 
+def claim_level(target, accuracy) -> tuple:
+    """``(level, label)`` of a work-claim target for fine-only's accuracies ``accuracy``:
+    ``None`` its final value, ``("plateau", K)`` the mean of its last ``K``, a float itself."""
+    if target is None:
+        return float(accuracy[-1]), "fine-only's final"
+    if isinstance(target, tuple):
+        return float(np.mean(accuracy[-target[1]:])), f"fine-only's last {target[1]}, mean"
+    return target, f"{target:.1%}"
+
+
 def work_claim_table(histories: dict, targets=(None,)) -> str:
     """The paper's work claim for every configuration (and seed) run both ways: multilevel
-    against fine-only, to fine-only's final accuracy (target ``None``) or to a given accuracy,
+    against fine-only, to fine-only's final accuracy (target ``None``), to the mean of its
+    last ``K`` outer iterations (target ``("plateau", K)``) or to a given accuracy,
     each run at its first outer iteration on the fine mesh with at least that accuracy (a
     fine-only run that touched its final accuracy before its last iteration reached it there;
     the histories hold fine-mesh rows only): total work (fine convolutions, coarse levels
@@ -541,11 +558,10 @@ def work_claim_table(histories: dict, targets=(None,)) -> str:
             accuracy = fine["validation_accuracy"].values
             run = name.split("(")[-1].rstrip(")")
             runs = ratios.setdefault((run.split(",")[0], target), [])
-            level, label = ((float(accuracy[-1]), "fine-only's final") if target is None
-                            else (target, f"{target:.1%}"))
+            level, label = claim_level(target, accuracy)
             first = [np.flatnonzero(history["validation_accuracy"].values >= level)
                      for history in (fine, multi)]  # fine-mesh rows only (run_gauss_newton)
-            to = f"{label} {level:.2%}" if target is None else label
+            to = label if isinstance(target, float) else f"{label} {level:.2%}"
             if first[0].size == 0 or first[1].size == 0:
                 who = "fine-only" if first[0].size == 0 else "multilevel"
                 lines.append(f"| {run} | {to} | {who} never | | | |")
@@ -566,7 +582,7 @@ def work_claim_table(histories: dict, targets=(None,)) -> str:
         if len(runs) > 1:
             medians = np.median(np.array(runs), axis=0)
             cells = ["never" if np.isinf(m) else f"{m:.2f}x" for m in medians]
-            to = "fine-only's final" if target is None else f"{target:.1%}"
+            to = claim_level(target, [np.nan])[1]
             lines.append(f"| {config}: median of {len(runs)} seeds | {to} | "
                          + " | ".join(cells) + " | |")
     return "\n".join(lines) if len(lines) > 2 else ""
@@ -613,8 +629,37 @@ def history_document(histories: dict, loads: dict, args) -> dict:
     return {"runs": runs, "load_average": loads, "options": options}
 
 
+def histories_from_document(document: dict) -> dict:
+    """The histories of :func:`history_document`'s ``document`` (one dataset per run)."""
+    return {name: xr.Dataset({column: ("iteration", np.asarray(values, dtype=float))
+                              for column, values in columns.items()})
+            for name, columns in document["runs"].items()}
+
+
+def report(histories: dict, loads: dict, args) -> None:
+    """Print the time-to-accuracy and work-claim tables; draw ``args.figure``."""
+    print(f"\n{results_table(histories, args.targets)}\n")
+    print(f"ratios: time / time of {REFERENCE}; load average before: {loads['before']}, "
+          f"after: {loads['after']}")
+    plateau = () if args.claim_plateau is None else (("plateau", args.claim_plateau),)
+    claim = work_claim_table(histories, (None, *plateau, *args.claim_targets))
+    if claim:
+        print(f"\nmultilevel / fine-only (the work claim):\n\n{claim}\n")
+    if args.figure is not None:
+        plot_time_to_accuracy(histories, args.targets, args.figure)
+        print(f"written: {args.figure}")
+
+
 def main(argv=None):
     args = parse_args(argv)
+    if args.from_json is not None:
+        try:
+            document = read_json(args.from_json)
+        except (OSError, CorruptFileError) as error:
+            raise SystemExit(f"--from-json: {error}") from None
+        print(f"the {len(document['runs'])} runs of {args.from_json}; nothing is trained")
+        report(histories_from_document(document), document["load_average"], args)
+        return
     if any(m.startswith("adam-") for m in args.methods) and find_spec("torch") is None:
         raise SystemExit("the adam-* methods need PyTorch (pip install torch); or leave them out "
                          "with --methods")
@@ -643,15 +688,7 @@ def main(argv=None):
     if args.json is not None:  # first: the runs are kept whatever the reports below do
         write_json(args.json, history_document(histories, loads, args))
         print(f"written: {args.json}")
-    print(f"\n{results_table(histories, args.targets)}\n")
-    print(f"ratios: time / time of {REFERENCE}; load average before: {loads['before']}, "
-          f"after: {loads['after']}")
-    claim = work_claim_table(histories, (None, *args.claim_targets))
-    if claim:
-        print(f"\nmultilevel / fine-only (the work claim):\n\n{claim}\n")
-    if args.figure is not None:
-        plot_time_to_accuracy(histories, args.targets, args.figure)
-        print(f"written: {args.figure}")
+    report(histories, loads, args)
 
 
 if __name__ == "__main__":
