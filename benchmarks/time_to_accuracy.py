@@ -166,7 +166,10 @@ def parse_args(argv=None):
     add("--from-json", type=Path, default=None, metavar="PATH",
         help="train nothing: print the tables (and draw --figure) from the histories that an "
              "earlier run wrote with --json, for the targets given now")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.claim_plateau is not None and args.claim_plateau < 1:
+        parser.error(f"--claim-plateau takes at least 1 outer iteration, got {args.claim_plateau}")
+    return args
 
 
 def load_average() -> str:
@@ -521,14 +524,19 @@ def fine_iteration_seconds(history) -> float:
     return float(np.median(seconds)) if seconds.size else float("nan")
 
 
-def claim_level(target, accuracy) -> tuple:
-    """``(level, label)`` of a work-claim target for fine-only's accuracies ``accuracy``:
+def claim_label(target) -> str:
+    """How the work-claim tables name ``target`` (see :func:`claim_level`)."""
+    if target is None:
+        return "fine-only's final"
+    return f"fine-only's last {target[1]}, mean" if isinstance(target, tuple) else f"{target:.1%}"
+
+
+def claim_level(target, accuracy) -> float:
+    """The accuracy a work-claim target stands for, given fine-only's accuracies ``accuracy``:
     ``None`` its final value, ``("plateau", K)`` the mean of its last ``K``, a float itself."""
     if target is None:
-        return float(accuracy[-1]), "fine-only's final"
-    if isinstance(target, tuple):
-        return float(np.mean(accuracy[-target[1]:])), f"fine-only's last {target[1]}, mean"
-    return target, f"{target:.1%}"
+        return float(accuracy[-1])
+    return float(np.mean(accuracy[-target[1]:])) if isinstance(target, tuple) else target
 
 
 def work_claim_table(histories: dict, targets=(None,)) -> str:
@@ -558,7 +566,7 @@ def work_claim_table(histories: dict, targets=(None,)) -> str:
             accuracy = fine["validation_accuracy"].values
             run = name.split("(")[-1].rstrip(")")
             runs = ratios.setdefault((run.split(",")[0], target), [])
-            level, label = claim_level(target, accuracy)
+            level, label = claim_level(target, accuracy), claim_label(target)
             first = [np.flatnonzero(history["validation_accuracy"].values >= level)
                      for history in (fine, multi)]  # fine-mesh rows only (run_gauss_newton)
             to = label if isinstance(target, float) else f"{label} {level:.2%}"
@@ -582,7 +590,7 @@ def work_claim_table(histories: dict, targets=(None,)) -> str:
         if len(runs) > 1:
             medians = np.median(np.array(runs), axis=0)
             cells = ["never" if np.isinf(m) else f"{m:.2f}x" for m in medians]
-            to = claim_level(target, [np.nan])[1]
+            to = claim_label(target)
             lines.append(f"| {config}: median of {len(runs)} seeds | {to} | "
                          + " | ".join(cells) + " | |")
     return "\n".join(lines) if len(lines) > 2 else ""
