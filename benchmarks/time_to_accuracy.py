@@ -87,6 +87,7 @@ from problems.cnn.figures import new_figure, save_figure
 from problems.cnn.network import cnn_functional, predict
 from problems.cnn.paper import PAPER_CONFIGS
 from problems.cnn.regularization import classifier_tikhonov
+from problems.cnn.report import first_reaching
 from problems.cnn.training import train_multilevel, train_single_level
 
 METHODS = ("adam-ce", "adam-ls", "ours-adam-ce", "ours-adam-ls", "gn-fine", "gn-multilevel",
@@ -223,8 +224,8 @@ class Trace:
 
 def first_time_to(history: xr.Dataset, target: float):
     """Wall time of the first history row with validation accuracy >= target, else None."""
-    reached = np.flatnonzero(history["validation_accuracy"].values >= target)
-    return None if reached.size == 0 else float(history["wall_time"].values[reached[0]])
+    index = first_reaching(history["validation_accuracy"].values, target)
+    return None if index is None else float(history["wall_time"].values[index])
 
 
 # ---------------------------------------------------------------------- data and network
@@ -567,17 +568,17 @@ def work_claim_table(histories: dict, targets=(None,)) -> str:
             run = name.split("(")[-1].rstrip(")")
             runs = ratios.setdefault((run.split(",")[0], target), [])
             level, label = claim_level(target, accuracy), claim_label(target)
-            first = [np.flatnonzero(history["validation_accuracy"].values >= level)
+            first = [first_reaching(history["validation_accuracy"].values, level)
                      for history in (fine, multi)]  # fine-mesh rows only (run_gauss_newton)
             to = label if isinstance(target, float) else f"{label} {level:.2%}"
-            if first[0].size == 0 or first[1].size == 0:
-                who = "fine-only" if first[0].size == 0 else "multilevel"
+            if None in first:
+                who = "fine-only" if first[0] is None else "multilevel"
                 lines.append(f"| {run} | {to} | {who} never | | | |")
                 runs.append([np.inf] * len(CLAIM_COLUMNS))
                 continue
-            theirs_row, row = (history.isel(iteration=int(reached[0]))
-                               for history, reached in zip((fine, multi), first, strict=True))
-            cells = [f"{to} (outer {first[0][0]} / fine outer {first[1][0]})"]
+            theirs_row, row = (history.isel(iteration=index)
+                               for history, index in zip((fine, multi), first, strict=True))
+            cells = [f"{to} (outer {first[0]} / fine outer {first[1]})"]
             runs.append([])
             for column in CLAIM_COLUMNS:
                 mine, theirs = float(row[column]), float(theirs_row[column])

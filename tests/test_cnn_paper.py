@@ -12,6 +12,7 @@ from pdecontrol.control import QuadraticPenalty
 from pdecontrol.mesh import Mesh
 from pdecontrol.stencils import derivative_basis
 from problems.cnn.paper import PAPER_CONFIGS, _configuration_line, cost_to_reach
+from problems.cnn.report import first_reaching
 from problems.cnn.training_problem import CNNTraining
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -56,6 +57,18 @@ def test_fine_only_reaches_its_final_accuracy_where_it_first_touches_it():
     )
     final = float(history["validation_accuracy"][-1])
     assert cost_to_reach(history, final) == {"fine_level_work": 210.0, "wall_time": 21.0}
+
+
+def test_first_reaching_counts_a_target_made_of_the_same_numbers():
+    # a plateau of 95.015% three times: its mean rounds to two ulps above the value the run holds
+    accuracies = [0.9, 0.95, 0.95015, 0.95015, 0.95015]
+    plateau = float(np.mean(accuracies[-3:]))
+    assert plateau > 0.95015
+    assert first_reaching(accuracies, plateau) == 2
+    assert first_reaching(accuracies, accuracies[-1]) == 2
+    assert first_reaching(accuracies, 0.95) == 1
+    assert first_reaching(accuracies, 0.9502) is None
+    assert first_reaching([], 0.5) is None
 
 
 def _stage(settings, n_examples):

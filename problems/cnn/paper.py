@@ -58,7 +58,7 @@ from .paper_figures import (
     restricted_predictions,
     write_paper_figures,
 )
-from .report import percent
+from .report import first_reaching, percent
 from .run_outputs import TRANSFER_DEFAULTS, run_transfers
 from .training import train_multilevel, train_resolution_consistent, train_single_level
 from .transfer import prolong_network
@@ -158,8 +158,8 @@ def _first_last(rows: xr.Dataset, name: str) -> tuple:
 
 def _first_row_reaching(rows: xr.Dataset, target: float):
     """The first row of ``rows`` (one stage) with validation accuracy >= ``target``, or None."""
-    reached = np.flatnonzero(rows["validation_accuracy"].values >= target - 1e-12)
-    return None if reached.size == 0 else rows.isel(iteration=int(reached[0]))
+    index = first_reaching(rows["validation_accuracy"].values, target)
+    return None if index is None else rows.isel(iteration=index)
 
 
 def _iterations_to_reach(rows: xr.Dataset, target: float):

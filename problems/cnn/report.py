@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["train_report", "percent"]
+__all__ = ["train_report", "percent", "first_reaching"]
 
 
 #: What each mode trains, for the report of ``pdecontrol cnn train``.
@@ -22,6 +22,14 @@ _MODE_WORDS = {
 def percent(value) -> str:
     """``"96.6%"`` for 0.966 (one decimal); ``"n/a"`` for None or a non-finite value."""
     return "n/a" if value is None or not np.isfinite(value) else f"{100 * value:.1f}%"
+
+
+def first_reaching(accuracies, target: float):
+    """Index of the first of ``accuracies`` (a run's rows, in order) at or above ``target``, or
+    None. One part in 10^12 below counts as reached: a target computed from the same numbers (a
+    run's final value, the mean of its last rows) is reached where the run holds it."""
+    reached = np.flatnonzero(np.asarray(accuracies, dtype=float) >= target - 1e-12)
+    return None if reached.size == 0 else int(reached[0])
 
 
 def _count(value: float) -> str:
