@@ -497,7 +497,7 @@ def format_time(seconds, reference) -> str:
 def results_table(histories: dict, targets) -> str:
     """One markdown row per method: time to each target (ratio to the reference), best."""
     reference = histories.get(REFERENCE)
-    header = " | ".join(f"{target:.1%}" for target in targets)
+    header = " | ".join(target_label(target) for target in targets)
     lines = [f"| method | {header} | best accuracy | time of best |",
              "| --- |" + " --- |" * (len(targets) + 2)]
     for name, history in histories.items():
@@ -525,11 +525,18 @@ def fine_iteration_seconds(history) -> float:
     return float(np.median(seconds)) if seconds.size else float("nan")
 
 
+def target_label(target: float) -> str:
+    """``"97.5%"`` for 0.975, ``"97.75%"`` for 0.9775: one decimal, two where it has them."""
+    return f"{target:.1%}" if float(f"{target:.3f}") == target else f"{target:.2%}"
+
+
 def claim_label(target) -> str:
     """How the work-claim tables name ``target`` (see :func:`claim_level`)."""
     if target is None:
         return "fine-only's final"
-    return f"fine-only's last {target[1]}, mean" if isinstance(target, tuple) else f"{target:.1%}"
+    if isinstance(target, tuple):
+        return f"fine-only's last {target[1]}, mean"
+    return target_label(target)
 
 
 def claim_level(target, accuracy) -> float:
